@@ -1,0 +1,45 @@
+"""cosmos-hf: the Cosmos World Foundation Model platform on Hugging Face diffusers / transformers.
+
+Top-level names are imported lazily (like diffusers) so that `import cosmos_hf` stays cheap; the
+autoregressive package is imported eagerly because it registers `cosmos_ar` with transformers' Auto classes.
+"""
+
+import importlib
+
+__version__ = "0.1.0"
+
+# public name -> submodule that defines it
+_LAZY_IMPORTS = {
+    # tokenizers (Cosmos-Tokenize1)
+    "FSQ": "tokenizers.fsq",
+    "CosmosDiscreteVideoTokenizer": "tokenizers.modeling_discrete_video",
+    "CosmosImageTokenizer": "tokenizers.modeling_image",
+    "CosmosDiscreteImageTokenizer": "tokenizers.modeling_image",
+    "convert_tokenizer_checkpoint": "tokenizers.convert",
+    "load_tokenizer": "tokenizers.convert",
+    # autoregressive WFM
+    "CosmosARConfig": "autoregressive.configuration_cosmos_ar",
+    "CosmosARModel": "autoregressive.modeling_cosmos_ar",
+    "CosmosARForCausalLM": "autoregressive.modeling_cosmos_ar",
+    "convert_ar_checkpoint": "autoregressive.convert",
+}
+
+
+def __getattr__(name):
+    if name in _LAZY_IMPORTS:
+        module = importlib.import_module(f"{__name__}.{_LAZY_IMPORTS[name]}")
+        value = getattr(module, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'cosmos_hf' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_LAZY_IMPORTS))
+
+
+# Registers CosmosARConfig / CosmosARForCausalLM with transformers' Auto classes (cheap: config only + lazy model).
+try:
+    from . import autoregressive as _autoregressive  # noqa: F401
+except ImportError:  # pragma: no cover - only while the package is being built up
+    pass

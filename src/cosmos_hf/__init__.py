@@ -12,11 +12,13 @@ __version__ = "0.1.0"
 _LAZY_IMPORTS = {
     # tokenizers (Cosmos-Tokenize1)
     "FSQ": "tokenizers.fsq",
+    "CosmosContinuousVideoTokenizer": "tokenizers.modeling_continuous_video",
     "CosmosDiscreteVideoTokenizer": "tokenizers.modeling_discrete_video",
     "CosmosImageTokenizer": "tokenizers.modeling_image",
     "CosmosDiscreteImageTokenizer": "tokenizers.modeling_image",
     "convert_tokenizer_checkpoint": "tokenizers.convert",
     "load_tokenizer": "tokenizers.convert",
+    "pad_video_frames": "tokenizers.validation",
     # autoregressive WFM
     "CosmosARConfig": "autoregressive.configuration_cosmos_ar",
     "CosmosARModel": "autoregressive.modeling_cosmos_ar",

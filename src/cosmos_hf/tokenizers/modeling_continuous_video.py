@@ -1,0 +1,148 @@
+"""Cosmos-Tokenize1 continuous video tokenizer (CV4x8x8, CV8x8x8, CV8x16x16): diffusers' `AutoencoderKLCosmos`, extended.
+
+diffusers already has the CV model (`AutoencoderKLCosmos`, mirrored decoder layout). This subclass keeps its modules,
+config and weights (a folder saved by either class loads in the other) and adds what it lacks:
+
+- `enable_streaming()` / a working `enable_tiling()`: exact chunked causal encode/decode of long videos with memory
+  set by the chunk, not the video length (diffusers' `enable_tiling` sets flags that encode/decode never read);
+- bfloat16 on the CPU (diffusers' forward calls `avg_pool3d`, which has no bf16 CPU kernel) and faster CPU execution
+  (see `causal_video.py`);
+- the legacy decoder layout of older checkpoints (`legacy_mode=True`);
+- input validation with clear errors, and `normalize_latents` / `denormalize_latents` for the per-channel, per-frame
+  latent mean/std that the released CV8x8x8 ships as `mean_std.pt` (stored in the config as `latents_mean/std`).
+"""
+
+import torch
+from diffusers.configuration_utils import register_to_config
+from diffusers.models.autoencoders.autoencoder_kl_cosmos import AutoencoderKLCosmos
+from diffusers.models.autoencoders.vae import DecoderOutput, IdentityDistribution
+from diffusers.models.modeling_outputs import AutoencoderKLOutput
+
+from . import causal_video
+from .modeling_discrete_video import apply_legacy_upsampling
+from .validation import check_video
+
+
+class CosmosContinuousVideoTokenizer(AutoencoderKLCosmos):
+    r"""Causal continuous video tokenizer (CV): video `[B,3,T,H,W]` in [-1,1] <-> latent `[B,16,T',H',W']`.
+
+    Same arguments as diffusers' `AutoencoderKLCosmos`, plus `legacy_mode` (decoder layout of older checkpoints).
+    `latents_mean` / `latents_std` default to `None` here (diffusers' class defaults to the CV8x8x8 statistics).
+    """
+
+    @register_to_config
+    def __init__(
+        self,
+        in_channels: int = 3,
+        out_channels: int = 3,
+        latent_channels: int = 16,
+        encoder_block_out_channels: tuple = (128, 256, 512, 512),
+        decode_block_out_channels: tuple = (256, 512, 512, 512),
+        attention_resolutions: tuple = (32,),
+        resolution: int = 1024,
+        num_layers: int = 2,
+        patch_size: int = 4,
+        patch_type: str = "haar",
+        scaling_factor: float = 1.0,
+        spatial_compression_ratio: int = 8,
+        temporal_compression_ratio: int = 8,
+        latents_mean: list | None = None,
+        latents_std: list | None = None,
+        legacy_mode: bool = False,
+    ):
+        super().__init__(
+            in_channels=in_channels, out_channels=out_channels, latent_channels=latent_channels,
+            encoder_block_out_channels=encoder_block_out_channels, decode_block_out_channels=decode_block_out_channels,
+            attention_resolutions=attention_resolutions, resolution=resolution, num_layers=num_layers,
+            patch_size=patch_size, patch_type=patch_type, scaling_factor=scaling_factor,
+            spatial_compression_ratio=spatial_compression_ratio, temporal_compression_ratio=temporal_compression_ratio,
+            latents_mean=latents_mean, latents_std=latents_std,
+        )
+        if legacy_mode:
+            apply_legacy_upsampling(self.decoder, len(encoder_block_out_channels) - 1, patch_size,
+                                    spatial_compression_ratio, temporal_compression_ratio)
+        self.use_streaming = False
+        self.streaming_chunk_latent_frames = 2
+
+    # -- streaming -----------------------------------------------------------------------------------------------
+    def enable_streaming(self, chunk_latent_frames: int = 2):
+        """Encode/decode in causal chunks of `chunk_latent_frames` latent frames; exact, with bounded memory."""
+        if chunk_latent_frames < 1:
+            raise ValueError(f"chunk_latent_frames must be >= 1, got {chunk_latent_frames}")
+        self.use_streaming = True
+        self.streaming_chunk_latent_frames = chunk_latent_frames
+
+    def disable_streaming(self):
+        self.use_streaming = False
+
+    def enable_tiling(self, chunk_latent_frames: int = 2, **ignored_spatial_tiling_kwargs):
+        """Temporal tiling that really runs (exact for a causal tokenizer); spatial tile sizes are not used."""
+        self.enable_streaming(chunk_latent_frames)
+
+    def disable_tiling(self):
+        self.disable_streaming()
+
+    # -- encode / decode ----------------------------------------------------------------------------------------
+    def _encode_chunk(self, video, state=None):
+        h = causal_video.run_encoder(self.encoder, video, state)
+        return causal_video.causal_conv(self.quant_conv, h, state)
+
+    def _encode(self, x: torch.Tensor) -> torch.Tensor:
+        check_video(x, self.config.in_channels, self.config.temporal_compression_ratio,
+                    self.config.spatial_compression_ratio)
+        x = x.to(self.dtype)
+        if self.use_streaming:
+            return causal_video.encode_streaming(
+                self._encode_chunk, x, self.streaming_chunk_latent_frames, self.config.temporal_compression_ratio
+            )
+        return self._encode_chunk(x)
+
+    def _decode_chunk(self, z, state=None):
+        h = causal_video.causal_conv(self.post_quant_conv, z, state)
+        return causal_video.run_decoder(self.decoder, h, state)
+
+    def _decode(self, z: torch.Tensor, return_dict: bool = True):
+        if z.ndim != 5 or z.shape[1] != self.config.latent_channels:
+            raise ValueError(f"latent must be shaped [B, {self.config.latent_channels}, T', H', W'], got {tuple(z.shape)}")
+        if not torch.isfinite(z).all():
+            raise ValueError("latent contains NaN or infinite values")
+        z = z.to(self.dtype)
+        if self.use_streaming:
+            video = causal_video.decode_streaming(self._decode_chunk, z, self.streaming_chunk_latent_frames)
+        else:
+            video = self._decode_chunk(z)
+        return DecoderOutput(sample=video) if return_dict else (video,)
+
+    def encode(self, x: torch.Tensor, return_dict: bool = True):
+        latent = torch.cat([self._encode(x_slice) for x_slice in x.split(1)]) if self.use_slicing else self._encode(x)
+        posterior = IdentityDistribution(latent)
+        return AutoencoderKLOutput(latent_dist=posterior) if return_dict else (posterior,)
+
+    def decode(self, z: torch.Tensor, return_dict: bool = True):
+        if self.use_slicing and z.shape[0] > 1:
+            video = torch.cat([self._decode(z_slice).sample for z_slice in z.split(1)])
+        else:
+            video = self._decode(z).sample
+        return DecoderOutput(sample=video) if return_dict else (video,)
+
+    # -- latent statistics --------------------------------------------------------------------------------------
+    def _latent_stats(self, latent):
+        mean, std = self.config.latents_mean, self.config.latents_std
+        if mean is None or std is None:
+            return None, None
+        shape = (1, self.config.latent_channels, -1, 1, 1)
+        frames = latent.shape[2]
+        mean = torch.tensor(mean).view(shape)[:, :, :frames].to(latent)
+        std = torch.tensor(std).view(shape)[:, :, :frames].to(latent)
+        if mean.shape[2] < frames:
+            raise ValueError(f"latents_mean covers {mean.shape[2]} latent frames, the latent has {frames}")
+        return mean, std
+
+    def normalize_latents(self, latent: torch.Tensor) -> torch.Tensor:
+        """(latent - mean) / std with the released per-channel, per-frame statistics (identity when absent)."""
+        mean, std = self._latent_stats(latent)
+        return latent if mean is None else (latent - mean) / std
+
+    def denormalize_latents(self, latent: torch.Tensor) -> torch.Tensor:
+        mean, std = self._latent_stats(latent)
+        return latent if mean is None else latent * std + mean

@@ -1,5 +1,26 @@
 """Video IO and datasets (the physics world's records, videos/ + metas/ folders, webdataset shards)."""
 
+import importlib
+
 from .video_io import frames_to_tensor, read_video, tensor_to_frames, write_video
 
-__all__ = ["read_video", "write_video", "frames_to_tensor", "tensor_to_frames"]
+# Dataset loaders import `datasets` / torch; load them on first use so `cosmos_hf.data` stays cheap.
+_LAZY = {
+    "load_world_dataset": "world_dataset",
+    "WorldVideoDataset": "world_dataset",
+    "load_video_caption_folder": "real_world",
+    "load_bridge_trajectories": "real_world",
+    "load_camera_trajectories": "real_world",
+    "parse_realestate10k": "real_world",
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["read_video", "write_video", "frames_to_tensor", "tensor_to_frames", *_LAZY]

@@ -1,0 +1,362 @@
+#!/usr/bin/env python
+"""Train or fine-tune a Cosmos tokenizer (CV / DV video, CI / DI image) with accelerate — the paper's two-stage recipe.
+
+    accelerate launch training/train_tokenizer.py --config training/configs/tokenizer_nano_dv4x8x8.yaml
+    accelerate launch training/train_tokenizer.py --config ... --resume_from_checkpoint latest
+
+Stage 1 trains with L1 + perceptual loss; stage 2 adds the optical-flow, Gram-matrix and adversarial (3D patch
+discriminator, hinge) losses (see `cosmos_hf/tokenizers/losses.py` for what replaces weights we cannot download).
+Images and videos train jointly: every `image_every`-th step is a batch of 1-frame videos.
+
+Data (`data.source`): `physics` (clips simulated on the fly by cosmos_hf.sim, an endless stream), `folder`
+(a folder with videos/*.mp4, as `cosmos-hf sim generate` writes) or `webdataset` (tar shards holding *.mp4).
+Clips are cropped to valid causal lengths (1 + k * temporal_compression) and to `height` x `width`.
+
+Outputs in `output_dir`: `checkpoint-<step>/` (accelerate state, resumable), `model/` (save_pretrained folder,
+written at the end), `metrics.jsonl` (losses and held-out PSNR/SSIM).
+"""
+
+import argparse
+import io
+import json
+import math
+import random
+import shutil
+import tarfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from accelerate import Accelerator
+from accelerate.utils import ProjectConfiguration, set_seed
+from tqdm.auto import tqdm
+
+from cosmos_hf.data import frames_to_tensor, read_video, tensor_to_frames
+from cosmos_hf.tokenizers import from_config_name, load_tokenizer, model_from_reference_kwargs
+from cosmos_hf.tokenizers import losses as tokenizer_losses
+from cosmos_hf.utils import atomic_path
+
+STAGE_DEFAULTS = {
+    1: dict(l1=1.0, perceptual=0.1, flow=0.0, gram=0.0, adversarial=0.0),
+    2: dict(l1=1.0, perceptual=0.1, flow=0.01, gram=0.062, adversarial=0.1),
+}
+
+DEFAULT_CONFIG = dict(
+    output_dir="outputs/tokenizer",
+    seed=0,
+    model=dict(config_name="DV4x8x8", overrides={}),
+    data=dict(source="physics", path=None, num_frames=17, height=64, width=64, scenes=None, image_every=4,
+              validation_clips=8, validation_seed=1_000_000),
+    train=dict(batch_size=4, learning_rate=1e-3, adam_beta1=0.9, adam_beta2=0.99, weight_decay=0.0,
+               max_train_steps=1000, lr_warmup_steps=50, gradient_accumulation_steps=1, max_grad_norm=1.0,
+               checkpointing_steps=200, checkpoints_total_limit=2, validation_steps=200, mixed_precision="no"),
+    loss=dict(stage=1, vgg_weights=None, raft_weights=None, adversarial_start_step=0, discriminator_lr=1e-4),
+)
+
+
+def deep_update(base, update):
+    out = dict(base)
+    for key, value in (update or {}).items():
+        out[key] = deep_update(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
+    return out
+
+
+def load_config(path, overrides=None):
+    config = deep_update(DEFAULT_CONFIG, yaml.safe_load(Path(path).read_text()) or {})
+    config = deep_update(config, overrides or {})
+    stage = int(config["loss"].get("stage", 1))
+    if stage not in STAGE_DEFAULTS:
+        raise ValueError(f"loss.stage must be 1 or 2, got {stage}")
+    config["loss"] = {**STAGE_DEFAULTS[stage], **config["loss"]}
+    return config
+
+
+def build_model(model_config):
+    if model_config.get("pretrained"):
+        return load_tokenizer(model_config["pretrained"])
+    if model_config.get("reference_config"):
+        return model_from_reference_kwargs(model_config["reference_config"])
+    return from_config_name(model_config["config_name"], **(model_config.get("overrides") or {}))
+
+
+def compression(model):
+    config = model.config
+    spatial = config.get("spatial_compression") or config.get("spatial_compression_ratio")
+    temporal = config.get("temporal_compression") or config.get("temporal_compression_ratio") or 1
+    is_video = "temporal_compression" in config or "temporal_compression_ratio" in config
+    return int(temporal), int(spatial), is_video
+
+
+# -- data --------------------------------------------------------------------------------------------------------
+def crop_clip(frames: np.ndarray, num_frames: int, height: int, width: int, rng: random.Random) -> np.ndarray:
+    """Random temporal + spatial crop of uint8 [T,H,W,3]; a clip shorter than `num_frames` is an error upstream."""
+    start = rng.randint(0, len(frames) - num_frames)
+    top = rng.randint(0, frames.shape[1] - height)
+    left = rng.randint(0, frames.shape[2] - width)
+    return frames[start : start + num_frames, top : top + height, left : left + width]
+
+
+class ClipSource:
+    """Endless, seed-addressed clips: `clip(key)` returns uint8 [T,H,W,3] deterministically for a given key."""
+
+    def __init__(self, data_config, num_frames):
+        self.config = data_config
+        self.num_frames = num_frames
+        self.height, self.width = int(data_config["height"]), int(data_config["width"])
+        source = data_config["source"]
+        if source == "physics":
+            from cosmos_hf import sim
+
+            self.scenes = data_config.get("scenes") or list(sim.SCENES)
+            self._sim = sim
+        elif source == "folder":
+            self.files = sorted(Path(data_config["path"], "videos").glob("*.mp4"))
+            if not self.files:
+                raise ValueError(f"no videos/*.mp4 under {data_config['path']}")
+        elif source == "webdataset":
+            self.files = sorted(Path(data_config["path"]).glob("*.tar"))
+            if not self.files:
+                raise ValueError(f"no *.tar shards under {data_config['path']}")
+            self._members = [(shard, name) for shard in self.files for name in tarfile.open(shard).getnames()
+                             if name.endswith(".mp4")]
+        else:
+            raise ValueError(f"data.source must be physics, folder or webdataset, got {source!r}")
+        self.source = source
+
+    def _read(self, key: int):
+        rng = random.Random(key)
+        if self.source == "physics":
+            scene = self.scenes[key % len(self.scenes)]
+            record = self._sim.simulate(scene, seed=key, num_frames=self.num_frames, height=self.height,
+                                        width=self.width, view=rng.randrange(self._sim.NUM_VIEWS))
+            return record.video
+        if self.source == "folder":
+            frames, _ = read_video(self.files[key % len(self.files)])
+        else:
+            shard, name = self._members[key % len(self._members)]
+            with tarfile.open(shard) as archive:
+                data = archive.extractfile(name).read()
+            tmp = io.BytesIO(data)
+            import av
+
+            with av.open(tmp) as container:
+                frames = np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
+        if len(frames) < self.num_frames or frames.shape[1] < self.height or frames.shape[2] < self.width:
+            raise ValueError(f"clip {key} is {frames.shape[:3]}, smaller than the crop "
+                             f"{self.num_frames}x{self.height}x{self.width}")
+        return crop_clip(frames, self.num_frames, self.height, self.width, rng)
+
+    def batch(self, keys, num_frames=None):
+        clips = [self._read(k) for k in keys]
+        if num_frames is not None:
+            clips = [clip[:num_frames] for clip in clips]
+        return torch.cat([frames_to_tensor(clip) for clip in clips], dim=0)
+
+
+def clip_key(seed: int, step: int, index: int) -> int:
+    return (seed * 1_000_003 + step * 9_973 + index) % (2**31 - 1)
+
+
+# -- training ----------------------------------------------------------------------------------------------------
+def reconstruct(model, video):
+    """Differentiable encode -> (quantize) -> decode for any of our tokenizer classes; images are 1-frame videos."""
+    if hasattr(model, "tokenize"):  # discrete: FSQ with straight-through rounding
+        return model(video).sample
+    return model.decode(model.encode(video).latent_dist.mode()).sample
+
+
+def latest_checkpoint(output_dir: Path):
+    checkpoints = sorted(output_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    return checkpoints[-1] if checkpoints else None
+
+
+def evaluate(model, clips: torch.Tensor):
+    from cosmos_hf.evaluation.video_metrics import psnr, ssim_per_frame
+
+    model.eval()
+    psnrs, ssims = [], []
+    with torch.no_grad():
+        for clip in clips.split(1):
+            recon = reconstruct(model, clip.to(model.device, model.dtype)).float().cpu()
+            a, b = tensor_to_frames(clip), tensor_to_frames(recon)
+            psnrs.append(psnr(a, b))
+            ssims.append(float(np.mean(ssim_per_frame(a, b))))
+    model.train()
+    return float(np.mean(psnrs)), float(np.mean(ssims))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", required=True, help="YAML config (see DEFAULT_CONFIG in this file)")
+    parser.add_argument("--resume_from_checkpoint", default=None, help="'latest' or a checkpoint folder")
+    parser.add_argument("--output_dir", default=None)
+    parser.add_argument("--max_train_steps", type=int, default=None)
+    args = parser.parse_args(argv)
+
+    overrides = {}
+    if args.output_dir:
+        overrides["output_dir"] = args.output_dir
+    if args.max_train_steps is not None:
+        overrides["train"] = {"max_train_steps": args.max_train_steps}
+    config = load_config(args.config, overrides)
+    train_cfg, loss_cfg, data_cfg = config["train"], config["loss"], config["data"]
+    output_dir = Path(config["output_dir"])
+
+    accelerator = Accelerator(
+        gradient_accumulation_steps=int(train_cfg["gradient_accumulation_steps"]),
+        mixed_precision=train_cfg["mixed_precision"],
+        project_config=ProjectConfiguration(project_dir=str(output_dir)),
+    )
+    set_seed(int(config["seed"]))
+    model = build_model(config["model"])
+    temporal, spatial, is_video = compression(model)
+    num_frames = int(data_cfg["num_frames"]) if is_video else 1
+    if is_video and (num_frames - 1) % temporal:
+        raise ValueError(f"data.num_frames must be 1 + k*{temporal} for this tokenizer, got {num_frames}")
+    for name, size in (("height", data_cfg["height"]), ("width", data_cfg["width"])):
+        if int(size) % spatial:
+            raise ValueError(f"data.{name} must be a multiple of the spatial compression {spatial}, got {size}")
+
+    vgg = None
+    if loss_cfg["perceptual"] > 0 or loss_cfg["gram"] > 0:
+        if loss_cfg.get("vgg_weights"):
+            vgg = tokenizer_losses.VGGFeatures(loss_cfg["vgg_weights"]).to(accelerator.device)
+        else:
+            accelerator.print("warning: loss.vgg_weights not given (VGG16 weights cannot be downloaded here): "
+                              "perceptual and Gram losses are disabled; training uses the remaining terms.")
+    flow_fn = None
+    if loss_cfg["flow"] > 0 and loss_cfg.get("raft_weights"):
+        flow_fn = tokenizer_losses.RAFTFlow(loss_cfg["raft_weights"]).to(accelerator.device)
+
+    optimizer = torch.optim.AdamW(model.parameters(), lr=float(train_cfg["learning_rate"]),
+                                  betas=(float(train_cfg["adam_beta1"]), float(train_cfg["adam_beta2"])),
+                                  weight_decay=float(train_cfg["weight_decay"]))
+    max_steps = int(train_cfg["max_train_steps"])
+    warmup = int(train_cfg["lr_warmup_steps"])
+
+    def lr_lambda(step):  # linear warm-up, cosine decay to 10%
+        if step < warmup:
+            return (step + 1) / max(1, warmup)
+        progress = (step - warmup) / max(1, max_steps - warmup)
+        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda)
+    discriminator = disc_optimizer = None
+    if loss_cfg["adversarial"] > 0:
+        discriminator = tokenizer_losses.PatchDiscriminator3D()
+        disc_optimizer = torch.optim.AdamW(discriminator.parameters(), lr=float(loss_cfg["discriminator_lr"]),
+                                           betas=(0.5, 0.9))
+        model, optimizer, scheduler, discriminator, disc_optimizer = accelerator.prepare(
+            model, optimizer, scheduler, discriminator, disc_optimizer)
+    else:
+        model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+
+    global_step = 0
+    if args.resume_from_checkpoint:
+        path = (latest_checkpoint(output_dir) if args.resume_from_checkpoint == "latest"
+                else Path(args.resume_from_checkpoint))
+        if path is None:
+            accelerator.print("no checkpoint found to resume from; starting from scratch")
+        else:
+            accelerator.load_state(str(path))
+            global_step = int(path.name.split("-")[1])
+            accelerator.print(f"resumed from {path} at step {global_step}")
+
+    source = ClipSource(data_cfg, num_frames)
+    validation = source.batch([int(data_cfg["validation_seed"]) + i for i in range(int(data_cfg["validation_clips"]))])
+    image_every = int(data_cfg.get("image_every") or 0) if is_video else 0
+    batch_size = int(train_cfg["batch_size"])
+    metrics_path = output_dir / "metrics.jsonl"
+    if accelerator.is_main_process:
+        output_dir.mkdir(parents=True, exist_ok=True)
+
+    progress = tqdm(range(global_step, max_steps), initial=global_step, total=max_steps,
+                    disable=not accelerator.is_local_main_process, desc="tokenizer")
+    model.train()
+    start_time = time.time()
+    while global_step < max_steps:
+        image_step = image_every > 0 and global_step % image_every == image_every - 1
+        keys = [clip_key(int(config["seed"]), global_step, accelerator.process_index * batch_size + i)
+                for i in range(batch_size)]
+        video = source.batch(keys, num_frames=1 if image_step else None).to(accelerator.device)
+        if not is_video:
+            video = video[:, :, 0]
+        with accelerator.accumulate(model):
+            recon = reconstruct(model, video)
+            terms = {"l1": (recon - video).abs().mean()}
+            if vgg is not None and loss_cfg["perceptual"] > 0:
+                terms["perceptual"] = tokenizer_losses.perceptual_loss(vgg, recon, video)
+            if vgg is not None and loss_cfg["gram"] > 0:
+                terms["gram"] = tokenizer_losses.gram_loss(vgg, recon, video)
+            if loss_cfg["flow"] > 0 and recon.ndim == 5 and recon.shape[2] > 1:
+                terms["flow"] = tokenizer_losses.flow_loss(recon, video, flow_fn)
+            use_adversarial = discriminator is not None and global_step >= int(loss_cfg["adversarial_start_step"])
+            if use_adversarial:
+                discriminator.requires_grad_(False)
+                terms["adversarial"] = tokenizer_losses.hinge_generator_loss(discriminator(recon))
+                discriminator.requires_grad_(True)
+            loss = sum(float(loss_cfg[name]) * value for name, value in terms.items())
+            if not torch.isfinite(loss):
+                raise RuntimeError(
+                    f"loss is {loss.item()} at step {global_step} ({ {k: v.item() for k, v in terms.items()} }); "
+                    "stopping without saving. Lower train.learning_rate or check the data."
+                )
+            accelerator.backward(loss)
+            if accelerator.sync_gradients:
+                accelerator.clip_grad_norm_(model.parameters(), float(train_cfg["max_grad_norm"]))
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad()
+            if use_adversarial:
+                disc_loss = tokenizer_losses.hinge_discriminator_loss(discriminator(video), discriminator(recon.detach()))
+                accelerator.backward(disc_loss)
+                disc_optimizer.step()
+                disc_optimizer.zero_grad()
+                terms["discriminator"] = disc_loss
+
+        if accelerator.sync_gradients:
+            global_step += 1
+            progress.update(1)
+            logs = {"step": global_step, "loss": loss.item(), "lr": scheduler.get_last_lr()[0],
+                    **{k: round(v.item(), 6) for k, v in terms.items()}, "image_batch": image_step,
+                    "seconds": round(time.time() - start_time, 1)}
+            progress.set_postfix(loss=f"{loss.item():.4f}")
+            if global_step % int(train_cfg["validation_steps"]) == 0 or global_step == max_steps:
+                logs["val_psnr"], logs["val_ssim"] = evaluate(accelerator.unwrap_model(model),
+                                                              validation if is_video else validation[:, :, 0])
+                accelerator.print(f"step {global_step}: held-out PSNR {logs['val_psnr']:.2f} dB, "
+                                  f"SSIM {logs['val_ssim']:.4f}")
+            if accelerator.is_main_process:
+                with open(metrics_path, "a") as handle:
+                    handle.write(json.dumps(logs) + "\n")
+            if global_step % int(train_cfg["checkpointing_steps"]) == 0 or global_step == max_steps:
+                save_checkpoint(accelerator, output_dir, global_step, int(train_cfg["checkpoints_total_limit"]))
+
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        unwrapped = accelerator.unwrap_model(model)
+        with atomic_path(output_dir / "model", is_dir=True) as tmp:
+            unwrapped.save_pretrained(tmp, safe_serialization=True)
+        accelerator.print(f"saved {output_dir / 'model'}")
+    accelerator.end_training()
+
+
+def save_checkpoint(accelerator, output_dir: Path, step: int, total_limit: int):
+    if accelerator.is_main_process and total_limit > 0:
+        existing = sorted(output_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+        for old in existing[: max(0, len(existing) - total_limit + 1)]:
+            shutil.rmtree(old)
+    # write under a temporary name, then rename: an interrupted save never looks like a checkpoint to `latest`
+    path, tmp = output_dir / f"checkpoint-{step}", output_dir / f".checkpoint-{step}.tmp"
+    accelerator.save_state(str(tmp))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        if path.exists():
+            shutil.rmtree(path)
+        tmp.rename(path)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+"""Camera-control accuracy: the trajectory recovered from a generated video against the requested one.
+
+Recovery: consecutive frames (i, i+1) give a relative pose with `geometry.analyse_pair` (SIFT, essential matrix,
+recoverPose). Monocular pose recovery knows each step's translation only up to scale, so each recovered step gets
+the length of the requested step (the metric judges direction and rotation, and their accumulated drift, not
+speed); a failed pair contributes no motion (identity rotation, zero translation) and is counted.
+
+Errors, with all poses expressed relative to the first frame (OpenCV camera axes, cam_to_world matrices):
+- rotation error of frame i: the geodesic angle in degrees between the recovered and requested rotations,
+  arccos((trace(R_gen^T R_req) - 1) / 2); `rotation_error_deg` is the mean over frames 1..T-1;
+- translation error of frame i: || c_gen_i - c_req_i || of the camera centres divided by the requested
+  trajectory's extent (max_i || c_req_i ||), so 1.0 means "off by the whole path length";
+  `translation_error` is the mean over frames 1..T-1.
+"""
+
+import numpy as np
+
+from .geometry import PoseSuccessRule, analyse_pair
+
+
+def rotation_angle_degrees(rotation_a, rotation_b) -> float:
+    """Geodesic distance between two rotation matrices, in degrees."""
+    cosine = (np.trace(np.asarray(rotation_a).T @ np.asarray(rotation_b)) - 1.0) / 2.0
+    return float(np.degrees(np.arccos(np.clip(cosine, -1.0, 1.0))))
+
+
+def _relative_to_first(cam_to_world):
+    cam_to_world = np.asarray(cam_to_world, dtype=np.float64)
+    return np.linalg.inv(cam_to_world[0])[None] @ cam_to_world
+
+
+def validate_poses(cam_to_world, num_frames: int | None = None) -> np.ndarray:
+    cam_to_world = np.asarray(cam_to_world, dtype=np.float64)
+    if cam_to_world.ndim != 3 or cam_to_world.shape[1:] != (4, 4):
+        raise ValueError(f"camera poses must be cam_to_world matrices shaped (T, 4, 4), got {cam_to_world.shape}")
+    if not np.isfinite(cam_to_world).all():
+        raise ValueError("camera poses contain NaN or inf")
+    rotations = cam_to_world[:, :3, :3]
+    if np.abs(rotations @ rotations.transpose(0, 2, 1) - np.eye(3)).max() > 1e-3:
+        raise ValueError("camera poses' 3x3 blocks are not rotations (R R^T != I)")
+    if num_frames is not None and len(cam_to_world) != num_frames:
+        raise ValueError(f"{len(cam_to_world)} camera poses for a {num_frames}-frame video; they must match")
+    return cam_to_world
+
+
+def recover_trajectory(video, intrinsics, requested_cam_to_world, rule: PoseSuccessRule = PoseSuccessRule()) -> dict:
+    """cam_to_world (T, 4, 4) relative to frame 0 recovered from `video`, with step lengths from the request."""
+    video = np.asarray(video)
+    requested = _relative_to_first(validate_poses(requested_cam_to_world, len(video)))
+    poses = [np.eye(4)]
+    successes = []
+    for i in range(len(video) - 1):
+        pair = analyse_pair(video[i], video[i + 1], intrinsics, rule)
+        # Requested step as world_to_cam(i+1) @ cam_to_world(i): X_{i+1} = R X_i + t.
+        step = np.linalg.inv(requested[i + 1]) @ requested[i]
+        step_length = np.linalg.norm(step[:3, 3])
+        relative = np.eye(4)
+        if pair["pose_success"]:
+            relative[:3, :3] = pair["rotation"]
+            relative[:3, 3] = pair["translation"] / max(np.linalg.norm(pair["translation"]), 1e-12) * step_length
+        successes.append(bool(pair["pose_success"]))
+        poses.append(poses[-1] @ np.linalg.inv(relative))  # cam_to_world(i+1) = cam_to_world(i) @ cam_i_from_cam_{i+1}
+    return {"cam_to_world": np.stack(poses), "pair_success": successes}
+
+
+def trajectory_errors(recovered_cam_to_world, requested_cam_to_world) -> dict:
+    """Rotation (degrees) and normalised translation errors per frame and their means over frames 1..T-1."""
+    recovered = _relative_to_first(validate_poses(recovered_cam_to_world))
+    requested = _relative_to_first(validate_poses(requested_cam_to_world, len(recovered)))
+    if len(requested) < 2:
+        raise ValueError("a trajectory needs at least 2 frames")
+    rotation = np.array([rotation_angle_degrees(a[:3, :3], b[:3, :3]) for a, b in zip(recovered, requested)])
+    extent = np.linalg.norm(requested[:, :3, 3], axis=1).max()
+    if extent <= 0:
+        raise ValueError("the requested trajectory does not move (zero extent); translation error is undefined")
+    translation = np.linalg.norm(recovered[:, :3, 3] - requested[:, :3, 3], axis=1) / extent
+    return {
+        "rotation_error_deg": float(rotation[1:].mean()),
+        "translation_error": float(translation[1:].mean()),
+        "rotation_error_per_frame": rotation.tolist(),
+        "translation_error_per_frame": translation.tolist(),
+    }
+
+
+def camera_control_errors(
+    video, requested_cam_to_world, intrinsics, rule: PoseSuccessRule = PoseSuccessRule()
+) -> dict:
+    """The camera-control table's numbers for one generated video and the trajectory it was asked to follow."""
+    video = np.asarray(video)
+    if video.ndim != 4 or video.shape[-1] != 3 or video.dtype != np.uint8 or len(video) < 2:
+        raise ValueError(f"video must be uint8 (T>=2, H, W, 3), got {video.dtype} {video.shape}")
+    intrinsics = np.asarray(intrinsics, dtype=np.float64)
+    if intrinsics.shape != (3, 3):
+        raise ValueError(f"intrinsics must be a 3x3 OpenCV K matrix, got shape {intrinsics.shape}")
+    recovered = recover_trajectory(video, intrinsics, requested_cam_to_world, rule)
+    errors = trajectory_errors(recovered["cam_to_world"], requested_cam_to_world)
+    errors["pose_success_rate"] = float(np.mean(recovered["pair_success"]))
+    errors["recovered_cam_to_world"] = recovered["cam_to_world"].tolist()
+    return errors

@@ -1,1 +1,34 @@
+"""Diffusion world models (Cosmos-Predict1): EDM objective, pixel-space autoencoder, text encoding, nano configs.
 
+Names are imported lazily so that `import cosmos_hf.diffusion` stays cheap.
+"""
+
+import importlib
+
+_LAZY = {
+    "EDMConfig": "edm",
+    "EDMObjective": "edm",
+    "VideoCondition": "edm",
+    "UncertaintyLogVar": "edm",
+    "denoise": "edm",
+    "edm_scalings": "edm",
+    "edm_loss_weight": "edm",
+    "sample_lognormal_sigma": "edm",
+    "video_condition_from_frames": "edm",
+    "CosmosPixelSpaceAutoencoder": "pixel_space",
+    "encode_prompts": "text_encoding",
+    "load_text_encoder": "text_encoding",
+    "minilm_path": "text_encoding",
+    "NANO_TRANSFORMER_CONFIGS": "nano",
+    "transformer_config": "nano",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,152 @@
+"""Benchmark the diffusion WFM machinery on the CPU and print JSON.
+
+    OMP_NUM_THREADS=2 .venv/bin/python bench/diffusion.py [--threads 2] [--steps 35] [--repeats 2]
+
+Measures (randomly initialised weights; speed does not depend on training):
+* EDM training steps/s (forward + backward + AdamW) of the `tiny` and `nano-latent` DiTs on latent batches shaped
+  like the nano configs (16-channel 4x8x8 latents of 64x64x17 clips, batch 4), with and without gradient
+  checkpointing;
+* nano Video2World / Text2World generation time for 17 frames at 64x64 (`--steps` EDM Euler steps, guidance 1 and
+  7), with a 4x8x8 AutoencoderKLCosmos decoder of nano width;
+* our pipeline vs diffusers' `CosmosVideoToWorldPipeline` on the same components, side by side (a ratio).
+Target from the issue: 17 frames at 64x64 in under 30 s on 2 CPU cores.
+"""
+
+import argparse
+import json
+import platform
+import sys
+import time
+
+import numpy as np
+import torch
+
+
+class PassThroughChecker:
+    def to(self, *args, **kwargs):
+        return self
+
+    def check_text_safety(self, prompt):
+        return True
+
+    def check_video_safety(self, video):
+        return video
+
+
+def best_of(fn, repeats):
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def bench_training(preset, latent_channels, batch, frames, size, gradient_checkpointing, repeats):
+    from diffusers import CosmosTransformer3DModel
+
+    from cosmos_hf.diffusion.edm import EDMObjective
+    from cosmos_hf.diffusion.nano import transformer_config
+
+    torch.manual_seed(0)
+    transformer = CosmosTransformer3DModel(**transformer_config(preset, latent_channels, 384, video2world=True))
+    if gradient_checkpointing:
+        transformer.enable_gradient_checkpointing()
+    transformer.train()
+    objective = EDMObjective({"video2world": True, "min_condition_frames": 1, "max_condition_frames": 2})
+    params = list(transformer.parameters()) + list(objective.parameters())
+    optimizer = torch.optim.AdamW(params, lr=1e-4)
+    latents = torch.randn(batch, latent_channels, frames, size, size) * 0.5
+    text = torch.randn(batch, 32, 384)
+    generator = torch.Generator().manual_seed(0)
+
+    def step():
+        loss = objective(transformer, latents, text, fps=12, generator=generator)["loss"]
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    step()  # warm-up
+    seconds = best_of(lambda: [step() for _ in range(3)], repeats) / 3
+    return {"preset": preset, "params": sum(p.numel() for p in transformer.parameters()),
+            "latent_batch": [batch, latent_channels, frames, size, size],
+            "gradient_checkpointing": gradient_checkpointing, "step_s": round(seconds, 4),
+            "steps_per_s": round(1 / seconds, 3)}
+
+
+def nano_v2w_components():
+    from diffusers import AutoencoderKLCosmos, CosmosTransformer3DModel, EDMEulerScheduler
+
+    from cosmos_hf.diffusion.nano import tiny_t5_text_encoder, transformer_config
+
+    torch.manual_seed(0)
+    vae = AutoencoderKLCosmos(
+        in_channels=3, out_channels=3, latent_channels=16, encoder_block_out_channels=(32, 64, 64, 64),
+        decode_block_out_channels=(32, 64, 64, 64), attention_resolutions=(), resolution=64, num_layers=1,
+        patch_size=4, patch_type="haar", spatial_compression_ratio=8, temporal_compression_ratio=4,
+        latents_mean=None, latents_std=None,
+    ).eval()
+    tokenizer, text_encoder = tiny_t5_text_encoder(d_model=384)
+    t2w = CosmosTransformer3DModel(**transformer_config("nano-latent", 16, 384)).eval()
+    v2w = CosmosTransformer3DModel(**transformer_config("nano-latent", 16, 384, video2world=True)).eval()
+    scheduler = EDMEulerScheduler(sigma_max=80.0, sigma_min=0.002, sigma_data=0.5, final_sigmas_type="sigma_min")
+    return tokenizer, text_encoder, t2w, v2w, vae, scheduler
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=35)
+    parser.add_argument("--repeats", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    from diffusers import CosmosVideoToWorldPipeline
+
+    from cosmos_hf.pipelines.pipeline_cosmos_text2world import CosmosText2WorldPipeline
+    from cosmos_hf.pipelines.pipeline_cosmos_video2world import CosmosVideo2WorldPipeline
+
+    results = {"threads": args.threads, "torch": torch.__version__, "cpu": platform.processor() or platform.machine()}
+    print("training steps ...", file=sys.stderr, flush=True)
+    results["training"] = [
+        bench_training("tiny", 16, 4, 5, 8, False, args.repeats),
+        bench_training("nano-latent", 16, 4, 5, 8, False, args.repeats),
+        bench_training("nano-latent", 16, 4, 5, 8, True, args.repeats),
+    ]
+
+    tokenizer, text_encoder, t2w, v2w, vae, scheduler = nano_v2w_components()
+    common = dict(default_height=64, default_width=64, default_num_frames=17, default_fps=12, max_sequence_length=32)
+    text_pipe = CosmosText2WorldPipeline(text_encoder, tokenizer, t2w, vae, scheduler, **common)
+    video_pipe = CosmosVideo2WorldPipeline(text_encoder, tokenizer, v2w, vae, scheduler,
+                                           safety_checker=PassThroughChecker(), **common)
+    reference = CosmosVideoToWorldPipeline(text_encoder, tokenizer, v2w, vae, scheduler,
+                                           safety_checker=PassThroughChecker())
+    for pipe in (text_pipe, video_pipe, reference):
+        pipe.set_progress_bar_config(disable=True)
+    embeds = text_pipe._get_t5_prompt_embeds(["a red ball falls"], 32)
+    conditioning = [np.random.default_rng(0).random((64, 64, 3)).astype(np.float32)]
+    generation = []
+    for guidance in (1.0, 7.0):
+        print(f"generation, guidance {guidance} ...", file=sys.stderr, flush=True)
+        t2w_s = best_of(lambda: text_pipe(prompt_embeds=embeds, negative_prompt_embeds=torch.zeros_like(embeds),
+                                          num_inference_steps=args.steps, guidance_scale=guidance,
+                                          output_type="np"), args.repeats)
+        call = dict(video=conditioning, prompt_embeds=embeds, negative_prompt_embeds=torch.zeros_like(embeds),
+                    height=64, width=64, num_frames=17, num_inference_steps=args.steps, guidance_scale=guidance,
+                    output_type="np")
+        ours = best_of(lambda: video_pipe(**call), args.repeats)
+        row = {"frames": 17, "size": "64x64", "steps": args.steps, "guidance_scale": guidance,
+               "text2world_s": round(t2w_s, 3), "video2world_s": round(ours, 3),
+               "under_30s_target": bool(max(t2w_s, ours) < 30)}
+        if guidance == 1.0:  # side by side with diffusers' loop on the same components
+            theirs = best_of(lambda: reference(**call), args.repeats)
+            row.update(diffusers_video2world_s=round(theirs, 3), ours_over_diffusers=round(ours / theirs, 3))
+        generation.append(row)
+    results["generation_nano_latent"] = generation
+    decode_s = best_of(lambda: vae.decode(torch.randn(1, 16, 5, 8, 8)), args.repeats)
+    results["vae_decode_17x64x64_s"] = round(decode_s, 3)
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

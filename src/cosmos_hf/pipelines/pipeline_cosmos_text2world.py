@@ -1,0 +1,319 @@
+"""Cosmos-Predict1 Text2World pipeline that runs without external guardrail packages and saves in Hub layout.
+
+It subclasses diffusers' `CosmosTextToWorldPipeline` (prompt handling, properties) and
+`CosmosLoraLoaderMixin` (`load_lora_weights` / `save_lora_weights`), and replaces the denoising loop with one that
+calls `cosmos_hf.diffusion.edm.denoise` — the function training uses — so a model trained by
+`training/train_diffusion.py` samples with exactly its training parameterisation. With default options the loop is
+numerically diffusers' loop (tests/test_pipelines_cosmos.py compares them on the same components).
+
+Differences from diffusers' pipeline, all deliberate:
+* `safety_checker` is optional: `None` runs without guardrails (the caller's responsibility); any object with
+  `check_text_safety(str) -> bool` and `check_video_safety(uint8 [T,H,W,3]) -> uint8 [T,H,W,3]` plugs in.
+* the text encoder may be any transformers encoder (T5 for official checkpoints, all-MiniLM-L6-v2 for nano models);
+* `vae` may be `CosmosPixelSpaceAutoencoder` (pixel-space models);
+* default size, frame count, fps and text length come from the pipeline config (set by the trainer);
+* with no `negative_prompt`, the unconditional branch uses zero text features — what text dropout trains.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from diffusers import CosmosTextToWorldPipeline, DiffusionPipeline
+from diffusers.loaders import CosmosLoraLoaderMixin
+from diffusers.pipelines.cosmos.pipeline_output import CosmosPipelineOutput
+from diffusers.utils.torch_utils import randn_tensor
+from diffusers.video_processor import VideoProcessor
+
+from ..diffusion.edm import denoise
+
+# imported so that pipeline folders whose vae is the pixel-space identity load (diffusers resolves custom components
+# through already-imported modules)
+from ..diffusion.pixel_space import CosmosPixelSpaceAutoencoder  # noqa: F401
+from ..diffusion.text_encoding import encode_prompts
+from .hub_layout import is_own_folder, load_own_folder, write_entry_point
+
+OUTPUT_TYPES = ("pil", "np", "pt", "latent")
+
+
+class CosmosText2WorldPipeline(CosmosTextToWorldPipeline, CosmosLoraLoaderMixin):
+    r"""Text-to-world video generation with a Cosmos-Predict1 DiT (`CosmosTransformer3DModel`) and EDM sampling.
+
+    Args:
+        text_encoder: a transformers encoder whose `last_hidden_state` feeds cross-attention (T5 or MiniLM).
+        tokenizer: its tokenizer.
+        transformer: `CosmosTransformer3DModel`.
+        vae: `AutoencoderKLCosmos` or `CosmosPixelSpaceAutoencoder`.
+        scheduler: `EDMEulerScheduler` (its `sigma_data` must be the one the model was trained with).
+        safety_checker: optional guardrail (see module docstring); `None` disables guardrails.
+        default_height, default_width, default_num_frames, default_fps: call defaults.
+        max_sequence_length: text length (tokens) the transformer was trained with.
+    """
+
+    _optional_components = ["safety_checker"]
+
+    def __init__(
+        self,
+        text_encoder,
+        tokenizer,
+        transformer,
+        vae,
+        scheduler,
+        safety_checker=None,
+        default_height: int = 704,
+        default_width: int = 1280,
+        default_num_frames: int = 121,
+        default_fps: int = 30,
+        max_sequence_length: int = 512,
+    ):
+        DiffusionPipeline.__init__(self)  # diffusers' __init__ would demand the external cosmos_guardrail package
+        self.register_modules(
+            vae=vae,
+            text_encoder=text_encoder,
+            tokenizer=tokenizer,
+            transformer=transformer,
+            scheduler=scheduler,
+            safety_checker=safety_checker,
+        )
+        self.register_to_config(
+            default_height=default_height,
+            default_width=default_width,
+            default_num_frames=default_num_frames,
+            default_fps=default_fps,
+            max_sequence_length=max_sequence_length,
+        )
+        self.vae_scale_factor_temporal = self.vae.config.temporal_compression_ratio if vae is not None else 8
+        self.vae_scale_factor_spatial = self.vae.config.spatial_compression_ratio if vae is not None else 8
+        self.video_processor = VideoProcessor(vae_scale_factor=self.vae_scale_factor_spatial)
+
+    # ------------------------------------------------------------------ saving / loading (DESIGN.md contract)
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """`DiffusionPipeline.save_pretrained` plus the `pipeline.py` entry point for `trust_remote_code` loading."""
+        super().save_pretrained(save_directory, *args, **kwargs)
+        write_entry_point(save_directory, type(self))
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
+        """Load a pipeline folder (or cached Hub id) into this class; our own folders load without remote code."""
+        if kwargs.get("custom_pipeline") is None and is_own_folder(pretrained_model_name_or_path, cls):
+            return load_own_folder(cls, pretrained_model_name_or_path, **kwargs)
+        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+
+    # ------------------------------------------------------------------ text
+    def _get_t5_prompt_embeds(self, prompt=None, max_sequence_length=512, device=None, dtype=None):
+        # same features as training (cosmos_hf.diffusion.text_encoding), for T5 and non-T5 encoders alike
+        return encode_prompts(
+            self.tokenizer, self.text_encoder, prompt, max_sequence_length, device=device or self._execution_device,
+            dtype=dtype or self.text_encoder.dtype,
+        )
+
+    def _encode_text(self, prompt, negative_prompt, prompt_embeds, negative_prompt_embeds, num_videos_per_prompt,
+                     max_sequence_length, device):
+        if prompt_embeds is None:
+            prompt_embeds = self._get_t5_prompt_embeds(prompt, max_sequence_length, device)
+        prompt_embeds = prompt_embeds.to(device).repeat_interleave(num_videos_per_prompt, dim=0)
+        if not self.do_classifier_free_guidance:
+            return prompt_embeds, None
+        if negative_prompt_embeds is None:
+            if negative_prompt is None:
+                negative_prompt_embeds = torch.zeros_like(prompt_embeds)  # "no text", as text dropout trains it
+            else:
+                batch = len(prompt_embeds) // num_videos_per_prompt
+                negative = [negative_prompt] * batch if isinstance(negative_prompt, str) else list(negative_prompt)
+                if len(negative) != batch:
+                    raise ValueError(f"negative_prompt has {len(negative)} entries but there are {batch} prompts")
+                negative_prompt_embeds = self._get_t5_prompt_embeds(negative, max_sequence_length, device)
+                negative_prompt_embeds = negative_prompt_embeds.repeat_interleave(num_videos_per_prompt, dim=0)
+        else:
+            negative_prompt_embeds = negative_prompt_embeds.to(device).repeat_interleave(num_videos_per_prompt, dim=0)
+        if negative_prompt_embeds.shape != prompt_embeds.shape:
+            raise ValueError(
+                f"negative_prompt_embeds shape {tuple(negative_prompt_embeds.shape)} does not match prompt_embeds "
+                f"shape {tuple(prompt_embeds.shape)}"
+            )
+        return prompt_embeds, negative_prompt_embeds
+
+    # ------------------------------------------------------------------ checks
+    def _resolve_defaults(self, height, width, num_frames, fps, max_sequence_length):
+        cfg = self.config
+        return (
+            cfg.default_height if height is None else height,
+            cfg.default_width if width is None else width,
+            cfg.default_num_frames if num_frames is None else num_frames,
+            cfg.default_fps if fps is None else fps,
+            cfg.max_sequence_length if max_sequence_length is None else max_sequence_length,
+        )
+
+    def check_call_inputs(self, prompt, prompt_embeds, height, width, num_frames, num_inference_steps,
+                          guidance_scale, num_videos_per_prompt, output_type):
+        """Validate call arguments; every error names the argument and its valid range."""
+        if prompt is not None and prompt_embeds is not None:
+            raise ValueError("pass either `prompt` or `prompt_embeds`, not both")
+        if prompt is None and prompt_embeds is None:
+            raise ValueError("provide `prompt` (str or list of str) or `prompt_embeds`")
+        if prompt is not None and not (isinstance(prompt, str) or (isinstance(prompt, list) and prompt
+                                                                    and all(isinstance(p, str) for p in prompt))):
+            raise ValueError(f"`prompt` must be a string or a non-empty list of strings, got {type(prompt).__name__}")
+        if guidance_scale < 1:
+            raise ValueError(
+                f"guidance_scale must be >= 1 (1 disables classifier-free guidance), got {guidance_scale}"
+            )
+        if int(num_inference_steps) < 1:
+            raise ValueError(f"num_inference_steps must be >= 1, got {num_inference_steps}")
+        if int(num_videos_per_prompt) < 1:
+            raise ValueError(f"num_videos_per_prompt must be >= 1, got {num_videos_per_prompt}")
+        if output_type not in OUTPUT_TYPES:
+            raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
+        p_t, p_h, p_w = self.transformer.config.patch_size
+        spatial = self.vae_scale_factor_spatial
+        for name, value, patch in (("height", height, p_h), ("width", width, p_w)):
+            if value <= 0 or value % (spatial * patch):
+                raise ValueError(f"{name} must be a positive multiple of {spatial * patch} "
+                                 f"(VAE x{spatial} times patch {patch}), got {value}")
+        temporal = self.vae_scale_factor_temporal
+        if num_frames < 1 or (num_frames - 1) % temporal:
+            valid = ", ".join(str(1 + temporal * k) for k in range(4))
+            raise ValueError(
+                f"num_frames must be 1 + {temporal}*k for this VAE (e.g. {valid}, ...), got {num_frames}"
+            )
+        latent_frames = (num_frames - 1) // temporal + 1
+        max_t, max_h, max_w = self.transformer.config.max_size
+        if latent_frames % p_t or latent_frames > max_t:
+            raise ValueError(
+                f"num_frames={num_frames} gives {latent_frames} latent frames; the transformer takes multiples of "
+                f"{p_t} up to {max_t} (max_size)"
+            )
+        if height // spatial > max_h or width // spatial > max_w:
+            raise ValueError(f"{height}x{width} exceeds the transformer's max_size {max_h * spatial}x{max_w * spatial}")
+
+    # ------------------------------------------------------------------ latents
+    def _latent_shape(self, batch, height, width, num_frames):
+        channels = self.vae.config.latent_channels
+        return (batch, channels, (num_frames - 1) // self.vae_scale_factor_temporal + 1,
+                height // self.vae_scale_factor_spatial, width // self.vae_scale_factor_spatial)
+
+    def _latent_statistics(self, latents):
+        mean, std = self.vae.config.latents_mean, self.vae.config.latents_std
+        if mean is None:
+            return None, None
+        channels = self.vae.config.latent_channels
+        mean = torch.tensor(mean).view(1, channels, -1, 1, 1)[:, :, : latents.size(2)].to(latents)
+        std = torch.tensor(std).view(1, channels, -1, 1, 1)[:, :, : latents.size(2)].to(latents)
+        return mean, std
+
+    def normalize_latents(self, latents):
+        """VAE latents -> diffusion space (std sigma_data), as diffusers' Cosmos pipelines and the trainer do."""
+        sigma_data = self.scheduler.config.sigma_data
+        mean, std = self._latent_statistics(latents)
+        return latents * sigma_data if mean is None else (latents - mean) * sigma_data / std
+
+    def denormalize_latents(self, latents):
+        sigma_data = self.scheduler.config.sigma_data
+        mean, std = self._latent_statistics(latents)
+        return latents / sigma_data if mean is None else latents * std / sigma_data + mean
+
+    def _decode(self, latents, output_type, device):
+        if output_type == "latent":
+            return latents
+        video = self.vae.decode(self.denormalize_latents(latents).to(self.vae.dtype), return_dict=False)[0]
+        if self.safety_checker is not None:
+            frames = (self.video_processor.postprocess_video(video, output_type="np") * 255).astype(np.uint8)
+            if hasattr(self.safety_checker, "to"):
+                self.safety_checker.to(device)
+            frames = np.stack([self.safety_checker.check_video_safety(clip) for clip in frames])
+            video = torch.from_numpy(frames.astype(np.float32) / 255.0 * 2 - 1).permute(0, 4, 1, 2, 3)
+        return self.video_processor.postprocess_video(video, output_type=output_type)
+
+    def _check_prompt_safety(self, prompt, device):
+        if self.safety_checker is None or prompt is None:
+            return
+        if hasattr(self.safety_checker, "to"):
+            self.safety_checker.to(device)
+        for text in [prompt] if isinstance(prompt, str) else prompt:
+            if not self.safety_checker.check_text_safety(text):
+                raise ValueError(f"the safety checker rejected the prompt: {text!r}")
+
+    # ------------------------------------------------------------------ call
+    @torch.no_grad()
+    def __call__(
+        self,
+        prompt: str | list[str] | None = None,
+        negative_prompt: str | list[str] | None = None,
+        height: int | None = None,
+        width: int | None = None,
+        num_frames: int | None = None,
+        num_inference_steps: int = 36,
+        guidance_scale: float = 7.0,
+        fps: int | None = None,
+        num_videos_per_prompt: int = 1,
+        generator: torch.Generator | list[torch.Generator] | None = None,
+        latents: torch.Tensor | None = None,
+        prompt_embeds: torch.Tensor | None = None,
+        negative_prompt_embeds: torch.Tensor | None = None,
+        output_type: str = "pil",
+        return_dict: bool = True,
+        callback_on_step_end=None,
+        callback_on_step_end_tensor_inputs: list[str] = ["latents"],
+        max_sequence_length: int | None = None,
+    ):
+        r"""Generate videos from text.
+
+        Returns `CosmosPipelineOutput` whose `.frames` is a list of PIL lists (`"pil"`), an array [B,T,H,W,3] in
+        [0, 1] (`"np"`), a tensor [B,T,3,H,W] (`"pt"`) or the final latents (`"latent"`). `guidance_scale` > 1 turns
+        on classifier-free guidance with the Cosmos rule ``x0 = x0_cond + s * (x0_cond - x0_uncond)``.
+        """
+        height, width, num_frames, fps, max_sequence_length = self._resolve_defaults(
+            height, width, num_frames, fps, max_sequence_length
+        )
+        self.check_call_inputs(prompt, prompt_embeds, height, width, num_frames, num_inference_steps,
+                               guidance_scale, num_videos_per_prompt, output_type)
+        self._guidance_scale = guidance_scale
+        self._current_timestep = None
+        self._interrupt = False
+        device = self._execution_device
+        self._check_prompt_safety(prompt, device)
+
+        prompt_embeds, negative_prompt_embeds = self._encode_text(
+            prompt, negative_prompt, prompt_embeds, negative_prompt_embeds, num_videos_per_prompt,
+            max_sequence_length, device,
+        )
+        batch = prompt_embeds.shape[0]
+        self.scheduler.set_timesteps(num_inference_steps, device=device)
+        timesteps = self.scheduler.timesteps
+
+        shape = self._latent_shape(batch, height, width, num_frames)
+        if isinstance(generator, list) and len(generator) != batch:
+            raise ValueError(f"got {len(generator)} generators for a batch of {batch} videos")
+        if latents is None:
+            latents = randn_tensor(shape, generator=generator, device=device, dtype=torch.float32)
+        elif tuple(latents.shape) != shape:
+            raise ValueError(f"latents must have shape {shape}, got {tuple(latents.shape)}")
+        latents = latents.to(device, torch.float32) * self.scheduler.config.sigma_max
+        sigma_data = self.scheduler.config.sigma_data
+        self._num_timesteps = len(timesteps)
+
+        with self.progress_bar(total=len(timesteps)) as progress_bar:
+            for i, t in enumerate(timesteps):
+                if self.interrupt:
+                    continue
+                self._current_timestep = t
+                self.scheduler.scale_model_input(latents, t)  # sets the step index (the scaling happens in denoise)
+                sigma = self.scheduler.sigmas[i]
+                x0 = denoise(self.transformer, latents, sigma, prompt_embeds, sigma_data=sigma_data, fps=fps)
+                if self.do_classifier_free_guidance:
+                    x0_uncond = denoise(self.transformer, latents, sigma, negative_prompt_embeds,
+                                        sigma_data=sigma_data, fps=fps)
+                    x0 = x0 + self.guidance_scale * (x0 - x0_uncond)
+                latents = self.scheduler.step(x0, t, latents, return_dict=False, pred_original_sample=x0)[0]
+                if callback_on_step_end is not None:
+                    callback_kwargs = {k: locals()[k] for k in callback_on_step_end_tensor_inputs}
+                    outputs = callback_on_step_end(self, i, t, callback_kwargs)
+                    latents = outputs.pop("latents", latents)
+                progress_bar.update()
+
+        self._current_timestep = None
+        video = self._decode(latents, output_type, device)
+        self.maybe_free_model_hooks()
+        if not return_dict:
+            return (video,)
+        return CosmosPipelineOutput(frames=video)

@@ -1,0 +1,216 @@
+"""Cosmos-Predict1 Video2World pipeline: continue a video (or an image) with a DiT conditioned on its first frames.
+
+Built on :class:`CosmosText2WorldPipeline` (text, checks, decoding, saving) with diffusers' Video2World rule for the
+conditioning frames: the conditioning video is encoded, its latent frames are injected at every step as
+``(cond + augment_sigma * n) * c_in(augment_sigma) / c_in(sigma)`` next to a condition-mask channel, and the
+denoised estimate keeps them. With default options this is numerically diffusers' `CosmosVideoToWorldPipeline`
+(tests/test_pipelines_cosmos.py); the nano-trial options stored in the pipeline config
+(`condition_frame_channels`, `residual_from_last_condition_frame`) are applied exactly as the trainer applies them.
+"""
+
+from __future__ import annotations
+
+import torch
+from diffusers.pipelines.cosmos.pipeline_output import CosmosPipelineOutput
+from diffusers.utils.torch_utils import randn_tensor
+
+from ..diffusion.edm import VideoCondition, denoise
+from .pipeline_cosmos_text2world import CosmosText2WorldPipeline
+
+
+class CosmosVideo2WorldPipeline(CosmosText2WorldPipeline):
+    r"""Image/video-to-world generation with a Cosmos-Predict1 Video2World DiT.
+
+    The transformer's `in_channels` is the latent channels + 1 (condition mask) [+ latent channels with
+    `condition_frame_channels`]. Extra config (besides Text2World's):
+        condition_frame_channels: the last conditioning latent frame is given to every frame as extra channels.
+        residual_from_last_condition_frame: x0 = last conditioning frame + EDM residual.
+    """
+
+    def __init__(
+        self,
+        text_encoder,
+        tokenizer,
+        transformer,
+        vae,
+        scheduler,
+        safety_checker=None,
+        default_height: int = 704,
+        default_width: int = 1280,
+        default_num_frames: int = 121,
+        default_fps: int = 30,
+        max_sequence_length: int = 512,
+        condition_frame_channels: bool = False,
+        residual_from_last_condition_frame: bool = False,
+    ):
+        super().__init__(
+            text_encoder, tokenizer, transformer, vae, scheduler, safety_checker, default_height, default_width,
+            default_num_frames, default_fps, max_sequence_length,
+        )
+        self.register_to_config(
+            condition_frame_channels=condition_frame_channels,
+            residual_from_last_condition_frame=residual_from_last_condition_frame,
+        )
+
+    def _conditioning_video(self, image, video, height, width, num_frames, batch):
+        """Preprocess the conditioning input to [B, 3, T_cond, H, W] in [-1, 1] and check its frame count."""
+        if (image is None) == (video is None):
+            raise ValueError("pass exactly one of `image` (one conditioning frame) or `video` (conditioning frames)")
+        if image is not None:
+            frames = self.video_processor.preprocess(image, height, width).unsqueeze(2)
+        elif isinstance(video, torch.Tensor):
+            # project convention (cosmos_hf.data.frames_to_tensor): [B, 3, T, H, W] or [3, T, H, W] in [-1, 1]
+            frames = video.unsqueeze(0) if video.ndim == 4 else video
+            if frames.ndim != 5 or frames.shape[1] != 3:
+                raise ValueError(f"a video tensor must be [B, 3, T, H, W] or [3, T, H, W], got {tuple(video.shape)}")
+            frames = frames.float()
+            if frames.shape[-2:] != (height, width):
+                b, c, t = frames.shape[:3]
+                flat = frames.permute(0, 2, 1, 3, 4).reshape(b * t, c, *frames.shape[-2:])
+                flat = torch.nn.functional.interpolate(flat, size=(height, width), mode="bilinear", antialias=True)
+                frames = flat.reshape(b, t, c, height, width).permute(0, 2, 1, 3, 4)
+        else:
+            frames = self.video_processor.preprocess_video(video, height, width)
+        num_cond = frames.shape[2]
+        temporal = self.vae_scale_factor_temporal
+        if num_cond >= num_frames:
+            raise ValueError(
+                f"got {num_cond} conditioning frames for num_frames={num_frames}; the conditioning frames must be "
+                f"fewer than num_frames (they are its first frames)"
+            )
+        if (num_cond - 1) % temporal:
+            valid = [1 + temporal * k for k in range((num_frames - 2) // temporal + 1) if 1 + temporal * k < num_frames]
+            raise ValueError(
+                f"got {num_cond} conditioning frames; with a x{temporal} temporal VAE they must fill whole latent "
+                f"frames: one of {valid}"
+            )
+        if frames.shape[0] not in (1, batch):
+            raise ValueError(f"conditioning video batch {frames.shape[0]} does not match {batch} prompts/videos")
+        return frames.expand(batch, -1, -1, -1, -1) if frames.shape[0] == 1 else frames
+
+    def encode_conditioning(self, frames, num_frames, generator=None):
+        """Pad conditioning frames with zeros to `num_frames`, encode, normalise: (latents, n conditioning latents)."""
+        num_cond = frames.shape[2]
+        padding = frames.new_zeros(frames.shape[0], frames.shape[1], num_frames - num_cond, *frames.shape[3:])
+        full = torch.cat([frames, padding], dim=2).to(self.vae.dtype)
+        latents = torch.cat([self.vae.encode(clip[None]).latent_dist.sample(generator) for clip in full])
+        num_cond_latent = (num_cond - 1) // self.vae_scale_factor_temporal + 1
+        return self.normalize_latents(latents.float()), num_cond_latent
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        image=None,
+        video=None,
+        prompt: str | list[str] | None = None,
+        negative_prompt: str | list[str] | None = None,
+        height: int | None = None,
+        width: int | None = None,
+        num_frames: int | None = None,
+        num_inference_steps: int = 36,
+        guidance_scale: float = 7.0,
+        input_frames_guidance: bool = False,
+        augment_sigma: float = 0.001,
+        fps: int | None = None,
+        num_videos_per_prompt: int = 1,
+        generator: torch.Generator | list[torch.Generator] | None = None,
+        latents: torch.Tensor | None = None,
+        prompt_embeds: torch.Tensor | None = None,
+        negative_prompt_embeds: torch.Tensor | None = None,
+        output_type: str = "pil",
+        return_dict: bool = True,
+        callback_on_step_end=None,
+        callback_on_step_end_tensor_inputs: list[str] = ["latents"],
+        max_sequence_length: int | None = None,
+    ):
+        r"""Continue `video` or `image`.
+
+        `video`: a list of frames (PIL / numpy in [0, 1]) as diffusers takes it, or a tensor [B, 3, T, H, W] /
+        [3, T, H, W] in [-1, 1] (`cosmos_hf.data.frames_to_tensor`). `image`: one PIL image / array.
+
+        The output has `num_frames` frames whose first ones reproduce the conditioning frames. `augment_sigma` is
+        the noise level of the conditioning latents (diffusers' default 0.001); `input_frames_guidance=True` makes
+        the unconditional branch drop the conditioning frames (zero values and zero mask, as the reference trains
+        with `condition_dropout`).
+        """
+        height, width, num_frames, fps, max_sequence_length = self._resolve_defaults(
+            height, width, num_frames, fps, max_sequence_length
+        )
+        self.check_call_inputs(prompt, prompt_embeds, height, width, num_frames, num_inference_steps,
+                               guidance_scale, num_videos_per_prompt, output_type)
+        if augment_sigma < 0:
+            raise ValueError(f"augment_sigma must be >= 0, got {augment_sigma}")
+        self._guidance_scale = guidance_scale
+        self._current_timestep = None
+        self._interrupt = False
+        device = self._execution_device
+        self._check_prompt_safety(prompt, device)
+
+        prompt_embeds, negative_prompt_embeds = self._encode_text(
+            prompt, negative_prompt, prompt_embeds, negative_prompt_embeds, num_videos_per_prompt,
+            max_sequence_length, device,
+        )
+        batch = prompt_embeds.shape[0]
+        if isinstance(generator, list) and len(generator) != batch:
+            raise ValueError(f"got {len(generator)} generators for a batch of {batch} videos")
+        self.scheduler.set_timesteps(num_inference_steps, device=device)
+        timesteps = self.scheduler.timesteps
+
+        frames = self._conditioning_video(image, video, height, width, num_frames, batch).to(device)
+        conditioning_latents, num_cond_latent = self.encode_conditioning(frames, num_frames, generator)
+        shape = self._latent_shape(batch, height, width, num_frames)
+        if latents is None:
+            latents = randn_tensor(shape, generator=generator, device=device, dtype=torch.float32)
+        elif tuple(latents.shape) != shape:
+            raise ValueError(f"latents must have shape {shape}, got {tuple(latents.shape)}")
+        latents = latents.to(device, torch.float32) * self.scheduler.config.sigma_max
+
+        latent_frames = shape[2]
+        indicator = (torch.arange(latent_frames, device=device) < num_cond_latent).float()[None, None, :, None, None]
+        mask = indicator.expand(batch, 1, latent_frames, shape[3], shape[4])
+        augment = torch.full((batch,), float(augment_sigma), device=device)
+        uncond_latents, uncond_mask = conditioning_latents, mask
+        if input_frames_guidance:
+            uncond_latents, uncond_mask = torch.zeros_like(conditioning_latents), torch.zeros_like(mask)
+        sigma_data = self.scheduler.config.sigma_data
+        options = dict(
+            sigma_data=sigma_data, fps=fps,
+            condition_frame_channels=self.config.condition_frame_channels,
+            residual_from_last_condition_frame=self.config.residual_from_last_condition_frame,
+        )
+        self._num_timesteps = len(timesteps)
+
+        with self.progress_bar(total=len(timesteps)) as progress_bar:
+            for i, t in enumerate(timesteps):
+                if self.interrupt:
+                    continue
+                self._current_timestep = t
+                self.scheduler.scale_model_input(latents, t)  # sets the step index (the scaling happens in denoise)
+                sigma = self.scheduler.sigmas[i]
+                # below the augmentation noise the conditioning values are not injected (diffusers' rule)
+                inject = bool(augment_sigma < sigma)
+                cond_noise = randn_tensor(shape, generator=generator, device=device, dtype=torch.float32)
+                condition = VideoCondition(indicator.expand(batch, -1, -1, -1, -1), mask, conditioning_latents,
+                                           augment, cond_noise)
+                x0 = denoise(self.transformer, latents, sigma, prompt_embeds, condition=condition,
+                             use_condition_values=inject, **options)
+                if self.do_classifier_free_guidance:
+                    uncond_noise = randn_tensor(shape, generator=generator, device=device, dtype=torch.float32)
+                    uncondition = VideoCondition(indicator.expand(batch, -1, -1, -1, -1), uncond_mask,
+                                                 uncond_latents, augment, uncond_noise)
+                    x0_uncond = denoise(self.transformer, latents, sigma, negative_prompt_embeds,
+                                        condition=uncondition, use_condition_values=inject, **options)
+                    x0 = x0 + self.guidance_scale * (x0 - x0_uncond)
+                latents = self.scheduler.step(x0, t, latents, return_dict=False, pred_original_sample=x0)[0]
+                if callback_on_step_end is not None:
+                    callback_kwargs = {k: locals()[k] for k in callback_on_step_end_tensor_inputs}
+                    outputs = callback_on_step_end(self, i, t, callback_kwargs)
+                    latents = outputs.pop("latents", latents)
+                progress_bar.update()
+
+        self._current_timestep = None
+        video_out = self._decode(latents, output_type, device)
+        self.maybe_free_model_hooks()
+        if not return_dict:
+            return (video_out,)
+        return CosmosPipelineOutput(frames=video_out)

@@ -1,0 +1,188 @@
+"""Text2World / Video2World pipelines: numerically diffusers' Cosmos pipelines, Hub-layout save/load, determinism,
+output types, pluggable safety checker, clear errors for bad inputs."""
+
+import numpy as np
+import pytest
+import torch
+from diffusers import CosmosTextToWorldPipeline, CosmosVideoToWorldPipeline, DiffusionPipeline, EDMEulerScheduler
+
+from cosmos_hf.diffusion.nano import tiny_cosmos_vae, tiny_t5_text_encoder, tiny_transformer
+from cosmos_hf.diffusion.pixel_space import CosmosPixelSpaceAutoencoder
+from cosmos_hf.pipelines.pipeline_cosmos_text2world import CosmosText2WorldPipeline
+from cosmos_hf.pipelines.pipeline_cosmos_video2world import CosmosVideo2WorldPipeline
+
+
+class PassThroughChecker:
+    """diffusers' pipelines refuse to run without a checker; this one lets everything through."""
+
+    def to(self, *args, **kwargs):
+        return self
+
+    def check_text_safety(self, prompt):
+        return True
+
+    def check_video_safety(self, video):
+        return video
+
+
+def scheduler():
+    return EDMEulerScheduler(sigma_max=80.0, sigma_min=0.002, sigma_data=0.5, final_sigmas_type="sigma_min")
+
+
+@pytest.fixture(scope="module")
+def text_parts():
+    return tiny_t5_text_encoder()
+
+
+def make_t2w(text_parts, **kwargs):
+    tokenizer, encoder = text_parts
+    pipe = CosmosText2WorldPipeline(encoder, tokenizer, tiny_transformer(4, 16), tiny_cosmos_vae(4), scheduler(),
+                                    default_height=32, default_width=32, default_num_frames=5,
+                                    max_sequence_length=8, **kwargs)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def make_v2w(text_parts, vae=None, **kwargs):
+    tokenizer, encoder = text_parts
+    vae = vae or tiny_cosmos_vae(4)
+    pipe = CosmosVideo2WorldPipeline(encoder, tokenizer, tiny_transformer(vae.config.latent_channels, 16,
+                                                                          video2world=True),
+                                     vae, scheduler(), default_height=32, default_width=32, default_num_frames=9,
+                                     max_sequence_length=8, **kwargs)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def seeded(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+def test_text2world_equals_diffusers_pipeline(text_parts):
+    pipe = make_t2w(text_parts, safety_checker=PassThroughChecker())
+    reference = CosmosTextToWorldPipeline(pipe.text_encoder, pipe.tokenizer, pipe.transformer, pipe.vae,
+                                          pipe.scheduler, safety_checker=PassThroughChecker())
+    reference.set_progress_bar_config(disable=True)
+    embeds = pipe._get_t5_prompt_embeds(["a red ball falls"], 8)
+    negative = pipe._get_t5_prompt_embeds(["blue cube"], 8)
+    args = dict(prompt_embeds=embeds, negative_prompt_embeds=negative, height=32, width=32, num_frames=5,
+                num_inference_steps=3, guidance_scale=3.0, output_type="pt")
+    ours = pipe(generator=seeded(), **args).frames
+    theirs = reference(generator=seeded(), **args).frames
+    assert ours.shape == (1, 5, 3, 32, 32)
+    torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("guidance_scale,augment_sigma", [(1.0, 0.001), (3.0, 0.001), (3.0, 5.0)])
+def test_video2world_equals_diffusers_pipeline(text_parts, guidance_scale, augment_sigma):
+    pipe = make_v2w(text_parts, safety_checker=PassThroughChecker())
+    reference = CosmosVideoToWorldPipeline(pipe.text_encoder, pipe.tokenizer, pipe.transformer, pipe.vae,
+                                           pipe.scheduler, safety_checker=PassThroughChecker())
+    reference.set_progress_bar_config(disable=True)
+    video = [np.random.default_rng(i).random((32, 32, 3)).astype(np.float32) for i in range(5)]
+    args = dict(video=video, prompt_embeds=pipe._get_t5_prompt_embeds(["a red ball"], 8),
+                negative_prompt_embeds=pipe._get_t5_prompt_embeds(["green cube"], 8), height=32, width=32,
+                num_frames=9, num_inference_steps=3, guidance_scale=guidance_scale, augment_sigma=augment_sigma,
+                output_type="pt")
+    ours = pipe(generator=seeded(), **args).frames
+    theirs = reference(generator=seeded(), **args).frames
+    assert ours.shape == (1, 9, 3, 32, 32)
+    torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-6)
+
+
+def test_save_pretrained_round_trips_to_the_same_class_and_output(text_parts, tmp_path):
+    pipe = make_t2w(text_parts)
+    expected = pipe("a red ball falls", num_inference_steps=2, generator=seeded(), output_type="np").frames
+    pipe.save_pretrained(tmp_path / "t2w")
+    assert (tmp_path / "t2w" / "pipeline.py").is_file()
+    for loaded in (DiffusionPipeline.from_pretrained(tmp_path / "t2w", trust_remote_code=True),
+                   CosmosText2WorldPipeline.from_pretrained(tmp_path / "t2w")):
+        assert type(loaded) is CosmosText2WorldPipeline
+        assert loaded.config.default_num_frames == 5 and loaded.config.max_sequence_length == 8
+        loaded.set_progress_bar_config(disable=True)
+        got = loaded("a red ball falls", num_inference_steps=2, generator=seeded(), output_type="np").frames
+        np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def test_pixel_space_video2world_round_trip_keeps_options(text_parts, tmp_path):
+    vae = CosmosPixelSpaceAutoencoder(latents_mean=[0.0] * 3, latents_std=[0.5] * 3)
+    pipe = make_v2w(text_parts, vae=vae, residual_from_last_condition_frame=True)
+    video = torch.rand(1, 3, 1, 32, 32) * 2 - 1
+    expected = pipe(video=video, prompt="a ball", num_inference_steps=2, generator=seeded(), output_type="pt").frames
+    pipe.save_pretrained(tmp_path / "v2w")
+    loaded = DiffusionPipeline.from_pretrained(tmp_path / "v2w", trust_remote_code=True)
+    assert type(loaded) is CosmosVideo2WorldPipeline and loaded.config.residual_from_last_condition_frame
+    assert isinstance(loaded.vae, CosmosPixelSpaceAutoencoder)
+    loaded.set_progress_bar_config(disable=True)
+    got = loaded(video=video, prompt="a ball", num_inference_steps=2, generator=seeded(), output_type="pt").frames
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-5)
+    # the first output frame reproduces the conditioning frame
+    assert (got[0, 0] - (video[0, :, 0] + 1) / 2).abs().max() < 0.02
+
+
+def test_generator_determinism_and_output_types(text_parts):
+    pipe = make_t2w(text_parts)
+    a = pipe("a cube", num_inference_steps=2, generator=seeded(1), output_type="np").frames
+    b = pipe("a cube", num_inference_steps=2, generator=seeded(1), output_type="np").frames
+    c = pipe("a cube", num_inference_steps=2, generator=seeded(2), output_type="np").frames
+    np.testing.assert_array_equal(a, b)
+    assert np.abs(a - c).max() > 1e-3
+    assert a.shape == (1, 5, 32, 32, 3) and a.min() >= 0 and a.max() <= 1
+    pil = pipe("a cube", num_inference_steps=1, generator=seeded(1)).frames
+    assert len(pil) == 1 and len(pil[0]) == 5 and pil[0][0].size == (32, 32)
+    latents = pipe("a cube", num_inference_steps=1, output_type="latent", num_videos_per_prompt=2).frames
+    assert latents.shape == (2, 4, 2, 4, 4)
+
+
+def test_safety_checker_is_pluggable(text_parts):
+    class Blocking(PassThroughChecker):
+        def check_text_safety(self, prompt):
+            return "forbidden" not in prompt
+
+        def check_video_safety(self, video):
+            return np.zeros_like(video)
+
+    pipe = make_t2w(text_parts, safety_checker=Blocking())
+    with pytest.raises(ValueError, match="rejected the prompt"):
+        pipe("a forbidden thing", num_inference_steps=1)
+    frames = pipe("a ball", num_inference_steps=1, output_type="np").frames
+    assert frames.max() == 0.0
+
+
+def test_bad_inputs_give_clear_errors(text_parts):
+    t2w = make_t2w(text_parts)
+    with pytest.raises(ValueError, match=r"num_frames must be 1 \+ 4\*k"):
+        t2w("a ball", num_frames=6)
+    with pytest.raises(ValueError, match="guidance_scale must be >= 1"):
+        t2w("a ball", guidance_scale=0.5)
+    with pytest.raises(ValueError, match="height must be a positive multiple of 16"):
+        t2w("a ball", height=40)
+    with pytest.raises(ValueError, match="output_type"):
+        t2w("a ball", output_type="gif")
+    with pytest.raises(ValueError, match="either `prompt` or `prompt_embeds`"):
+        t2w("a ball", prompt_embeds=torch.zeros(1, 8, 16))
+    with pytest.raises(ValueError, match="max_size"):
+        t2w("a ball", num_frames=1 + 4 * 20)
+    v2w = make_v2w(text_parts)
+    frames = [np.zeros((32, 32, 3), np.float32)] * 2
+    with pytest.raises(ValueError, match=r"must fill whole latent frames: one of \[1, 5\]"):
+        v2w(video=frames, prompt="a ball")
+    with pytest.raises(ValueError, match="must be fewer than num_frames"):
+        v2w(video=[np.zeros((32, 32, 3), np.float32)] * 9, prompt="a ball")
+    with pytest.raises(ValueError, match="exactly one of `image`"):
+        v2w(prompt="a ball")
+    with pytest.raises(ValueError, match="video tensor must be"):
+        v2w(video=torch.zeros(1, 4, 1, 32, 32), prompt="a ball")
+
+
+def test_minilm_text_encoder_features_are_zero_after_the_prompt():
+    from cosmos_hf.diffusion.text_encoding import encode_prompts, load_text_encoder, minilm_path
+
+    assert (minilm_path() / "model.safetensors").is_file()
+    tokenizer, encoder = load_text_encoder("minilm")
+    features = encode_prompts(tokenizer, encoder, ["a red ball rolls down a slope", "a cube"], 16)
+    assert features.shape == (2, 16, 384)
+    length = len(tokenizer("a cube").input_ids)
+    assert features[1, length:].abs().sum() == 0 and features[1, :length].abs().sum() > 0
+    with pytest.raises(ValueError, match="exceeds the tokenizer's limit"):
+        encode_prompts(tokenizer, encoder, ["x"], 4096)

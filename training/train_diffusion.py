@@ -1,0 +1,679 @@
+#!/usr/bin/env python
+"""Train a Cosmos-Predict1 diffusion world model (Text2World or Video2World) with the EDM objective.
+
+    accelerate launch training/train_diffusion.py --config training/configs/diffusion_tiny_t2w.yaml
+    accelerate launch --config_file training/accelerate/ddp.yaml training/train_diffusion.py --config ...
+    accelerate launch training/train_diffusion.py --config ... --resume_from_checkpoint latest
+
+Modes (config `model`):
+* pre-training from scratch: `transformer: <preset name or dict>`, `text_encoder: minilm | <folder>`,
+  `vae: <AutoencoderKLCosmos folder> | null` (null = pixel space);
+* post-training from a pipeline folder (`pretrained_pipeline: <folder>`): full fine-tuning, or LoRA when
+  `training.lora` is set (peft `add_adapter`; saved with `save_lora_weights`, loadable with `load_lora_weights`).
+
+Data (config `data.type`): `folder` (videos/*.mp4 + metas/*.txt captions with the same stem), `webdataset`
+(tar shards with .mp4 + .txt), `physics` (clips simulated on the fly by `cosmos_hf.sim`).
+
+Outputs in `output_dir`: `checkpoint-<step>/` (accelerate state, written atomically), `validation/*.mp4`,
+and at the end `pipeline/` (full model, Hub layout) or `pytorch_lora_weights.safetensors` (LoRA).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import logging
+import os
+import random
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, IterableDataset
+
+logger = logging.getLogger("train_diffusion")
+
+DEFAULT_CONFIG = {
+    "output_dir": "outputs/diffusion",
+    "seed": 0,
+    "model": {
+        "pipeline": "text2world",  # text2world | video2world
+        "pretrained_pipeline": None,
+        "transformer": "tiny",  # preset in cosmos_hf.diffusion.nano.NANO_TRANSFORMER_CONFIGS, or a kwargs dict
+        "text_encoder": "minilm",  # "minilm" (bundled all-MiniLM-L6-v2), "tiny-t5" (random, tests), or a folder
+        "vae": None,  # AutoencoderKLCosmos folder, "tiny" (random, tests), or null for pixel space
+        "pixel_latents_mean": None,  # pixel space: per-RGB normalisation (like a VAE's latent statistics)
+        "pixel_latents_std": None,
+        "max_sequence_length": 64,
+        "scheduler": {"sigma_min": 0.002, "sigma_max": 80.0},
+    },
+    "objective": {},  # cosmos_hf.diffusion.edm.EDMConfig fields
+    "data": {
+        "type": "folder",
+        "path": None,
+        "num_frames": 17,
+        "height": 64,
+        "width": 64,
+        "fps": 24,
+        "frame_stride": 1,
+        "num_clips": 1000,  # physics: clips per epoch (seed = index)
+        "scenes": None,  # physics: subset of cosmos_hf.sim SCENES
+        "seed_offset": 0,  # physics: first simulator seed (hold out other seeds for evaluation)
+        "cache_latents": False,
+        "num_workers": 0,
+    },
+    "training": {
+        "max_train_steps": 100,
+        "batch_size": 1,
+        "gradient_accumulation_steps": 1,
+        "learning_rate": 1e-4,
+        "lr_warmup_steps": 0,
+        "adam_betas": [0.9, 0.99],
+        "adam_weight_decay": 0.1,
+        "adam_epsilon": 1e-10,
+        "max_grad_norm": 1.0,
+        "mixed_precision": None,  # set through accelerate (config file / --mixed_precision)
+        "gradient_checkpointing": False,
+        "ema_decay": None,  # e.g. 0.999; EMA weights are the ones saved
+        "image_batch_probability": 0.0,  # joint image + video training: share of single-frame batches
+        "checkpointing_steps": 50,
+        "checkpoints_total_limit": 3,
+        "lora": None,  # {"rank": 8, "alpha": 8, "target_modules": [...], "dropout": 0.0}
+        "log_every": 10,
+    },
+    "validation": {
+        "every_steps": 0,  # 0 = only at the end (if prompts given)
+        "prompts": [],
+        "num_inference_steps": 10,
+        "guidance_scale": 1.0,
+        "condition_frames": 1,  # video2world: conditioning frames taken from the first training clip
+        "seed": 0,
+    },
+}
+
+LORA_TARGET_MODULES = ["to_q", "to_k", "to_v", "to_out.0"]
+
+
+# ---------------------------------------------------------------------------------------------------------- config
+def merge(base: dict, update: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in (update or {}).items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and out[key]:
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def load_config(path, overrides=()) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file not found: {path}")
+    user = yaml.safe_load(path.read_text()) or {}
+    unknown = sorted(set(user) - set(DEFAULT_CONFIG))
+    if unknown:
+        raise ValueError(f"unknown top-level config keys {unknown}; valid: {sorted(DEFAULT_CONFIG)}")
+    config = merge(DEFAULT_CONFIG, user)
+    for item in overrides:
+        if "=" not in item:
+            raise ValueError(f"--set expects key.path=value, got {item!r}")
+        key, value = item.split("=", 1)
+        node = config
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = yaml.safe_load(value)
+    if config["model"]["pipeline"] not in ("text2world", "video2world"):
+        raise ValueError(f"model.pipeline must be text2world or video2world, got {config['model']['pipeline']!r}")
+    return config
+
+
+# ---------------------------------------------------------------------------------------------------------- data
+def resize_frames(frames: np.ndarray, height: int, width: int) -> np.ndarray:
+    if frames.shape[1:3] == (height, width):
+        return frames
+    import cv2
+
+    return np.stack([cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA) for f in frames])
+
+
+def pick_clip(frames: np.ndarray, num_frames: int, stride: int, rng: random.Random | None, source: str):
+    span = (num_frames - 1) * stride + 1
+    if len(frames) < span:
+        raise ValueError(f"{source} has {len(frames)} frames; need at least {span} ({num_frames} at stride {stride})")
+    start = rng.randint(0, len(frames) - span) if rng is not None else 0
+    return frames[start : start + span : stride]
+
+
+def to_tensor(frames: np.ndarray) -> torch.Tensor:
+    """uint8 [T,H,W,3] -> float [3,T,H,W] in [-1, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(frames)).permute(3, 0, 1, 2).float() / 127.5 - 1.0
+
+
+class VideoFolderDataset(Dataset):
+    """`videos/*.mp4` + `metas/*.txt` (one caption per video, same stem)."""
+
+    def __init__(self, root, num_frames, height, width, frame_stride=1, random_start=True):
+        from cosmos_hf.data import read_video
+
+        self.read_video = read_video
+        root = Path(root)
+        videos = sorted((root / "videos").glob("*.mp4"))
+        if not videos:
+            raise ValueError(f"no videos found in {root / 'videos'} (expected videos/*.mp4 + metas/*.txt)")
+        missing = [v.stem for v in videos if not (root / "metas" / f"{v.stem}.txt").is_file()]
+        if missing:
+            raise ValueError(f"{len(missing)} videos have no caption in {root / 'metas'}: {missing[:5]}")
+        self.items = [(v, (root / "metas" / f"{v.stem}.txt").read_text().strip()) for v in videos]
+        self.num_frames, self.height, self.width = num_frames, height, width
+        self.frame_stride, self.random_start = frame_stride, random_start
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, index):
+        path, caption = self.items[index]
+        frames, fps = self.read_video(path)
+        rng = random.Random(torch.randint(0, 2**31, (1,)).item()) if self.random_start else None
+        clip = pick_clip(frames, self.num_frames, self.frame_stride, rng, str(path))
+        return {"video": to_tensor(resize_frames(clip, self.height, self.width)), "caption": caption}
+
+
+class WebDatasetShards(IterableDataset):
+    """webdataset tar shards whose samples hold `<key>.mp4` and `<key>.txt`."""
+
+    def __init__(self, urls, num_frames, height, width, frame_stride=1):
+        self.urls, self.num_frames, self.height, self.width, self.frame_stride = urls, num_frames, height, width, frame_stride
+
+    def __iter__(self):
+        import webdataset as wds
+
+        from cosmos_hf.data import read_video
+
+        dataset = wds.WebDataset(self.urls, shardshuffle=False, nodesplitter=wds.split_by_node,
+                                 workersplitter=wds.split_by_worker)
+        rng = random.Random(torch.randint(0, 2**31, (1,)).item())
+        for sample in dataset:
+            key = sample.get("__key__", "?")
+            if "mp4" not in sample or "txt" not in sample:
+                raise ValueError(f"webdataset sample {key} needs .mp4 and .txt entries, has {sorted(sample)}")
+            with tempfile.NamedTemporaryFile(suffix=".mp4") as tmp:
+                tmp.write(sample["mp4"])
+                tmp.flush()
+                frames, _ = read_video(tmp.name)
+            clip = pick_clip(frames, self.num_frames, self.frame_stride, rng, f"webdataset sample {key}")
+            caption = sample["txt"].decode() if isinstance(sample["txt"], bytes) else sample["txt"]
+            yield {"video": to_tensor(resize_frames(clip, self.height, self.width)), "caption": caption.strip()}
+
+
+class PhysicsWorldDataset(Dataset):
+    """Clips simulated on the fly by the built-in physics world (`cosmos_hf.sim`); clip i uses seed offset + i."""
+
+    def __init__(self, num_clips, num_frames, height, width, fps, scenes=None, seed_offset=0):
+        from cosmos_hf.sim import physics_scenes
+
+        self.simulate = physics_scenes.simulate
+        self.scenes = list(scenes or physics_scenes.SCENES)
+        unknown = sorted(set(self.scenes) - set(physics_scenes.SCENES))
+        if unknown:
+            raise ValueError(f"unknown physics scenes {unknown}; valid: {list(physics_scenes.SCENES)}")
+        self.num_clips, self.num_frames, self.height, self.width, self.fps = num_clips, num_frames, height, width, fps
+        self.seed_offset = seed_offset
+
+    def __len__(self):
+        return self.num_clips
+
+    def __getitem__(self, index):
+        scene = self.scenes[index % len(self.scenes)]
+        record = self.simulate(scene, seed=self.seed_offset + index, num_frames=self.num_frames,
+                               height=self.height, width=self.width, fps=self.fps)
+        return {"video": to_tensor(record.video), "caption": record.caption}
+
+
+def build_dataset(data: dict, training: bool = True):
+    kind = data["type"]
+    size = (data["num_frames"], data["height"], data["width"])
+    if kind == "folder":
+        if not data.get("path"):
+            raise ValueError("data.path is required for data.type=folder")
+        return VideoFolderDataset(data["path"], *size, frame_stride=data["frame_stride"], random_start=training)
+    if kind == "webdataset":
+        if not data.get("path"):
+            raise ValueError("data.path (shard pattern or list) is required for data.type=webdataset")
+        return WebDatasetShards(data["path"], *size, frame_stride=data["frame_stride"])
+    if kind == "physics":
+        return PhysicsWorldDataset(data["num_clips"], *size, fps=data["fps"], scenes=data.get("scenes"),
+                                   seed_offset=data.get("seed_offset", 0))
+    raise ValueError(f"data.type must be folder, webdataset or physics, got {kind!r}")
+
+
+def collate(items):
+    return {"video": torch.stack([i["video"] for i in items]), "caption": [i["caption"] for i in items]}
+
+
+# ---------------------------------------------------------------------------------------------------------- model
+class DenoiserTrainingModule(nn.Module):
+    """Transformer + EDM objective in one module, so accelerate wraps (DDP/FSDP) a single thing."""
+
+    def __init__(self, transformer, objective):
+        super().__init__()
+        self.transformer = transformer
+        self.objective = objective
+
+    def forward(self, latents, encoder_hidden_states, fps=None):
+        return self.objective(self.transformer, latents, encoder_hidden_states, fps=fps)
+
+
+def pipeline_class(kind: str):
+    from cosmos_hf.pipelines.pipeline_cosmos_text2world import CosmosText2WorldPipeline
+    from cosmos_hf.pipelines.pipeline_cosmos_video2world import CosmosVideo2WorldPipeline
+
+    return CosmosVideo2WorldPipeline if kind == "video2world" else CosmosText2WorldPipeline
+
+
+def build_pipeline(config: dict):
+    """Load (post-training) or create (pre-training) the pipeline whose transformer is trained."""
+    from diffusers import AutoencoderKLCosmos, CosmosTransformer3DModel, EDMEulerScheduler
+
+    from cosmos_hf.diffusion.edm import EDMConfig
+    from cosmos_hf.diffusion.nano import tiny_cosmos_vae, tiny_t5_text_encoder, transformer_config
+    from cosmos_hf.diffusion.pixel_space import CosmosPixelSpaceAutoencoder
+    from cosmos_hf.diffusion.text_encoding import load_text_encoder
+
+    model, data = config["model"], config["data"]
+    objective = EDMConfig.from_dict(config["objective"])
+    cls = pipeline_class(model["pipeline"])
+    if (model["pipeline"] == "video2world") != objective.video2world:
+        raise ValueError("objective.video2world must be true exactly when model.pipeline is video2world")
+    if model.get("pretrained_pipeline"):
+        pipe = cls.from_pretrained(model["pretrained_pipeline"])
+        if abs(pipe.scheduler.config.sigma_data - objective.sigma_data) > 1e-12:
+            raise ValueError(f"objective.sigma_data={objective.sigma_data} differs from the pipeline's scheduler "
+                             f"sigma_data={pipe.scheduler.config.sigma_data}")
+        return pipe
+    if model["text_encoder"] == "tiny-t5":
+        tokenizer, text_encoder = tiny_t5_text_encoder()
+    else:
+        tokenizer, text_encoder = load_text_encoder(model["text_encoder"])
+    if model["vae"] == "required":
+        raise ValueError("this config trains in a tokenizer's latent space: set model.vae to an AutoencoderKLCosmos "
+                         "folder (e.g. the nano CV tokenizer), e.g. --set model.vae=<folder>")
+    if model["vae"] is None:
+        vae = CosmosPixelSpaceAutoencoder(latents_mean=model.get("pixel_latents_mean"),
+                                          latents_std=model.get("pixel_latents_std"))
+    elif model["vae"] == "tiny":
+        vae = tiny_cosmos_vae()
+    else:
+        vae = AutoencoderKLCosmos.from_pretrained(model["vae"])
+    transformer = CosmosTransformer3DModel(**transformer_config(
+        model["transformer"], vae.config.latent_channels, text_encoder.config.hidden_size
+        if hasattr(text_encoder.config, "hidden_size") else text_encoder.config.d_model,
+        video2world=objective.video2world, condition_frame_channels=objective.condition_frame_channels,
+    ))
+    scheduler = EDMEulerScheduler(
+        sigma_min=model["scheduler"]["sigma_min"], sigma_max=model["scheduler"]["sigma_max"],
+        sigma_data=objective.sigma_data, sigma_schedule="karras", num_train_timesteps=1000,
+        prediction_type="epsilon", rho=7.0, final_sigmas_type="sigma_min",
+    )
+    kwargs = dict(default_height=data["height"], default_width=data["width"], default_num_frames=data["num_frames"],
+                  default_fps=int(data["fps"]), max_sequence_length=model["max_sequence_length"])
+    if objective.video2world:
+        kwargs.update(condition_frame_channels=objective.condition_frame_channels,
+                      residual_from_last_condition_frame=objective.residual_from_last_condition_frame)
+    return cls(text_encoder, tokenizer, transformer, vae, scheduler, safety_checker=None, **kwargs)
+
+
+# ---------------------------------------------------------------------------------------------------------- checkpoints
+CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
+
+
+def list_checkpoints(output_dir: Path):
+    found = []
+    for path in output_dir.glob("checkpoint-*"):
+        match = CHECKPOINT_RE.match(path.name)
+        if match and (path / "train_state.json").is_file():  # complete checkpoints only
+            found.append((int(match.group(1)), path))
+    return sorted(found)
+
+
+def save_checkpoint(accelerator, output_dir: Path, step: int, limit: int | None):
+    final = output_dir / f"checkpoint-{step}"
+    tmp = output_dir / f".checkpoint-{step}.tmp"
+    if accelerator.is_main_process and tmp.exists():
+        shutil.rmtree(tmp)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(tmp))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        (tmp / "train_state.json").write_text(json.dumps({"global_step": step}))
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)  # a checkpoint appears complete or not at all
+        if limit:
+            for _, old in list_checkpoints(output_dir)[:-limit]:
+                shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    return final
+
+
+# ---------------------------------------------------------------------------------------------------------- training
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description="EDM training of Cosmos-Predict1 diffusion world models")
+    parser.add_argument("--config", required=True, help="YAML config (see training/configs/diffusion_*.yaml)")
+    parser.add_argument("--output_dir", default=None)
+    parser.add_argument("--max_train_steps", type=int, default=None)
+    parser.add_argument("--pretrained_pipeline", default=None, help="post-train from this pipeline folder")
+    parser.add_argument("--resume_from_checkpoint", default=None, help="'latest' or a checkpoint-<step> folder")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config value, e.g. --set training.learning_rate=3e-4")
+    return parser.parse_args(argv)
+
+
+def encode_batch(pipe, batch, config, device, cache=None):
+    """(latents in diffusion space [B,C,T,H,W], text features [B,L,D]) for a batch of videos + captions."""
+    videos = batch["video"].to(device)
+    with torch.no_grad():
+        posterior = pipe.vae.encode(videos.to(pipe.vae.dtype)).latent_dist
+        latents = pipe.normalize_latents(posterior.sample().float())
+        text = pipe._get_t5_prompt_embeds(batch["caption"], config["model"]["max_sequence_length"], device=device,
+                                          dtype=torch.float32)
+    return latents, text
+
+
+def main(argv=None):
+    from accelerate import Accelerator
+    from accelerate.utils import ProjectConfiguration, set_seed
+    from diffusers.optimization import get_scheduler
+    from diffusers.training_utils import EMAModel
+    from tqdm.auto import tqdm
+
+    from cosmos_hf.data import write_video
+    from cosmos_hf.diffusion.edm import EDMObjective
+    from cosmos_hf.utils import atomic_path
+
+    args = parse_args(argv)
+    config = load_config(args.config, args.overrides)
+    if args.output_dir:
+        config["output_dir"] = args.output_dir
+    if args.max_train_steps is not None:
+        config["training"]["max_train_steps"] = args.max_train_steps
+    if args.pretrained_pipeline:
+        config["model"]["pretrained_pipeline"] = args.pretrained_pipeline
+    train_cfg, data_cfg, val_cfg = config["training"], config["data"], config["validation"]
+    output_dir = Path(config["output_dir"])
+
+    # several processes on a machine without CUDA (e.g. training/accelerate/cpu_2proc.yaml): gloo on the CPU
+    multi_process_cpu = not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
+    accelerator = Accelerator(
+        cpu=multi_process_cpu,
+        gradient_accumulation_steps=train_cfg["gradient_accumulation_steps"],
+        mixed_precision=train_cfg["mixed_precision"],
+        project_config=ProjectConfiguration(project_dir=str(output_dir)),
+    )
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    set_seed(config["seed"], device_specific=True)  # different noise on each process, reproducible per rank
+    if accelerator.is_main_process:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        with atomic_path(output_dir / "config.yaml") as tmp:
+            tmp.write_text(yaml.safe_dump(config, sort_keys=False))
+
+    pipe = build_pipeline(config)
+    pipe.set_progress_bar_config(disable=True)
+    # the pipeline's own argument checks: frame count vs VAE, size vs patch and transformer max_size
+    pipe.check_call_inputs("-", None, data_cfg["height"], data_cfg["width"], data_cfg["num_frames"], 1, 1.0, 1, "np")
+    device = accelerator.device
+    pipe.text_encoder.to(device).requires_grad_(False)
+    pipe.vae.to(device).requires_grad_(False).eval()
+    transformer = pipe.transformer
+    lora_cfg = train_cfg.get("lora")
+    if lora_cfg:
+        from peft import LoraConfig
+
+        transformer.requires_grad_(False)
+        transformer.add_adapter(LoraConfig(
+            r=int(lora_cfg.get("rank", 8)), lora_alpha=float(lora_cfg.get("alpha", lora_cfg.get("rank", 8))),
+            lora_dropout=float(lora_cfg.get("dropout", 0.0)), init_lora_weights=True,
+            target_modules=list(lora_cfg.get("target_modules", LORA_TARGET_MODULES)),
+        ))
+    if train_cfg["gradient_checkpointing"]:
+        transformer.enable_gradient_checkpointing()
+    transformer.train()
+    objective = EDMObjective(config["objective"])
+    module = DenoiserTrainingModule(transformer, objective)
+    trainable = [p for p in module.parameters() if p.requires_grad]
+    accelerator.print(f"processes: {accelerator.num_processes} ({accelerator.distributed_type}); "
+                      f"trainable parameters: {sum(p.numel() for p in trainable):,} "
+                      f"(transformer total {sum(p.numel() for p in transformer.parameters()):,})")
+
+    # data (optionally pre-encoded once: cached latents + text features)
+    dataset = build_dataset(data_cfg, training=True)
+    if data_cfg["cache_latents"]:
+        dataset = cache_latents(dataset, pipe, config, device, output_dir, accelerator)
+    loader = DataLoader(dataset, batch_size=train_cfg["batch_size"], shuffle=not isinstance(dataset, IterableDataset),
+                        collate_fn=collate if not data_cfg["cache_latents"] else None,
+                        num_workers=data_cfg["num_workers"], drop_last=True)
+
+    optimizer = torch.optim.AdamW(trainable, lr=train_cfg["learning_rate"], betas=tuple(train_cfg["adam_betas"]),
+                                  weight_decay=train_cfg["adam_weight_decay"], eps=train_cfg["adam_epsilon"])
+    lr_scheduler = get_scheduler("constant_with_warmup", optimizer=optimizer,
+                                 num_warmup_steps=train_cfg["lr_warmup_steps"] * accelerator.num_processes)
+    module, optimizer, loader, lr_scheduler = accelerator.prepare(module, optimizer, loader, lr_scheduler)
+    ema = None
+    if train_cfg["ema_decay"]:
+        ema = EMAModel([p for p in accelerator.unwrap_model(module).transformer.parameters() if p.requires_grad],
+                       decay=float(train_cfg["ema_decay"]))
+        accelerator.register_for_checkpointing(ema)
+
+    global_step = 0
+    if args.resume_from_checkpoint:
+        if args.resume_from_checkpoint == "latest":
+            found = list_checkpoints(output_dir)
+            path = found[-1][1] if found else None
+        else:
+            path = Path(args.resume_from_checkpoint)
+            if not (path / "train_state.json").is_file():
+                raise ValueError(f"{path} is not a complete checkpoint folder (no train_state.json)")
+        if path is None:
+            accelerator.print(f"no checkpoint in {output_dir}; starting from step 0")
+        else:
+            accelerator.load_state(str(path))
+            global_step = json.loads((path / "train_state.json").read_text())["global_step"]
+            accelerator.print(f"resumed from {path} at step {global_step}")
+
+    max_steps = train_cfg["max_train_steps"]
+    progress = tqdm(range(max_steps), initial=global_step, desc="steps", disable=not accelerator.is_local_main_process)
+    fps = data_cfg["fps"]
+    log_path = output_dir / "train_log.jsonl"
+    validation_clip = None
+    while global_step < max_steps:
+        for batch in loader:
+            if validation_clip is None:
+                validation_clip = batch["video"][:1].cpu() if "video" in batch else None
+            with accelerator.accumulate(module):
+                if data_cfg["cache_latents"]:
+                    latents, text = batch["latents"].to(device), batch["text"].to(device)
+                else:
+                    if random.random() < train_cfg["image_batch_probability"]:  # joint image + video batches
+                        frame = random.randrange(batch["video"].shape[2])
+                        batch = {**batch, "video": batch["video"][:, :, frame : frame + 1]}
+                    latents, text = encode_batch(pipe, batch, config, device)
+                out = module(latents, text, fps=fps)
+                accelerator.backward(out["loss"])
+                if accelerator.sync_gradients and train_cfg["max_grad_norm"]:
+                    accelerator.clip_grad_norm_(trainable, train_cfg["max_grad_norm"])
+                optimizer.step()
+                lr_scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+            if not accelerator.sync_gradients:
+                continue
+            global_step += 1
+            if ema is not None:
+                ema.step([p for p in accelerator.unwrap_model(module).transformer.parameters() if p.requires_grad])
+            loss = accelerator.gather(out["loss"].detach()[None]).mean().item()
+            progress.update(1)
+            progress.set_postfix(loss=f"{loss:.4f}", lr=f"{lr_scheduler.get_last_lr()[0]:.2e}")
+            if accelerator.is_main_process and (global_step % train_cfg["log_every"] == 0 or global_step in (1, max_steps)):
+                with open(log_path, "a") as handle:
+                    handle.write(json.dumps({"step": global_step, "loss": loss, "edm_loss": out["edm_loss"].item(),
+                                             "mse": out["mse"].item()}) + "\n")
+            if train_cfg["checkpointing_steps"] and global_step % train_cfg["checkpointing_steps"] == 0:
+                save_checkpoint(accelerator, output_dir, global_step, train_cfg["checkpoints_total_limit"])
+            if val_cfg["every_steps"] and global_step % val_cfg["every_steps"] == 0:
+                run_validation(accelerator, module, pipe, ema, config, validation_clip, output_dir, global_step,
+                               write_video)
+            if global_step >= max_steps:
+                break
+
+    accelerator.wait_for_everyone()
+    if train_cfg["checkpointing_steps"] and not (output_dir / f"checkpoint-{global_step}").exists():
+        save_checkpoint(accelerator, output_dir, global_step, train_cfg["checkpoints_total_limit"])
+    save_final(accelerator, module, pipe, ema, config, output_dir)
+    if val_cfg["prompts"] and accelerator.is_main_process:
+        run_validation(accelerator, module, pipe, ema, config, validation_clip, output_dir, global_step, write_video)
+    accelerator.end_training()
+    return 0
+
+
+def cache_latents(dataset, pipe, config, device, output_dir, accelerator):
+    """Encode every clip once (first frames, no random crop) and keep latents + text features in memory."""
+    from safetensors.torch import load_file, save_file
+
+    from cosmos_hf.utils import atomic_path
+
+    if isinstance(dataset, IterableDataset):
+        raise ValueError("data.cache_latents needs a map-style dataset (folder or physics), not webdataset")
+    cache_path = output_dir / "latent_cache.safetensors"
+    if cache_path.is_file():
+        tensors = load_file(str(cache_path))
+    else:
+        if hasattr(dataset, "random_start"):
+            dataset.random_start = False
+        latents, texts = [], []
+        for index in range(len(dataset)):
+            item = collate([dataset[index]])
+            lat, txt = encode_batch(pipe, item, config, device)
+            latents.append(lat[0].cpu())
+            texts.append(txt[0].cpu())
+        tensors = {"latents": torch.stack(latents), "text": torch.stack(texts)}
+        if accelerator.is_main_process:
+            with atomic_path(cache_path) as tmp:
+                save_file(tensors, str(tmp))
+    accelerator.print(f"cached latents {tuple(tensors['latents'].shape)}")
+    return [{"latents": lat, "text": txt} for lat, txt in zip(tensors["latents"], tensors["text"])]
+
+
+def _transformer_for_saving(accelerator, module, ema):
+    """A plain copy of the trained transformer (EMA weights if EMA is on), gathered from DDP/FSDP."""
+    state = accelerator.get_state_dict(module)
+    unwrapped = accelerator.unwrap_model(module).transformer
+    transformer = copy.deepcopy(unwrapped) if not hasattr(unwrapped, "_fsdp_wrapped_module") else unwrapped
+    if accelerator.is_main_process and state is not None:
+        prefix = "transformer."
+        own = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+        transformer.load_state_dict(own, strict=False)
+        if ema is not None:
+            ema.copy_to([p for p in transformer.parameters() if p.requires_grad])
+    return transformer.eval()
+
+
+def save_final(accelerator, module, pipe, ema, config, output_dir: Path):
+    from peft.utils import get_peft_model_state_dict
+
+    from cosmos_hf.utils import atomic_path
+
+    transformer = _transformer_for_saving(accelerator, module, ema)
+    if not accelerator.is_main_process:
+        return
+    if config["training"].get("lora"):
+        lora_state = get_peft_model_state_dict(transformer)
+        with atomic_path(output_dir / "pytorch_lora_weights.safetensors") as tmp:
+            type(pipe).save_lora_weights(tmp.parent, transformer_lora_layers=lora_state, weight_name=tmp.name)
+        accelerator.print(f"saved LoRA weights to {output_dir / 'pytorch_lora_weights.safetensors'}")
+    else:
+        final = copy.copy(pipe)
+        final.register_modules(transformer=transformer)
+        with atomic_path(output_dir / "pipeline", is_dir=True) as tmp:
+            final.save_pretrained(tmp)
+            (tmp / "README.md").write_text(model_card(config, type(pipe).__name__, output_dir))
+        accelerator.print(f"saved pipeline to {output_dir / 'pipeline'}")
+
+
+def model_card(config: dict, class_name: str, output_dir: Path) -> str:
+    """A Hub model card (YAML front matter + training facts read from this run's own log)."""
+    log_path = output_dir / "train_log.jsonl"
+    entries = [json.loads(line) for line in log_path.read_text().splitlines()] if log_path.is_file() else []
+    last = entries[-1] if entries else {}
+    model, data, training = config["model"], config["data"], config["training"]
+    kind = "Video2World" if config["model"]["pipeline"] == "video2world" else "Text2World"
+    tag = "image-to-video" if kind == "Video2World" else "text-to-video"
+    return f"""---
+library_name: diffusers
+pipeline_tag: {tag}
+tags: [cosmos, cosmos-hf, world-model, edm]
+license: apache-2.0
+---
+
+# cosmos-hf {kind} ({class_name})
+
+A Cosmos-Predict1-style diffusion world model (`CosmosTransformer3DModel`, AdaLN-LoRA DiT, EDM) trained with
+`training/train_diffusion.py` of cosmos-hf.
+
+```python
+from diffusers import DiffusionPipeline
+
+pipe = DiffusionPipeline.from_pretrained("<this folder>", trust_remote_code=True)  # needs `pip install cosmos-hf`
+```
+
+| | |
+|---|---|
+| transformer | `{model.get("transformer")}` |
+| text encoder | `{model.get("text_encoder")}` (max {model.get("max_sequence_length")} tokens) |
+| latent space | `{model.get("vae") or "pixels (CosmosPixelSpaceAutoencoder)"}` |
+| data | {data.get("type")} `{data.get("path") or ""}`, {data.get("num_frames")} frames at {data.get("height")}x{data.get("width")}, {data.get("fps")} fps |
+| steps | {last.get("step", "?")} (batch {training.get("batch_size")}, lr {training.get("learning_rate")}, EMA {training.get("ema_decay")}) |
+| last logged loss | {last.get("loss", "?")} |
+| objective | `{json.dumps(config.get("objective", {}))}` |
+
+No guardrail is bundled: pass `safety_checker=` to run one.
+"""
+
+
+@torch.no_grad()
+def run_validation(accelerator, module, pipe, ema, config, validation_clip, output_dir, step, write_video):
+    val = config["validation"]
+    if not val["prompts"] or not accelerator.is_main_process:
+        return
+    transformer = accelerator.unwrap_model(module).transformer
+    params = [p for p in transformer.parameters() if p.requires_grad]
+    if ema is not None:
+        ema.store(params)
+        ema.copy_to(params)
+    was_training = transformer.training
+    transformer.eval()
+    pipe.transformer = transformer
+    try:
+        for index, prompt in enumerate(val["prompts"]):
+            kwargs = dict(prompt=prompt, num_inference_steps=val["num_inference_steps"],
+                          guidance_scale=val["guidance_scale"], output_type="np",
+                          generator=torch.Generator().manual_seed(val["seed"] + index))
+            if config["model"]["pipeline"] == "video2world":
+                if validation_clip is None:
+                    continue
+                kwargs["video"] = validation_clip[:, :, : val["condition_frames"]]
+            frames = pipe(**kwargs).frames[0]
+            path = output_dir / "validation" / f"step-{step:06d}-{index}.mp4"
+            write_video(path, (frames * 255).round().astype(np.uint8), fps=config["data"]["fps"])
+    finally:
+        if ema is not None:
+            ema.restore(params)
+        transformer.train(was_training)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -19,6 +19,15 @@ _LAZY_IMPORTS = {
     "convert_tokenizer_checkpoint": "tokenizers.convert",
     "load_tokenizer": "tokenizers.convert",
     "pad_video_frames": "tokenizers.validation",
+    # diffusion WFM
+    "CosmosText2WorldPipeline": "pipelines.pipeline_cosmos_text2world",
+    "CosmosVideo2WorldPipeline": "pipelines.pipeline_cosmos_video2world",
+    "CosmosPixelSpaceAutoencoder": "diffusion.pixel_space",
+    "EDMObjective": "diffusion.edm",
+    "EDMConfig": "diffusion.edm",
+    # guardrails
+    "CosmosSafetyChecker": "guardrails.checker",
+    "CosmosPromptUpsampler": "guardrails.prompt_upsampler",
     # autoregressive WFM
     "CosmosARConfig": "autoregressive.configuration_cosmos_ar",
     "CosmosARModel": "autoregressive.modeling_cosmos_ar",

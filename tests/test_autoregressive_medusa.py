@@ -1,0 +1,89 @@
+"""Medusa heads: greedy speculative decoding returns exactly plain greedy tokens (with guesses actually accepted),
+sampling with typical acceptance is seeded and in range, the training loss covers the heads."""
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from cosmos_hf import CosmosARConfig, CosmosARForCausalLM, convert_ar_checkpoint
+from cosmos_hf.autoregressive.medusa import init_medusa_heads_from_lm_head, medusa_generate, typical_acceptance
+
+from conftest import FIXTURES  # ../shared/fixtures/reference; tests fail (not skip) without it
+
+
+def _medusa_model(case: str, num_heads: int = 4):
+    """Reference-parity weights (fixture) + Medusa heads initialised as in Medusa-1 (identity blocks, LM-head copy)."""
+    folder = FIXTURES / case
+    config = json.loads((folder / "config.json").read_text())["constructor_kwargs"]
+    base = convert_ar_checkpoint(folder / "state_dict.safetensors", reference_config=config)
+    model = CosmosARForCausalLM(CosmosARConfig(**{**base.config.to_dict(), "medusa_num_heads": num_heads})).eval()
+    missing, unexpected = model.load_state_dict(base.state_dict(), strict=False)
+    assert not unexpected and all(key.startswith("medusa_heads.") for key in missing)
+    init_medusa_heads_from_lm_head(model)
+    io = load_file(str(folder / "io.safetensors"))
+    text = {}
+    if "context" in io:
+        text = dict(encoder_hidden_states=io["context"], encoder_attention_mask=io["context_mask"])
+    return model, io["tokens"][:, :20], text
+
+
+@pytest.mark.parametrize("case", ["ar_base", "ar_video2world"])
+def test_greedy_medusa_equals_plain_greedy(case):
+    model, prompt, text = _medusa_model(case)
+    plain = model.generate(prompt, max_new_tokens=40, do_sample=False, **text)
+    medusa = medusa_generate(model, prompt, 40, **text)
+    assert torch.equal(medusa.sequences, plain)
+    # the speculation was exercised: some guesses were accepted, so fewer forward passes than tokens
+    assert sum(medusa.accepted_per_step) > 0 and medusa.num_forward_passes < 40
+    assert medusa.mean_tokens_per_step > 1
+
+
+def test_sampling_medusa_is_seeded_and_cold_temperature_is_greedy():
+    model, prompt, text = _medusa_model("ar_video2world")
+    runs = [
+        medusa_generate(
+            model, prompt, 20, do_sample=True, temperature=1.0, top_p=0.9,
+            generator=torch.Generator().manual_seed(s), **text,
+        ).sequences
+        for s in (0, 0, 1)
+    ]
+    assert torch.equal(runs[0], runs[1]) and not torch.equal(runs[0], runs[2])
+    assert runs[0].shape == (1, 40) and int(runs[0][:, 20:].max()) < model.config.vocab_size
+    cold = medusa_generate(model, prompt, 20, do_sample=True, temperature=1e-4, **text).sequences
+    assert torch.equal(cold, model.generate(prompt, max_new_tokens=20, do_sample=False, **text))
+
+
+def test_typical_acceptance_rule():
+    peaked = torch.tensor([0.97, 0.01, 0.01, 0.01])
+    flat = torch.full((4,), 0.25)
+    assert typical_acceptance(peaked, 0)
+    assert not typical_acceptance(peaked, 1)  # 0.01 < min(0.09, 0.3 * exp(-H)) with H ~ 0.17
+    assert typical_acceptance(flat, 3)  # high entropy lowers the bar: 0.25 > min(0.09, 0.3 / 4)
+    assert not typical_acceptance(flat, 3, epsilon=0.3, delta=1.01)  # bar = min(0.3, 1.01 * 0.25)
+
+
+def test_medusa_loss_trains_heads_and_input_errors():
+    config = CosmosARConfig(
+        vocab_size=64, hidden_size=32, intermediate_size=48, num_hidden_layers=1, num_attention_heads=4,
+        num_key_value_heads=2, latent_shape=[2, 4, 4], medusa_num_heads=3, medusa_num_layers=1,
+    )
+    torch.manual_seed(0)
+    model = CosmosARForCausalLM(config)
+    tokens = torch.randint(0, 64, (2, 24))
+    out = model(tokens, labels=tokens, output_medusa_logits=True)
+    assert out.medusa_logits.shape == (3, 2, 24, 64)
+    assert out.medusa_loss > 0
+    torch.testing.assert_close(out.loss, out.ce_loss + out.z_loss + out.medusa_loss)
+    out.loss.backward()
+    assert all(head.proj.weight.grad.abs().sum() > 0 for head in model.medusa_heads)
+
+    model.eval()
+    with pytest.raises(ValueError, match=r"must be \[1, L\]"):
+        medusa_generate(model, tokens, 4)
+    with pytest.raises(ValueError, match="exceeds the 64 positions"):
+        medusa_generate(model, tokens[:1], 60)
+    plain = CosmosARForCausalLM(CosmosARConfig(**{**config.to_dict(), "medusa_num_heads": 0}))
+    with pytest.raises(ValueError, match="Medusa heads"):
+        medusa_generate(plain, tokens[:1], 4)

@@ -10,14 +10,27 @@ forward functions for three reasons diffusers' forwards cannot serve:
    applied only to the first chunk. The result equals whole-clip execution up to float rounding
    (tests/test_tokenizers_streaming.py states the tolerance), with activation memory set by the chunk length.
 2. bfloat16 on the CPU. `avg_pool3d` has no bf16 CPU kernel; the pooling here is done with 2D pooling / reshapes.
-3. Speed. Convolutions that are purely spatial (kernel 1x3x3) or purely temporal (3x1x1) run as 2D convolutions,
-   which oneDNN executes much faster on CPUs than the equivalent 3D ones.
+3. Speed. Activations stay channels-last (B, T, H, W, C in memory), so convolutions that are purely spatial
+   (kernel 1x3x3) or purely temporal (3x1x1) run as 2D convolutions on free reshapes, on oneDNN's fast path.
 """
 
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
+
+
+# oneDNN runs bf16 convolutions natively only on CPUs with AVX512-BF16 / AMX; elsewhere PyTorch falls back to an
+# emulated kernel about 8x slower than fp32. There, bf16 models keep bf16 activations and weights (the memory saving)
+# but each convolution computes in fp32.
+NATIVE_BF16_CONV = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()) or torch.cuda.is_available()
+
+
+def _conv2d(x, weight, bias, **kwargs):
+    if x.dtype == torch.bfloat16 and x.device.type == "cpu" and not NATIVE_BF16_CONV:
+        bias = None if bias is None else bias.float()
+        return F.conv2d(x.float(), weight.float(), bias, **kwargs).to(torch.bfloat16)
+    return F.conv2d(x, weight, bias, **kwargs)
 
 
 @dataclass
@@ -48,6 +61,9 @@ def _frames_3d(x, batch):
 
 def causal_conv(conv, x, state: CausalStreamState | None = None):
     """Apply a `CosmosCausalConv3d` with replicate-first-frame causal padding (or the streamed cache)."""
+    # Channels-last (B, T, H, W, C in memory) lets the frame and temporal reshapes below be free views and puts
+    # oneDNN on its fast convolution path; a no-op when the input already is.
+    x = x.contiguous(memory_format=torch.channels_last_3d)
     pad = conv.temporal_pad
     if pad > 0:
         cached = state.conv_cache.get(id(conv)) if state is not None else None
@@ -65,12 +81,12 @@ def causal_conv(conv, x, state: CausalStreamState | None = None):
         if conv.pad_mode != "constant" and spatial_pad:
             frames = F.pad(frames, conv.spatial_pad, mode=conv.pad_mode)
             spatial_pad = 0
-        out = F.conv2d(frames, weight[:, :, 0], bias, stride=(sh, sw), padding=spatial_pad)
+        out = _conv2d(frames, weight[:, :, 0], bias, stride=(sh, sw), padding=spatial_pad)
         return _frames_3d(out, batch)
     if kh == 1 and kw == 1 and sh == 1 and sw == 1 and spatial_pad == 0:
         # Purely temporal: a (kt x 1) 2D conv over [B, C, T, H*W].
         batch, channels, frames, height, width = x.shape
-        out = F.conv2d(x.reshape(batch, channels, frames, height * width), weight[..., 0], bias, stride=(st, 1))
+        out = _conv2d(x.reshape(batch, channels, frames, height * width), weight[..., 0], bias, stride=(st, 1))
         return out.reshape(batch, out.shape[1], out.shape[2], height, width)
     x = F.pad(x, (*conv.spatial_pad, 0, 0), mode=conv.pad_mode, value=0.0)
     return F.conv3d(x, weight, bias, stride=conv.stride, dilation=conv.dilation)

@@ -186,3 +186,48 @@ def test_minilm_text_encoder_features_are_zero_after_the_prompt():
     assert features[1, length:].abs().sum() == 0 and features[1, :length].abs().sum() > 0
     with pytest.raises(ValueError, match="exceeds the tokenizer's limit"):
         encode_prompts(tokenizer, encoder, ["x"], 4096)
+
+
+def test_guardrails_are_on_by_default_with_explicit_opt_out(text_parts, tmp_path):
+    from cosmos_hf.guardrails import CosmosSafetyChecker
+
+    pipe = make_t2w(text_parts)
+    assert isinstance(pipe.safety_checker, CosmosSafetyChecker)
+    with pytest.raises(ValueError, match="rejected the prompt"):
+        pipe("a man with a p1pe b0mb", num_inference_steps=1)
+    assert pipe("a red ball rolls", num_inference_steps=1, output_type="np").frames.shape == (1, 5, 32, 32, 3)
+    assert make_t2w(text_parts, disable_safety_checker=True).safety_checker is None
+    with pytest.raises(ValueError, match="not both"):
+        make_t2w(text_parts, safety_checker=PassThroughChecker(), disable_safety_checker=True)
+    # a saved pipeline comes back guarded: the checker is code, not weights
+    pipe.save_pretrained(tmp_path / "t2w")
+    reloaded = DiffusionPipeline.from_pretrained(tmp_path / "t2w", trust_remote_code=True)
+    assert isinstance(reloaded.safety_checker, CosmosSafetyChecker)
+
+
+def test_upsample_prompt_feeds_the_guard_and_the_model(text_parts):
+    class RecordingChecker(PassThroughChecker):
+        seen = []
+
+        def check_text_safety(self, prompt):
+            self.seen.append(prompt)
+            return "explodes" not in prompt
+
+    class FakeUpsampler:
+        def upsample(self, prompt):
+            return f"{prompt}. The scene is lit from above and the object explodes."
+
+    class BenignUpsampler:
+        def upsample(self, prompt):
+            return f"A detailed shot: {prompt} on a grey floor."
+
+    pipe = make_t2w(text_parts, safety_checker=RecordingChecker())
+    with pytest.raises(ValueError, match="rejected the prompt"):
+        pipe("a cube", num_inference_steps=1, upsample_prompt=True, prompt_upsampler=FakeUpsampler())
+    encoded = []
+    original_encode = pipe._encode_text
+    pipe._encode_text = lambda prompt, *args: encoded.append(prompt) or original_encode(prompt, *args)
+    pipe("a cube", num_inference_steps=1, output_type="np", upsample_prompt=True, prompt_upsampler=BenignUpsampler())
+    assert RecordingChecker.seen[-1] == encoded[-1] == "A detailed shot: a cube on a grey floor."
+    with pytest.raises(ValueError, match="prompt_upsampler="):
+        pipe("a cube", num_inference_steps=1, upsample_prompt=True)

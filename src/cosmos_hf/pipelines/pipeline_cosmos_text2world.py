@@ -7,8 +7,11 @@ calls `cosmos_hf.diffusion.edm.denoise` — the function training uses — so a 
 numerically diffusers' loop (tests/test_pipelines_cosmos.py compares them on the same components).
 
 Differences from diffusers' pipeline, all deliberate:
-* `safety_checker` is optional: `None` runs without guardrails (the caller's responsibility); any object with
+* guardrails are built in and on by default: `safety_checker=None` means our `CosmosSafetyChecker()` (blocklist +
+  face pixelation, fail closed); `disable_safety_checker=True` is the explicit opt-out; any object with
   `check_text_safety(str) -> bool` and `check_video_safety(uint8 [T,H,W,3]) -> uint8 [T,H,W,3]` plugs in.
+* `upsample_prompt=True` rewrites the prompt with a `prompt_upsampler` (e.g. `CosmosPromptUpsampler`) first; the
+  upsampled prompt is what the guardrail checks and the model sees.
 * the text encoder may be any transformers encoder (T5 for official checkpoints, all-MiniLM-L6-v2 for nano models);
 * `vae` may be `CosmosPixelSpaceAutoencoder` (pixel-space models);
 * default size, frame count, fps and text length come from the pipeline config (set by the trainer);
@@ -31,6 +34,7 @@ from ..diffusion.edm import denoise
 # through already-imported modules)
 from ..diffusion.pixel_space import CosmosPixelSpaceAutoencoder  # noqa: F401
 from ..diffusion.text_encoding import encode_prompts
+from ..guardrails.checker import resolve_safety_checker
 from .hub_layout import is_own_folder, load_own_folder, write_entry_point
 
 OUTPUT_TYPES = ("pil", "np", "pt", "latent")
@@ -45,7 +49,8 @@ class CosmosText2WorldPipeline(CosmosTextToWorldPipeline, CosmosLoraLoaderMixin)
         transformer: `CosmosTransformer3DModel`.
         vae: `AutoencoderKLCosmos` or `CosmosPixelSpaceAutoencoder`.
         scheduler: `EDMEulerScheduler` (its `sigma_data` must be the one the model was trained with).
-        safety_checker: optional guardrail (see module docstring); `None` disables guardrails.
+        safety_checker: guardrail (see module docstring); `None` gives the default `CosmosSafetyChecker()`.
+        disable_safety_checker: explicit opt-out of guardrails (not saved with the pipeline).
         default_height, default_width, default_num_frames, default_fps: call defaults.
         max_sequence_length: text length (tokens) the transformer was trained with.
     """
@@ -65,8 +70,10 @@ class CosmosText2WorldPipeline(CosmosTextToWorldPipeline, CosmosLoraLoaderMixin)
         default_num_frames: int = 121,
         default_fps: int = 30,
         max_sequence_length: int = 512,
+        disable_safety_checker: bool = False,
     ):
         DiffusionPipeline.__init__(self)  # diffusers' __init__ would demand the external cosmos_guardrail package
+        safety_checker = resolve_safety_checker(safety_checker, disable_safety_checker)
         self.register_modules(
             vae=vae,
             text_encoder=text_encoder,
@@ -224,6 +231,19 @@ class CosmosText2WorldPipeline(CosmosTextToWorldPipeline, CosmosLoraLoaderMixin)
             video = torch.from_numpy(frames.astype(np.float32) / 255.0 * 2 - 1).permute(0, 4, 1, 2, 3)
         return self.video_processor.postprocess_video(video, output_type=output_type)
 
+    def _upsample_prompt(self, prompt, upsample_prompt: bool, prompt_upsampler):
+        """Rewrite `prompt` with the prompt upsampler when asked (the reference's long-caption distribution)."""
+        if not upsample_prompt:
+            return prompt
+        if prompt is None:
+            raise ValueError("upsample_prompt=True needs a text `prompt` (not prompt_embeds)")
+        if prompt_upsampler is None:
+            raise ValueError("upsample_prompt=True needs `prompt_upsampler=` (e.g. CosmosPromptUpsampler.from_pretrained"
+                             "(chat_model_folder))")
+        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+        upsampled = [prompt_upsampler.upsample(text) for text in prompts]
+        return upsampled[0] if isinstance(prompt, str) else upsampled
+
     def _check_prompt_safety(self, prompt, device):
         if self.safety_checker is None or prompt is None:
             return
@@ -255,6 +275,8 @@ class CosmosText2WorldPipeline(CosmosTextToWorldPipeline, CosmosLoraLoaderMixin)
         callback_on_step_end=None,
         callback_on_step_end_tensor_inputs: list[str] = ["latents"],
         max_sequence_length: int | None = None,
+        upsample_prompt: bool = False,
+        prompt_upsampler=None,
     ):
         r"""Generate videos from text.
 
@@ -271,6 +293,7 @@ class CosmosText2WorldPipeline(CosmosTextToWorldPipeline, CosmosLoraLoaderMixin)
         self._current_timestep = None
         self._interrupt = False
         device = self._execution_device
+        prompt = self._upsample_prompt(prompt, upsample_prompt, prompt_upsampler)
         self._check_prompt_safety(prompt, device)
 
         prompt_embeds, negative_prompt_embeds = self._encode_text(

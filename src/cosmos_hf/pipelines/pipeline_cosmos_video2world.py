@@ -42,10 +42,11 @@ class CosmosVideo2WorldPipeline(CosmosText2WorldPipeline):
         max_sequence_length: int = 512,
         condition_frame_channels: bool = False,
         residual_from_last_condition_frame: bool = False,
+        disable_safety_checker: bool = False,
     ):
         super().__init__(
             text_encoder, tokenizer, transformer, vae, scheduler, safety_checker, default_height, default_width,
-            default_num_frames, default_fps, max_sequence_length,
+            default_num_frames, default_fps, max_sequence_length, disable_safety_checker=disable_safety_checker,
         )
         self.register_to_config(
             condition_frame_channels=condition_frame_channels,
@@ -122,6 +123,8 @@ class CosmosVideo2WorldPipeline(CosmosText2WorldPipeline):
         callback_on_step_end=None,
         callback_on_step_end_tensor_inputs: list[str] = ["latents"],
         max_sequence_length: int | None = None,
+        upsample_prompt: bool = False,
+        prompt_upsampler=None,
     ):
         r"""Continue `video` or `image`.
 
@@ -144,6 +147,7 @@ class CosmosVideo2WorldPipeline(CosmosText2WorldPipeline):
         self._current_timestep = None
         self._interrupt = False
         device = self._execution_device
+        prompt = self._upsample_prompt(prompt, upsample_prompt, prompt_upsampler)
         self._check_prompt_safety(prompt, device)
 
         prompt_embeds, negative_prompt_embeds = self._encode_text(

@@ -14,16 +14,20 @@ Prints one JSON object with
     .venv/bin/python bench/tokenizers.py [--size 128] [--frames 9] [--repeats 2] [--threads 2] [--skip-memory]
 """
 
-import argparse
-import json
-import platform
-import resource
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-import torch
+# Run as a script, this file's folder heads sys.path and its name would shadow the `tokenizers` package.
+sys.path = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import resource  # noqa: E402
+import subprocess  # noqa: E402
+import time  # noqa: E402
+
+import torch  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -193,6 +193,8 @@ def main(argv=None):
     parser.add_argument("--resume_from_checkpoint", default=None, help="'latest' or a checkpoint folder")
     parser.add_argument("--output_dir", default=None)
     parser.add_argument("--max_train_steps", type=int, default=None)
+    parser.add_argument("--export_only", action="store_true",
+                        help="write `model/` from the checkpoint given by --resume_from_checkpoint, without training")
     args = parser.parse_args(argv)
 
     overrides = {}
@@ -263,6 +265,11 @@ def main(argv=None):
             accelerator.load_state(str(path))
             global_step = int(path.name.split("-")[1])
             accelerator.print(f"resumed from {path} at step {global_step}")
+
+    if args.export_only:
+        if not args.resume_from_checkpoint or global_step == 0:
+            raise ValueError("--export_only needs --resume_from_checkpoint pointing at an existing checkpoint")
+        max_steps = global_step  # skip the loop: save what the checkpoint holds
 
     source = ClipSource(data_cfg, num_frames)
     validation = source.batch([int(data_cfg["validation_seed"]) + i for i in range(int(data_cfg["validation_clips"]))])

@@ -310,3 +310,50 @@ def decode_streaming(decode_chunk, latent, chunk_latent_frames: int):
         for start, stop in stream_chunks(latent.shape[2], chunk_latent_frames, chunk_latent_frames)
     ]
     return torch.cat(outputs, dim=2)
+
+
+class CausalStreamingMixin:
+    """Streaming controls and chunk runners shared by the causal video tokenizers (CV and DV).
+
+    The model provides `encoder`, `quant_conv`, `post_quant_conv`, `decoder` (diffusers' Cosmos modules) and
+    `temporal_compression_factor`; `encode_latent` / `decode_latent` then run whole-clip or streamed.
+    """
+
+    use_streaming = False
+    streaming_chunk_latent_frames = 2
+
+    def enable_streaming(self, chunk_latent_frames: int = 2):
+        """Encode/decode in causal chunks of `chunk_latent_frames` latent frames: exact, with bounded memory."""
+        if chunk_latent_frames < 1:
+            raise ValueError(f"chunk_latent_frames must be >= 1, got {chunk_latent_frames}")
+        self.use_streaming = True
+        self.streaming_chunk_latent_frames = chunk_latent_frames
+
+    def disable_streaming(self):
+        self.use_streaming = False
+
+    def enable_tiling(self, chunk_latent_frames: int = 2, **ignored_spatial_tiling_kwargs):
+        """diffusers-style name for `enable_streaming`: temporal tiling that really runs (spatial sizes unused)."""
+        self.enable_streaming(chunk_latent_frames)
+
+    def disable_tiling(self):
+        self.disable_streaming()
+
+    def _encode_chunk(self, video, state=None):
+        return causal_conv(self.quant_conv, run_encoder(self.encoder, video, state), state)
+
+    def _decode_chunk(self, latent, state=None):
+        return run_decoder(self.decoder, causal_conv(self.post_quant_conv, latent, state), state)
+
+    def encode_latent(self, video):
+        """Encoder + quant conv on a validated `[B,3,T,H,W]` video (streamed when enabled)."""
+        if self.use_streaming:
+            return encode_streaming(self._encode_chunk, video, self.streaming_chunk_latent_frames,
+                                    self.temporal_compression_factor)
+        return self._encode_chunk(video)
+
+    def decode_latent(self, latent):
+        """Post-quant conv + decoder (streamed when enabled)."""
+        if self.use_streaming:
+            return decode_streaming(self._decode_chunk, latent, self.streaming_chunk_latent_frames)
+        return self._decode_chunk(latent)

@@ -23,7 +23,7 @@ from .modeling_discrete_video import apply_legacy_upsampling
 from .validation import check_video
 
 
-class CosmosContinuousVideoTokenizer(AutoencoderKLCosmos):
+class CosmosContinuousVideoTokenizer(causal_video.CausalStreamingMixin, AutoencoderKLCosmos):
     r"""Causal continuous video tokenizer (CV): video `[B,3,T,H,W]` in [-1,1] <-> latent `[B,16,T',H',W']`.
 
     Same arguments as diffusers' `AutoencoderKLCosmos`, plus `legacy_mode` (decoder layout of older checkpoints).
@@ -61,56 +61,22 @@ class CosmosContinuousVideoTokenizer(AutoencoderKLCosmos):
         if legacy_mode:
             apply_legacy_upsampling(self.decoder, len(encoder_block_out_channels) - 1, patch_size,
                                     spatial_compression_ratio, temporal_compression_ratio)
-        self.use_streaming = False
-        self.streaming_chunk_latent_frames = 2
 
-    # -- streaming -----------------------------------------------------------------------------------------------
-    def enable_streaming(self, chunk_latent_frames: int = 2):
-        """Encode/decode in causal chunks of `chunk_latent_frames` latent frames; exact, with bounded memory."""
-        if chunk_latent_frames < 1:
-            raise ValueError(f"chunk_latent_frames must be >= 1, got {chunk_latent_frames}")
-        self.use_streaming = True
-        self.streaming_chunk_latent_frames = chunk_latent_frames
-
-    def disable_streaming(self):
-        self.use_streaming = False
-
-    def enable_tiling(self, chunk_latent_frames: int = 2, **ignored_spatial_tiling_kwargs):
-        """Temporal tiling that really runs (exact for a causal tokenizer); spatial tile sizes are not used."""
-        self.enable_streaming(chunk_latent_frames)
-
-    def disable_tiling(self):
-        self.disable_streaming()
-
-    # -- encode / decode ----------------------------------------------------------------------------------------
-    def _encode_chunk(self, video, state=None):
-        h = causal_video.run_encoder(self.encoder, video, state)
-        return causal_video.causal_conv(self.quant_conv, h, state)
+    @property
+    def temporal_compression_factor(self) -> int:
+        return self.config.temporal_compression_ratio
 
     def _encode(self, x: torch.Tensor) -> torch.Tensor:
         check_video(x, self.config.in_channels, self.config.temporal_compression_ratio,
                     self.config.spatial_compression_ratio)
-        x = x.to(self.dtype)
-        if self.use_streaming:
-            return causal_video.encode_streaming(
-                self._encode_chunk, x, self.streaming_chunk_latent_frames, self.config.temporal_compression_ratio
-            )
-        return self._encode_chunk(x)
-
-    def _decode_chunk(self, z, state=None):
-        h = causal_video.causal_conv(self.post_quant_conv, z, state)
-        return causal_video.run_decoder(self.decoder, h, state)
+        return self.encode_latent(x.to(self.dtype))
 
     def _decode(self, z: torch.Tensor, return_dict: bool = True):
         if z.ndim != 5 or z.shape[1] != self.config.latent_channels:
             raise ValueError(f"latent must be shaped [B, {self.config.latent_channels}, T', H', W'], got {tuple(z.shape)}")
         if not torch.isfinite(z).all():
             raise ValueError("latent contains NaN or infinite values")
-        z = z.to(self.dtype)
-        if self.use_streaming:
-            video = causal_video.decode_streaming(self._decode_chunk, z, self.streaming_chunk_latent_frames)
-        else:
-            video = self._decode_chunk(z)
+        video = self.decode_latent(z.to(self.dtype))
         return DecoderOutput(sample=video) if return_dict else (video,)
 
     def encode(self, x: torch.Tensor, return_dict: bool = True):

@@ -52,7 +52,7 @@ def apply_legacy_upsampling(decoder: CosmosDecoder3d, num_levels: int, patch_siz
         block.upsamplers[0] = CosmosUpsample3d(channels, spatial_upsample=spatial_up, temporal_upsample=temporal_up)
 
 
-class CosmosDiscreteVideoTokenizer(ModelMixin, ConfigMixin):
+class CosmosDiscreteVideoTokenizer(causal_video.CausalStreamingMixin, ModelMixin, ConfigMixin):
     r"""Causal discrete video tokenizer of Cosmos-Tokenize1 (DV).
 
     Videos are float tensors in [-1, 1] shaped `[B, 3, T, H, W]` with `T = 1 + k * temporal_compression` (the first
@@ -112,8 +112,6 @@ class CosmosDiscreteVideoTokenizer(ModelMixin, ConfigMixin):
         self.quant_conv = CosmosCausalConv3d(z_channels, embedding_dim, kernel_size=1, padding=0)
         self.post_quant_conv = CosmosCausalConv3d(embedding_dim, z_channels, kernel_size=1, padding=0)
         self.quantizer = FSQ(levels)
-        self.use_streaming = False
-        self.streaming_chunk_latent_frames = 4
 
     @property
     def codebook_size(self) -> int:
@@ -124,38 +122,15 @@ class CosmosDiscreteVideoTokenizer(ModelMixin, ConfigMixin):
         tc, sc = self.config.temporal_compression, self.config.spatial_compression
         return 1 + (num_frames - 1) // tc, height // sc, width // sc
 
-    # -- streaming (chunked causal) execution -------------------------------------------------------------------
-    def enable_streaming(self, chunk_latent_frames: int = 4):
-        """Encode/decode long videos in causal chunks of `chunk_latent_frames` latent frames (bounded memory)."""
-        if chunk_latent_frames < 1:
-            raise ValueError(f"chunk_latent_frames must be >= 1, got {chunk_latent_frames}")
-        self.use_streaming = True
-        self.streaming_chunk_latent_frames = chunk_latent_frames
-
-    def disable_streaming(self):
-        self.use_streaming = False
-
-    def enable_tiling(self, chunk_latent_frames: int = 4):
-        """diffusers-style alias of `enable_streaming`: temporal tiling that is exact for a causal tokenizer."""
-        self.enable_streaming(chunk_latent_frames)
-
-    def disable_tiling(self):
-        self.disable_streaming()
+    @property
+    def temporal_compression_factor(self) -> int:
+        return self.config.temporal_compression
 
     # -- encoding -----------------------------------------------------------------------------------------------
-    def _pre_quant_chunk(self, video, state=None):
-        h = causal_video.run_encoder(self.encoder, video, state)
-        return causal_video.causal_conv(self.quant_conv, h, state)
-
     def encode_pre_quant(self, video: torch.Tensor) -> torch.Tensor:
-        """Continuous FSQ input `[B, D, T', H', W']` (before rounding)."""
+        """Continuous FSQ input `[B, D, T', H', W']` (before rounding); streamed when `enable_streaming()` is on."""
         check_video(video, self.config.in_channels, self.config.temporal_compression, self.config.spatial_compression)
-        video = video.to(self.dtype)
-        if self.use_streaming:
-            return causal_video.encode_streaming(
-                self._pre_quant_chunk, video, self.streaming_chunk_latent_frames, self.config.temporal_compression
-            )
-        return self._pre_quant_chunk(video)
+        return self.encode_latent(video.to(self.dtype))
 
     def encode(self, video: torch.Tensor, return_dict: bool = True):
         """Video `[B,3,T,H,W]` in [-1,1] -> `DiscreteVideoTokenizerOutput(indices, codes)`."""
@@ -170,19 +145,11 @@ class CosmosDiscreteVideoTokenizer(ModelMixin, ConfigMixin):
         return self.encode(video).indices
 
     # -- decoding -----------------------------------------------------------------------------------------------
-    def _decode_chunk(self, codes, state=None):
-        h = causal_video.causal_conv(self.post_quant_conv, codes, state)
-        return causal_video.run_decoder(self.decoder, h, state)
-
     def decode(self, codes: torch.Tensor, return_dict: bool = True):
         """Quantized codes `[B, D, T', H', W']` -> video `[B, 3, T, H, W]`."""
         if codes.ndim != 5 or codes.shape[1] != self.quantizer.dim:
             raise ValueError(f"codes must be shaped [B, {self.quantizer.dim}, T', H', W'], got {tuple(codes.shape)}")
-        codes = codes.to(self.dtype)
-        if self.use_streaming:
-            video = causal_video.decode_streaming(self._decode_chunk, codes, self.streaming_chunk_latent_frames)
-        else:
-            video = self._decode_chunk(codes)
+        video = self.decode_latent(codes.to(self.dtype))
         if not return_dict:
             return (video,)
         return DiscreteVideoTokenizerOutput(sample=video)

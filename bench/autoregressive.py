@@ -9,20 +9,32 @@ Measured (random weights, sizes in the JSON):
 - Medusa: heads self-distilled on the frozen model's own greedy continuations of 8 prompts, then greedy Medusa
   decoding vs plain greedy decoding (same tokens? tokens per forward pass, wall time) on 2 of those prompts and on
   2 unseen prompts;
-- parity with the reference fixtures (max |logit difference|), when /work/shared/fixtures/reference exists.
+- parity with the reference fixtures (max |logit difference|), when /work/shared/fixtures/reference exists;
+- decoding throughput at a long context (512 and 2048 tokens already in the sequence): tokens/s with the KV cache
+  vs recomputing the prefix for every new token (issue target: >= 10x at 2048), and the KV-cache memory (measured
+  bytes of the DynamicCache vs the formula, and the formula for the released 4B model's full 12,800-token grid);
+- `--model <folder>`: Medusa vs plain greedy on a trained model with heads (e.g. the nano AR checkpoint from
+  training/train_autoregressive.py --medusa), prompts from `--prompts <token_cache.safetensors>`: identical tokens,
+  mean acceptance length (tokens per verification pass) and wall-time speedup (issue target >= 2.0x; the paper
+  reports 444 -> 894 tokens/s).
 """
 
-import argparse
-import json
-import time
+import sys
 from pathlib import Path
 
-import torch
-from transformers import DynamicCache
+# Run as a script, this folder heads sys.path and bench/tokenizers.py would shadow the `tokenizers` package.
+sys.path = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
-from cosmos_hf import CosmosARConfig, CosmosARForCausalLM
-from cosmos_hf.autoregressive.medusa import init_medusa_heads_from_lm_head, medusa_generate
-from cosmos_hf.autoregressive.modeling_cosmos_ar import compute_medusa_loss
+import argparse  # noqa: E402
+import json  # noqa: E402
+import time  # noqa: E402
+
+import torch  # noqa: E402
+from transformers import DynamicCache  # noqa: E402
+
+from cosmos_hf import CosmosARConfig, CosmosARForCausalLM  # noqa: E402
+from cosmos_hf.autoregressive.medusa import init_medusa_heads_from_lm_head, medusa_generate  # noqa: E402
+from cosmos_hf.autoregressive.modeling_cosmos_ar import compute_medusa_loss  # noqa: E402
 
 
 def timed(fn, repeats=1):
@@ -38,7 +50,15 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--model", default=None, help="trained CosmosARForCausalLM folder with Medusa heads")
+    parser.add_argument("--prompts", default=None, help="token_cache.safetensors of its training run (prompts)")
+    parser.add_argument("--prompt_latent_frames", type=int, default=1, help="latent frames given as the prompt")
+    parser.add_argument("--skip_random", action="store_true", help="only the --model section")
     args = parser.parse_args()
+    if args.skip_random:
+        torch.set_num_threads(args.threads)
+        print(json.dumps({"trained_model_medusa": trained_model_medusa(args)}, indent=2))
+        return
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
 
@@ -132,7 +152,84 @@ def main():
         "held_out_prompts": compare_medusa(model, test_prompts[:2], new_tokens),
     }
     report["reference_parity"] = reference_parity()
+    report["long_context_decoding"] = long_context_decoding(size, contexts=(512, 2048))
+    if args.model:
+        report["trained_model_medusa"] = trained_model_medusa(args)
     print(json.dumps(report, indent=2))
+
+
+def kv_cache_bytes(config, tokens: int, bytes_per_value: int) -> int:
+    """Keys + values of every layer: 2 * layers * kv_heads * head_dim * tokens * bytes."""
+    return 2 * config.num_hidden_layers * config.num_key_value_heads * config.head_dim * tokens * bytes_per_value
+
+
+def long_context_decoding(size, contexts=(512, 2048), cached_tokens=32, uncached_tokens=3):
+    """Per-token decoding speed with `context` tokens already in the sequence, with and without the KV cache.
+
+    With the cache each new token is one 1-token forward over the cached keys/values; without it (what
+    `generate(use_cache=False)` does) every new token recomputes the whole prefix. Both decode greedily from the
+    same prefix; the tokens are compared.
+    """
+    config = CosmosARConfig(vocab_size=1024, intermediate_size=size["hidden_size"] * 3, num_attention_heads=4,
+                            num_key_value_heads=2, latent_shape=[9, 16, 16], initializer_range=0.05, **size)
+    torch.manual_seed(0)
+    model = CosmosARForCausalLM(config).eval()
+    result = {"model": {**size, "latent_shape": config.latent_shape}}
+    for context in contexts:
+        prefix = torch.randint(0, config.vocab_size, (1, context), generator=torch.Generator().manual_seed(context))
+        with torch.no_grad():
+            cache = DynamicCache()
+            out = model(prefix, cache=cache, logits_to_keep=1)
+            cached, start = [], time.perf_counter()
+            for _ in range(cached_tokens):
+                token = out.logits[:, -1].argmax(-1, keepdim=True)
+                cached.append(token)
+                out = model(token, cache=cache)
+            t_cached = time.perf_counter() - start
+            measured_bytes = sum(layer.keys.numel() * layer.keys.element_size() +
+                                 layer.values.numel() * layer.values.element_size() for layer in cache.layers)
+            sequence, uncached, start = prefix, [], time.perf_counter()
+            for _ in range(uncached_tokens):
+                token = model(sequence, use_cache=False, logits_to_keep=1).logits[:, -1].argmax(-1, keepdim=True)
+                uncached.append(token)
+                sequence = torch.cat([sequence, token], dim=1)
+            t_uncached = time.perf_counter() - start
+        with_cache = cached_tokens / t_cached
+        without_cache = uncached_tokens / t_uncached
+        result[f"context_{context}"] = {
+            "tokens_per_s_cache": round(with_cache, 1),
+            "tokens_per_s_no_cache": round(without_cache, 2),
+            "speedup": round(with_cache / without_cache, 1),
+            "same_tokens": bool(torch.equal(torch.cat(cached[:uncached_tokens], 1), torch.cat(uncached, 1))),
+            "kv_cache_MB_measured": round(measured_bytes / 2**20, 2),
+            "kv_cache_MB_formula_fp32": round(kv_cache_bytes(config, context + cached_tokens, 4) / 2**20, 2),
+        }
+    full_4b = CosmosARConfig.from_variant("4B")
+    result["released_4B_full_grid_kv_cache_GB_bf16"] = round(
+        kv_cache_bytes(full_4b, full_4b.num_video_tokens, 2) / 2**30, 3)
+    return result
+
+
+def trained_model_medusa(args):
+    """Greedy Medusa vs plain greedy on a trained model with heads and real DV-token prompts."""
+    from safetensors.torch import load_file
+
+    model = CosmosARForCausalLM.from_pretrained(args.model).eval()
+    if model.medusa_heads is None:
+        raise ValueError(f"{args.model} has no Medusa heads (train with training/train_autoregressive.py --medusa)")
+    grid = model.config.latent_shape
+    per_frame = grid[1] * grid[2]
+    if not args.prompts:
+        raise ValueError("--model needs --prompts (the token_cache.safetensors of a training run)")
+    tokens = load_file(args.prompts)["tokens"][:4]
+    tokens = tokens.reshape(len(tokens), -1)
+    prompt_len = args.prompt_latent_frames * per_frame
+    prompts = tokens[:, :prompt_len]
+    if model.config.bov_token_id is not None:
+        prompts = torch.cat([torch.full((len(prompts), 1), model.config.bov_token_id), prompts], dim=1)
+    new_tokens = model.config.num_video_tokens - prompt_len
+    return {"model": str(args.model), "prompt_tokens": prompt_len, "new_tokens": new_tokens,
+            "heads": model.config.medusa_num_heads, **compare_medusa(model, prompts, new_tokens)}
 
 
 def compare_medusa(model, prompts, new_tokens):
@@ -150,7 +247,9 @@ def compare_medusa(model, prompts, new_tokens):
     return {
         "prompts": len(prompts),
         "identical_to_greedy": identical,
-        "tokens_per_forward": round(new_tokens * len(prompts) / passes, 2),
+        "tokens_per_forward": round(new_tokens * len(prompts) / passes, 2),  # = mean acceptance length
+        "tokens_per_s_plain": round(new_tokens * len(prompts) / plain_time, 1),
+        "tokens_per_s_medusa": round(new_tokens * len(prompts) / medusa_time, 1),
         "wall_time_speedup": round(plain_time / medusa_time, 2),
     }
 

@@ -14,6 +14,11 @@ Modes (config `model`):
 Data (config `data.type`): `folder` (videos/*.mp4 + metas/*.txt captions with the same stem), `webdataset`
 (tar shards with .mp4 + .txt), `physics` (clips simulated on the fly by `cosmos_hf.sim`).
 
+Diffusion decoder of the autoregressive WFM (config `model.condition: dv_tokens`, or `--condition dv_tokens`): the
+DiT learns CV-tokenizer latents conditioned on the clip's DV tokens (`model.dv_tokenizer: <folder>`), embedded
+64,000 -> 32 channels and resized onto the latent grid (`cosmos_hf.diffusion.diffusion_decoder`); it saves a
+`CosmosDiffusionDecoderPipeline`.
+
 Outputs in `output_dir`: `checkpoint-<step>/` (accelerate state, written atomically), `validation/*.mp4`,
 and at the end `pipeline/` (full model, Hub layout) or `pytorch_lora_weights.safetensors` (LoRA).
 """
@@ -52,6 +57,12 @@ DEFAULT_CONFIG = {
         "pixel_latents_std": None,
         "max_sequence_length": 64,
         "scheduler": {"sigma_min": 0.002, "sigma_max": 80.0},
+        # diffusion decoder (autoregressive WFM): condition on DV tokens of the clip
+        "condition": None,  # null | dv_tokens
+        "dv_tokenizer": None,  # CosmosDiscreteVideoTokenizer folder, or "tiny" (random, tests)
+        "token_embedding_dim": 32,
+        "token_dropout": 0.1,  # share of samples trained without the token condition (for guidance)
+        "chunk_latent_frames": None,  # decoder pipeline default: denoise in chunks of this many latent frames
     },
     "objective": {},  # cosmos_hf.diffusion.edm.EDMConfig fields
     "data": {
@@ -131,6 +142,15 @@ def load_config(path, overrides=()) -> dict:
         node[parts[-1]] = yaml.safe_load(value)
     if config["model"]["pipeline"] not in ("text2world", "video2world"):
         raise ValueError(f"model.pipeline must be text2world or video2world, got {config['model']['pipeline']!r}")
+    if config["model"].get("condition") not in (None, "dv_tokens"):
+        raise ValueError(f"model.condition must be null or dv_tokens, got {config['model']['condition']!r}")
+    if config["model"].get("condition") == "dv_tokens":
+        if config["model"]["pipeline"] != "text2world":
+            raise ValueError("model.condition=dv_tokens trains the diffusion decoder: model.pipeline must be text2world")
+        if not config["model"].get("dv_tokenizer") and not config["model"].get("pretrained_pipeline"):
+            raise ValueError("model.condition=dv_tokens needs model.dv_tokenizer (a DV tokenizer folder)")
+        if config["data"].get("cache_latents"):
+            raise ValueError("data.cache_latents is not supported with model.condition=dv_tokens")
     return config
 
 
@@ -258,6 +278,55 @@ def collate(items):
 
 
 # ---------------------------------------------------------------------------------------------------------- model
+class DVTokenDecoderTrainingModule(nn.Module):
+    """Diffusion decoder training: DiT + token embedder + DV-token-conditioned EDM objective in one module."""
+
+    def __init__(self, transformer, token_embedder, objective):
+        super().__init__()
+        self.transformer = transformer
+        self.token_embedder = token_embedder
+        self.objective = objective
+
+    def forward(self, latents, encoder_hidden_states, fps=None, tokens=None):
+        token_channels = self.token_embedder(tokens, tuple(latents.shape[2:]))
+        return self.objective(self.transformer, latents, encoder_hidden_states, token_channels=token_channels, fps=fps)
+
+
+def build_decoder_pipeline(config: dict):
+    """The diffusion decoder pipeline (DV tokens -> CV latents): loaded, or created around a new DiT."""
+    from cosmos_hf.diffusion.diffusion_decoder import CosmosDiffusionDecoderPipeline, CosmosDVTokenEmbedder
+    from cosmos_hf.tokenizers import CosmosDiscreteVideoTokenizer
+
+    model = config["model"]
+    if model.get("pretrained_pipeline"):
+        return CosmosDiffusionDecoderPipeline.from_pretrained(model["pretrained_pipeline"])
+    if model["dv_tokenizer"] == "tiny":
+        from cosmos_hf.tokenizers.configs import from_config_name
+
+        torch.manual_seed(0)
+        dv_tokenizer = from_config_name("DV4x8x8", channels=8, channels_mult=[1, 2, 2], num_res_blocks=1,
+                                        z_channels=16).eval()
+    else:
+        dv_tokenizer = CosmosDiscreteVideoTokenizer.from_pretrained(model["dv_tokenizer"]).eval()
+    # the plain Text2World build gives text encoder, VAE, scheduler and the DiT preset; the DiT is rebuilt wider
+    base = build_pipeline({**config, "model": {**model, "condition": None}})
+    from diffusers import CosmosTransformer3DModel
+
+    embed_dim = int(model["token_embedding_dim"])
+    transformer_kwargs = dict(base.transformer.config)
+    transformer_kwargs = {k: v for k, v in transformer_kwargs.items() if not k.startswith("_")}
+    transformer_kwargs["in_channels"] = base.vae.config.latent_channels + embed_dim + 1
+    transformer = CosmosTransformer3DModel(**transformer_kwargs)
+    token_embedder = CosmosDVTokenEmbedder(vocab_size=dv_tokenizer.codebook_size, embedding_dim=embed_dim)
+    return CosmosDiffusionDecoderPipeline(
+        base.text_encoder, base.tokenizer, transformer, base.vae, base.scheduler, token_embedder,
+        dv_tokenizer=dv_tokenizer, safety_checker=None,
+        **{key: base.config[key] for key in ("default_height", "default_width", "default_num_frames", "default_fps",
+                                             "max_sequence_length")},
+        chunk_latent_frames=model.get("chunk_latent_frames"),
+    )
+
+
 class DenoiserTrainingModule(nn.Module):
     """Transformer + EDM objective in one module, so accelerate wraps (DDP/FSDP) a single thing."""
 
@@ -369,6 +438,8 @@ def parse_args(argv=None):
     parser.add_argument("--output_dir", default=None)
     parser.add_argument("--max_train_steps", type=int, default=None)
     parser.add_argument("--pretrained_pipeline", default=None, help="post-train from this pipeline folder")
+    parser.add_argument("--condition", choices=["dv_tokens"], default=None,
+                        help="dv_tokens: train the autoregressive WFM's diffusion decoder (same as model.condition)")
     parser.add_argument("--resume_from_checkpoint", default=None, help="'latest' or a checkpoint-<step> folder")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value, e.g. --set training.learning_rate=3e-4")
@@ -398,6 +469,8 @@ def main(argv=None):
     from cosmos_hf.utils import atomic_path
 
     args = parse_args(argv)
+    if args.condition:  # same as model.condition in the YAML (validated with the rest of the config)
+        args.overrides = [*args.overrides, f"model.condition={args.condition}"]
     config = load_config(args.config, args.overrides)
     if args.output_dir:
         config["output_dir"] = args.output_dir
@@ -423,7 +496,8 @@ def main(argv=None):
         with atomic_path(output_dir / "config.yaml") as tmp:
             tmp.write_text(yaml.safe_dump(config, sort_keys=False))
 
-    pipe = build_pipeline(config)
+    dv_condition = config["model"].get("condition") == "dv_tokens"
+    pipe = build_decoder_pipeline(config) if dv_condition else build_pipeline(config)
     pipe.set_progress_bar_config(disable=True)
     # the pipeline's own argument checks: frame count vs VAE, size vs patch and transformer max_size
     pipe.check_call_inputs("-", None, data_cfg["height"], data_cfg["width"], data_cfg["num_frames"], 1, 1.0, 1, "np")
@@ -444,8 +518,16 @@ def main(argv=None):
     if train_cfg["gradient_checkpointing"]:
         transformer.enable_gradient_checkpointing()
     transformer.train()
-    objective = EDMObjective(config["objective"])
-    module = DenoiserTrainingModule(transformer, objective)
+    if dv_condition:
+        from cosmos_hf.diffusion.diffusion_decoder import DVTokenConditionedEDMObjective
+
+        pipe.dv_tokenizer.to(device).requires_grad_(False).eval()
+        pipe.token_embedder.requires_grad_(not lora_cfg).train()
+        objective = DVTokenConditionedEDMObjective(config["objective"], config["model"]["token_dropout"])
+        module = DVTokenDecoderTrainingModule(transformer, pipe.token_embedder, objective)
+    else:
+        objective = EDMObjective(config["objective"])
+        module = DenoiserTrainingModule(transformer, objective)
     trainable = [p for p in module.parameters() if p.requires_grad]
     accelerator.print(f"processes: {accelerator.num_processes} ({accelerator.distributed_type}); "
                       f"trainable parameters: {sum(p.numel() for p in trainable):,} "
@@ -503,7 +585,12 @@ def main(argv=None):
                         frame = random.randrange(batch["video"].shape[2])
                         batch = {**batch, "video": batch["video"][:, :, frame : frame + 1]}
                     latents, text = encode_batch(pipe, batch, config, device)
-                out = module(latents, text, fps=fps)
+                if dv_condition:
+                    with torch.no_grad():
+                        tokens = pipe.dv_tokenizer.tokenize(batch["video"].to(device, pipe.dv_tokenizer.dtype))
+                    out = module(latents, text, fps=fps, tokens=tokens)
+                else:
+                    out = module(latents, text, fps=fps)
                 accelerator.backward(out["loss"])
                 if accelerator.sync_gradients and train_cfg["max_grad_norm"]:
                     accelerator.clip_grad_norm_(trainable, train_cfg["max_grad_norm"])
@@ -588,6 +675,13 @@ def save_final(accelerator, module, pipe, ema, config, output_dir: Path):
     from cosmos_hf.utils import atomic_path
 
     transformer = _transformer_for_saving(accelerator, module, ema)
+    embedder = None
+    if hasattr(pipe, "token_embedder"):  # diffusion decoder: the token embedder is trained with the DiT
+        state = accelerator.get_state_dict(module)  # collective under FSDP: every process calls it
+        embedder = copy.deepcopy(accelerator.unwrap_model(module).token_embedder).eval()
+        if state is not None:
+            embedder.load_state_dict({k[len("token_embedder."):]: v for k, v in state.items()
+                                      if k.startswith("token_embedder.")})
     if not accelerator.is_main_process:
         return
     if config["training"].get("lora"):
@@ -598,6 +692,8 @@ def save_final(accelerator, module, pipe, ema, config, output_dir: Path):
     else:
         final = copy.copy(pipe)
         final.register_modules(transformer=transformer)
+        if embedder is not None:
+            final.register_modules(token_embedder=embedder)
         with atomic_path(output_dir / "pipeline", is_dir=True) as tmp:
             final.save_pretrained(tmp)
             (tmp / "README.md").write_text(model_card(config, type(pipe).__name__, output_dir))
@@ -611,6 +707,8 @@ def model_card(config: dict, class_name: str, output_dir: Path) -> str:
     last = entries[-1] if entries else {}
     model, data, training = config["model"], config["data"], config["training"]
     kind = "Video2World" if config["model"]["pipeline"] == "video2world" else "Text2World"
+    if model.get("condition") == "dv_tokens":
+        kind = "diffusion decoder (DV tokens -> CV latents)"
     tag = "image-to-video" if kind == "Video2World" else "text-to-video"
     return f"""---
 library_name: diffusers
@@ -666,6 +764,10 @@ def run_validation(accelerator, module, pipe, ema, config, validation_clip, outp
                 if validation_clip is None:
                     continue
                 kwargs["video"] = validation_clip[:, :, : val["condition_frames"]]
+            if config["model"].get("condition") == "dv_tokens":  # decoder: re-decode the first training clip
+                if validation_clip is None:
+                    continue
+                kwargs["video"] = validation_clip.to(pipe._execution_device)
             frames = pipe(**kwargs).frames[0]
             path = output_dir / "validation" / f"step-{step:06d}-{index}.mp4"
             write_video(path, (frames * 255).round().astype(np.uint8), fps=config["data"]["fps"])

@@ -1,0 +1,292 @@
+"""Cosmos-Predict1 autoregressive Video2World pipeline: input frames -> DV tokens -> next-token generation -> video.
+
+1 (image) or more input frames (1 + k * the DV tokenizer's temporal compression, e.g. 1 or 9 for DV8x16x16) are
+tokenized by the causal DV tokenizer (tokens of the first latent frames do not depend on later frames, so the
+conditioning frames are tokenized alone), flattened t-major (after `<bov>` for Video2World models), continued by
+`CosmosARForCausalLM` with a KV cache (greedy, temperature / top-k / top-p sampling with `generator=`, or Medusa
+speculative decoding) up to the model's latent grid, then decoded by the DV tokenizer — or, when the pipeline has a
+diffusion decoder (`cosmos_hf.diffusion.diffusion_decoder`), refined into CV latents and decoded by the CV tokenizer.
+
+Video2World variants (`config.insert_cross_attention`) take a `prompt` through `text_encoder` for cross-attention.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from diffusers import DiffusionPipeline
+from diffusers.pipelines.cosmos.pipeline_output import CosmosPipelineOutput
+from diffusers.video_processor import VideoProcessor
+from transformers import DynamicCache
+
+# imported so that saved folders load: diffusers resolves custom components through already-imported modules
+from ..autoregressive.modeling_cosmos_ar import CosmosARForCausalLM  # noqa: F401
+from ..diffusion.diffusion_decoder import (
+    DEFAULT_GUIDANCE_SCALE,
+    DEFAULT_NUM_INFERENCE_STEPS,
+    CosmosDiffusionDecoderPipeline,
+    CosmosDVTokenEmbedder,  # noqa: F401
+)
+from ..diffusion.text_encoding import encode_prompts
+from ..tokenizers.modeling_discrete_video import CosmosDiscreteVideoTokenizer  # noqa: F401
+from .hub_layout import is_own_folder, load_own_folder, write_entry_point
+
+OUTPUT_TYPES = ("pil", "np", "pt", "tokens")
+_DECODER_COMPONENTS = ("decoder_transformer", "decoder_token_embedder", "decoder_vae", "decoder_scheduler",
+                       "decoder_text_encoder", "decoder_tokenizer")
+
+
+def sample_next_tokens(logits: torch.Tensor, do_sample: bool, temperature: float = 1.0, top_k: int | None = None,
+                       top_p: float | None = None, generator: torch.Generator | None = None) -> torch.LongTensor:
+    """Next token per row of `logits` [B, V]: argmax, or a sample after temperature, top-k and top-p filtering."""
+    if not do_sample:
+        return logits.argmax(-1)
+    logits = logits.float() / temperature
+    if top_k:
+        kth = torch.topk(logits, min(top_k, logits.shape[-1]), dim=-1).values[..., -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p is not None and top_p < 1.0:
+        sorted_logits, order = logits.sort(dim=-1, descending=True)
+        sorted_probs = sorted_logits.softmax(-1)
+        drop = sorted_probs.cumsum(-1) - sorted_probs >= top_p  # keeps the smallest prefix reaching top_p
+        sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
+        logits = torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
+    probs = logits.softmax(-1)
+    return torch.multinomial(probs.cpu(), 1, generator=generator).squeeze(-1).to(logits.device)
+
+
+class CosmosARVideo2WorldPipeline(DiffusionPipeline):
+    r"""Video continuation with the Cosmos autoregressive world model.
+
+    Components:
+        ar_model: `CosmosARForCausalLM` (its `latent_shape` fixes the output's token grid).
+        dv_tokenizer: `CosmosDiscreteVideoTokenizer` that produced the model's tokens.
+        text_encoder, tokenizer: optional, for models with cross-attention (Video2World variants).
+        decoder_*: optional diffusion decoder (see `CosmosDiffusionDecoderPipeline`): `decoder_transformer`,
+            `decoder_token_embedder`, `decoder_vae`, `decoder_scheduler`, `decoder_text_encoder`, `decoder_tokenizer`.
+    Config: `max_sequence_length` (text tokens), `decoder_max_sequence_length`, `decoder_chunk_latent_frames`.
+    """
+
+    _optional_components = ["text_encoder", "tokenizer", *_DECODER_COMPONENTS]
+
+    def __init__(self, ar_model, dv_tokenizer, text_encoder=None, tokenizer=None, decoder_transformer=None,
+                 decoder_token_embedder=None, decoder_vae=None, decoder_scheduler=None, decoder_text_encoder=None,
+                 decoder_tokenizer=None, max_sequence_length: int = 512, decoder_max_sequence_length: int = 512,
+                 decoder_chunk_latent_frames: int | None = None, default_fps: int = 24):
+        super().__init__()
+        self.register_modules(ar_model=ar_model, dv_tokenizer=dv_tokenizer, text_encoder=text_encoder,
+                              tokenizer=tokenizer, decoder_transformer=decoder_transformer,
+                              decoder_token_embedder=decoder_token_embedder, decoder_vae=decoder_vae,
+                              decoder_scheduler=decoder_scheduler, decoder_text_encoder=decoder_text_encoder,
+                              decoder_tokenizer=decoder_tokenizer)
+        self.register_to_config(max_sequence_length=max_sequence_length,
+                                decoder_max_sequence_length=decoder_max_sequence_length,
+                                decoder_chunk_latent_frames=decoder_chunk_latent_frames, default_fps=default_fps)
+        present = [name for name in _DECODER_COMPONENTS if getattr(self, name, None) is not None]
+        if present and len(present) != len(_DECODER_COMPONENTS):
+            missing = sorted(set(_DECODER_COMPONENTS) - set(present))
+            raise ValueError(f"the diffusion decoder needs all of {list(_DECODER_COMPONENTS)}; missing {missing}")
+        if ar_model.config.insert_cross_attention and (text_encoder is None or tokenizer is None):
+            raise ValueError("this autoregressive model has cross-attention (Video2World): pass text_encoder and "
+                             "tokenizer")
+        if ar_model.config.vocab_size < dv_tokenizer.codebook_size:
+            raise ValueError(f"ar_model vocab_size {ar_model.config.vocab_size} < DV tokenizer codebook "
+                             f"{dv_tokenizer.codebook_size}")
+        self.video_processor = VideoProcessor(vae_scale_factor=dv_tokenizer.config.spatial_compression)
+
+    # ------------------------------------------------------------------ construction / saving
+    @classmethod
+    def from_components(cls, ar_model, dv_tokenizer, text_encoder=None, tokenizer=None,
+                        diffusion_decoder: CosmosDiffusionDecoderPipeline | None = None, **config):
+        """Assemble from an AR model, its DV tokenizer and optionally a `CosmosDiffusionDecoderPipeline`."""
+        decoder = {}
+        if diffusion_decoder is not None:
+            decoder = dict(decoder_transformer=diffusion_decoder.transformer,
+                           decoder_token_embedder=diffusion_decoder.token_embedder,
+                           decoder_vae=diffusion_decoder.vae, decoder_scheduler=diffusion_decoder.scheduler,
+                           decoder_text_encoder=diffusion_decoder.text_encoder,
+                           decoder_tokenizer=diffusion_decoder.tokenizer)
+            config.setdefault("decoder_max_sequence_length", diffusion_decoder.config.max_sequence_length)
+            config.setdefault("decoder_chunk_latent_frames", diffusion_decoder.config.chunk_latent_frames)
+        return cls(ar_model, dv_tokenizer, text_encoder, tokenizer, **decoder, **config)
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """`DiffusionPipeline.save_pretrained` plus the `pipeline.py` entry point for `trust_remote_code` loading."""
+        super().save_pretrained(save_directory, *args, **kwargs)
+        write_entry_point(save_directory, type(self))
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
+        if kwargs.get("custom_pipeline") is None and is_own_folder(pretrained_model_name_or_path, cls):
+            return load_own_folder(cls, pretrained_model_name_or_path, **kwargs)
+        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+
+    @property
+    def has_diffusion_decoder(self) -> bool:
+        return getattr(self, "decoder_transformer", None) is not None
+
+    @property
+    def diffusion_decoder(self) -> CosmosDiffusionDecoderPipeline | None:
+        """The decoder components as a `CosmosDiffusionDecoderPipeline` (shares the modules, copies nothing)."""
+        if not self.has_diffusion_decoder:
+            return None
+        pipe = CosmosDiffusionDecoderPipeline(
+            self.decoder_text_encoder, self.decoder_tokenizer, self.decoder_transformer, self.decoder_vae,
+            self.decoder_scheduler, self.decoder_token_embedder, dv_tokenizer=self.dv_tokenizer,
+            default_fps=self.config.default_fps, max_sequence_length=self.config.decoder_max_sequence_length,
+            chunk_latent_frames=self.config.decoder_chunk_latent_frames,
+        )
+        pipe.set_progress_bar_config(**getattr(self, "_progress_bar_config", {}))
+        return pipe
+
+    # ------------------------------------------------------------------ inputs
+    @property
+    def pixel_size(self) -> tuple[int, int]:
+        _, h, w = self.ar_model.config.latent_shape
+        s = self.dv_tokenizer.config.spatial_compression
+        return h * s, w * s
+
+    @property
+    def num_output_frames(self) -> int:
+        """Frames of the model's full token grid: 1 + (T' - 1) * temporal compression."""
+        return 1 + (self.ar_model.config.latent_shape[0] - 1) * self.dv_tokenizer.config.temporal_compression
+
+    def _conditioning_frames(self, image, video) -> torch.Tensor:
+        """Input -> float [B, 3, T, H, W] in [-1, 1] at the model's pixel size, with a valid frame count."""
+        if (image is None) == (video is None):
+            raise ValueError("pass exactly one of `image` (one input frame) or `video` (input frames)")
+        height, width = self.pixel_size
+        if image is not None:
+            frames = self.video_processor.preprocess(image, height, width).unsqueeze(2)
+        elif isinstance(video, torch.Tensor):
+            # project convention (cosmos_hf.data.frames_to_tensor): [B, 3, T, H, W] or [3, T, H, W] in [-1, 1]
+            frames = video.unsqueeze(0) if video.ndim == 4 else video
+            if frames.ndim != 5 or frames.shape[1] != 3:
+                raise ValueError(f"a video tensor must be [B, 3, T, H, W] or [3, T, H, W], got {tuple(video.shape)}")
+            frames = frames.float()
+        elif isinstance(video, np.ndarray) and video.dtype == np.uint8:
+            if video.ndim != 4 or video.shape[-1] != 3:
+                raise ValueError(f"a uint8 video array must be [T, H, W, 3], got {video.shape}")
+            frames = torch.from_numpy(video).permute(3, 0, 1, 2)[None].float() / 127.5 - 1.0
+        else:
+            frames = self.video_processor.preprocess_video(video, height, width)
+        if frames.shape[-2:] != (height, width):  # resize to the model's grid
+            b, c, t = frames.shape[:3]
+            flat = frames.permute(0, 2, 1, 3, 4).reshape(b * t, c, *frames.shape[-2:])
+            flat = F.interpolate(flat, size=(height, width), mode="bilinear", antialias=True, align_corners=False)
+            frames = flat.reshape(b, t, c, height, width).permute(0, 2, 1, 3, 4)
+        temporal, total = self.dv_tokenizer.config.temporal_compression, self.num_output_frames
+        valid = [1 + temporal * k for k in range(self.ar_model.config.latent_shape[0] - 1)]
+        if frames.shape[2] not in valid:
+            raise ValueError(f"got {frames.shape[2]} input frames; this model ({total} output frames, DV tokenizer "
+                             f"x{temporal} in time) takes one of {valid}")
+        return frames
+
+    def _text_features(self, prompt, batch, device):
+        if not self.ar_model.config.insert_cross_attention:
+            return {}
+        if prompt is None:
+            raise ValueError("this model has cross-attention (Video2World): pass `prompt`")
+        prompts = [prompt] * batch if isinstance(prompt, str) else list(prompt)
+        if len(prompts) != batch:
+            raise ValueError(f"got {len(prompts)} prompts for {batch} videos")
+        text = encode_prompts(self.tokenizer, self.text_encoder, prompts, self.config.max_sequence_length,
+                              device=device, dtype=self.ar_model.dtype)
+        return {"encoder_hidden_states": text}
+
+    # ------------------------------------------------------------------ generation
+    @torch.no_grad()
+    def generate_tokens(self, input_ids, max_new_tokens, text, do_sample, temperature, top_k, top_p, generator,
+                        use_medusa=False):
+        """Continue `input_ids` [B, L] by `max_new_tokens` tokens with the KV cache (or Medusa, one row at a time)."""
+        model = self.ar_model
+        if use_medusa:
+            from ..autoregressive.medusa import medusa_generate
+
+            rows = []
+            for row in range(input_ids.shape[0]):
+                row_text = {k: v[row : row + 1] for k, v in text.items()}
+                out = medusa_generate(model, input_ids[row : row + 1], max_new_tokens, do_sample=do_sample,
+                                      temperature=temperature, top_p=top_p, generator=generator, **row_text)
+                rows.append(out.sequences)
+            return torch.cat(rows)
+        cache = DynamicCache()
+        out = model(input_ids, cache=cache, use_cache=True, logits_to_keep=1, **text)
+        new = []
+        with self.progress_bar(total=max_new_tokens) as progress_bar:
+            for step in range(max_new_tokens):
+                next_tokens = sample_next_tokens(out.logits[:, -1], do_sample, temperature, top_k, top_p, generator)
+                new.append(next_tokens)
+                progress_bar.update()
+                if step + 1 < max_new_tokens:
+                    out = model(next_tokens[:, None], cache=cache, use_cache=True, **text)
+        return torch.cat([input_ids, torch.stack(new, dim=1)], dim=1)
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        image=None,
+        video=None,
+        prompt: str | list[str] | None = None,
+        do_sample: bool = False,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = 0.8,
+        use_medusa: bool = False,
+        use_diffusion_decoder: bool = True,
+        decoder_prompt: str | list[str] = "",
+        decoder_num_inference_steps: int = DEFAULT_NUM_INFERENCE_STEPS,
+        decoder_guidance_scale: float = DEFAULT_GUIDANCE_SCALE,
+        generator: torch.Generator | None = None,
+        output_type: str = "pil",
+        return_dict: bool = True,
+    ):
+        r"""Continue `video` (or `image`) to the model's full token grid.
+
+        `video`: tensor [B, 3, T, H, W] / [3, T, H, W] in [-1, 1], uint8 array [T, H, W, 3], or a list of frames;
+        resized to the model's pixel size. `do_sample=False` is greedy decoding; otherwise `temperature`, `top_k`,
+        `top_p` (reference default 0.8) apply, seeded by `generator`. `use_medusa` needs a model with Medusa heads
+        (greedy Medusa gives exactly the greedy tokens). `output_type="tokens"` returns the token grid
+        `[B, T', H', W']` without decoding. With a diffusion decoder and `use_diffusion_decoder`, the tokens are
+        refined by it (`decoder_num_inference_steps` 15, `decoder_guidance_scale` 1.8, the reference defaults).
+        """
+        if output_type not in OUTPUT_TYPES:
+            raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
+        if do_sample and temperature <= 0:
+            raise ValueError(f"temperature must be > 0 when sampling, got {temperature}")
+        if top_p is not None and not 0 < top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+        if use_medusa and self.ar_model.medusa_heads is None:
+            raise ValueError("use_medusa=True needs an ar_model with Medusa heads (config.medusa_num_heads > 0)")
+        device = self._execution_device
+        frames = self._conditioning_frames(image, video).to(device, self.dv_tokenizer.dtype)
+        batch = frames.shape[0]
+        prompt_tokens = self.dv_tokenizer.tokenize(frames)  # [B, T_cond', H', W']
+        grid = self.ar_model.config.latent_shape
+        input_ids = prompt_tokens.reshape(batch, -1)
+        bov = self.ar_model.config.bov_token_id
+        if bov is not None:
+            input_ids = torch.cat([input_ids.new_full((batch, 1), bov), input_ids], dim=1)
+        max_new_tokens = (grid[0] - prompt_tokens.shape[1]) * grid[1] * grid[2]
+        text = self._text_features(prompt, batch, device)
+        sequences = self.generate_tokens(input_ids, max_new_tokens, text, do_sample, temperature, top_k,
+                                         top_p if do_sample else None, generator, use_medusa)
+        video_tokens = sequences[:, int(bov is not None):].reshape(batch, *grid)
+        if output_type == "tokens":
+            result = video_tokens
+        elif use_diffusion_decoder and self.has_diffusion_decoder:
+            result = self.diffusion_decoder(tokens=video_tokens, prompt=decoder_prompt,
+                                            num_inference_steps=decoder_num_inference_steps,
+                                            guidance_scale=decoder_guidance_scale, generator=generator,
+                                            output_type=output_type).frames
+        else:
+            decoded = self.dv_tokenizer.detokenize(video_tokens).float().clamp(-1, 1)
+            result = self.video_processor.postprocess_video(decoded, output_type=output_type)
+        self.maybe_free_model_hooks()
+        if not return_dict:
+            return (result,)
+        return CosmosPipelineOutput(frames=result)
+
+
+__all__ = ["CosmosARVideo2WorldPipeline", "sample_next_tokens"]

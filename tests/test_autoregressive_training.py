@@ -1,0 +1,122 @@
+"""training/train_autoregressive.py on tiny configs: an `accelerate launch` run that saves a loadable model (next-token
++ z-loss on DV tokens of physics clips), Medusa training with only heads + last two layers + unembedding trainable,
+resume from `latest`, and config errors."""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import cosmos_hf  # noqa: F401  (registers cosmos_ar with the Auto classes)
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = REPO / "training" / "train_autoregressive.py"
+CONFIG = REPO / "training" / "configs" / "autoregressive_tiny_test.yaml"
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("train_autoregressive", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def base_run(tmp_path_factory):
+    """2 steps through `accelerate launch` (1 process): the script's real entry point."""
+    output = tmp_path_factory.mktemp("ar_base")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "1", "--num_machines", "1",
+               "--mixed_precision", "no", "--dynamo_backend", "no", str(SCRIPT), "--config", str(CONFIG),
+               "--output_dir", str(output)]
+    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return output
+
+
+def test_accelerate_run_saves_a_loadable_model_trained_with_ce_plus_z_loss(base_run):
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(base_run / "model")
+    assert type(model).__name__ == "CosmosARForCausalLM"
+    # 5 frames of 32x32 through DV4x8x8 -> a [2, 4, 4] token grid; vocabulary = the tokenizer's 64,000 codes
+    assert model.config.latent_shape == [2, 4, 4] and model.config.vocab_size == 64000
+    tokens = load_file(str(base_run / "token_cache.safetensors"))["tokens"]
+    assert tokens.shape == (2, 2, 4, 4) and tokens.dtype == torch.int64 and int(tokens.max()) < 64000
+    log = [json.loads(line) for line in (base_run / "train_log.jsonl").read_text().splitlines()]
+    assert [entry["step"] for entry in log] == [1, 2]
+    for entry in log:
+        assert entry["z_loss"] > 0 and entry["loss"] == pytest.approx(entry["ce_loss"] + entry["z_loss"], rel=1e-5)
+    assert (base_run / "checkpoint-2" / "train_state.json").is_file()
+    assert "CosmosARForCausalLM" in (base_run / "model" / "README.md").read_text()
+    # the saved model reproduces the logged loss on a training clip (same weights as trained)
+    ids = tokens[:1].reshape(1, -1)
+    with torch.no_grad():
+        out = model(ids, labels=ids)
+    assert torch.isfinite(out.loss) and out.ce_loss < 12.0  # ln(64000) = 11.07: an untrained model sits near it
+
+
+def test_medusa_trains_heads_last_two_layers_and_unembedding_only(base_run, tmp_path):
+    from cosmos_hf.autoregressive.modeling_cosmos_ar import CosmosARForCausalLM
+
+    script = load_script()
+    output = tmp_path / "medusa"
+    assert script.main(["--config", str(CONFIG), "--output_dir", str(output), "--medusa",
+                        "--pretrained_model", str(base_run / "model")]) == 0
+    base = CosmosARForCausalLM.from_pretrained(base_run / "model")
+    tuned = CosmosARForCausalLM.from_pretrained(output / "model")
+    assert tuned.config.medusa_num_heads == 2 and len(tuned.medusa_heads) == 2
+    base_state, tuned_state = base.state_dict(), tuned.state_dict()
+    num_layers = base.config.num_hidden_layers
+    trainable_prefixes = ("lm_head.", *(f"model.layers.{i}." for i in range(num_layers - 2, num_layers)))
+    for name, value in base_state.items():
+        changed = not torch.equal(value, tuned_state[name])
+        if name.startswith(trainable_prefixes) and name.endswith("weight") and "norm" not in name:
+            assert changed, f"{name} should have been trained"
+        elif not name.startswith(trainable_prefixes):
+            assert not changed, f"{name} should be frozen"
+    log = [json.loads(line) for line in (output / "train_log.jsonl").read_text().splitlines()]
+    assert all(entry["medusa_loss"] > 0 for entry in log)
+
+    # resume: one more step from the latest checkpoint continues the step count
+    assert script.main(["--config", str(CONFIG), "--output_dir", str(output), "--medusa", "--pretrained_model",
+                        str(base_run / "model"), "--max_train_steps", "3", "--resume_from_checkpoint", "latest"]) == 0
+    log = [json.loads(line) for line in (output / "train_log.jsonl").read_text().splitlines()]
+    assert log[-1]["step"] == 3
+
+
+def test_freeze_for_medusa_selects_heads_last_layers_and_lm_head():
+    from cosmos_hf import CosmosARConfig
+    from cosmos_hf.autoregressive.modeling_cosmos_ar import CosmosARForCausalLM
+
+    script = load_script()
+    config = CosmosARConfig(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=4,
+                            num_attention_heads=2, num_key_value_heads=1, latent_shape=[2, 2, 2])
+    model = script.add_medusa_heads(CosmosARForCausalLM(config), num_heads=3, num_layers=1, init_from_lm_head=True)
+    assert torch.equal(model.medusa_heads[0].proj.weight, model.lm_head.weight)
+    groups = script.freeze_for_medusa(model, 2)
+    assert groups == ["medusa_heads", "lm_head", "model.layers.2", "model.layers.3"]
+    trainable = {n.split(".")[0] if not n.startswith("model.layers") else ".".join(n.split(".")[:3])
+                 for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable == {"medusa_heads", "lm_head", "model.layers.2", "model.layers.3"}
+    with pytest.raises(ValueError, match="unfreeze_last_layers"):
+        script.freeze_for_medusa(model, 5)
+
+
+def test_config_errors_are_clear(tmp_path):
+    script = load_script()
+    with pytest.raises(ValueError, match="pre-trained model"):
+        script.main(["--config", str(CONFIG), "--output_dir", str(tmp_path / "a"), "--medusa"])
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model: {}\n")
+    with pytest.raises(ValueError, match="tokenizer"):
+        script.load_config(bad)
+    bad.write_text("tokenizer: tiny\nmodels: {}\n")
+    with pytest.raises(ValueError, match="unknown top-level"):
+        script.load_config(bad)

@@ -1,0 +1,148 @@
+"""CosmosARVideo2WorldPipeline on tiny random components: input frames -> DV tokens -> generation -> decoding.
+
+Checks that generation is the model's own KV-cache decoding (equal to `generate()`), respects the token budget of
+the latent grid, Medusa gives the greedy tokens, sampling is seeded, the Video2World variant uses its text and
+`<bov>`, the diffusion decoder path runs, the save/load contract holds, and bad input gets clear errors."""
+
+import pytest
+import torch
+from diffusers import DiffusionPipeline, EDMEulerScheduler
+
+from cosmos_hf import CosmosARConfig, CosmosARForCausalLM
+from cosmos_hf.autoregressive.medusa import init_medusa_heads_from_lm_head
+from cosmos_hf.diffusion.diffusion_decoder import CosmosDiffusionDecoderPipeline, CosmosDVTokenEmbedder
+from cosmos_hf.diffusion.nano import tiny_cosmos_vae, tiny_t5_text_encoder, tiny_transformer
+from cosmos_hf.pipelines.pipeline_cosmos_ar_video2world import CosmosARVideo2WorldPipeline, sample_next_tokens
+from cosmos_hf.tokenizers.configs import from_config_name
+
+GRID = [3, 2, 2]  # 9 frames of 16x16 through DV4x8x8
+
+
+def tiny_dv():
+    torch.manual_seed(0)
+    return from_config_name("DV4x8x8", channels=8, channels_mult=[1, 2, 2], num_res_blocks=1, z_channels=16).eval()
+
+
+def tiny_ar(**overrides):
+    torch.manual_seed(1)
+    config = CosmosARConfig(vocab_size=64000, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+                            num_attention_heads=2, num_key_value_heads=1, latent_shape=GRID, pad_to_multiple_of=8,
+                            initializer_range=0.3, **overrides)
+    return CosmosARForCausalLM(config).eval()
+
+
+@pytest.fixture(scope="module")
+def dv():
+    return tiny_dv()
+
+
+@pytest.fixture(scope="module")
+def pipe(dv):
+    model = tiny_ar(medusa_num_heads=2)
+    init_medusa_heads_from_lm_head(model)
+    pipeline = CosmosARVideo2WorldPipeline(model, dv)
+    pipeline.set_progress_bar_config(disable=True)
+    return pipeline
+
+
+def frames(num=1, seed=0):
+    return torch.rand(1, 3, num, 16, 16, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+
+
+def test_greedy_generation_is_generate_and_fills_the_latent_grid(pipe, dv):
+    tokens = pipe(video=frames(5), output_type="tokens").frames
+    assert tokens.shape == (1, *GRID)
+    prompt = dv.tokenize(frames(5)).reshape(1, -1)  # 2 latent frames = 8 tokens given
+    assert torch.equal(tokens.reshape(1, -1)[:, :8], prompt)
+    reference = pipe.ar_model.generate(prompt, max_new_tokens=4, do_sample=False)
+    assert reference.shape[1] == 12  # generate respects max_new_tokens
+    assert torch.equal(tokens.reshape(1, -1), reference)
+    # one input frame: 1 latent frame given, 2 generated
+    assert torch.equal(pipe(image=None, video=frames(1), output_type="tokens").frames.reshape(1, -1)[:, :4],
+                       dv.tokenize(frames(1)).reshape(1, -1))
+
+
+def test_medusa_greedy_equals_plain_greedy(pipe):
+    plain = pipe(video=frames(1, seed=3), output_type="tokens").frames
+    assert torch.equal(pipe(video=frames(1, seed=3), output_type="tokens", use_medusa=True).frames, plain)
+
+
+def test_sampling_is_seeded_by_generator(pipe):
+    run = lambda seed: pipe(video=frames(1), output_type="tokens", do_sample=True, temperature=1.5,  # noqa: E731
+                            top_p=0.95, generator=torch.Generator().manual_seed(seed)).frames
+    assert torch.equal(run(0), run(0))
+    assert not torch.equal(run(0), run(1))
+    logits = torch.tensor([[0.0, 5.0, 4.9, -3.0]])
+    assert sample_next_tokens(logits, do_sample=False).item() == 1
+    picks = {sample_next_tokens(logits, True, top_k=2, generator=torch.Generator().manual_seed(s)).item()
+             for s in range(30)}
+    assert picks == {1, 2}  # top-k keeps the two best
+
+
+def test_decoded_outputs(pipe):
+    out = pipe(video=frames(1), output_type="np").frames
+    assert out.shape == (1, 9, 16, 16, 3) and out.min() >= 0 and out.max() <= 1
+    pil = pipe(video=frames(1), output_type="pil").frames
+    assert len(pil[0]) == 9 and pil[0][0].size == (16, 16)
+    # a uint8 [T, H, W, 3] array at another size is resized to the model's 16x16
+    array = (torch.rand(1, 32, 32, 3) * 255).to(torch.uint8).numpy()
+    assert pipe(video=array, output_type="tokens").frames.shape == (1, *GRID)
+
+
+def test_bad_input_errors(pipe, dv):
+    with pytest.raises(ValueError, match=r"takes one of \[1, 5\]"):
+        pipe(video=frames(2))
+    with pytest.raises(ValueError, match="exactly one"):
+        pipe()
+    with pytest.raises(ValueError, match="Medusa"):
+        CosmosARVideo2WorldPipeline(tiny_ar(), dv)(video=frames(1), use_medusa=True)
+    with pytest.raises(ValueError, match="output_type"):
+        pipe(video=frames(1), output_type="latent")
+    model = pipe.ar_model
+    with pytest.raises(ValueError, match=r"token id 64000 out of range"):
+        model(torch.tensor([[1, 64000]]))
+    with pytest.raises(ValueError, match=r"position ids must lie in \[0, 16\).*latent_shape \[3, 2, 2\]"):
+        model.generate(torch.zeros(1, 10, dtype=torch.long), max_new_tokens=8, do_sample=False)
+
+
+def test_video2world_variant_uses_bov_and_text(dv):
+    model = tiny_ar(insert_cross_attention=True, cross_attention_dim=16, use_abs_pos_emb=True, use_bov_token=True)
+    tokenizer, text_encoder = tiny_t5_text_encoder(d_model=16)
+    with pytest.raises(ValueError, match="text_encoder"):
+        CosmosARVideo2WorldPipeline(model, dv)
+    pipe = CosmosARVideo2WorldPipeline(model, dv, text_encoder=text_encoder, tokenizer=tokenizer,
+                                       max_sequence_length=8)
+    pipe.set_progress_bar_config(disable=True)
+    with pytest.raises(ValueError, match="prompt"):
+        pipe(video=frames(1))
+    a = pipe(video=frames(1), prompt="a red ball falls", output_type="tokens").frames
+    b = pipe(video=frames(1), prompt="a blue cube slides", output_type="tokens").frames
+    assert a.shape == (1, *GRID) and not torch.equal(a, b)  # text reaches the model through cross-attention
+
+
+def test_diffusion_decoder_path_and_save_load_round_trip(pipe, dv, tmp_path):
+    tokenizer, text_encoder = tiny_t5_text_encoder()
+    torch.manual_seed(2)
+    decoder = CosmosDiffusionDecoderPipeline(
+        text_encoder, tokenizer, tiny_transformer(latent_channels=4, in_channels=4 + 32 + 1), tiny_cosmos_vae(),
+        EDMEulerScheduler(sigma_min=0.002, sigma_max=80.0, sigma_data=0.5, prediction_type="epsilon",
+                          final_sigmas_type="sigma_min"),
+        CosmosDVTokenEmbedder(), dv_tokenizer=dv, default_fps=24, max_sequence_length=8,
+    )
+    full = CosmosARVideo2WorldPipeline.from_components(pipe.ar_model, dv, diffusion_decoder=decoder)
+    full.set_progress_bar_config(disable=True)
+    refined = full(video=frames(1), output_type="pt", decoder_num_inference_steps=2,
+                   generator=torch.Generator().manual_seed(0)).frames
+    plain = full(video=frames(1), output_type="pt", use_diffusion_decoder=False).frames
+    assert refined.shape == plain.shape == (1, 9, 3, 16, 16) and not torch.allclose(refined, plain)
+
+    full.save_pretrained(tmp_path / "ar_pipe")
+    loaded = DiffusionPipeline.from_pretrained(tmp_path / "ar_pipe", trust_remote_code=True)
+    assert type(loaded) is CosmosARVideo2WorldPipeline and loaded.has_diffusion_decoder
+    loaded.set_progress_bar_config(disable=True)
+    again = CosmosARVideo2WorldPipeline.from_pretrained(tmp_path / "ar_pipe")
+    assert type(again) is CosmosARVideo2WorldPipeline
+    assert torch.equal(loaded(video=frames(1), output_type="tokens").frames,
+                       full(video=frames(1), output_type="tokens").frames)
+    torch.testing.assert_close(loaded(video=frames(1), output_type="pt", decoder_num_inference_steps=2,
+                                      generator=torch.Generator().manual_seed(0)).frames, refined)

@@ -1,0 +1,510 @@
+#!/usr/bin/env python
+"""Train the Cosmos-Predict1 autoregressive world model (next-token + z-loss on discrete video tokens).
+
+    accelerate launch training/train_autoregressive.py --config training/configs/autoregressive_tiny_test.yaml
+    accelerate launch --config_file training/accelerate/ddp.yaml training/train_autoregressive.py --config ...
+    accelerate launch --config_file training/accelerate/fsdp.yaml \
+        --fsdp_transformer_layer_cls_to_wrap CosmosARDecoderLayer training/train_autoregressive.py --config ...
+    accelerate launch training/train_autoregressive.py --config ... --resume_from_checkpoint latest
+    accelerate launch training/train_autoregressive.py --config ... --medusa --pretrained_model <model folder>
+
+Data: clips of the built-in physics world (`cosmos_hf.sim`) are simulated once, tokenized with a DV tokenizer
+(config `tokenizer: <folder>`, e.g. the nano DV4x8x8 trained by train_tokenizer.py) and cached in
+`output_dir/token_cache.safetensors`; each sample is one clip's token grid flattened t-major (`<bov>` first for
+Video2World models, which also get the clip caption through their text encoder for cross-attention).
+
+Loss: `CosmosARForCausalLM`'s cross-entropy + `z_loss_coeff * mean(logsumexp(logits)^2)`.
+
+`--medusa` (or `medusa.enabled: true`): add `medusa.num_heads` Medusa heads to a pre-trained model, initialise them
+from the LM head, and train them with everything frozen except the heads, the last `medusa.unfreeze_last_layers`
+(2) decoder layers and the unembedding (`lm_head`) — the Medusa paper's recipe against forgetting; the base
+next-token loss stays in the objective.
+
+Outputs in `output_dir`: `checkpoint-<step>/` (accelerate state, written atomically), `train_log.jsonl`, and at the
+end `model/` (`save_pretrained`, loadable with `AutoModelForCausalLM.from_pretrained` after `import cosmos_hf`) with
+a model card.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import logging
+import math
+import os
+import re
+import shutil
+import time
+from pathlib import Path
+
+import torch
+import yaml
+from torch.utils.data import DataLoader, Dataset
+
+logger = logging.getLogger("train_autoregressive")
+
+DEFAULT_CONFIG = {
+    "output_dir": "outputs/autoregressive",
+    "seed": 0,
+    "tokenizer": None,  # CosmosDiscreteVideoTokenizer folder, or "tiny" (random DV4x8x8, tests)
+    "model": {
+        "pretrained_model": None,  # CosmosARForCausalLM folder to continue from (required for --medusa)
+        "config": {},  # CosmosARConfig kwargs for a model trained from scratch; latent_shape is set from the data
+        "text_encoder": None,  # Video2World (cross-attention) models: "minilm", "tiny-t5" or a folder
+        "max_sequence_length": 32,
+    },
+    "data": {
+        "type": "physics",
+        "num_clips": 64,  # clips simulated and tokenized once (seed = seed_offset + index)
+        "num_frames": 17,
+        "height": 64,
+        "width": 64,
+        "fps": 24,
+        "scenes": None,  # subset of cosmos_hf.sim SCENES
+        "seed_offset": 0,
+        "num_workers": 0,
+    },
+    "training": {
+        "max_train_steps": 100,
+        "batch_size": 4,
+        "gradient_accumulation_steps": 1,
+        "learning_rate": 3e-4,
+        "lr_warmup_steps": 0,
+        "adam_betas": [0.9, 0.95],
+        "adam_weight_decay": 0.1,
+        "max_grad_norm": 1.0,
+        "mixed_precision": None,  # set through accelerate (config file / --mixed_precision)
+        "gradient_checkpointing": False,
+        "checkpointing_steps": 50,
+        "checkpoints_total_limit": 3,
+        "log_every": 10,
+    },
+    "medusa": {
+        "enabled": False,
+        "num_heads": 4,
+        "num_layers": 1,
+        "unfreeze_last_layers": 2,
+        "init_from_lm_head": True,
+    },
+}
+
+
+# ---------------------------------------------------------------------------------------------------------- config
+def merge(base: dict, update: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in (update or {}).items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and out[key]:
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def load_config(path, overrides=()) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file not found: {path}")
+    user = yaml.safe_load(path.read_text()) or {}
+    unknown = sorted(set(user) - set(DEFAULT_CONFIG))
+    if unknown:
+        raise ValueError(f"unknown top-level config keys {unknown}; valid: {sorted(DEFAULT_CONFIG)}")
+    config = merge(DEFAULT_CONFIG, user)
+    for item in overrides:
+        if "=" not in item:
+            raise ValueError(f"--set expects key.path=value, got {item!r}")
+        key, value = item.split("=", 1)
+        node = config
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = yaml.safe_load(value)
+    if not config["tokenizer"]:
+        raise ValueError("config `tokenizer` is required: a DV tokenizer folder (or 'tiny' for tests)")
+    if config["data"]["type"] != "physics":
+        raise ValueError(f"data.type must be physics, got {config['data']['type']!r}")
+    return config
+
+
+# ---------------------------------------------------------------------------------------------------------- data
+def load_dv_tokenizer(name_or_folder):
+    from cosmos_hf.tokenizers import CosmosDiscreteVideoTokenizer
+
+    if name_or_folder == "tiny":
+        from cosmos_hf.tokenizers.configs import from_config_name
+
+        torch.manual_seed(0)
+        return from_config_name("DV4x8x8", channels=8, channels_mult=[1, 2, 2], num_res_blocks=1, z_channels=16).eval()
+    folder = Path(name_or_folder)
+    if not (folder / "config.json").is_file():
+        raise ValueError(f"tokenizer {folder} is not a tokenizer folder (no config.json)")
+    model = CosmosDiscreteVideoTokenizer.from_pretrained(folder)
+    return model.eval()
+
+
+@torch.no_grad()
+def tokenize_physics_clips(data: dict, dv_tokenizer, cache_path: Path, is_main: bool):
+    """Simulate and tokenize `data.num_clips` clips once; returns (tokens int64 [N, T', H', W'], captions)."""
+    from safetensors.torch import load_file, save_file
+
+    from cosmos_hf.sim import SCENES, simulate
+    from cosmos_hf.utils import atomic_path
+
+    captions_path = cache_path.with_suffix(".captions.json")
+    if cache_path.is_file() and captions_path.is_file():
+        tokens = load_file(str(cache_path))["tokens"]
+        captions = json.loads(captions_path.read_text())
+        if len(captions) == len(tokens) == data["num_clips"]:
+            return tokens, captions
+    scenes = list(data.get("scenes") or SCENES)
+    unknown = sorted(set(scenes) - set(SCENES))
+    if unknown:
+        raise ValueError(f"unknown physics scenes {unknown}; valid: {list(SCENES)}")
+    tokens, captions = [], []
+    for index in range(int(data["num_clips"])):
+        record = simulate(scenes[index % len(scenes)], seed=int(data["seed_offset"]) + index,
+                          num_frames=data["num_frames"], height=data["height"], width=data["width"], fps=data["fps"])
+        video = torch.from_numpy(record.video).permute(3, 0, 1, 2)[None].float() / 127.5 - 1.0
+        tokens.append(dv_tokenizer.tokenize(video.to(dv_tokenizer.dtype))[0].cpu())
+        captions.append(record.caption)
+    tokens = torch.stack(tokens)
+    if is_main:
+        with atomic_path(cache_path) as tmp:
+            save_file({"tokens": tokens.contiguous()}, str(tmp))
+        with atomic_path(captions_path) as tmp:
+            tmp.write_text(json.dumps(captions))
+    return tokens, captions
+
+
+class TokenClipDataset(Dataset):
+    """One sample = one clip's token grid flattened t-major (with `<bov>` first when the model has one)."""
+
+    def __init__(self, tokens: torch.Tensor, captions: list[str], bov_token_id: int | None):
+        self.tokens, self.captions, self.bov = tokens, captions, bov_token_id
+
+    def __len__(self):
+        return len(self.tokens)
+
+    def __getitem__(self, index):
+        ids = self.tokens[index].reshape(-1)
+        if self.bov is not None:
+            ids = torch.cat([torch.tensor([self.bov]), ids])
+        return {"input_ids": ids, "caption": self.captions[index]}
+
+
+def collate(items):
+    return {"input_ids": torch.stack([i["input_ids"] for i in items]), "caption": [i["caption"] for i in items]}
+
+
+# ---------------------------------------------------------------------------------------------------------- model
+def build_model(config: dict, latent_shape, vocab_size: int, medusa: dict):
+    """A new or pre-trained `CosmosARForCausalLM` whose latent grid matches the tokenized clips."""
+    from cosmos_hf.autoregressive import CosmosARConfig
+    from cosmos_hf.autoregressive.modeling_cosmos_ar import CosmosARForCausalLM
+
+    model_cfg = config["model"]
+    if model_cfg.get("pretrained_model"):
+        model = CosmosARForCausalLM.from_pretrained(model_cfg["pretrained_model"])
+    else:
+        if medusa["enabled"]:
+            raise ValueError("--medusa trains heads on a pre-trained model: set model.pretrained_model "
+                             "(or --pretrained_model) to a CosmosARForCausalLM folder")
+        kwargs = dict(model_cfg.get("config") or {})
+        kwargs.setdefault("vocab_size", vocab_size)
+        kwargs["latent_shape"] = list(latent_shape)
+        model = CosmosARForCausalLM(CosmosARConfig(**kwargs))
+    cfg = model.config
+    if list(cfg.latent_shape) != list(latent_shape):
+        raise ValueError(f"the model's latent_shape {cfg.latent_shape} does not match the tokenized clips "
+                         f"{list(latent_shape)}: change data.num_frames/height/width or the model")
+    if cfg.vocab_size < vocab_size:
+        raise ValueError(f"the model's vocab_size {cfg.vocab_size} is smaller than the tokenizer's {vocab_size} codes")
+    if medusa["enabled"]:
+        model = add_medusa_heads(model, int(medusa["num_heads"]), int(medusa["num_layers"]),
+                                 bool(medusa["init_from_lm_head"]))
+        freeze_for_medusa(model, int(medusa["unfreeze_last_layers"]))
+    return model
+
+
+def add_medusa_heads(model, num_heads: int, num_layers: int, init_from_lm_head: bool):
+    """Rebuild `model` with `num_heads` Medusa heads (the base weights copied over, heads initialised fresh)."""
+    from cosmos_hf.autoregressive.medusa import init_medusa_heads_from_lm_head
+    from cosmos_hf.autoregressive.modeling_cosmos_ar import CosmosARForCausalLM
+
+    if num_heads < 1:
+        raise ValueError(f"medusa.num_heads must be >= 1, got {num_heads}")
+    if model.config.medusa_num_heads == num_heads and model.config.medusa_num_layers == num_layers:
+        return model  # continue training existing heads
+    config = copy.deepcopy(model.config)
+    config.medusa_num_heads, config.medusa_num_layers = num_heads, num_layers
+    new = CosmosARForCausalLM(config)
+    base = {k: v for k, v in model.state_dict().items() if not k.startswith("medusa_heads.")}
+    missing, unexpected = new.load_state_dict(base, strict=False)
+    if unexpected or any(not k.startswith("medusa_heads.") for k in missing):
+        raise RuntimeError(f"copying the base model failed: missing {missing}, unexpected {unexpected}")
+    if init_from_lm_head:
+        init_medusa_heads_from_lm_head(new)
+    return new
+
+
+def freeze_for_medusa(model, unfreeze_last_layers: int = 2) -> list[str]:
+    """Freeze everything but the Medusa heads, the last `unfreeze_last_layers` decoder layers and the unembedding.
+    Returns the names of the trainable parameter groups."""
+    num_layers = model.config.num_hidden_layers
+    if not 0 <= unfreeze_last_layers <= num_layers:
+        raise ValueError(f"medusa.unfreeze_last_layers must be in [0, {num_layers}], got {unfreeze_last_layers}")
+    model.requires_grad_(False)
+    trainable = ["medusa_heads", "lm_head"]
+    model.medusa_heads.requires_grad_(True)
+    model.lm_head.requires_grad_(True)
+    for index in range(num_layers - unfreeze_last_layers, num_layers):
+        model.model.layers[index].requires_grad_(True)
+        trainable.append(f"model.layers.{index}")
+    return trainable
+
+
+# ---------------------------------------------------------------------------------------------------------- checkpoints
+CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
+
+
+def list_checkpoints(output_dir: Path):
+    found = []
+    for path in output_dir.glob("checkpoint-*"):
+        match = CHECKPOINT_RE.match(path.name)
+        if match and (path / "train_state.json").is_file():  # complete checkpoints only
+            found.append((int(match.group(1)), path))
+    return sorted(found)
+
+
+def save_checkpoint(accelerator, output_dir: Path, step: int, limit: int | None):
+    final, tmp = output_dir / f"checkpoint-{step}", output_dir / f".checkpoint-{step}.tmp"
+    if accelerator.is_main_process and tmp.exists():
+        shutil.rmtree(tmp)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(tmp))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        (tmp / "train_state.json").write_text(json.dumps({"global_step": step}))
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)  # a checkpoint appears complete or not at all
+        if limit:
+            for _, old in list_checkpoints(output_dir)[:-limit]:
+                shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
+
+
+# ---------------------------------------------------------------------------------------------------------- training
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description="Next-token training of the Cosmos autoregressive world model")
+    parser.add_argument("--config", required=True, help="YAML config (see training/configs/autoregressive_*.yaml)")
+    parser.add_argument("--output_dir", default=None)
+    parser.add_argument("--max_train_steps", type=int, default=None)
+    parser.add_argument("--pretrained_model", default=None, help="continue from this CosmosARForCausalLM folder")
+    parser.add_argument("--medusa", action="store_true",
+                        help="train Medusa heads (+ last 2 layers + unembedding) on a pre-trained model")
+    parser.add_argument("--resume_from_checkpoint", default=None, help="'latest' or a checkpoint-<step> folder")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config value, e.g. --set training.learning_rate=1e-3")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    from accelerate import Accelerator
+    from accelerate.utils import ProjectConfiguration, set_seed
+    from diffusers.optimization import get_scheduler
+    from tqdm.auto import tqdm
+
+    from cosmos_hf.utils import atomic_path
+
+    args = parse_args(argv)
+    config = load_config(args.config, args.overrides)
+    if args.output_dir:
+        config["output_dir"] = args.output_dir
+    if args.max_train_steps is not None:
+        config["training"]["max_train_steps"] = args.max_train_steps
+    if args.pretrained_model:
+        config["model"]["pretrained_model"] = args.pretrained_model
+    if args.medusa:
+        config["medusa"]["enabled"] = True
+    train_cfg, data_cfg, medusa_cfg = config["training"], config["data"], config["medusa"]
+    output_dir = Path(config["output_dir"])
+
+    multi_process_cpu = not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
+    accelerator = Accelerator(
+        cpu=multi_process_cpu,
+        gradient_accumulation_steps=train_cfg["gradient_accumulation_steps"],
+        mixed_precision=train_cfg["mixed_precision"],
+        project_config=ProjectConfiguration(project_dir=str(output_dir)),
+    )
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    set_seed(config["seed"], device_specific=True)
+    if accelerator.is_main_process:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        with atomic_path(output_dir / "config.yaml") as tmp:
+            tmp.write_text(yaml.safe_dump(config, sort_keys=False))
+    device = accelerator.device
+
+    # data: tokenized once on the main process, read from the cache by the others
+    dv_tokenizer = load_dv_tokenizer(config["tokenizer"])
+    latent_shape = dv_tokenizer.latent_shape(data_cfg["num_frames"], data_cfg["height"], data_cfg["width"])
+    cache_path = output_dir / "token_cache.safetensors"
+    if accelerator.is_main_process:
+        tokens, captions = tokenize_physics_clips(data_cfg, dv_tokenizer, cache_path, True)
+    accelerator.wait_for_everyone()
+    if not accelerator.is_main_process:
+        tokens, captions = tokenize_physics_clips(data_cfg, dv_tokenizer, cache_path, False)
+    codebook_size = dv_tokenizer.codebook_size
+    del dv_tokenizer
+    if tuple(tokens.shape[1:]) != tuple(latent_shape):
+        raise RuntimeError(f"tokenized clips have grid {tuple(tokens.shape[1:])}, expected {tuple(latent_shape)}")
+
+    model = build_model(config, latent_shape, codebook_size, medusa_cfg)
+    text_encoder = tokenizer = None
+    if model.config.insert_cross_attention:
+        from cosmos_hf.diffusion.text_encoding import load_text_encoder
+
+        name = config["model"].get("text_encoder")
+        if not name:
+            raise ValueError("this model has cross-attention (Video2World): set model.text_encoder")
+        if name == "tiny-t5":
+            from cosmos_hf.diffusion.nano import tiny_t5_text_encoder
+
+            tokenizer, text_encoder = tiny_t5_text_encoder(d_model=model.config.cross_attention_dim)
+        else:
+            tokenizer, text_encoder = load_text_encoder(name)
+        text_encoder.to(device).requires_grad_(False).eval()
+    if train_cfg["gradient_checkpointing"]:
+        model.gradient_checkpointing_enable()
+    model.train()
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    accelerator.print(f"processes: {accelerator.num_processes} ({accelerator.distributed_type}); "
+                      f"{len(tokens)} clips of {tuple(latent_shape)} tokens; trainable parameters "
+                      f"{sum(p.numel() for p in trainable):,} of {sum(p.numel() for p in model.parameters()):,}"
+                      + (" (Medusa)" if medusa_cfg["enabled"] else ""))
+
+    dataset = TokenClipDataset(tokens, captions, model.config.bov_token_id)
+    loader = DataLoader(dataset, batch_size=train_cfg["batch_size"], shuffle=True, collate_fn=collate,
+                        num_workers=data_cfg["num_workers"], drop_last=len(dataset) >= train_cfg["batch_size"])
+    optimizer = torch.optim.AdamW(trainable, lr=train_cfg["learning_rate"], betas=tuple(train_cfg["adam_betas"]),
+                                  weight_decay=train_cfg["adam_weight_decay"])
+    lr_scheduler = get_scheduler("constant_with_warmup", optimizer=optimizer,
+                                 num_warmup_steps=train_cfg["lr_warmup_steps"] * accelerator.num_processes)
+    model, optimizer, loader, lr_scheduler = accelerator.prepare(model, optimizer, loader, lr_scheduler)
+
+    global_step = 0
+    if args.resume_from_checkpoint:
+        if args.resume_from_checkpoint == "latest":
+            found = list_checkpoints(output_dir)
+            path = found[-1][1] if found else None
+        else:
+            path = Path(args.resume_from_checkpoint)
+            if not (path / "train_state.json").is_file():
+                raise ValueError(f"{path} is not a complete checkpoint folder (no train_state.json)")
+        if path is None:
+            accelerator.print(f"no checkpoint in {output_dir}; starting from step 0")
+        else:
+            accelerator.load_state(str(path))
+            global_step = json.loads((path / "train_state.json").read_text())["global_step"]
+            accelerator.print(f"resumed from {path} at step {global_step}")
+
+    max_steps = train_cfg["max_train_steps"]
+    progress = tqdm(range(max_steps), initial=global_step, desc="steps", disable=not accelerator.is_local_main_process)
+    log_path = output_dir / "train_log.jsonl"
+    start = time.time()
+    while global_step < max_steps:
+        for batch in loader:
+            with accelerator.accumulate(model):
+                input_ids = batch["input_ids"].to(device)
+                text = {}
+                if text_encoder is not None:
+                    from cosmos_hf.diffusion.text_encoding import encode_prompts
+
+                    with torch.no_grad():
+                        text["encoder_hidden_states"] = encode_prompts(
+                            tokenizer, text_encoder, batch["caption"], config["model"]["max_sequence_length"],
+                            device=device, dtype=torch.float32)
+                out = model(input_ids=input_ids, labels=input_ids, use_cache=False, **text)
+                if not torch.isfinite(out.loss):
+                    raise RuntimeError(f"loss is {out.loss.item()} at step {global_step} (ce {out.ce_loss.item()}, "
+                                       f"z {out.z_loss.item()}); stopping without saving. Lower "
+                                       "training.learning_rate or check the data.")
+                accelerator.backward(out.loss)
+                if accelerator.sync_gradients and train_cfg["max_grad_norm"]:
+                    accelerator.clip_grad_norm_(trainable, train_cfg["max_grad_norm"])
+                optimizer.step()
+                lr_scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+            if not accelerator.sync_gradients:
+                continue
+            global_step += 1
+            terms = {"loss": out.loss, "ce_loss": out.ce_loss, "z_loss": out.z_loss}
+            if out.medusa_loss is not None:
+                terms["medusa_loss"] = out.medusa_loss
+            logs = {k: accelerator.gather(v.detach().float()[None]).mean().item() for k, v in terms.items()}
+            progress.update(1)
+            progress.set_postfix(loss=f"{logs['loss']:.4f}", ce=f"{logs['ce_loss']:.4f}")
+            if accelerator.is_main_process and (global_step % train_cfg["log_every"] == 0
+                                                or global_step in (1, max_steps)):
+                logs.update(step=global_step, lr=lr_scheduler.get_last_lr()[0], seconds=round(time.time() - start, 1),
+                            perplexity=math.exp(min(logs["ce_loss"], 50.0)))
+                with open(log_path, "a") as handle:
+                    handle.write(json.dumps(logs) + "\n")
+            if train_cfg["checkpointing_steps"] and global_step % train_cfg["checkpointing_steps"] == 0:
+                save_checkpoint(accelerator, output_dir, global_step, train_cfg["checkpoints_total_limit"])
+            if global_step >= max_steps:
+                break
+
+    accelerator.wait_for_everyone()
+    if train_cfg["checkpointing_steps"] and not (output_dir / f"checkpoint-{global_step}").exists():
+        save_checkpoint(accelerator, output_dir, global_step, train_cfg["checkpoints_total_limit"])
+    state = accelerator.get_state_dict(model)  # collective under FSDP
+    if accelerator.is_main_process:
+        unwrapped = accelerator.unwrap_model(model)
+        with atomic_path(output_dir / "model", is_dir=True) as tmp:
+            unwrapped.save_pretrained(tmp, state_dict=state, safe_serialization=True)
+            (tmp / "README.md").write_text(model_card(config, unwrapped.config, output_dir))
+        accelerator.print(f"saved {output_dir / 'model'}")
+    accelerator.end_training()
+    return 0
+
+
+def model_card(config: dict, model_config, output_dir: Path) -> str:
+    """A Hub model card (YAML front matter + facts read from this run's own log)."""
+    log_path = output_dir / "train_log.jsonl"
+    entries = [json.loads(line) for line in log_path.read_text().splitlines()] if log_path.is_file() else []
+    last = entries[-1] if entries else {}
+    data, training, medusa = config["data"], config["training"], config["medusa"]
+    return f"""---
+library_name: transformers
+pipeline_tag: image-to-video
+tags: [cosmos, cosmos-hf, world-model, autoregressive{", medusa" if medusa["enabled"] else ""}]
+license: apache-2.0
+---
+
+# cosmos-hf autoregressive world model (CosmosARForCausalLM)
+
+A Cosmos-Predict1-style autoregressive world model (Llama-style decoder over discrete video tokens, 3D RoPE,
+z-loss) trained with `training/train_autoregressive.py` of cosmos-hf{" with Medusa heads" if medusa["enabled"] else ""}.
+
+```python
+import cosmos_hf  # registers cosmos_ar with transformers
+from transformers import AutoModelForCausalLM
+
+model = AutoModelForCausalLM.from_pretrained("<this folder>")
+```
+
+| | |
+|---|---|
+| size | {model_config.num_hidden_layers} layers, width {model_config.hidden_size}, {model_config.num_attention_heads} heads ({model_config.num_key_value_heads} KV) |
+| token grid | latent_shape {model_config.latent_shape} ({model_config.num_video_tokens} tokens), vocab {model_config.vocab_size} |
+| Medusa heads | {model_config.medusa_num_heads} |
+| DV tokenizer | `{config["tokenizer"]}` |
+| data | physics world, {data["num_clips"]} clips of {data["num_frames"]} frames at {data["height"]}x{data["width"]}, seeds from {data["seed_offset"]} |
+| steps | {last.get("step", "?")} (batch {training["batch_size"]}, lr {training["learning_rate"]}) |
+| last logged loss | {last.get("loss", "?")} (cross-entropy {last.get("ce_loss", "?")}) |
+"""
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

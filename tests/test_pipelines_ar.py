@@ -118,6 +118,25 @@ def test_video2world_variant_uses_bov_and_text(dv):
     a = pipe(video=frames(1), prompt="a red ball falls", output_type="tokens").frames
     b = pipe(video=frames(1), prompt="a blue cube slides", output_type="tokens").frames
     assert a.shape == (1, *GRID) and not torch.equal(a, b)  # text reaches the model through cross-attention
+    with pytest.raises(ValueError, match="rejected the prompt"):  # built-in guardrail, on by default
+        pipe(video=frames(1), prompt="a p1pe b0mb goes off", output_type="tokens")
+
+
+def test_guardrails_default_on_and_checked_on_decoded_video(dv):
+    from cosmos_hf.guardrails import CosmosSafetyChecker
+
+    class Blackout:
+        def check_text_safety(self, prompt):
+            return True
+
+        def check_video_safety(self, video):
+            return video * 0
+
+    assert isinstance(CosmosARVideo2WorldPipeline(tiny_ar(), dv).safety_checker, CosmosSafetyChecker)
+    assert CosmosARVideo2WorldPipeline(tiny_ar(), dv, disable_safety_checker=True).safety_checker is None
+    guarded = CosmosARVideo2WorldPipeline(tiny_ar(), dv, safety_checker=Blackout())
+    guarded.set_progress_bar_config(disable=True)
+    assert guarded(video=frames(1), output_type="np").frames.max() == 0.0
 
 
 def test_diffusion_decoder_path_and_save_load_round_trip(pipe, dv, tmp_path):

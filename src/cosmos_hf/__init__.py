@@ -25,6 +25,8 @@ _LAZY_IMPORTS = {
     "CosmosPixelSpaceAutoencoder": "diffusion.pixel_space",
     "EDMObjective": "diffusion.edm",
     "EDMConfig": "diffusion.edm",
+    "CosmosDiffusionDecoderPipeline": "diffusion.diffusion_decoder",
+    "CosmosDVTokenEmbedder": "diffusion.diffusion_decoder",
     # guardrails
     "CosmosSafetyChecker": "guardrails.checker",
     "CosmosPromptUpsampler": "guardrails.prompt_upsampler",
@@ -33,6 +35,7 @@ _LAZY_IMPORTS = {
     "CosmosARModel": "autoregressive.modeling_cosmos_ar",
     "CosmosARForCausalLM": "autoregressive.modeling_cosmos_ar",
     "convert_ar_checkpoint": "autoregressive.convert",
+    "CosmosARVideo2WorldPipeline": "pipelines.pipeline_cosmos_ar_video2world",
 }
 
 

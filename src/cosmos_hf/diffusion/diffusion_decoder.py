@@ -188,9 +188,10 @@ class CosmosDiffusionDecoderPipeline(CosmosText2WorldPipeline):
     def __init__(self, text_encoder, tokenizer, transformer, vae, scheduler, token_embedder, dv_tokenizer=None,
                  safety_checker=None, default_height: int = 704, default_width: int = 1280,
                  default_num_frames: int = 121, default_fps: int = 30, max_sequence_length: int = 512,
-                 chunk_latent_frames: int | None = None):
+                 chunk_latent_frames: int | None = None, disable_safety_checker: bool = False):
         super().__init__(text_encoder, tokenizer, transformer, vae, scheduler, safety_checker, default_height,
-                         default_width, default_num_frames, default_fps, max_sequence_length)
+                         default_width, default_num_frames, default_fps, max_sequence_length,
+                         disable_safety_checker=disable_safety_checker)
         self.register_modules(token_embedder=token_embedder, dv_tokenizer=dv_tokenizer)
         self.register_to_config(chunk_latent_frames=chunk_latent_frames)
         expected = vae.config.latent_channels + token_embedder.config.embedding_dim + 1

@@ -5,6 +5,7 @@ import importlib
 _LAZY = {
     "CosmosText2WorldPipeline": "pipeline_cosmos_text2world",
     "CosmosVideo2WorldPipeline": "pipeline_cosmos_video2world",
+    "CosmosARVideo2WorldPipeline": "pipeline_cosmos_ar_video2world",
 }
 
 __all__ = sorted(_LAZY)

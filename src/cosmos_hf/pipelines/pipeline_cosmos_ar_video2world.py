@@ -29,6 +29,7 @@ from ..diffusion.diffusion_decoder import (
     CosmosDVTokenEmbedder,  # noqa: F401
 )
 from ..diffusion.text_encoding import encode_prompts
+from ..guardrails.checker import resolve_safety_checker
 from ..tokenizers.modeling_discrete_video import CosmosDiscreteVideoTokenizer  # noqa: F401
 from .hub_layout import is_own_folder, load_own_folder, write_entry_point
 
@@ -68,14 +69,18 @@ class CosmosARVideo2WorldPipeline(DiffusionPipeline):
     Config: `max_sequence_length` (text tokens), `decoder_max_sequence_length`, `decoder_chunk_latent_frames`.
     """
 
-    _optional_components = ["text_encoder", "tokenizer", *_DECODER_COMPONENTS]
+    _optional_components = ["text_encoder", "tokenizer", "safety_checker", *_DECODER_COMPONENTS]
 
     def __init__(self, ar_model, dv_tokenizer, text_encoder=None, tokenizer=None, decoder_transformer=None,
                  decoder_token_embedder=None, decoder_vae=None, decoder_scheduler=None, decoder_text_encoder=None,
-                 decoder_tokenizer=None, max_sequence_length: int = 512, decoder_max_sequence_length: int = 512,
-                 decoder_chunk_latent_frames: int | None = None, default_fps: int = 24):
+                 decoder_tokenizer=None, safety_checker=None, max_sequence_length: int = 512,
+                 decoder_max_sequence_length: int = 512, decoder_chunk_latent_frames: int | None = None,
+                 default_fps: int = 24, disable_safety_checker: bool = False):
         super().__init__()
+        # guardrails on by default (our CosmosSafetyChecker), off only with disable_safety_checker=True
+        safety_checker = resolve_safety_checker(safety_checker, disable_safety_checker)
         self.register_modules(ar_model=ar_model, dv_tokenizer=dv_tokenizer, text_encoder=text_encoder,
+                              safety_checker=safety_checker,
                               tokenizer=tokenizer, decoder_transformer=decoder_transformer,
                               decoder_token_embedder=decoder_token_embedder, decoder_vae=decoder_vae,
                               decoder_scheduler=decoder_scheduler, decoder_text_encoder=decoder_text_encoder,
@@ -136,6 +141,7 @@ class CosmosARVideo2WorldPipeline(DiffusionPipeline):
             self.decoder_scheduler, self.decoder_token_embedder, dv_tokenizer=self.dv_tokenizer,
             default_fps=self.config.default_fps, max_sequence_length=self.config.decoder_max_sequence_length,
             chunk_latent_frames=self.config.decoder_chunk_latent_frames,
+            safety_checker=self.safety_checker, disable_safety_checker=self.safety_checker is None,
         )
         pipe.set_progress_bar_config(**getattr(self, "_progress_bar_config", {}))
         return pipe
@@ -269,6 +275,10 @@ class CosmosARVideo2WorldPipeline(DiffusionPipeline):
         if bov is not None:
             input_ids = torch.cat([input_ids.new_full((batch, 1), bov), input_ids], dim=1)
         max_new_tokens = (grid[0] - prompt_tokens.shape[1]) * grid[1] * grid[2]
+        if self.safety_checker is not None and prompt is not None:
+            for text in [prompt] if isinstance(prompt, str) else prompt:
+                if not self.safety_checker.check_text_safety(text):
+                    raise ValueError(f"the safety checker rejected the prompt: {text!r}")
         text = self._text_features(prompt, batch, device)
         sequences = self.generate_tokens(input_ids, max_new_tokens, text, do_sample, temperature, top_k,
                                          top_p if do_sample else None, generator, use_medusa)
@@ -280,8 +290,12 @@ class CosmosARVideo2WorldPipeline(DiffusionPipeline):
                                             num_inference_steps=decoder_num_inference_steps,
                                             guidance_scale=decoder_guidance_scale, generator=generator,
                                             output_type=output_type).frames
-        else:
+        else:  # the diffusion decoder pipeline above runs the same guard on its own output
             decoded = self.dv_tokenizer.detokenize(video_tokens).float().clamp(-1, 1)
+            if self.safety_checker is not None:
+                clips = (self.video_processor.postprocess_video(decoded, output_type="np") * 255).round()
+                clips = np.stack([self.safety_checker.check_video_safety(c.astype(np.uint8)) for c in clips])
+                decoded = torch.from_numpy(clips.astype(np.float32) / 127.5 - 1).permute(0, 4, 1, 2, 3)
             result = self.video_processor.postprocess_video(decoded, output_type=output_type)
         self.maybe_free_model_hooks()
         if not return_dict:

@@ -1,0 +1,91 @@
+"""Curation benchmark: clips per second with the in-process executor and Ray with 1 vs 2 actors per stage, and
+ShotBench-style shot detection scores for each detector, on videos built from physics-world shots. Prints JSON.
+
+    python bench/curation.py [--videos 8] [--shots 3] [--size 64] [--transnet-weights PATH]
+
+All runs use the same inputs and configuration on the same machine in one process; compare the ratios.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def make_inputs(root: Path, videos: int, shots: int, size: int):
+    from cosmos_hf.curation.shotbench import make_shot_video
+    from cosmos_hf.data import write_video
+
+    for i in range(videos):
+        frames, _, _ = make_shot_video(shots, 48, size, seed=10 + i)
+        write_video(root / f"video_{i:03d}.mp4", frames, 24)
+
+
+def time_run(inputs, out, executor):
+    from cosmos_hf.curation import CurationConfig, run_curation
+
+    start = time.perf_counter()
+    summary = run_curation(inputs, out, CurationConfig(min_clip_seconds=1.0, crop_seconds=0.25), executor=executor,
+                           progress=False)
+    seconds = time.perf_counter() - start
+    clips = summary["stages"]["split"]["clips"]
+    setup = getattr(executor, "last_setup_seconds", None) or 0.0
+    return {"seconds": round(seconds, 2), "actor_startup_seconds": round(setup, 2), "clips": clips,
+            "clips_written": summary["clips_written"], "clips_per_second": round(clips / seconds, 3),
+            "clips_per_second_after_startup": round(clips / (seconds - setup), 3)}
+
+
+def shotbench(transnet_weights=None, videos=6):
+    from cosmos_hf.curation.shot_detection import ContentDetector, TransNetV2
+    from cosmos_hf.curation.shotbench import evaluate_detector, make_shot_video
+
+    data = [make_shot_video(4, 48, 64, seed=s, transitions=("cut", "dissolve"))[:2] for s in range(videos)]
+    detectors = {"content (PySceneDetect adaptive)": ContentDetector(),
+                 "content + dissolve span 12": ContentDetector(gradual_span=12)}
+    if transnet_weights:
+        detectors["transnetv2"] = TransNetV2(transnet_weights)
+    return {name: {k: round(v, 3) if isinstance(v, float) else v for k, v in evaluate_detector(d, data).items()}
+            for name, d in detectors.items()}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--videos", type=int, default=8)
+    parser.add_argument("--shots", type=int, default=3)
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--transnet-weights", default=None)
+    parser.add_argument("--skip-ray", action="store_true")
+    args = parser.parse_args(argv)
+
+    from cosmos_hf.curation import LocalExecutor, RayExecutor, ray_available
+
+    work = Path(tempfile.mkdtemp(prefix="bench_curation_"))
+    try:
+        make_inputs(work / "in", args.videos, args.shots, args.size)
+        result = {"videos": args.videos, "shots_per_video": args.shots, "size": args.size, "cpus": os.cpu_count(),
+                  "local": time_run(work / "in", work / "local", LocalExecutor())}
+        if ray_available() and not args.skip_ray:
+            import ray
+
+            ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+            result["ray_version"] = ray.__version__
+            result["ray_1_worker"] = time_run(work / "in", work / "ray1", RayExecutor(workers=1))
+            result["ray_2_workers"] = time_run(work / "in", work / "ray2", RayExecutor(workers=2))
+            ray.shutdown()
+            one, two = result["ray_1_worker"], result["ray_2_workers"]
+            result["speedup_2_vs_1_workers"] = round(one["seconds"] / two["seconds"], 3)
+            result["speedup_2_vs_1_workers_after_startup"] = round(
+                two["clips_per_second_after_startup"] / one["clips_per_second_after_startup"], 3)
+        result["shotbench"] = shotbench(args.transnet_weights)
+        print(json.dumps(result, indent=1))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

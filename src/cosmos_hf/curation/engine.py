@@ -1,0 +1,157 @@
+"""Executors that stream work items through a chain of stages: in-process, or a pool of Ray actors per stage.
+
+A stage is an object with `name`, `num_cpus`, `num_gpus`, `setup()` (load models once per worker) and
+`process(item: dict) -> list[dict]` (one item in, zero or more out). Items are plain JSON-able dicts; heavy data
+(frames) travels as file paths, so the same stages run in one process or across a cluster.
+
+`LocalExecutor` runs items depth-first in this process. `RayExecutor` starts `workers` actors per stage (each with
+the stage's CPU/GPU request) and streams: an item finished by stage i is handed to an idle actor of stage i+1 at
+once, so all stages work concurrently. Both call `on_result(item)` for every item leaving the last stage, in
+completion order. Ray is imported only by `RayExecutor`, so the package works without it.
+"""
+
+from __future__ import annotations
+
+import collections
+
+
+def ray_available() -> bool:
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class LocalExecutor:
+    """Runs every stage in this process, one item at a time (setup once per stage)."""
+
+    name = "local"
+
+    def run(self, stages, items, on_result) -> None:
+        for stage in stages:
+            stage.setup()
+
+        def push(item, depth):
+            if depth == len(stages):
+                on_result(item)
+                return
+            for out in stages[depth].process(item):
+                push(out, depth + 1)
+
+        for item in items:
+            push(item, 0)
+
+
+class _StageActor:
+    """Holds one stage instance inside a Ray worker."""
+
+    def __init__(self, stage):
+        self.stage = stage
+        self.stage.setup()
+
+    def process(self, item):
+        return self.stage.process(item)
+
+    def ready(self):
+        return True
+
+
+class RayExecutor:
+    """A pool of `workers` Ray actors per stage with streaming between stages.
+
+    Args:
+        address: None starts (or reuses) a local Ray instance with `num_cpus` CPUs; "auto" or "ray://host:port"
+            joins an existing cluster.
+        workers: actors per stage (an int for all stages, or {stage name: count}).
+        num_cpus: CPUs for a local instance (default: all of this machine's).
+    """
+
+    name = "ray"
+
+    def __init__(self, address: str | None = None, workers=1, num_cpus: int | None = None):
+        self.address, self.workers, self.num_cpus = address, workers, num_cpus
+        self.last_setup_seconds = None  # time the last run waited for its actors to start (imports, models)
+
+    def _init(self):
+        import ray
+
+        if not ray.is_initialized():
+            kwargs = {"address": self.address} if self.address else {"num_cpus": self.num_cpus}
+            ray.init(ignore_reinit_error=True, include_dashboard=False, log_to_driver=False, **kwargs)
+        return ray
+
+    def run(self, stages, items, on_result) -> None:
+        ray = self._init()
+        actor_class = ray.remote(_StageActor)
+        counts = []
+        for stage in stages:
+            count = self.workers.get(stage.name, 1) if isinstance(self.workers, dict) else int(self.workers)
+            if count < 1:
+                raise ValueError(f"workers for stage {stage.name} must be >= 1, got {count}")
+            counts.append(count)
+        # Every actor holds its CPU request for the whole run; if the cluster has fewer CPUs than all pools ask
+        # for, the later stages would never start (a deadlock), so requests are scaled down to fit.
+        requested = sum(stage.num_cpus * n for stage, n in zip(stages, counts))
+        available = float(ray.cluster_resources().get("CPU", 0.0))
+        cpu_scale = min(1.0, available / requested) if requested and available else 1.0
+        pools, idle = [], []
+        for stage, count in zip(stages, counts):
+            options = {"num_cpus": stage.num_cpus * cpu_scale, "num_gpus": stage.num_gpus}
+            actors = [actor_class.options(**options).remote(stage) for _ in range(count)]
+            pools.append(actors)
+            idle.append(collections.deque(actors))
+        import time
+
+        start = time.perf_counter()
+        ray.get([actor.ready.remote() for actors in pools for actor in actors])  # imports + model loading
+        self.last_setup_seconds = time.perf_counter() - start
+        queues = [collections.deque() for _ in stages]
+        in_flight = {}  # object ref -> (stage index, actor)
+        source = iter(items)
+        exhausted = False
+        try:
+            while True:
+                # Feed stage 0 only as fast as it can work, so the input list streams instead of piling up.
+                while not exhausted and len(queues[0]) < len(pools[0]):
+                    try:
+                        queues[0].append(next(source))
+                    except StopIteration:
+                        exhausted = True
+                for i in range(len(stages)):
+                    while queues[i] and idle[i]:
+                        actor = idle[i].popleft()
+                        in_flight[actor.process.remote(queues[i].popleft())] = (i, actor)
+                if not in_flight:
+                    if exhausted and not any(queues):
+                        break
+                    continue
+                done, _ = ray.wait(list(in_flight), num_returns=1)
+                for ref in done:
+                    i, actor = in_flight.pop(ref)
+                    idle[i].append(actor)
+                    outputs = ray.get(ref)
+                    if i + 1 == len(stages):
+                        for out in outputs:
+                            on_result(out)
+                    else:
+                        queues[i + 1].extend(outputs)
+        finally:
+            for actors in pools:
+                for actor in actors:
+                    ray.kill(actor)
+
+
+def make_executor(name: str = "auto", address: str | None = None, workers=1, num_cpus: int | None = None):
+    """'auto' (Ray when installed, else local), 'ray' or 'local'. `address` implies Ray."""
+    if name == "auto":
+        name = "ray" if (address or ray_available()) else "local"
+    if name == "local":
+        if address:
+            raise ValueError("--address needs the ray executor (pip install ray)")
+        return LocalExecutor()
+    if name == "ray":
+        if not ray_available():
+            raise ValueError("the ray executor needs Ray installed (pip install ray); or use --executor local")
+        return RayExecutor(address=address, workers=workers, num_cpus=num_cpus)
+    raise ValueError(f"unknown executor {name!r}; choose auto, ray or local")

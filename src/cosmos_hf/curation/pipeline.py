@@ -1,0 +1,427 @@
+"""The curation pipeline: raw videos -> shot split -> transcode -> filters -> caption -> embed -> dedup -> shards.
+
+Per-clip stages run on an executor (Ray actors per stage by default when Ray is installed, else in-process);
+dedup and sharding then run once over all finished clips.
+
+Resumable and idempotent: when every clip of an input video has left the last stage, one record
+`.work/records/{video_id}.json` is written atomically — that is the manifest of finished work. A restarted run
+skips videos with a record, and the outputs (videos/, metas/, shards/, metadata.jsonl, summary.json) are rebuilt
+from the records only, so a kill at any point loses no clip and duplicates none. Clip files are named by
+(video, clip index) and written atomically, so redoing an unfinished video overwrites rather than duplicates.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ..utils import atomic_path
+
+VIDEO_EXTENSIONS = (".mp4", ".webm", ".mov", ".avi", ".mkv", ".m4v")
+WORK_DIR = ".work"
+
+
+@dataclass
+class CurationConfig:
+    """Every knob of a curation run (defaults: cosmos-curate's clip limits, offline filters)."""
+
+    detector: str = "content"  # "content" or "transnetv2"
+    transnet_weights: str | None = None
+    dissolve_span: int = 0  # content detector: > 0 also finds dissolves/fades over this many frames
+    min_clip_seconds: float = 2.0
+    max_clip_seconds: float = 60.0
+    crop_seconds: float = 0.5
+    max_side: int | None = None  # transcode: downscale so the longer side is at most this (None: keep)
+    crf: int = 23
+    min_motion: float = 0.02
+    quality: str = "statistics"  # "statistics", "clip-aesthetic" or "none"
+    clip_model: str | None = None
+    aesthetic_head: str | None = None
+    text_overlay: bool = True
+    captioner_model: str | None = None  # a local VLM folder; without it, captions come from metadata only
+    caption_prompt: str | None = None
+    embedder: str = "visual"  # "visual" or "minilm"
+    dedup_eps: float = 0.05
+    dedup_clusters: int | None = None
+    shard_size: int = 100
+    seed: int = 0
+    filters: list = field(default_factory=lambda: ["motion", "quality", "text_overlay"])
+
+    def validate(self):
+        if self.detector not in ("content", "transnetv2"):
+            raise ValueError(f"detector must be 'content' or 'transnetv2', got {self.detector!r}")
+        if self.detector == "transnetv2" and not self.transnet_weights:
+            raise ValueError("the transnetv2 detector needs transnet_weights (a local weights file)")
+        if not 0 < self.min_clip_seconds <= self.max_clip_seconds:
+            raise ValueError(f"need 0 < min_clip_seconds <= max_clip_seconds, got {self.min_clip_seconds}, "
+                             f"{self.max_clip_seconds}")
+        if self.dissolve_span < 0:
+            raise ValueError(f"dissolve_span must be >= 0, got {self.dissolve_span}")
+        if self.crop_seconds < 0:
+            raise ValueError(f"crop_seconds must be >= 0, got {self.crop_seconds}")
+        if self.max_side is not None and self.max_side < 16:
+            raise ValueError(f"max_side must be >= 16, got {self.max_side}")
+        if not 0 <= self.crf <= 51:
+            raise ValueError(f"crf must be in [0, 51], got {self.crf}")
+        if self.quality not in ("statistics", "clip-aesthetic", "none"):
+            raise ValueError(f"quality must be statistics, clip-aesthetic or none, got {self.quality!r}")
+        if self.quality == "clip-aesthetic" and not (self.clip_model and self.aesthetic_head):
+            raise ValueError("quality 'clip-aesthetic' needs clip_model and aesthetic_head (local paths)")
+        if self.embedder not in ("visual", "minilm"):
+            raise ValueError(f"embedder must be 'visual' or 'minilm', got {self.embedder!r}")
+        if not 0 < self.dedup_eps < 1:
+            raise ValueError(f"dedup_eps must be in (0, 1), got {self.dedup_eps}")
+        if self.shard_size < 1:
+            raise ValueError(f"shard_size must be >= 1, got {self.shard_size}")
+        return self
+
+
+# ------------------------------------------------------------------------------------------------ inputs
+
+
+def video_id_for(path: Path, root: Path) -> str:
+    """A file-name-safe id from the path relative to the input root (unique per input file)."""
+    relative = path.relative_to(root).with_suffix("")
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", "__".join(relative.parts))
+
+
+def discover_inputs(root, exclude=None) -> list:
+    """Video files under `root` (sorted) with their metadata caption, if any: `{stem}.txt` beside the video,
+    `metas/{stem}.txt` for `videos/{stem}.mp4`, or a `caption` in a `metadata.jsonl` row naming the video."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"input folder not found: {root}")
+    exclude = Path(exclude).resolve() if exclude else None
+    captions = {}
+    for meta in root.rglob("metadata.jsonl"):
+        for line in meta.read_text(encoding="utf-8").splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(row, dict) and row.get("video") and row.get("caption"):
+                captions[(meta.parent / row["video"]).resolve()] = row["caption"]
+    items = []
+    for path in sorted(root.rglob("*")):
+        if path.suffix.lower() not in VIDEO_EXTENSIONS or not path.is_file():
+            continue
+        if any(part.startswith(".") for part in path.relative_to(root).parts):
+            continue
+        if exclude is not None and exclude in path.resolve().parents:
+            continue
+        caption = captions.get(path.resolve())
+        sidecars = [path.with_suffix(".txt")]
+        if path.parent.name == "videos":
+            sidecars.append(path.parent.parent / "metas" / f"{path.stem}.txt")
+        for sidecar in sidecars:
+            if caption is None and sidecar.is_file():
+                caption = sidecar.read_text(encoding="utf-8").strip()
+        items.append({"video_id": video_id_for(path, root), "path": str(path.resolve()), "caption": caption})
+    return items
+
+
+# ------------------------------------------------------------------------------------------------ video IO
+
+
+def read_frame_range(path, start: int, end: int, fps: float):
+    """Frames [start, end) of a video, seeking to near `start` instead of decoding from the beginning."""
+    import av
+    import numpy as np
+
+    frames = []
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        base = float(stream.time_base)
+        offset = float(stream.start_time or 0) * base
+        if start > 0:
+            container.seek(int((start / fps + offset) / base) - 1, stream=stream, backward=True, any_frame=False)
+        for frame in container.decode(stream):
+            index = round((float(frame.pts) * base - offset) * fps) if frame.pts is not None else len(frames)
+            if index < start:
+                continue
+            if index >= end:
+                break
+            frames.append(frame.to_ndarray(format="rgb24"))
+    if not frames:
+        raise ValueError(f"no frames in [{start}, {end}) of {path}")
+    return np.stack(frames)
+
+
+# ------------------------------------------------------------------------------------------------ stages
+
+
+class Stage:
+    """Base: `setup()` builds models once per worker; `process(item) -> list[item]`."""
+
+    name = "stage"
+    num_cpus, num_gpus = 1.0, 0.0
+
+    def __init__(self, config: CurationConfig, work_dir):
+        self.config, self.work_dir = config, str(work_dir)
+
+    def setup(self):
+        pass
+
+
+class SplitStage(Stage):
+    """Decode a source video, detect shots, emit clip spans (or one error item naming the file)."""
+
+    name = "split"
+
+    def setup(self):
+        from .shot_detection import make_detector
+
+        weights = self.config.transnet_weights if self.config.detector == "transnetv2" else None
+        kwargs = {"gradual_span": self.config.dissolve_span} if self.config.detector == "content" else {}
+        self.detector = make_detector(self.config.detector, weights=weights, **kwargs)
+
+    def process(self, item):
+        from ..data import read_video
+        from .shot_detection import clip_spans
+
+        if Path(item["path"]).stat().st_size == 0:
+            return [{**item, "num_clips": 0, "error": f"empty file (0 bytes): {item['path']}"}]
+        try:
+            frames, fps = read_video(item["path"])
+        except (ValueError, FileNotFoundError) as err:
+            return [{**item, "num_clips": 0, "error": str(err)}]
+        transitions = self.detector.detect(frames)
+        spans = clip_spans(transitions, len(frames), fps, self.config.min_clip_seconds,
+                           self.config.max_clip_seconds, self.config.crop_seconds)
+        base = {**item, "num_clips": len(spans), "source_frames": len(frames), "fps": fps,
+                "num_transitions": len(transitions),
+                "source_height": int(frames.shape[1]), "source_width": int(frames.shape[2])}
+        if not spans:
+            return [{**base, "num_clips": 0, "no_clips": True}]
+        return [{**base, "id": f"{item['video_id']}_{k:04d}", "start": s, "end": e} for k, (s, e) in enumerate(spans)]
+
+
+class TranscodeStage(Stage):
+    """Cut the span out of the source and encode it as H.264 mp4 (optionally downscaled)."""
+
+    name = "transcode"
+
+    def process(self, item):
+        if "id" not in item:
+            return [item]
+        import cv2
+        import numpy as np
+
+        from ..data import write_video
+
+        frames = read_frame_range(item["path"], item["start"], item["end"], item["fps"])
+        side = self.config.max_side
+        if side and max(frames.shape[1:3]) > side:
+            scale = side / max(frames.shape[1:3])
+            size = (max(2, round(frames.shape[2] * scale / 2) * 2), max(2, round(frames.shape[1] * scale / 2) * 2))
+            frames = np.stack([cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames])
+        clip_path = Path(self.work_dir) / "clips" / f"{item['id']}.mp4"
+        write_video(clip_path, frames, fps=item["fps"], crf=self.config.crf)
+        return [{**item, "clip_path": str(clip_path), "num_frames": len(frames),
+                 "height": int(frames.shape[1]) + int(frames.shape[1]) % 2,
+                 "width": int(frames.shape[2]) + int(frames.shape[2]) % 2}]
+
+
+class FilterStage(Stage):
+    """Motion, quality and text-overlay filters on the transcoded clip; the first failure rejects it."""
+
+    name = "filter"
+
+    def setup(self):
+        from .filters import (
+            ClipAestheticQuality,
+            ImageStatisticsQuality,
+            MotionFilter,
+            TextOverlayDetector,
+        )
+
+        config, self.filters = self.config, []
+        for name in config.filters:
+            if name == "motion":
+                self.filters.append(MotionFilter(min_motion=config.min_motion))
+            elif name == "quality" and config.quality == "statistics":
+                self.filters.append(ImageStatisticsQuality())
+            elif name == "quality" and config.quality == "clip-aesthetic":
+                self.filters.append(ClipAestheticQuality(config.clip_model, config.aesthetic_head))
+            elif name == "text_overlay" and config.text_overlay:
+                self.filters.append(TextOverlayDetector())
+            elif name not in ("motion", "quality", "text_overlay"):
+                raise ValueError(f"unknown filter {name!r}; choose from motion, quality, text_overlay")
+
+    def process(self, item):
+        if "id" not in item:
+            return [item]
+        from ..data import read_video
+
+        frames, fps = read_video(item["clip_path"])
+        scores = {}
+        for f in self.filters:
+            result = f(frames, fps)
+            scores.update(result.scores)
+            if not result.passed:
+                return [{**item, "scores": scores, "rejected": f"{f.name}:{result.reason}"}]
+        return [{**item, "scores": scores}]
+
+
+class CaptionEmbedStage(Stage):
+    """Caption (metadata, else the VLM if configured) and embed each surviving clip for dedup."""
+
+    name = "caption"
+
+    def setup(self):
+        from .captioning import PAPER_PROMPT, AutoCaptioner, VLMCaptioner
+        from .dedup import make_embedder
+
+        vlm = None
+        if self.config.captioner_model:
+            vlm = VLMCaptioner(self.config.captioner_model, prompt=self.config.caption_prompt or PAPER_PROMPT)
+        self.captioner, self.embedder = AutoCaptioner(vlm), make_embedder(self.config.embedder)
+
+    def process(self, item):
+        if "id" not in item or item.get("rejected"):
+            return [item]
+        from ..data import read_video
+
+        frames, fps = read_video(item["clip_path"])
+        caption = self.captioner(frames, fps, item.get("caption"))
+        if caption is None and self.config.embedder == "minilm":
+            return [{**item, "caption": None, "rejected": "caption:no_caption"}]
+        embedding = self.embedder(frames, caption)
+        return [{**item, "caption": caption, "embedding": [float(v) for v in embedding]}]
+
+
+def build_stages(config: CurationConfig, work_dir) -> list:
+    return [SplitStage(config, work_dir), TranscodeStage(config, work_dir), FilterStage(config, work_dir),
+            CaptionEmbedStage(config, work_dir)]
+
+
+# ------------------------------------------------------------------------------------------------ run
+
+
+def _write_json(path, data) -> None:
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(json.dumps(data, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+        from ..sim.dataset import readable_mode
+
+        os.chmod(tmp, readable_mode())
+
+
+def run_curation(input_dir, output_dir, config: CurationConfig | None = None, executor=None, progress: bool = True,
+                 max_videos: int | None = None, command: str = "cosmos-hf curate") -> dict:
+    """Curate every video under `input_dir` into `output_dir`; returns the summary (also `summary.json`).
+
+    `executor`: a `LocalExecutor` / `RayExecutor` (default: `make_executor("auto")`). `max_videos` stops after
+    that many videos have been finished in this call (for tests and staged runs; a later call resumes).
+    """
+    from tqdm.auto import tqdm
+
+    from .engine import make_executor
+
+    config = (config or CurationConfig()).validate()
+    input_dir, output_dir = Path(input_dir), Path(output_dir)
+    inputs = discover_inputs(input_dir, exclude=output_dir)
+    if not inputs:
+        raise ValueError(f"no video files ({', '.join(VIDEO_EXTENSIONS)}) found under {input_dir}")
+    work = output_dir / WORK_DIR
+    records_dir = work / "records"
+    records_dir.mkdir(parents=True, exist_ok=True)
+    config_path = work / "config.json"
+    if config_path.is_file():
+        previous = json.loads(config_path.read_text())
+        if previous != json.loads(json.dumps(asdict(config))):
+            raise ValueError(f"{output_dir} was curated with a different configuration ({config_path}); use a new "
+                             "output folder or delete it to start over")
+    else:
+        _write_json(config_path, asdict(config))
+    for stale in (work / "clips").glob(".*.tmp*") if (work / "clips").is_dir() else []:
+        stale.unlink()  # temp files of a killed run (atomic writes never left them at a final name)
+    done = {p.stem for p in records_dir.glob("*.json")}
+    todo = [item for item in inputs if item["video_id"] not in done]
+    if max_videos is not None:
+        todo = todo[:max_videos]
+    executor = executor or make_executor("auto")
+
+    bar = tqdm(total=len(inputs), initial=len(inputs) - len([i for i in inputs if i["video_id"] not in done]),
+               desc=f"curate ({executor.name})", unit="video", disable=not progress)
+    pending: dict = {}
+
+    def on_result(item):
+        vid = item["video_id"]
+        clips = pending.setdefault(vid, [])
+        if "id" in item:
+            clips.append(item)
+        if len(clips) >= item["num_clips"]:
+            record = {"video_id": vid, "path": item["path"], "error": item.get("error"),
+                      "num_transitions": item.get("num_transitions"),
+                      "clips": sorted(pending.pop(vid), key=lambda c: c["id"])}
+            _write_json(records_dir / f"{vid}.json", record)
+            bar.update()
+
+    executor.run(build_stages(config, work), todo, on_result)
+    bar.close()
+    return finalize(input_dir, output_dir, config, inputs, command=command, executor_name=executor.name)
+
+
+def finalize(input_dir, output_dir, config, inputs, command="cosmos-hf curate", executor_name="local") -> dict:
+    """Dedup + shards + summary from the finished records (safe to run any number of times)."""
+    import collections
+
+    from .dedup import semantic_dedup
+    from .sharding import write_dataset
+
+    output_dir = Path(output_dir)
+    records_dir = output_dir / WORK_DIR / "records"
+    records = {p.stem: json.loads(p.read_text()) for p in sorted(records_dir.glob("*.json"))}
+    wanted = {i["video_id"] for i in inputs}
+    failed, clips, rejections = [], [], collections.Counter()
+    for vid in sorted(wanted & set(records)):
+        record = records[vid]
+        if record.get("error"):
+            failed.append({"video": record["path"], "error": record["error"]})
+        for clip in record["clips"]:
+            if clip.get("rejected"):
+                rejections[clip["rejected"]] += 1
+            else:
+                clips.append(clip)
+    kept, removed = semantic_dedup([c["id"] for c in clips], [c["embedding"] for c in clips], eps=config.dedup_eps,
+                                   num_clusters=config.dedup_clusters, seed=config.seed,
+                                   priority=[1 if c.get("caption") else 0 for c in clips]) if clips else ([], [])
+    kept_ids = {r["id"] for r in kept}
+    final = [c for c in clips if c["id"] in kept_ids]
+    if removed:
+        rejections["dedup:near_duplicate"] += len(removed)
+    for name, rows in (("dedup_kept.jsonl", kept), ("dedup_removed.jsonl", removed)):
+        with atomic_path(output_dir / name) as tmp:
+            Path(tmp).write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows), encoding="utf-8")
+    dataset = write_dataset(output_dir, [{k: v for k, v in c.items() if k not in ("path",)} | {"source": c["path"]}
+                                         for c in final], shard_size=config.shard_size, command=command)
+    num_detected = sum(len(records[v]["clips"]) for v in wanted & set(records))
+    summary = {
+        "executor": executor_name,
+        "inputs": len(inputs),
+        "inputs_finished": len(wanted & set(records)),
+        "inputs_pending": sorted(wanted - set(records)),
+        "inputs_failed": failed,
+        "inputs_without_clips": sorted(v for v in wanted & set(records)
+                                       if not records[v]["clips"] and not records[v].get("error")),
+        "stages": {
+            "split": {"clips": num_detected,
+                      "transitions": sum(records[v].get("num_transitions") or 0 for v in wanted & set(records))},
+            "filter": {"passed": num_detected - sum(n for r, n in rejections.items() if r.split(":")[0] in
+                                                    ("motion", "quality", "aesthetic", "text_overlay")),
+                       "rejected": {r: n for r, n in sorted(rejections.items()) if not r.startswith(("dedup", "caption"))}},
+            "caption": {"captioned": sum(1 for c in clips if c.get("caption")),
+                        "uncaptioned": sum(1 for c in clips if not c.get("caption")),
+                        "rejected": {r: n for r, n in rejections.items() if r.startswith("caption")}},
+            "dedup": {"kept": len(kept), "removed": len(removed), "eps": config.dedup_eps,
+                      "embedder": config.embedder},
+            "shard": {"clips": len(final), **dataset},
+        },
+        "rejections": dict(sorted(rejections.items())),
+        "clips_written": len(final),
+    }
+    _write_json(output_dir / "summary.json", summary)
+    return summary

@@ -1,0 +1,195 @@
+"""End-to-end curation: outputs, rejection reasons, corrupt inputs, idempotence, kill-and-resume, Ray parity, CLI."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from cosmos_hf.curation import CurationConfig, LocalExecutor, run_curation
+from cosmos_hf.curation.shotbench import make_shot_video
+
+# Short synthetic shots (2 s at 24 fps): keep clips of >= 1 s, crop 0.25 s at cuts.
+CONFIG = {"min_clip_seconds": 1.0, "crop_seconds": 0.25}
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    """A physics-world folder (captions in metas/), a 3-shot video, an exact copy, a static video, a subtitled
+    video, a corrupt file and an empty file."""
+    from cosmos_hf.data import write_video
+    from cosmos_hf.sim import simulate
+    from cosmos_hf.sim.dataset import generate_dataset
+
+    root = tmp_path_factory.mktemp("curation_inputs")
+    generate_dataset("physics", 2, root / "sim", num_frames=48, height=64, width=64, seed=3,
+                     scenes=["free_fall", "dominoes"], progress=False)
+    video, _, _ = make_shot_video(3, 48, 64, seed=1)
+    write_video(root / "raw" / "multi.mp4", video, 24)
+    shutil.copy(root / "sim" / "videos" / "000000.mp4", root / "raw" / "copy_of_sim0.mp4")
+    still = simulate("stable_stack", seed=5, num_frames=1, height=64, width=64).video
+    write_video(root / "raw" / "static.mp4", np.repeat(still, 48, 0), 24)
+    text = simulate("free_fall", seed=7, num_frames=48, height=64, width=64).video.copy()
+    for frame in text:
+        cv2.putText(frame, "Hello World", (4, 58), cv2.FONT_HERSHEY_SIMPLEX, 0.3, (255, 255, 255), 1)
+    write_video(root / "raw" / "subtitled.mp4", text, 24)
+    (root / "raw" / "corrupt.mp4").write_bytes(np.random.default_rng(0).integers(0, 255, 5000, np.uint8).tobytes())
+    (root / "raw" / "empty.mp4").write_bytes(b"")
+    return root
+
+
+@pytest.fixture(scope="module")
+def curated(inputs, tmp_path_factory):
+    out = tmp_path_factory.mktemp("curated") / "out"
+    summary = run_curation(inputs, out, CurationConfig(**CONFIG), executor=LocalExecutor(), progress=False)
+    return out, summary
+
+
+def test_summary_counts_every_stage_and_reason(curated):
+    out, summary = curated
+    assert summary == json.loads((out / "summary.json").read_text())
+    assert summary["inputs"] == 8 and summary["inputs_finished"] == 8 and summary["inputs_pending"] == []
+    failed = {Path(f["video"]).name: f["error"] for f in summary["inputs_failed"]}
+    assert set(failed) == {"corrupt.mp4", "empty.mp4"}
+    assert "0 bytes" in failed["empty.mp4"] and "corrupt" in failed["corrupt.mp4"]
+    stages = summary["stages"]
+    # 2 sim clips + copy + 3 shots + static + subtitled = 8 clips; the third shot (a settled stack) is static.
+    assert stages["split"] == {"clips": 8, "transitions": 2}
+    assert summary["rejections"] == {"dedup:near_duplicate": 1, "motion:low_motion": 2,
+                                     "text_overlay:text_overlay": 1}
+    assert stages["dedup"]["removed"] == 1 and summary["clips_written"] == 4
+
+
+def test_outputs_layout_datasets_and_webdataset(curated):
+    import datasets
+
+    from cosmos_hf.data import load_video_caption_folder, read_video
+
+    out, summary = curated
+    ids = sorted(p.stem for p in (out / "videos").glob("*.mp4"))
+    assert ids == sorted(p.stem for p in (out / "metas").glob("*.txt"))
+    assert ids == ["raw__multi_0000", "raw__multi_0001", "sim__videos__000000_0000", "sim__videos__000001_0000"]
+    # The duplicate pair kept the copy that carries the physics world's caption.
+    removed = [json.loads(line) for line in (out / "dedup_removed.jsonl").read_text().splitlines()]
+    assert removed[0]["id"] == "raw__copy_of_sim0_0000" and removed[0]["duplicate_of"] == "sim__videos__000000_0000"
+    caption = (out / "metas" / "sim__videos__000000_0000.txt").read_text().strip()
+    assert caption.startswith("A ") and len(caption) > 20
+    frames, fps = read_video(out / "videos" / "raw__multi_0001.mp4")
+    # Shot 2 of multi.mp4 is frames 48..95, cropped 6 frames (0.25 s) at both cuts.
+    assert frames.shape == (36, 64, 64, 3) and fps == 24.0
+    rows = datasets.load_dataset(str(out), split="train")
+    assert sorted(rows["id"]) == ids and all(r["video"].startswith("videos/") for r in rows)
+    folder = load_video_caption_folder(out)
+    assert len(folder) == 4
+    members = []
+    for shard in summary["stages"]["shard"]["shards"]:
+        with tarfile.open(out / shard) as archive:
+            members += archive.getnames()
+    assert sorted(m for m in members if m.endswith(".mp4")) == [f"{i}.mp4" for i in ids]
+    # 64x64 clips: below 144p, square; the multi.mp4 shots are 1.5 s, the sim clips 2 s.
+    assert summary["stages"]["shard"]["buckets"] == {"lt144p_1x1_2-5s": 2, "lt144p_1x1_lt2s": 2}
+
+
+def test_rerun_is_idempotent(curated, inputs):
+    out, summary = curated
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file() and ".work" not in p.parts}
+    again = run_curation(inputs, out, CurationConfig(**CONFIG), executor=LocalExecutor(), progress=False)
+    after = {p: p.read_bytes() for p in out.rglob("*") if p.is_file() and ".work" not in p.parts}
+    assert again == summary and before == after
+
+
+def test_changed_config_is_refused(curated, inputs):
+    out, _ = curated
+    with pytest.raises(ValueError, match="different configuration"):
+        run_curation(inputs, out, CurationConfig(min_clip_seconds=1.5), executor=LocalExecutor(), progress=False)
+
+
+def test_killed_run_resumes_without_loss_or_duplicates(curated, inputs, tmp_path):
+    out = tmp_path / "resumed"
+    code = ("import sys; from cosmos_hf.curation import *; "
+            "run_curation(sys.argv[1], sys.argv[2], CurationConfig(min_clip_seconds=1.0, crop_seconds=0.25), "
+            "executor=LocalExecutor(), progress=False)")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-c", code, str(inputs), str(out)], env=env)
+    records = out / ".work" / "records"
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None and not list(records.glob("*.json")):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    finished = len(list(records.glob("*.json")))
+    assert 1 <= finished < 8, f"the kill should land mid-run ({finished} of 8 videos finished)"
+    summary = run_curation(inputs, out, CurationConfig(**CONFIG), executor=LocalExecutor(), progress=False)
+    reference_out, reference = curated
+    assert summary == reference
+    assert (out / "metadata.jsonl").read_text() == (reference_out / "metadata.jsonl").read_text()
+    assert sorted(p.name for p in (out / "videos").iterdir()) == sorted(p.name for p in
+                                                                        (reference_out / "videos").iterdir())
+
+
+def test_cli_curate_reports_and_exits(inputs, tmp_path, capsys):
+    from cosmos_hf.cli import main
+
+    out = tmp_path / "cli"
+    assert main(["curate", "--input", str(inputs / "raw"), "--output", str(out), "--executor", "local",
+                 "--min-clip-seconds", "1", "--crop-seconds", "0.25", "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "could not decode" in printed and "corrupt.mp4" in printed and "empty.mp4" in printed
+    # Only undecodable inputs: exit 1 with the reason, never a silent "0 clips".
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "broken.mp4").write_bytes(b"not a video")
+    assert main(["curate", "--input", str(bad), "--output", str(tmp_path / "bad_out"), "--executor", "local",
+                 "--no-progress"]) == 1
+    printed = capsys.readouterr().out
+    assert "0 clips written" in printed and "broken.mp4" in printed
+    assert main(["curate", "--input", str(tmp_path / "missing"), "--output", str(tmp_path / "o")]) == 2
+    assert main(["curate", "--input", str(bad), "--output", str(tmp_path / "o2"), "--executor", "local",
+                 "--dedup-eps", "2"]) == 2
+
+
+def test_ray_executor_matches_local(curated, inputs, tmp_path):
+    pytest.importorskip("ray")
+    import ray
+
+    from cosmos_hf.curation import RayExecutor
+
+    out = tmp_path / "ray"
+    try:
+        summary = run_curation(inputs, out, CurationConfig(**CONFIG), executor=RayExecutor(workers=1, num_cpus=2),
+                               progress=False)
+    finally:
+        ray.shutdown()
+    reference_out, reference = curated
+    assert summary["executor"] == "ray"
+    assert {**summary, "executor": "local"} == reference
+    assert (out / "metadata.jsonl").read_text() == (reference_out / "metadata.jsonl").read_text()
+
+
+def test_without_ray_the_default_executor_is_local(monkeypatch):
+    import builtins
+
+    from cosmos_hf.curation import make_executor, ray_available
+
+    real_import = builtins.__import__
+
+    def no_ray(name, *args, **kwargs):
+        if name == "ray" or name.startswith("ray."):
+            raise ImportError("ray is not installed")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_ray)
+    assert not ray_available()
+    assert make_executor("auto").name == "local"
+    with pytest.raises(ValueError, match="needs Ray installed"):
+        make_executor("ray")
+    with pytest.raises(ValueError, match="--address needs the ray executor"):
+        make_executor("local", address="auto")

@@ -284,6 +284,20 @@ def stream_chunks(num_frames: int, first_chunk: int, chunk: int):
     return ranges
 
 
+def _write_chunks(chunks, total_frames):
+    """Concatenate chunk outputs along time into one preallocated tensor (no second full-size copy)."""
+    out = None
+    start = 0
+    for chunk in chunks:
+        if out is None:
+            out = chunk.new_empty(*chunk.shape[:2], total_frames, *chunk.shape[3:])
+        out[:, :, start : start + chunk.shape[2]] = chunk
+        start += chunk.shape[2]
+    if start != total_frames:
+        raise RuntimeError(f"streamed {start} frames, expected {total_frames}")
+    return out
+
+
 def encode_streaming(encode_chunk, video, chunk_latent_frames: int, temporal_compression: int):
     """Encode `video [B,3,T,H,W]` chunk by chunk. `encode_chunk(x, state)` runs encoder (+quant conv) on one chunk.
 
@@ -293,23 +307,22 @@ def encode_streaming(encode_chunk, video, chunk_latent_frames: int, temporal_com
         raise ValueError(f"chunk_latent_frames must be >= 1, got {chunk_latent_frames}")
     tc = temporal_compression
     state = CausalStreamState()
-    outputs = [
-        encode_chunk(video[:, :, start:stop], state)
-        for start, stop in stream_chunks(video.shape[2], 1 + (chunk_latent_frames - 1) * tc, chunk_latent_frames * tc)
-    ]
-    return torch.cat(outputs, dim=2)
+    ranges = stream_chunks(video.shape[2], 1 + (chunk_latent_frames - 1) * tc, chunk_latent_frames * tc)
+    chunks = (encode_chunk(video[:, :, start:stop], state) for start, stop in ranges)
+    return _write_chunks(chunks, 1 + (video.shape[2] - 1) // tc)
 
 
-def decode_streaming(decode_chunk, latent, chunk_latent_frames: int):
-    """Decode `latent [B,C,T',H',W']` chunk by chunk with `decode_chunk(z, state)`; equals whole-clip decoding."""
+def decode_streaming(decode_chunk, latent, chunk_latent_frames: int, temporal_compression: int):
+    """Decode `latent [B,C,T',H',W']` chunk by chunk with `decode_chunk(z, state)`; equals whole-clip decoding.
+
+    Peak memory: one chunk's activations plus the output video (written in place, not concatenated).
+    """
     if chunk_latent_frames < 1:
         raise ValueError(f"chunk_latent_frames must be >= 1, got {chunk_latent_frames}")
     state = CausalStreamState(more_chunks_follow=latent.shape[2] > 1)
-    outputs = [
-        decode_chunk(latent[:, :, start:stop], state)
-        for start, stop in stream_chunks(latent.shape[2], chunk_latent_frames, chunk_latent_frames)
-    ]
-    return torch.cat(outputs, dim=2)
+    ranges = stream_chunks(latent.shape[2], chunk_latent_frames, chunk_latent_frames)
+    chunks = (decode_chunk(latent[:, :, start:stop], state) for start, stop in ranges)
+    return _write_chunks(chunks, 1 + (latent.shape[2] - 1) * temporal_compression)
 
 
 class CausalStreamingMixin:
@@ -355,5 +368,6 @@ class CausalStreamingMixin:
     def decode_latent(self, latent):
         """Post-quant conv + decoder (streamed when enabled)."""
         if self.use_streaming:
-            return decode_streaming(self._decode_chunk, latent, self.streaming_chunk_latent_frames)
+            return decode_streaming(self._decode_chunk, latent, self.streaming_chunk_latent_frames,
+                                    self.temporal_compression_factor)
         return self._decode_chunk(latent)

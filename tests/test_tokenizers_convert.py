@@ -120,3 +120,23 @@ def test_cli_reports_bad_variant_cleanly(tmp_path, capsys):
     assert code == 2
     assert "not found" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_tokenize_command_writes_tokens_reconstruction_and_psnr(tmp_path, capsys):
+    import numpy as np
+
+    from cosmos_hf.data import read_video, write_video
+    from cosmos_hf.tokenizers import save_converted
+
+    kwargs, io, folder = load_reference_case("dv_video")
+    save_converted(convert_tokenizer_checkpoint([folder / "state_dict.safetensors"], reference_config=kwargs),
+                   tmp_path / "dv")
+    frames = (np.random.default_rng(0).random((7, 32, 32, 3)) * 255).astype(np.uint8)  # 7 frames: padded to 9
+    write_video(tmp_path / "clip.mp4", frames, fps=8)
+    code = cli_main(["tokenize", "--model", str(tmp_path / "dv"), "--video", str(tmp_path / "clip.mp4"),
+                     "--out", str(tmp_path / "out"), "--chunk-latent-frames", "1"])
+    assert code == 0
+    metrics = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert metrics["frames"] == 7 and metrics["indices"] == [1, 3, 4, 4] and metrics["psnr_db"] > 0
+    assert load_file(str(tmp_path / "out" / "tokens.safetensors"))["indices"].shape == (1, 3, 4, 4)
+    assert read_video(tmp_path / "out" / "reconstruction.mp4")[0].shape == (7, 32, 32, 3)

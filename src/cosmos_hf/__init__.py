@@ -4,7 +4,7 @@ Top-level names are imported lazily (like diffusers) so that `import cosmos_hf` 
 autoregressive package is imported eagerly because it registers `cosmos_ar` with transformers' Auto classes.
 """
 
-import importlib
+from .utils import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -39,17 +39,7 @@ _LAZY_IMPORTS = {
 }
 
 
-def __getattr__(name):
-    if name in _LAZY_IMPORTS:
-        module = importlib.import_module(f"{__name__}.{_LAZY_IMPORTS[name]}")
-        value = getattr(module, name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'cosmos_hf' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(list(globals()) + list(_LAZY_IMPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY_IMPORTS)
 
 
 # Registers CosmosARConfig / CosmosARForCausalLM with transformers' Auto classes (cheap: config only + lazy model).

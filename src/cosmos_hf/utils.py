@@ -66,3 +66,24 @@ def load_state_dict_file(path, allow_pickle: bool = False):
     if not isinstance(state, dict):
         raise ValueError(f"checkpoint {path} holds a {type(state).__name__}, expected a state dict")
     return state
+
+
+def lazy_exports(package: str, table: dict):
+    """`__getattr__` and `__dir__` for a package whose public names live in submodules imported on first use.
+
+    `table` maps a public name to its submodule (relative to `package`); keeps `import cosmos_hf...` cheap.
+    """
+    import importlib
+    import sys
+
+    def __getattr__(name):
+        if name in table:
+            value = getattr(importlib.import_module(f"{package}.{table[name]}"), name)
+            setattr(sys.modules[package], name, value)
+            return value
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+
+    def __dir__():
+        return sorted(set(vars(sys.modules[package])) | set(table))
+
+    return __getattr__, __dir__

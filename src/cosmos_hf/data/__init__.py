@@ -1,7 +1,6 @@
 """Video IO and datasets (the physics world's records, videos/ + metas/ folders, webdataset shards)."""
 
-import importlib
-
+from ..utils import lazy_exports
 from .video_io import frames_to_tensor, read_video, tensor_to_frames, write_video
 
 # Dataset loaders import `datasets` / torch; load them on first use so `cosmos_hf.data` stays cheap.
@@ -14,13 +13,6 @@ _LAZY = {
     "parse_realestate10k": "real_world",
 }
 
-
-def __getattr__(name):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 __all__ = ["read_video", "write_video", "frames_to_tensor", "tensor_to_frames", *_LAZY]
+
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

@@ -8,7 +8,7 @@ Post-guard (video): `VideoContentSafetyClassifier` (SigLIP embeddings + 7-class 
 `CosmosPromptUpsampler` / `CosmosVideoPromptUpsampler` rewrite short prompts into long captions.
 """
 
-import importlib
+from ..utils import lazy_exports
 
 _LAZY_IMPORTS = {
     "GuardrailVerdict": "core",
@@ -35,14 +35,4 @@ _LAZY_IMPORTS = {
 
 __all__ = sorted(_LAZY_IMPORTS)
 
-
-def __getattr__(name):
-    if name in _LAZY_IMPORTS:
-        value = getattr(importlib.import_module(f"{__name__}.{_LAZY_IMPORTS[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(list(globals()) + list(_LAZY_IMPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY_IMPORTS)

@@ -1,6 +1,6 @@
 """DiffusionPipeline subclasses, one per file (imported lazily)."""
 
-import importlib
+from ..utils import lazy_exports
 
 _LAZY = {
     "CosmosText2WorldPipeline": "pipeline_cosmos_text2world",
@@ -10,10 +10,4 @@ _LAZY = {
 
 __all__ = sorted(_LAZY)
 
-
-def __getattr__(name):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

@@ -9,7 +9,7 @@ Measured (random weights, sizes in the JSON):
 - Medusa: heads self-distilled on the frozen model's own greedy continuations of 8 prompts, then greedy Medusa
   decoding vs plain greedy decoding (same tokens? tokens per forward pass, wall time) on 2 of those prompts and on
   2 unseen prompts;
-- parity with the reference fixtures (max |logit difference|), when /work/shared/fixtures/reference exists;
+- parity with the reference fixtures (max |logit difference|), when ../shared/fixtures/reference exists;
 - decoding throughput at a long context (512 and 2048 tokens already in the sequence): tokens/s with the KV cache
   vs recomputing the prefix for every new token (issue target: >= 10x at 2048), and the KV-cache memory (measured
   bytes of the DynamicCache vs the formula, and the formula for the released 4B model's full 12,800-token grid);
@@ -254,7 +254,7 @@ def compare_medusa(model, prompts, new_tokens):
     }
 
 
-def reference_parity(root=Path("/work/shared/fixtures/reference")):
+def reference_parity(root=Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "reference"):
     """Max |logits - reference| on the shared fixture cases (converter path), or a note when they are absent."""
     if not (root / "ar_base").is_dir():
         return "fixtures not found"

@@ -31,8 +31,6 @@ import json
 import logging
 import os
 import random
-import re
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -40,6 +38,12 @@ import numpy as np
 import torch
 import yaml
 from torch import nn
+from cosmos_hf.training_utils import (
+    checkpoint_step,
+    load_yaml_config,
+    resolve_resume_checkpoint,
+    save_checkpoint,
+)
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 
 logger = logging.getLogger("train_diffusion")
@@ -112,34 +116,8 @@ LORA_TARGET_MODULES = ["to_q", "to_k", "to_v", "to_out.0"]
 
 
 # ---------------------------------------------------------------------------------------------------------- config
-def merge(base: dict, update: dict) -> dict:
-    out = copy.deepcopy(base)
-    for key, value in (update or {}).items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict) and out[key]:
-            out[key] = merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
 def load_config(path, overrides=()) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"config file not found: {path}")
-    user = yaml.safe_load(path.read_text()) or {}
-    unknown = sorted(set(user) - set(DEFAULT_CONFIG))
-    if unknown:
-        raise ValueError(f"unknown top-level config keys {unknown}; valid: {sorted(DEFAULT_CONFIG)}")
-    config = merge(DEFAULT_CONFIG, user)
-    for item in overrides:
-        if "=" not in item:
-            raise ValueError(f"--set expects key.path=value, got {item!r}")
-        key, value = item.split("=", 1)
-        node = config
-        parts = key.split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        node[parts[-1]] = yaml.safe_load(value)
+    config = load_yaml_config(path, DEFAULT_CONFIG, overrides)
     if config["model"]["pipeline"] not in ("text2world", "video2world"):
         raise ValueError(f"model.pipeline must be text2world or video2world, got {config['model']['pipeline']!r}")
     if config["model"].get("condition") not in (None, "dv_tokens"):
@@ -399,38 +377,6 @@ def build_pipeline(config: dict):
 
 
 # ---------------------------------------------------------------------------------------------------------- checkpoints
-CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
-
-
-def list_checkpoints(output_dir: Path):
-    found = []
-    for path in output_dir.glob("checkpoint-*"):
-        match = CHECKPOINT_RE.match(path.name)
-        if match and (path / "train_state.json").is_file():  # complete checkpoints only
-            found.append((int(match.group(1)), path))
-    return sorted(found)
-
-
-def save_checkpoint(accelerator, output_dir: Path, step: int, limit: int | None):
-    final = output_dir / f"checkpoint-{step}"
-    tmp = output_dir / f".checkpoint-{step}.tmp"
-    if accelerator.is_main_process and tmp.exists():
-        shutil.rmtree(tmp)
-    accelerator.wait_for_everyone()
-    accelerator.save_state(str(tmp))
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        (tmp / "train_state.json").write_text(json.dumps({"global_step": step}))
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)  # a checkpoint appears complete or not at all
-        if limit:
-            for _, old in list_checkpoints(output_dir)[:-limit]:
-                shutil.rmtree(old, ignore_errors=True)
-    accelerator.wait_for_everyone()
-    return final
-
-
 # ---------------------------------------------------------------------------------------------------------- training
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description="EDM training of Cosmos-Predict1 diffusion world models")
@@ -554,18 +500,12 @@ def main(argv=None):
 
     global_step = 0
     if args.resume_from_checkpoint:
-        if args.resume_from_checkpoint == "latest":
-            found = list_checkpoints(output_dir)
-            path = found[-1][1] if found else None
-        else:
-            path = Path(args.resume_from_checkpoint)
-            if not (path / "train_state.json").is_file():
-                raise ValueError(f"{path} is not a complete checkpoint folder (no train_state.json)")
+        path = resolve_resume_checkpoint(args.resume_from_checkpoint, output_dir)
         if path is None:
             accelerator.print(f"no checkpoint in {output_dir}; starting from step 0")
         else:
             accelerator.load_state(str(path))
-            global_step = json.loads((path / "train_state.json").read_text())["global_step"]
+            global_step = checkpoint_step(path)
             accelerator.print(f"resumed from {path} at step {global_step}")
 
     max_steps = train_cfg["max_train_steps"]

@@ -21,7 +21,6 @@ import io
 import json
 import math
 import random
-import shutil
 import tarfile
 import time
 from pathlib import Path
@@ -36,6 +35,7 @@ from tqdm.auto import tqdm
 from cosmos_hf.data import frames_to_tensor, read_video, tensor_to_frames
 from cosmos_hf.tokenizers import from_config_name, load_tokenizer, model_from_reference_kwargs
 from cosmos_hf.tokenizers import losses as tokenizer_losses
+from cosmos_hf.training_utils import checkpoint_step, merge_config, resolve_resume_checkpoint, save_checkpoint
 from cosmos_hf.utils import atomic_path
 
 STAGE_DEFAULTS = {
@@ -56,16 +56,9 @@ DEFAULT_CONFIG = dict(
 )
 
 
-def deep_update(base, update):
-    out = dict(base)
-    for key, value in (update or {}).items():
-        out[key] = deep_update(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
-    return out
-
-
 def load_config(path, overrides=None):
-    config = deep_update(DEFAULT_CONFIG, yaml.safe_load(Path(path).read_text()) or {})
-    config = deep_update(config, overrides or {})
+    config = merge_config(DEFAULT_CONFIG, yaml.safe_load(Path(path).read_text()) or {})
+    config = merge_config(config, overrides or {})
     stage = int(config["loss"].get("stage", 1))
     if stage not in STAGE_DEFAULTS:
         raise ValueError(f"loss.stage must be 1 or 2, got {stage}")
@@ -167,11 +160,6 @@ def reconstruct(model, video):
     return model.decode(model.encode(video).latent_dist.mode()).sample
 
 
-def latest_checkpoint(output_dir: Path):
-    checkpoints = sorted(output_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
-    return checkpoints[-1] if checkpoints else None
-
-
 def evaluate(model, clips: torch.Tensor):
     from cosmos_hf.evaluation.video_metrics import psnr, ssim_per_frame
 
@@ -257,13 +245,12 @@ def main(argv=None):
 
     global_step = 0
     if args.resume_from_checkpoint:
-        path = (latest_checkpoint(output_dir) if args.resume_from_checkpoint == "latest"
-                else Path(args.resume_from_checkpoint))
+        path = resolve_resume_checkpoint(args.resume_from_checkpoint, output_dir)
         if path is None:
             accelerator.print("no checkpoint found to resume from; starting from scratch")
         else:
             accelerator.load_state(str(path))
-            global_step = int(path.name.split("-")[1])
+            global_step = checkpoint_step(path)
             accelerator.print(f"resumed from {path} at step {global_step}")
 
     if args.export_only:
@@ -339,7 +326,7 @@ def main(argv=None):
                 with open(metrics_path, "a") as handle:
                     handle.write(json.dumps(logs) + "\n")
             if global_step % int(train_cfg["checkpointing_steps"]) == 0 or global_step == max_steps:
-                save_checkpoint(accelerator, output_dir, global_step, int(train_cfg["checkpoints_total_limit"]))
+                save_checkpoint(accelerator, output_dir, global_step, int(train_cfg["checkpoints_total_limit"]) or None)
 
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
@@ -348,21 +335,6 @@ def main(argv=None):
             unwrapped.save_pretrained(tmp, safe_serialization=True)
         accelerator.print(f"saved {output_dir / 'model'}")
     accelerator.end_training()
-
-
-def save_checkpoint(accelerator, output_dir: Path, step: int, total_limit: int):
-    if accelerator.is_main_process and total_limit > 0:
-        existing = sorted(output_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
-        for old in existing[: max(0, len(existing) - total_limit + 1)]:
-            shutil.rmtree(old)
-    # write under a temporary name, then rename: an interrupted save never looks like a checkpoint to `latest`
-    path, tmp = output_dir / f"checkpoint-{step}", output_dir / f".checkpoint-{step}.tmp"
-    accelerator.save_state(str(tmp))
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        if path.exists():
-            shutil.rmtree(path)
-        tmp.rename(path)
 
 
 if __name__ == "__main__":

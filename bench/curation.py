@@ -1,7 +1,8 @@
-"""Curation benchmark: clips per second with the in-process executor and Ray with 1 vs 2 actors per stage, and
-ShotBench-style shot detection scores for each detector, on videos built from physics-world shots. Prints JSON.
+"""Curation benchmark: clips per second with the in-process executor, Ray with 1 vs 2 actors per stage and the
+Ray Data pipeline; peak memory of shot splitting (whole decoded video vs the streaming split stage); ShotBench-style
+shot detection scores for each detector, on videos built from physics-world shots. Prints JSON.
 
-    python bench/curation.py [--videos 8] [--shots 3] [--size 64] [--transnet-weights PATH]
+    python bench/curation.py [--videos 8] [--shots 3] [--size 64] [--transnet-weights PATH] [--split-frames 960]
 
 All runs use the same inputs and configuration on the same machine in one process; compare the ratios.
 """
@@ -52,6 +53,40 @@ def shotbench(transnet_weights=None, videos=6):
             for name, d in detectors.items()}
 
 
+def split_memory(root: Path, frames: int, size: int = 256):
+    """Peak traced memory (numpy buffers) of shot detection on one `frames`-frame video: decoding it whole then
+    detecting (the old split stage) vs `SplitStage`, which streams decoded frames into the detector."""
+    import tracemalloc
+
+    from cosmos_hf.curation.pipeline import CurationConfig, SplitStage
+    from cosmos_hf.curation.shot_detection import ContentDetector
+    from cosmos_hf.curation.shotbench import make_shot_video
+    from cosmos_hf.data import read_video, write_video
+
+    video, _, _ = make_shot_video(max(2, frames // 96), 96, size, seed=3)
+    path = write_video(root / "long.mp4", video[:frames], 24)
+    del video
+    peaks = {}
+    for name in ("whole_video", "streaming"):
+        tracemalloc.start()
+        start = time.perf_counter()
+        if name == "whole_video":
+            decoded, _ = read_video(path)
+            cuts = len(ContentDetector(gradual_span=12).detect(decoded))
+            del decoded
+        else:
+            stage = SplitStage(CurationConfig(dissolve_span=12), root / "work")
+            stage.setup()
+            cuts = stage.process({"video_id": "long", "path": str(path), "caption": None})[0]["num_transitions"]
+        seconds = time.perf_counter() - start
+        peaks[name] = {"peak_mb": round(tracemalloc.get_traced_memory()[1] / 2 ** 20, 1), "transitions": cuts,
+                       "seconds": round(seconds, 2)}
+        tracemalloc.stop()
+    peaks["frames"], peaks["size"] = frames, size
+    peaks["memory_ratio_whole_vs_streaming"] = round(peaks["whole_video"]["peak_mb"] / peaks["streaming"]["peak_mb"], 1)
+    return peaks
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--videos", type=int, default=8)
@@ -59,9 +94,10 @@ def main(argv=None):
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--transnet-weights", default=None)
     parser.add_argument("--skip-ray", action="store_true")
+    parser.add_argument("--split-frames", type=int, default=960, help="frames of the split-memory video (256x256)")
     args = parser.parse_args(argv)
 
-    from cosmos_hf.curation import LocalExecutor, RayExecutor, ray_available
+    from cosmos_hf.curation import LocalExecutor, RayDataExecutor, RayExecutor, ray_available
 
     work = Path(tempfile.mkdtemp(prefix="bench_curation_"))
     try:
@@ -75,11 +111,13 @@ def main(argv=None):
             result["ray_version"] = ray.__version__
             result["ray_1_worker"] = time_run(work / "in", work / "ray1", RayExecutor(workers=1))
             result["ray_2_workers"] = time_run(work / "in", work / "ray2", RayExecutor(workers=2))
+            result["ray_data_1_worker"] = time_run(work / "in", work / "raydata1", RayDataExecutor(workers=1))
             ray.shutdown()
             one, two = result["ray_1_worker"], result["ray_2_workers"]
             result["speedup_2_vs_1_workers"] = round(one["seconds"] / two["seconds"], 3)
             result["speedup_2_vs_1_workers_after_startup"] = round(
                 two["clips_per_second_after_startup"] / one["clips_per_second_after_startup"], 3)
+        result["split_memory"] = split_memory(work, args.split_frames)
         result["shotbench"] = shotbench(args.transnet_weights)
         print(json.dumps(result, indent=1))
     finally:

@@ -140,3 +140,78 @@ def test_transnetv2_rejects_wrong_weights(tmp_path):
         TransNetV2(tmp_path / "bad.safetensors")
     with pytest.raises(ValueError, match="needs --transnet-weights"):
         make_detector("transnetv2")
+
+
+class LiveFrames:
+    """Wraps a frame iterator and tracks how many of its frames are alive at once (weak references)."""
+
+    def __init__(self, frames):
+        self.frames, self.live, self.max_live, self.yielded = frames, 0, 0, 0
+
+    def _released(self):
+        self.live -= 1
+
+    def __iter__(self):
+        import weakref
+
+        for frame in self.frames:
+            frame = np.array(frame)  # a fresh object per frame, owned by the consumer from here on
+            self.live += 1
+            self.yielded += 1
+            self.max_live = max(self.max_live, self.live)
+            weakref.finalize(frame, self._released)
+            yield frame
+            del frame
+
+
+@pytest.mark.parametrize("span", [0, 12])
+def test_split_stage_streams_frames_with_bounded_memory(tmp_path, monkeypatch, span):
+    from cosmos_hf.curation import pipeline
+    from cosmos_hf.curation.pipeline import CurationConfig, SplitStage
+    from cosmos_hf.data import read_video, write_video
+
+    video, _, _ = make_shot_video(5, 48, 64, seed=4, transitions=("cut", "dissolve"))  # 5 shots, 228 frames
+    path = tmp_path / "long.mp4"
+    write_video(path, video, 24)
+    trackers = []
+    real_open = pipeline.open_frames
+
+    def tracked_open(p):
+        fps, frames = real_open(p)
+        trackers.append(LiveFrames(frames))
+        return fps, trackers[-1]
+
+    monkeypatch.setattr(pipeline, "open_frames", tracked_open)
+    config = CurationConfig(min_clip_seconds=1.0, crop_seconds=0.25, dissolve_span=span)
+    stage = SplitStage(config, tmp_path / "work")
+    stage.setup()
+    items = stage.process({"video_id": "long", "path": str(path), "caption": None})
+    (tracker,) = trackers
+    assert tracker.yielded == len(video) and tracker.max_live <= 3, (tracker.yielded, tracker.max_live)
+    # Same clips as detecting on the whole decoded video at once.
+    frames, fps = read_video(path)
+    transitions = ContentDetector(gradual_span=span).detect(frames)
+    spans = clip_spans(transitions, len(frames), fps, 1.0, 60.0, 0.25)
+    assert [(i["start"], i["end"]) for i in items] == spans and len(spans) >= 3
+    assert items[0]["source_frames"] == len(frames) and items[0]["num_transitions"] == len(transitions)
+    assert (items[0]["source_height"], items[0]["source_width"], items[0]["fps"]) == (64, 64, 24.0)
+
+
+def test_transnetv2_streams_in_100_frame_windows(tmp_path, shot_videos):
+    from safetensors.torch import save_file
+
+    torch.manual_seed(0)
+    model = build_transnetv2(filters=2, num_stacks=3, blocks_per_stack=2, hidden=8).eval()
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, tmp_path / "tiny.safetensors")
+    detector = TransNetV2(tmp_path / "tiny.safetensors")
+    video = shot_videos[0][0][:180]  # 180 frames
+    whole = detector.predict(video)
+    shapes = []
+    forward = detector.model.forward
+    detector.model.forward = lambda x: shapes.append(tuple(x.shape)) or forward(x)
+    frames = LiveFrames(iter(video))
+    streamed = detector.predict(frames)
+    np.testing.assert_array_equal(streamed, whole)
+    assert frames.max_live <= 3 and frames.yielded == len(video)
+    # Only the current window is held: ceil(180 / 50) windows of exactly 100 downscaled frames.
+    assert shapes == [(1, 100, 27, 48, 3)] * 4

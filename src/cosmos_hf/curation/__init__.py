@@ -4,7 +4,7 @@ Entry points: `run_curation(input_dir, output_dir, CurationConfig(...))` and `co
 without it the pipeline runs in-process (`LocalExecutor`).
 """
 
-from .engine import LocalExecutor, RayExecutor, make_executor, ray_available
+from .engine import LocalExecutor, RayDataExecutor, RayExecutor, make_executor, ray_available
 from .pipeline import CurationConfig, discover_inputs, finalize, run_curation
 from .shot_detection import (
            ContentDetector,
@@ -18,6 +18,7 @@ __all__ = [
            "ContentDetector",
            "CurationConfig",
            "LocalExecutor",
+           "RayDataExecutor",
            "RayExecutor",
            "TransNetV2",
            "Transition",

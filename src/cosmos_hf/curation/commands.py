@@ -13,10 +13,11 @@ def register(subparsers):
                     "videos/ + metas/ layout. Resumable: rerun the same command after an interruption.")
     parser.add_argument("--input", required=True, help="folder of videos (searched recursively)")
     parser.add_argument("--output", required=True, help="output folder (resumes if it holds an earlier run)")
-    parser.add_argument("--executor", default="auto", choices=("auto", "ray", "local"),
-                        help="auto: Ray on this machine when installed, else in-process (default auto)")
+    parser.add_argument("--executor", default="auto", choices=("auto", "ray", "ray-data", "local"),
+                        help="auto: Ray actors on this machine when installed, else in-process; ray-data: the same "
+                             "stages as a Ray Data map_batches pipeline (default auto)")
     parser.add_argument("--address", default=None, help="join an existing Ray cluster (e.g. auto or ray://host:10001)")
-    parser.add_argument("--workers", type=int, default=1, help="Ray actors per stage (default 1)")
+    parser.add_argument("--workers", type=int, default=1, help="Ray actors per stage (ray, ray-data; default 1)")
     parser.add_argument("--num-cpus", type=int, default=None, help="CPUs for a local Ray instance (default: all)")
     parser.add_argument("--detector", default="content", choices=("content", "transnetv2"))
     parser.add_argument("--transnet-weights", default=None, help="local TransNetV2 weights (.safetensors or .pth)")
@@ -27,9 +28,13 @@ def register(subparsers):
     parser.add_argument("--crop-seconds", type=float, default=0.5, help="frames cropped at each cut (seconds)")
     parser.add_argument("--max-side", type=int, default=None, help="transcode: longest side at most this")
     parser.add_argument("--min-motion", type=float, default=0.02, help="mean optical flow, pixels/frame at 128 px")
-    parser.add_argument("--quality", default="statistics", choices=("statistics", "clip-aesthetic", "none"))
+    parser.add_argument("--quality", default="statistics", choices=("statistics", "clip-aesthetic", "dover", "none"))
     parser.add_argument("--clip-model", default=None, help="local CLIP folder for --quality clip-aesthetic")
     parser.add_argument("--aesthetic-head", default=None, help="LAION aesthetic MLP weights for clip-aesthetic")
+    parser.add_argument("--dover-weights", default=None,
+                        help="DOVER.pth (or a safetensors copy) for --quality dover; nothing is downloaded")
+    parser.add_argument("--min-dover", type=float, default=0.3,
+                        help="--quality dover: reject clips whose fused DOVER score (0..1) is below this")
     parser.add_argument("--no-text-filter", action="store_true", help="keep clips with burned-in text")
     parser.add_argument("--captioner-model", default=None,
                         help="local VLM folder (Qwen2-VL style) for clips without a metadata caption")
@@ -45,10 +50,12 @@ def run(args) -> int:
     from .pipeline import CurationConfig, run_curation
 
     config = CurationConfig(
-        detector=args.detector, transnet_weights=args.transnet_weights, dissolve_span=args.dissolve_span, min_clip_seconds=args.min_clip_seconds,
+        detector=args.detector, transnet_weights=args.transnet_weights, dissolve_span=args.dissolve_span,
+        min_clip_seconds=args.min_clip_seconds,
         max_clip_seconds=args.max_clip_seconds, crop_seconds=args.crop_seconds, max_side=args.max_side,
         min_motion=args.min_motion, quality=args.quality, clip_model=args.clip_model,
-        aesthetic_head=args.aesthetic_head, text_overlay=not args.no_text_filter,
+        aesthetic_head=args.aesthetic_head, dover_weights=args.dover_weights, min_dover=args.min_dover,
+        text_overlay=not args.no_text_filter,
         captioner_model=args.captioner_model, embedder=args.embedder, dedup_eps=args.dedup_eps,
         shard_size=args.shard_size)
     if args.workers < 1:

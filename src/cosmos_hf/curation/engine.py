@@ -6,8 +6,11 @@ A stage is an object with `name`, `num_cpus`, `num_gpus`, `setup()` (load models
 
 `LocalExecutor` runs items depth-first in this process. `RayExecutor` starts `workers` actors per stage (each with
 the stage's CPU/GPU request) and streams: an item finished by stage i is handed to an idle actor of stage i+1 at
-once, so all stages work concurrently. Both call `on_result(item)` for every item leaving the last stage, in
-completion order. Ray is imported only by `RayExecutor`, so the package works without it.
+once, so all stages work concurrently. `RayDataExecutor` expresses the same chain as a Ray Data pipeline (one
+`map_batches` over an actor pool per stage; Ray Data's streaming executor moves blocks between stages and applies
+backpressure). All call `on_result(item)` for every item leaving the last stage, in completion order, so the
+pipeline's records / resume logic is the same for each. Ray is imported only by the Ray executors, so the package
+works without it.
 """
 
 from __future__ import annotations
@@ -81,9 +84,8 @@ class RayExecutor:
             ray.init(ignore_reinit_error=True, include_dashboard=False, log_to_driver=False, **kwargs)
         return ray
 
-    def run(self, stages, items, on_result) -> None:
-        ray = self._init()
-        actor_class = ray.remote(_StageActor)
+    def _pool_sizes(self, ray, stages):
+        """Actors per stage and the factor that scales every stage's CPU request to fit the cluster."""
         counts = []
         for stage in stages:
             count = self.workers.get(stage.name, 1) if isinstance(self.workers, dict) else int(self.workers)
@@ -94,7 +96,12 @@ class RayExecutor:
         # for, the later stages would never start (a deadlock), so requests are scaled down to fit.
         requested = sum(stage.num_cpus * n for stage, n in zip(stages, counts))
         available = float(ray.cluster_resources().get("CPU", 0.0))
-        cpu_scale = min(1.0, available / requested) if requested and available else 1.0
+        return counts, (min(1.0, available / requested) if requested and available else 1.0)
+
+    def run(self, stages, items, on_result) -> None:
+        ray = self._init()
+        actor_class = ray.remote(_StageActor)
+        counts, cpu_scale = self._pool_sizes(ray, stages)
         pools, idle = [], []
         for stage, count in zip(stages, counts):
             options = {"num_cpus": stage.num_cpus * cpu_scale, "num_gpus": stage.num_gpus}
@@ -142,16 +149,75 @@ class RayExecutor:
                     ray.kill(actor)
 
 
+class _StageBatchUDF:
+    """A stage as a Ray Data callable class: built (and `setup()`) once per actor, then called on batches whose
+    single column "item" holds JSON-encoded work items (the items' keys differ between stages and videos, so they
+    travel as text rather than as typed columns)."""
+
+    def __init__(self, stage):
+        self.stage = stage
+        self.stage.setup()
+
+    def __call__(self, batch):
+        import json
+
+        import numpy as np
+
+        outputs = [json.dumps(out) for text in batch["item"] for out in self.stage.process(json.loads(text))]
+        return {"item": np.array(outputs, dtype=object)}
+
+
+class RayDataExecutor(RayExecutor):
+    """The stages as a Ray Data pipeline: `from_items` -> one `map_batches` per stage on a fixed actor pool
+    (`ActorPoolStrategy(size=workers)`, the stage's CPU/GPU request) -> results streamed back with `iter_rows`.
+
+    Each input video is its own block, so a video's clips flow to the next stage as soon as its split is done and
+    finished items reach `on_result` (which writes the per-video records) while other videos are still in flight.
+    Same arguments as `RayExecutor`; `batch_size` items per UDF call (default 1: one video or clip).
+    """
+
+    name = "ray-data"
+
+    def __init__(self, address: str | None = None, workers=1, num_cpus: int | None = None, batch_size: int = 1):
+        super().__init__(address=address, workers=workers, num_cpus=num_cpus)
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.batch_size = batch_size
+
+    def run(self, stages, items, on_result) -> None:
+        import json
+
+        self._init()
+        import ray.data
+
+        items = list(items)
+        if not items:
+            return
+        context = ray.data.DataContext.get_current()
+        context.enable_progress_bars = False
+        counts, cpu_scale = self._pool_sizes(ray, stages)
+        dataset = ray.data.from_items([{"item": json.dumps(item)} for item in items], override_num_blocks=len(items))
+        for stage, count in zip(stages, counts):
+            dataset = dataset.map_batches(
+                _StageBatchUDF, fn_constructor_args=(stage,), compute=ray.data.ActorPoolStrategy(size=count),
+                num_cpus=stage.num_cpus * cpu_scale, num_gpus=stage.num_gpus or None, batch_size=self.batch_size,
+                batch_format="numpy")
+        for row in dataset.iter_rows():
+            on_result(json.loads(row["item"]))
+
+
 def make_executor(name: str = "auto", address: str | None = None, workers=1, num_cpus: int | None = None):
-    """'auto' (Ray when installed, else local), 'ray' or 'local'. `address` implies Ray."""
+    """'auto' (Ray when installed, else local), 'ray', 'ray-data' or 'local'. `address` implies Ray."""
     if name == "auto":
         name = "ray" if (address or ray_available()) else "local"
     if name == "local":
         if address:
             raise ValueError("--address needs the ray executor (pip install ray)")
         return LocalExecutor()
-    if name == "ray":
+    if name in ("ray", "ray-data"):
         if not ray_available():
-            raise ValueError("the ray executor needs Ray installed (pip install ray); or use --executor local")
-        return RayExecutor(address=address, workers=workers, num_cpus=num_cpus)
-    raise ValueError(f"unknown executor {name!r}; choose auto, ray or local")
+            raise ValueError(f"the {name} executor needs Ray installed (pip install 'ray[data]'); or use --executor "
+                             "local")
+        executor_class = RayExecutor if name == "ray" else RayDataExecutor
+        return executor_class(address=address, workers=workers, num_cpus=num_cpus)
+    raise ValueError(f"unknown executor {name!r}; choose auto, ray, ray-data or local")

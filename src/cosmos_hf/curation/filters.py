@@ -9,7 +9,8 @@ Defaults need no download:
   (Immerkaer's fast noise-sigma estimate).
 - `TextOverlayDetector`: edge-dense, stroke-rich horizontal blobs (text lines) that persist across frames.
 Loaders for learned scorers when weights are given: `ClipAestheticQuality` (a CLIP vision tower in transformers
-format + the LAION improved-aesthetic MLP head).
+format + the LAION improved-aesthetic MLP head) and `dover.DoverQuality` (DOVER's technical + aesthetic video
+quality from the released `DOVER.pth`).
 """
 
 from __future__ import annotations

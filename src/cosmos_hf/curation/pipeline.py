@@ -37,9 +37,11 @@ class CurationConfig:
     max_side: int | None = None  # transcode: downscale so the longer side is at most this (None: keep)
     crf: int = 23
     min_motion: float = 0.02
-    quality: str = "statistics"  # "statistics", "clip-aesthetic" or "none"
+    quality: str = "statistics"  # "statistics", "clip-aesthetic", "dover" or "none"
     clip_model: str | None = None
     aesthetic_head: str | None = None
+    dover_weights: str | None = None  # DOVER.pth or a safetensors copy, for quality "dover"
+    min_dover: float = 0.3  # threshold on DOVER's fused score in [0, 1]
     text_overlay: bool = True
     captioner_model: str | None = None  # a local VLM folder; without it, captions come from metadata only
     caption_prompt: str | None = None
@@ -66,10 +68,14 @@ class CurationConfig:
             raise ValueError(f"max_side must be >= 16, got {self.max_side}")
         if not 0 <= self.crf <= 51:
             raise ValueError(f"crf must be in [0, 51], got {self.crf}")
-        if self.quality not in ("statistics", "clip-aesthetic", "none"):
-            raise ValueError(f"quality must be statistics, clip-aesthetic or none, got {self.quality!r}")
+        if self.quality not in ("statistics", "clip-aesthetic", "dover", "none"):
+            raise ValueError(f"quality must be statistics, clip-aesthetic, dover or none, got {self.quality!r}")
         if self.quality == "clip-aesthetic" and not (self.clip_model and self.aesthetic_head):
             raise ValueError("quality 'clip-aesthetic' needs clip_model and aesthetic_head (local paths)")
+        if self.quality == "dover" and not self.dover_weights:
+            raise ValueError("quality 'dover' needs dover_weights (a local DOVER.pth or .safetensors file)")
+        if not 0.0 <= self.min_dover <= 1.0:
+            raise ValueError(f"min_dover must be in [0, 1], got {self.min_dover}")
         if self.embedder not in ("visual", "minilm"):
             raise ValueError(f"embedder must be 'visual' or 'minilm', got {self.embedder!r}")
         if not 0 < self.dedup_eps < 1:
@@ -126,6 +132,50 @@ def discover_inputs(root, exclude=None) -> list:
 # ------------------------------------------------------------------------------------------------ video IO
 
 
+def open_frames(path):
+    """(fps, frames): a video's frame rate and a generator that decodes its frames (uint8 [H, W, 3]) one at a
+    time, so a caller that does not keep them holds one frame, whatever the video's length. Undecodable files
+    raise ValueError naming the file (when opened, or while iterating for damage further in)."""
+    import av
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"video not found: {path}")
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise ValueError(f"{path} has no video stream")
+            rate = container.streams.video[0].average_rate
+    except ValueError:
+        raise
+    except Exception as err:  # av raises InvalidDataError etc.
+        raise ValueError(f"cannot decode video {path} (corrupt or unsupported): {err}") from err
+    fps = float(rate) if rate else 24.0  # as cosmos_hf.data.read_video
+
+    def frames():
+        try:
+            with av.open(str(path)) as container:
+                for frame in container.decode(container.streams.video[0]):
+                    yield frame.to_ndarray(format="rgb24")
+        except Exception as err:
+            raise ValueError(f"cannot decode video {path} (corrupt or unsupported): {err}") from err
+
+    return fps, frames()
+
+
+class _FrameTally:
+    """Passes frames through unchanged, counting them and noting the frame size (no frame is kept)."""
+
+    def __init__(self, frames):
+        self.frames, self.count, self.shape = frames, 0, None
+
+    def __iter__(self):
+        for frame in self.frames:
+            self.count += 1
+            self.shape = self.shape or frame.shape
+            yield frame
+
+
 def read_frame_range(path, start: int, end: int, fps: float):
     """Frames [start, end) of a video, seeking to near `start` instead of decoding from the beginning."""
     import av
@@ -167,7 +217,10 @@ class Stage:
 
 
 class SplitStage(Stage):
-    """Decode a source video, detect shots, emit clip spans (or one error item naming the file)."""
+    """Detect shots while decoding a source video frame by frame, emit clip spans (or one error item naming the
+    file). Frames stream from the decoder into the detector, which keeps only its own small window (a few
+    downscaled frames), so memory does not grow with the video; clips are cut later from the source by frame
+    range (`read_frame_range`)."""
 
     name = "split"
 
@@ -179,21 +232,23 @@ class SplitStage(Stage):
         self.detector = make_detector(self.config.detector, weights=weights, **kwargs)
 
     def process(self, item):
-        from ..data import read_video
         from .shot_detection import clip_spans
 
         if Path(item["path"]).stat().st_size == 0:
             return [{**item, "num_clips": 0, "error": f"empty file (0 bytes): {item['path']}"}]
         try:
-            frames, fps = read_video(item["path"])
+            fps, frames = open_frames(item["path"])
+            tally = _FrameTally(frames)
+            transitions = self.detector.detect(tally)
         except (ValueError, FileNotFoundError) as err:
             return [{**item, "num_clips": 0, "error": str(err)}]
-        transitions = self.detector.detect(frames)
-        spans = clip_spans(transitions, len(frames), fps, self.config.min_clip_seconds,
+        if tally.count == 0:
+            return [{**item, "num_clips": 0, "error": f"video {item['path']} contains no decodable frames"}]
+        spans = clip_spans(transitions, tally.count, fps, self.config.min_clip_seconds,
                            self.config.max_clip_seconds, self.config.crop_seconds)
-        base = {**item, "num_clips": len(spans), "source_frames": len(frames), "fps": fps,
+        base = {**item, "num_clips": len(spans), "source_frames": tally.count, "fps": fps,
                 "num_transitions": len(transitions),
-                "source_height": int(frames.shape[1]), "source_width": int(frames.shape[2])}
+                "source_height": int(tally.shape[0]), "source_width": int(tally.shape[1])}
         if not spans:
             return [{**base, "num_clips": 0, "no_clips": True}]
         return [{**base, "id": f"{item['video_id']}_{k:04d}", "start": s, "end": e} for k, (s, e) in enumerate(spans)]
@@ -246,6 +301,10 @@ class FilterStage(Stage):
                 self.filters.append(ImageStatisticsQuality())
             elif name == "quality" and config.quality == "clip-aesthetic":
                 self.filters.append(ClipAestheticQuality(config.clip_model, config.aesthetic_head))
+            elif name == "quality" and config.quality == "dover":
+                from .dover import DoverQuality
+
+                self.filters.append(DoverQuality(config.dover_weights, min_score=config.min_dover))
             elif name == "text_overlay" and config.text_overlay:
                 self.filters.append(TextOverlayDetector())
             elif name not in ("motion", "quality", "text_overlay"):
@@ -331,6 +390,9 @@ def run_curation(input_dir, output_dir, config: CurationConfig | None = None, ex
     config_path = work / "config.json"
     if config_path.is_file():
         previous = json.loads(config_path.read_text())
+        # Options added after that run was started count as their defaults.
+        defaults = json.loads(json.dumps(asdict(CurationConfig())))
+        previous = {**{k: v for k, v in defaults.items() if k not in previous}, **previous}
         if previous != json.loads(json.dumps(asdict(config))):
             raise ValueError(f"{output_dir} was curated with a different configuration ({config_path}); use a new "
                              "output folder or delete it to start over")
@@ -411,8 +473,9 @@ def finalize(input_dir, output_dir, config, inputs, command="cosmos-hf curate", 
             "split": {"clips": num_detected,
                       "transitions": sum(records[v].get("num_transitions") or 0 for v in wanted & set(records))},
             "filter": {"passed": num_detected - sum(n for r, n in rejections.items() if r.split(":")[0] in
-                                                    ("motion", "quality", "aesthetic", "text_overlay")),
-                       "rejected": {r: n for r, n in sorted(rejections.items()) if not r.startswith(("dedup", "caption"))}},
+                                                    ("motion", "quality", "aesthetic", "dover", "text_overlay")),
+                       "rejected": {r: n for r, n in sorted(rejections.items())
+                                    if not r.startswith(("dedup", "caption"))}},
             "caption": {"captioned": sum(1 for c in clips if c.get("caption")),
                         "uncaptioned": sum(1 for c in clips if not c.get("caption")),
                         "rejected": {r: n for r, n in rejections.items() if r.startswith("caption")}},

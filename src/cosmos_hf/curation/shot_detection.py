@@ -16,6 +16,7 @@ splitting, 0.5 s cropped at each cut); `score_transitions` scores a detector lik
 
 from __future__ import annotations
 
+import collections
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,32 +82,47 @@ class ContentDetector:
             raise ValueError(f"gradual_span must be >= 0, got {gradual_span}")
         self.gradual_span, self.gradual_threshold = gradual_span, gradual_threshold
 
-    def _hsv(self, frames: np.ndarray) -> list:
+    def _hsv(self, frame: np.ndarray) -> np.ndarray:
+        """One frame, downscaled so its longer side is at most `max_side`, as int16 HSV."""
         import cv2
 
-        scale = min(1.0, self.max_side / max(frames.shape[1:3]))
-        out = []
-        for frame in frames:
-            if scale < 1.0:
-                frame = cv2.resize(frame, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-            out.append(cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2HSV).astype(np.int16))
-        return out
+        scale = min(1.0, self.max_side / max(frame.shape[:2]))
+        if scale < 1.0:
+            frame = cv2.resize(frame, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        return cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2HSV).astype(np.int16)
 
     def _difference(self, a, b) -> float:
         per_channel = np.abs(a - b).reshape(-1, 3).mean(axis=0)
         return float((per_channel * self.weights).sum() / self.weights.sum())
 
-    def frame_scores(self, frames: np.ndarray, lag: int = 1, hsv=None) -> np.ndarray:
-        """score[k] = weighted mean |HSV(frame k) - HSV(frame k - lag)|; 0 for k < lag."""
-        hsv = self._hsv(np.asarray(frames)) if hsv is None else hsv
-        scores = np.zeros(len(hsv))
-        for k in range(lag, len(hsv)):
-            scores[k] = self._difference(hsv[k], hsv[k - lag])
-        return scores
+    def stream_scores(self, frames, lags=(1,)) -> list:
+        """One pass over `frames` (any iterable, e.g. a decoder): for each lag an array with
+        score[k] = weighted mean |HSV(frame k) - HSV(frame k - lag)| (0 for k < lag).
 
-    def detect(self, frames: np.ndarray) -> list:
-        hsv = self._hsv(np.asarray(frames))
-        scores = self.frame_scores(frames, hsv=hsv)
+        Only the last max(lags) + 1 downscaled frames are held, so memory does not grow with the video (the
+        scores themselves are one float per frame)."""
+        recent = collections.deque(maxlen=max(lags) + 1)
+        scores = [[] for _ in lags]
+        for frame in frames:
+            recent.append(self._hsv(np.asarray(frame)))
+            for out, lag in zip(scores, lags):
+                out.append(self._difference(recent[-1], recent[-1 - lag]) if len(recent) > lag else 0.0)
+        return [np.asarray(out, np.float64) for out in scores]
+
+    def frame_scores(self, frames, lag: int = 1) -> np.ndarray:
+        """score[k] = weighted mean |HSV(frame k) - HSV(frame k - lag)|; 0 for k < lag."""
+        return self.stream_scores(frames, lags=(lag,))[0]
+
+    def detect(self, frames) -> list:
+        """Transitions in `frames` (an array [T, H, W, 3] or any iterable of frames, read once)."""
+        if self.gradual_span > 0:
+            scores, long_range = self.stream_scores(frames, lags=(1, self.gradual_span))
+        else:
+            (scores,), long_range = self.stream_scores(frames, lags=(1,)), None
+        return self.transitions(scores, long_range)
+
+    def transitions(self, scores: np.ndarray, long_range: np.ndarray | None = None) -> list:
+        """Decide cuts (and, with `long_range` = lag-`gradual_span` scores, gradual transitions) from frame scores."""
         candidates = []
         for k in range(1, len(scores)):
             if self.adaptive:
@@ -124,13 +140,12 @@ class ContentDetector:
             if k - last >= self.min_shot_frames:
                 cuts.append(Transition(k - 1, k))
                 last = k
-        if self.gradual_span > 0:
-            cuts = sorted(cuts + self._gradual(hsv, scores, cuts), key=lambda t: t.start)
+        if self.gradual_span > 0 and long_range is not None:
+            cuts = sorted(cuts + self._gradual(long_range, scores, cuts), key=lambda t: t.start)
         return cuts
 
-    def _gradual(self, hsv, scores, cuts) -> list:
+    def _gradual(self, long_range, scores, cuts) -> list:
         span = self.gradual_span
-        long_range = self.frame_scores(None, lag=span, hsv=hsv)
         found = []
         for k in range(span, len(long_range)):
             lo, hi = max(span, k - span), min(len(long_range), k + span + 1)
@@ -314,26 +329,42 @@ class TransNetV2:
         self.model.eval().to(device)
         self.threshold, self.device = threshold, device
 
-    def predict(self, frames: np.ndarray) -> np.ndarray:
-        """Per-frame transition probability [T] (sigmoid of the single-frame head)."""
+    def predict(self, frames) -> np.ndarray:
+        """Per-frame transition probability [T] (sigmoid of the single-frame head) for `frames` (an array
+        [T, H, W, 3] or any iterable of frames, read once).
+
+        Streams: frames are resized to 48x27 as they arrive and only the current 100-frame window is held. Window i
+        covers frames 50i - 25 .. 50i + 74 (clamped to the first / last frame) and yields frames 50i .. 50i + 49.
+        """
         import cv2
         import torch
 
-        frames = np.asarray(frames)
-        small = np.stack([cv2.resize(f, (TRANSNET_WIDTH, TRANSNET_HEIGHT), interpolation=cv2.INTER_AREA)
-                          for f in frames])
-        T = len(small)
-        tail = 25 + (50 - T % 50 if T % 50 else 50)
-        padded = np.concatenate([np.repeat(small[:1], 25, 0), small, np.repeat(small[-1:], tail, 0)])
-        probabilities = []
-        with torch.inference_mode():
-            for start in range(0, len(padded) - 99, 50):
-                window = torch.from_numpy(padded[start:start + 100]).unsqueeze(0).to(self.device)
-                logits, _ = self.model(window)
-                probabilities.append(torch.sigmoid(logits[0, 25:75, 0]).cpu().numpy())
-        return np.concatenate(probabilities)[:T]
+        window = collections.deque()  # padded frames 50i .. 50i + 99 of the current window i
+        probabilities, count = [], 0
 
-    def detect(self, frames: np.ndarray) -> list:
+        def run_window():
+            batch = torch.from_numpy(np.stack(window)).unsqueeze(0).to(self.device)
+            with torch.inference_mode():
+                logits, _ = self.model(batch)
+            probabilities.append(torch.sigmoid(logits[0, 25:75, 0]).cpu().numpy())
+            for _ in range(50):
+                window.popleft()
+
+        small = None
+        for frame in frames:
+            small = cv2.resize(np.asarray(frame), (TRANSNET_WIDTH, TRANSNET_HEIGHT), interpolation=cv2.INTER_AREA)
+            if count == 0:
+                window.extend([small] * 25)  # context before the first frame: the first frame repeated
+            window.append(small)
+            count += 1
+            if len(window) == 100:
+                run_window()
+        while 50 * len(probabilities) < count:  # the tail: pad with the last frame
+            window.extend([small] * (100 - len(window)))
+            run_window()
+        return np.concatenate(probabilities)[:count] if probabilities else np.zeros(0, np.float32)
+
+    def detect(self, frames) -> list:
         probabilities = self.predict(frames)
         # A run of transition frames [a, b]: the next shot starts at b + 1 (for a hard cut the run is the last
         # frame(s) of the old shot).

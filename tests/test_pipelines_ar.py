@@ -143,12 +143,13 @@ def test_diffusion_decoder_path_and_save_load_round_trip(pipe, dv, tmp_path):
     tokenizer, text_encoder = tiny_t5_text_encoder()
     torch.manual_seed(2)
     decoder = CosmosDiffusionDecoderPipeline(
-        text_encoder, tokenizer, tiny_transformer(latent_channels=4, in_channels=4 + 32 + 1), tiny_cosmos_vae(),
+        text_encoder, tokenizer, tiny_transformer(latent_channels=4, in_channels=4 + 32), tiny_cosmos_vae(),
         EDMEulerScheduler(sigma_min=0.002, sigma_max=80.0, sigma_data=0.5, prediction_type="epsilon",
                           final_sigmas_type="sigma_min"),
-        CosmosDVTokenEmbedder(), dv_tokenizer=dv, default_fps=24, max_sequence_length=8,
+        CosmosDVTokenEmbedder(), dv_tokenizer=dv, default_fps=24, max_sequence_length=8, chunk_blend="latent",
     )
     full = CosmosARVideo2WorldPipeline.from_components(pipe.ar_model, dv, diffusion_decoder=decoder)
+    assert full.diffusion_decoder.config.chunk_blend == "latent"  # the decoder's chunk joining travels with it
     full.set_progress_bar_config(disable=True)
     refined = full(video=frames(1), output_type="pt", decoder_num_inference_steps=2,
                    generator=torch.Generator().manual_seed(0)).frames
@@ -158,6 +159,7 @@ def test_diffusion_decoder_path_and_save_load_round_trip(pipe, dv, tmp_path):
     full.save_pretrained(tmp_path / "ar_pipe")
     loaded = DiffusionPipeline.from_pretrained(tmp_path / "ar_pipe", trust_remote_code=True)
     assert type(loaded) is CosmosARVideo2WorldPipeline and loaded.has_diffusion_decoder
+    assert loaded.diffusion_decoder.config.chunk_blend == "latent"
     loaded.set_progress_bar_config(disable=True)
     again = CosmosARVideo2WorldPipeline.from_pretrained(tmp_path / "ar_pipe")
     assert type(again) is CosmosARVideo2WorldPipeline

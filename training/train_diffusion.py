@@ -16,8 +16,10 @@ Data (config `data.type`): `folder` (videos/*.mp4 + metas/*.txt captions with th
 
 Diffusion decoder of the autoregressive WFM (config `model.condition: dv_tokens`, or `--condition dv_tokens`): the
 DiT learns CV-tokenizer latents conditioned on the clip's DV tokens (`model.dv_tokenizer: <folder>`), embedded
-64,000 -> 32 channels and resized onto the latent grid (`cosmos_hf.diffusion.diffusion_decoder`); it saves a
-`CosmosDiffusionDecoderPipeline`.
+64,000 -> 32 channels (zero-initialised) and resized per frame onto the latent grid; the DiT input is
+[latents | token embedding] (+ diffusers' padding mask), the token ids of a share `model.token_dropout` (0.2) of the
+samples are replaced by id 0, and the decoder samples with sigma 80 -> 0.02 (`cosmos_hf.diffusion.diffusion_decoder`,
+all as cosmos-predict1's decoder); it saves a `CosmosDiffusionDecoderPipeline`.
 
 Outputs in `output_dir`: `checkpoint-<step>/` (accelerate state, written atomically), `validation/*.mp4`,
 and at the end `pipeline/` (full model, Hub layout) or `pytorch_lora_weights.safetensors` (LoRA).
@@ -65,8 +67,9 @@ DEFAULT_CONFIG = {
         "condition": None,  # null | dv_tokens
         "dv_tokenizer": None,  # CosmosDiscreteVideoTokenizer folder, or "tiny" (random, tests)
         "token_embedding_dim": 32,
-        "token_dropout": 0.1,  # share of samples trained without the token condition (for guidance)
+        "token_dropout": 0.2,  # share of samples whose token ids all become id 0 (the reference's CFG dropout)
         "chunk_latent_frames": None,  # decoder pipeline default: denoise in chunks of this many latent frames
+        "chunk_blend": "pixel",  # decoder pipeline default: "pixel" (the reference's seams) or "latent" (aligned)
     },
     "objective": {},  # cosmos_hf.diffusion.edm.EDMConfig fields
     "data": {
@@ -266,13 +269,17 @@ class DVTokenDecoderTrainingModule(nn.Module):
         self.objective = objective
 
     def forward(self, latents, encoder_hidden_states, fps=None, tokens=None):
-        token_channels = self.token_embedder(tokens, tuple(latents.shape[2:]))
-        return self.objective(self.transformer, latents, encoder_hidden_states, token_channels=token_channels, fps=fps)
+        return self.objective(self.transformer, latents, encoder_hidden_states, tokens=tokens,
+                              token_embedder=self.token_embedder, fps=fps)
 
 
 def build_decoder_pipeline(config: dict):
     """The diffusion decoder pipeline (DV tokens -> CV latents): loaded, or created around a new DiT."""
-    from cosmos_hf.diffusion.diffusion_decoder import CosmosDiffusionDecoderPipeline, CosmosDVTokenEmbedder
+    from cosmos_hf.diffusion.diffusion_decoder import (
+        CosmosDiffusionDecoderPipeline,
+        CosmosDVTokenEmbedder,
+        decoder_scheduler,
+    )
     from cosmos_hf.tokenizers import CosmosDiscreteVideoTokenizer
 
     model = config["model"]
@@ -293,15 +300,18 @@ def build_decoder_pipeline(config: dict):
     embed_dim = int(model["token_embedding_dim"])
     transformer_kwargs = dict(base.transformer.config)
     transformer_kwargs = {k: v for k, v in transformer_kwargs.items() if not k.startswith("_")}
-    transformer_kwargs["in_channels"] = base.vae.config.latent_channels + embed_dim + 1
+    transformer_kwargs["in_channels"] = base.vae.config.latent_channels + embed_dim  # + diffusers' padding mask
     transformer = CosmosTransformer3DModel(**transformer_kwargs)
     token_embedder = CosmosDVTokenEmbedder(vocab_size=dv_tokenizer.codebook_size, embedding_dim=embed_dim)
+    # the decoder's sampler: EDM Euler, Karras sigmas from sigma_max down to model.scheduler.sigma_min, final sigma 0
+    scheduler = decoder_scheduler(sigma_data=base.scheduler.config.sigma_data,
+                                  sigma_min=model["scheduler"]["sigma_min"], sigma_max=model["scheduler"]["sigma_max"])
     return CosmosDiffusionDecoderPipeline(
-        base.text_encoder, base.tokenizer, transformer, base.vae, base.scheduler, token_embedder,
+        base.text_encoder, base.tokenizer, transformer, base.vae, scheduler, token_embedder,
         dv_tokenizer=dv_tokenizer, safety_checker=None,
         **{key: base.config[key] for key in ("default_height", "default_width", "default_num_frames", "default_fps",
                                              "max_sequence_length")},
-        chunk_latent_frames=model.get("chunk_latent_frames"),
+        chunk_latent_frames=model.get("chunk_latent_frames"), chunk_blend=model.get("chunk_blend") or "pixel",
     )
 
 

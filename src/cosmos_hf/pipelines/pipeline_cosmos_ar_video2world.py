@@ -66,7 +66,8 @@ class CosmosARVideo2WorldPipeline(DiffusionPipeline):
         text_encoder, tokenizer: optional, for models with cross-attention (Video2World variants).
         decoder_*: optional diffusion decoder (see `CosmosDiffusionDecoderPipeline`): `decoder_transformer`,
             `decoder_token_embedder`, `decoder_vae`, `decoder_scheduler`, `decoder_text_encoder`, `decoder_tokenizer`.
-    Config: `max_sequence_length` (text tokens), `decoder_max_sequence_length`, `decoder_chunk_latent_frames`.
+    Config: `max_sequence_length` (text tokens), `decoder_max_sequence_length`, `decoder_chunk_latent_frames`,
+    `decoder_chunk_blend` (the decoder's `chunk_blend`: "pixel", the reference's seams, or "latent").
     """
 
     _optional_components = ["text_encoder", "tokenizer", "safety_checker", *_DECODER_COMPONENTS]
@@ -75,7 +76,7 @@ class CosmosARVideo2WorldPipeline(DiffusionPipeline):
                  decoder_token_embedder=None, decoder_vae=None, decoder_scheduler=None, decoder_text_encoder=None,
                  decoder_tokenizer=None, safety_checker=None, max_sequence_length: int = 512,
                  decoder_max_sequence_length: int = 512, decoder_chunk_latent_frames: int | None = None,
-                 default_fps: int = 24, disable_safety_checker: bool = False):
+                 decoder_chunk_blend: str = "pixel", default_fps: int = 24, disable_safety_checker: bool = False):
         super().__init__()
         # guardrails on by default (our CosmosSafetyChecker), off only with disable_safety_checker=True
         safety_checker = resolve_safety_checker(safety_checker, disable_safety_checker)
@@ -87,7 +88,8 @@ class CosmosARVideo2WorldPipeline(DiffusionPipeline):
                               decoder_tokenizer=decoder_tokenizer)
         self.register_to_config(max_sequence_length=max_sequence_length,
                                 decoder_max_sequence_length=decoder_max_sequence_length,
-                                decoder_chunk_latent_frames=decoder_chunk_latent_frames, default_fps=default_fps)
+                                decoder_chunk_latent_frames=decoder_chunk_latent_frames,
+                                decoder_chunk_blend=decoder_chunk_blend, default_fps=default_fps)
         present = [name for name in _DECODER_COMPONENTS if getattr(self, name, None) is not None]
         if present and len(present) != len(_DECODER_COMPONENTS):
             missing = sorted(set(_DECODER_COMPONENTS) - set(present))
@@ -114,6 +116,7 @@ class CosmosARVideo2WorldPipeline(DiffusionPipeline):
                            decoder_tokenizer=diffusion_decoder.tokenizer)
             config.setdefault("decoder_max_sequence_length", diffusion_decoder.config.max_sequence_length)
             config.setdefault("decoder_chunk_latent_frames", diffusion_decoder.config.chunk_latent_frames)
+            config.setdefault("decoder_chunk_blend", diffusion_decoder.config.chunk_blend)
         return cls(ar_model, dv_tokenizer, text_encoder, tokenizer, **decoder, **config)
 
     def save_pretrained(self, save_directory, *args, **kwargs):
@@ -141,6 +144,7 @@ class CosmosARVideo2WorldPipeline(DiffusionPipeline):
             self.decoder_scheduler, self.decoder_token_embedder, dv_tokenizer=self.dv_tokenizer,
             default_fps=self.config.default_fps, max_sequence_length=self.config.decoder_max_sequence_length,
             chunk_latent_frames=self.config.decoder_chunk_latent_frames,
+            chunk_blend=self.config.get("decoder_chunk_blend", "pixel"),
             safety_checker=self.safety_checker, disable_safety_checker=self.safety_checker is None,
         )
         pipe.set_progress_bar_config(**getattr(self, "_progress_bar_config", {}))

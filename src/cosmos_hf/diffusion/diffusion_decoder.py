@@ -30,7 +30,6 @@ scheduler) and is what `training/train_diffusion.py` saves with `model.condition
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from diffusers import EDMEulerScheduler
@@ -40,7 +39,10 @@ from diffusers.pipelines.cosmos.pipeline_output import CosmosPipelineOutput
 from diffusers.utils.torch_utils import randn_tensor
 from torch import nn
 
-from ..pipelines.pipeline_cosmos_text2world import OUTPUT_TYPES, CosmosText2WorldPipeline
+from ..pipelines.pipeline_cosmos_text2world import (
+    OUTPUT_TYPES,
+    CosmosText2WorldPipeline,
+)
 
 # imported so that saved decoder folders load: diffusers resolves custom components through already-imported modules
 from ..tokenizers.modeling_discrete_video import CosmosDiscreteVideoTokenizer  # noqa: F401
@@ -380,16 +382,6 @@ class CosmosDiffusionDecoderPipeline(CosmosText2WorldPipeline):
     def _decode_to_pixels(self, latents) -> torch.Tensor:
         video = self.vae.decode(self.denormalize_latents(latents).to(self.vae.dtype), return_dict=False)[0]
         return video.float().clamp(-1, 1)
-
-    def _finish_video(self, video, output_type, device):
-        """Guardrail (if any) and conversion of a [-1, 1] video `[B, 3, T, H, W]` to `output_type`."""
-        if self.safety_checker is not None:
-            frames = (self.video_processor.postprocess_video(video, output_type="np") * 255).astype(np.uint8)
-            if hasattr(self.safety_checker, "to"):
-                self.safety_checker.to(device)
-            frames = np.stack([self.safety_checker.check_video_safety(clip) for clip in frames])
-            video = torch.from_numpy(frames.astype(np.float32) / 255.0 * 2 - 1).permute(0, 4, 1, 2, 3)
-        return self.video_processor.postprocess_video(video, output_type=output_type)
 
     @torch.no_grad()
     def __call__(

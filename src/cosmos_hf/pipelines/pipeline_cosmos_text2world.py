@@ -223,6 +223,10 @@ class CosmosText2WorldPipeline(CosmosTextToWorldPipeline, CosmosLoraLoaderMixin)
         if output_type == "latent":
             return latents
         video = self.vae.decode(self.denormalize_latents(latents).to(self.vae.dtype), return_dict=False)[0]
+        return self._finish_video(video, output_type, device)
+
+    def _finish_video(self, video, output_type, device):
+        """Guardrail (if any) and conversion of a [-1, 1] video `[B, 3, T, H, W]` to `output_type`."""
         if self.safety_checker is not None:
             frames = (self.video_processor.postprocess_video(video, output_type="np") * 255).astype(np.uint8)
             if hasattr(self.safety_checker, "to"):

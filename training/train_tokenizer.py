@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 import yaml
 from accelerate import Accelerator
 from accelerate.utils import ProjectConfiguration, set_seed
@@ -46,13 +47,14 @@ STAGE_DEFAULTS = {
 DEFAULT_CONFIG = dict(
     output_dir="outputs/tokenizer",
     seed=0,
-    model=dict(config_name="DV4x8x8", overrides={}),
+    model=dict(config_name="DV4x8x8", overrides={}, zero_init_residual=True),
     data=dict(source="physics", path=None, num_frames=17, height=64, width=64, scenes=None, image_every=4,
-              validation_clips=8, validation_seed=1_000_000),
+              color_augmentation=0.0, validation_clips=8, validation_seed=1_000_000),
     train=dict(batch_size=4, learning_rate=1e-3, adam_beta1=0.9, adam_beta2=0.99, weight_decay=0.0,
                max_train_steps=1000, lr_warmup_steps=50, gradient_accumulation_steps=1, max_grad_norm=1.0,
                checkpointing_steps=200, checkpoints_total_limit=2, validation_steps=200, mixed_precision="no"),
-    loss=dict(stage=1, vgg_weights=None, raft_weights=None, adversarial_start_step=0, discriminator_lr=1e-4),
+    loss=dict(stage=1, vgg_weights=None, raft_weights=None, adversarial_start_step=0, discriminator_lr=1e-4,
+              color_anchor=0.0, color_anchor_steps=0),
 )
 
 
@@ -66,12 +68,35 @@ def load_config(path, overrides=None):
     return config
 
 
+def zero_init_residual_branches(model) -> int:
+    """Zero the last layer of every residual branch (ResNet `conv2`, attention `to_out`); returns how many tensors.
+
+    Why: with the reference init, every residual branch adds a random, input-independent offset that the per-frame
+    single-group GroupNorms then rescale, so the colour of the input reaches the latent only as a small fraction of it
+    and the decoder learns a grey image first. Small tokenizers trained from scratch on CPU budgets never got past
+    that (nano v0.1: grey output after 3,000 steps; a 4-solid-colour overfit stays at 2 clusters for 200+ steps).
+    Starting every block as the identity keeps the input's colour in the residual stream; the colour overfit then
+    separates all four colours within ~75 steps. The architecture is unchanged: checkpoints load in diffusers.
+    """
+    count = 0
+    for name, param in model.named_parameters():
+        parts = name.split(".")
+        if ("resnets" in parts and "conv2" in parts) or "to_out" in parts:
+            torch.nn.init.zeros_(param)
+            count += 1
+    return count
+
+
 def build_model(model_config):
     if model_config.get("pretrained"):
         return load_tokenizer(model_config["pretrained"])
     if model_config.get("reference_config"):
-        return model_from_reference_kwargs(model_config["reference_config"])
-    return from_config_name(model_config["config_name"], **(model_config.get("overrides") or {}))
+        model = model_from_reference_kwargs(model_config["reference_config"])
+    else:
+        model = from_config_name(model_config["config_name"], **(model_config.get("overrides") or {}))
+    if model_config.get("zero_init_residual", True):
+        zero_init_residual_branches(model)
+    return model
 
 
 def compression(model):
@@ -148,16 +173,62 @@ class ClipSource:
         return torch.cat([frames_to_tensor(clip) for clip in clips], dim=0)
 
 
+def augment_colors(video: torch.Tensor, strength: float, generator: torch.Generator) -> torch.Tensor:
+    """Per-clip random RGB permutation + per-channel gain/offset on [-1,1] video `[B,3,...]` (`data.color_augmentation`).
+
+    Why: the physics world is mostly grey surfaces with small coloured objects, so chroma is a low-variance input
+    direction, which gradient descent learns last; tinting every clip differently makes colour vary as much as light.
+    """
+    if strength <= 0:
+        return video
+    batch = video.shape[0]
+    shape = (batch, 3) + (1,) * (video.ndim - 2)
+    perms = torch.stack([torch.randperm(3, generator=generator) for _ in range(batch)])
+    video = torch.gather(video, 1, perms.view(shape).expand_as(video).to(video.device))
+    gain = 1 + strength * (2 * torch.rand(shape, generator=generator) - 1)
+    offset = strength * (2 * torch.rand(shape, generator=generator) - 1)
+    return (video * gain.to(video) + offset.to(video)).clamp(-1, 1)
+
+
 def clip_key(seed: int, step: int, index: int) -> int:
     return (seed * 1_000_003 + step * 9_973 + index) % (2**31 - 1)
 
 
 # -- training ----------------------------------------------------------------------------------------------------
-def reconstruct(model, video):
-    """Differentiable encode -> (quantize) -> decode for any of our tokenizer classes; images are 1-frame videos."""
+def reconstruct(model, video, return_latent=False):
+    """Differentiable encode -> (quantize) -> decode for any of our tokenizer classes; images are 1-frame videos.
+
+    With `return_latent`, also the latent the decoder saw (CV/CI: the latent; DV/DI: the quantized FSQ codes).
+    """
     if hasattr(model, "tokenize"):  # discrete: FSQ with straight-through rounding
-        return model(video).sample
-    return model.decode(model.encode(video).latent_dist.mode()).sample
+        out = model(video)
+        recon, latent = out.sample, out.codes
+    else:
+        latent = model.encode(video).latent_dist.mode()
+        recon = model.decode(latent).sample
+    return (recon, latent) if return_latent else recon
+
+
+def latent_channels(model) -> int:
+    quantizer = getattr(model, "quantizer", None)
+    return int(quantizer.dim) if quantizer is not None else int(model.config.latent_channels)
+
+
+def latent_color_target(video: torch.Tensor, temporal: int, spatial: int) -> torch.Tensor:
+    """Mean RGB of the pixels behind each latent cell, on the causal latent grid (frame 0 alone, then groups of
+    `temporal` frames): `[B,3,T,H,W]` -> `[B,3,T',H',W']`, images `[B,3,H,W]` -> `[B,3,H',W']`."""
+    if video.ndim == 4:
+        return F.avg_pool2d(video, spatial)
+    first = F.avg_pool3d(video[:, :, :1], (1, spatial, spatial))
+    if video.shape[2] == 1:
+        return first
+    return torch.cat([first, F.avg_pool3d(video[:, :, 1:], (temporal, spatial, spatial))], dim=2)
+
+
+def color_anchor_weight(loss_cfg, step: int) -> float:
+    """`loss.color_anchor`, decayed linearly to 0 over `loss.color_anchor_steps`."""
+    weight, steps = float(loss_cfg.get("color_anchor") or 0.0), int(loss_cfg.get("color_anchor_steps") or 0)
+    return weight * max(0.0, 1.0 - step / steps) if steps > 0 else weight
 
 
 def evaluate(model, clips: torch.Tensor):
@@ -220,7 +291,17 @@ def main(argv=None):
     if loss_cfg["flow"] > 0 and loss_cfg.get("raft_weights"):
         flow_fn = tokenizer_losses.RAFTFlow(loss_cfg["raft_weights"]).to(accelerator.device)
 
-    optimizer = torch.optim.AdamW(model.parameters(), lr=float(train_cfg["learning_rate"]),
+    # Colour anchor (`loss.color_anchor`, off by default): a 1x1 linear probe must read each latent cell's mean RGB
+    # from the latent. Why: small tokenizers trained from scratch learn luminance first and their encoder becomes
+    # colour-blind (nano v0.1: the latents of a clip and of its RGB->BGR copy differed by 3% of the latent std
+    # after 3,000 steps, so the decoder could only output grey). The probe makes colour a direction of the latent
+    # from the first step; its weight decays to 0 over `loss.color_anchor_steps`, leaving the latent free after.
+    color_probe = None
+    if float(loss_cfg.get("color_anchor") or 0.0) > 0:
+        conv = torch.nn.Conv3d if is_video else torch.nn.Conv2d
+        color_probe = conv(latent_channels(model), 3, kernel_size=1).to(accelerator.device)
+    trainable = list(model.parameters()) + (list(color_probe.parameters()) if color_probe is not None else [])
+    optimizer = torch.optim.AdamW(trainable, lr=float(train_cfg["learning_rate"]),
                                   betas=(float(train_cfg["adam_beta1"]), float(train_cfg["adam_beta2"])),
                                   weight_decay=float(train_cfg["weight_decay"]))
     max_steps = int(train_cfg["max_train_steps"])
@@ -242,6 +323,8 @@ def main(argv=None):
             model, optimizer, scheduler, discriminator, disc_optimizer)
     else:
         model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    if color_probe is not None:
+        color_probe = accelerator.prepare(color_probe)
 
     global_step = 0
     if args.resume_from_checkpoint:
@@ -261,6 +344,7 @@ def main(argv=None):
     source = ClipSource(data_cfg, num_frames)
     validation = source.batch([int(data_cfg["validation_seed"]) + i for i in range(int(data_cfg["validation_clips"]))])
     image_every = int(data_cfg.get("image_every") or 0) if is_video else 0
+    color_augmentation = float(data_cfg.get("color_augmentation") or 0.0)
     batch_size = int(train_cfg["batch_size"])
     metrics_path = output_dir / "metrics.jsonl"
     if accelerator.is_main_process:
@@ -275,11 +359,16 @@ def main(argv=None):
         keys = [clip_key(int(config["seed"]), global_step, accelerator.process_index * batch_size + i)
                 for i in range(batch_size)]
         video = source.batch(keys, num_frames=1 if image_step else None).to(accelerator.device)
+        video = augment_colors(video, color_augmentation, torch.Generator().manual_seed(keys[0]))
         if not is_video:
             video = video[:, :, 0]
         with accelerator.accumulate(model):
-            recon = reconstruct(model, video)
+            recon, latent = reconstruct(model, video, return_latent=True)
             terms = {"l1": (recon - video).abs().mean()}
+            anchor_weight = color_anchor_weight(loss_cfg, global_step) if color_probe is not None else 0.0
+            if anchor_weight > 0:
+                target = latent_color_target(video, temporal, spatial)
+                terms["color_anchor"] = (color_probe(latent) - target).abs().mean()
             if vgg is not None and loss_cfg["perceptual"] > 0:
                 terms["perceptual"] = tokenizer_losses.perceptual_loss(vgg, recon, video)
             if vgg is not None and loss_cfg["gram"] > 0:
@@ -291,7 +380,8 @@ def main(argv=None):
                 discriminator.requires_grad_(False)
                 terms["adversarial"] = tokenizer_losses.hinge_generator_loss(discriminator(recon))
                 discriminator.requires_grad_(True)
-            loss = sum(float(loss_cfg[name]) * value for name, value in terms.items())
+            weights = {**loss_cfg, "color_anchor": anchor_weight}
+            loss = sum(float(weights[name]) * value for name, value in terms.items())
             if not torch.isfinite(loss):
                 raise RuntimeError(
                     f"loss is {loss.item()} at step {global_step} ({ {k: v.item() for k, v in terms.items()} }); "

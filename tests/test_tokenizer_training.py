@@ -114,37 +114,6 @@ def test_config_errors_are_clear(tmp_path):
         train_tokenizer.main(["--config", str(config)])
 
 
-def test_color_anchor_probe_trains_and_decays(tmp_path):
-    sys.path.insert(0, str(SCRIPT.parent))
-    import train_tokenizer
-
-    config = _write_config(tmp_path, output_dir=str(tmp_path / "anchor"),
-                           data={"image_every": 0, "color_augmentation": 0.3},
-                           train={"max_train_steps": 3, "validation_steps": 3},
-                           loss={"stage": 1, "color_anchor": 1.0, "color_anchor_steps": 2})
-    train_tokenizer.main(["--config", str(config)])
-    logged = _metrics(tmp_path / "anchor")
-    assert [("color_anchor" in row) for row in logged] == [True, True, False]  # weight 1 -> 0.5 -> 0: term dropped
-    assert logged[0]["color_anchor"] > 0
-    assert (tmp_path / "anchor" / "model" / "config.json").exists()
-    assert train_tokenizer.color_anchor_weight({"color_anchor": 2.0, "color_anchor_steps": 4}, 1) == 1.5
-    assert train_tokenizer.color_anchor_weight({"color_anchor": 2.0, "color_anchor_steps": 0}, 99) == 2.0
-
-
-def test_latent_color_target_follows_the_causal_latent_grid():
-    sys.path.insert(0, str(SCRIPT.parent))
-    import train_tokenizer
-
-    video = torch.randn(2, 3, 9, 16, 16)
-    target = train_tokenizer.latent_color_target(video, temporal=4, spatial=8)
-    assert target.shape == (2, 3, 3, 2, 2)
-    torch.testing.assert_close(target[:, :, 0, 1, 0], video[:, :, 0, 8:, :8].mean(dim=(-1, -2)))  # frame 0 alone
-    torch.testing.assert_close(target[:, :, 2, 0, 1], video[:, :, 5:9, :8, 8:].mean(dim=(-1, -2, -3)))
-    image = torch.randn(2, 3, 16, 16)
-    torch.testing.assert_close(train_tokenizer.latent_color_target(image, 1, 8)[:, :, 1, 1],
-                               image[:, :, 8:, 8:].mean(dim=(-1, -2)))
-
-
 def test_zero_init_residual_branches_zeroes_only_branch_outputs():
     sys.path.insert(0, str(SCRIPT.parent))
     import train_tokenizer
@@ -174,3 +143,15 @@ def test_color_augmentation_is_a_seeded_per_clip_permutation_and_tint():
     generator = torch.Generator().manual_seed(1)
     tints = torch.stack([train_tokenizer.augment_colors(video[:1], 0.3, generator)[0, :, 0, 0, 0] for _ in range(20)])
     assert len({tuple(t.argsort().tolist()) for t in tints}) > 1 and tints.std(0).min() > 0.05
+
+
+def test_set_overrides_config_values(tmp_path):
+    sys.path.insert(0, str(SCRIPT.parent))
+    import train_tokenizer
+
+    config = train_tokenizer.load_config(_write_config(tmp_path),
+                                         ["train.learning_rate=0.0005", "model.zero_init_residual=false"])
+    assert config["train"]["learning_rate"] == 5e-4 and config["model"]["zero_init_residual"] is False
+    assert config["loss"]["l1"] == 1.0  # stage defaults still applied
+    with pytest.raises(ValueError, match="key.path=value"):
+        train_tokenizer.load_config(_write_config(tmp_path), ["train.learning_rate"])

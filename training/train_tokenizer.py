@@ -27,16 +27,23 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-import yaml
 from accelerate import Accelerator
 from accelerate.utils import ProjectConfiguration, set_seed
 from tqdm.auto import tqdm
 
 from cosmos_hf.data import frames_to_tensor, read_video, tensor_to_frames
-from cosmos_hf.tokenizers import from_config_name, load_tokenizer, model_from_reference_kwargs
+from cosmos_hf.tokenizers import (
+    from_config_name,
+    load_tokenizer,
+    model_from_reference_kwargs,
+)
 from cosmos_hf.tokenizers import losses as tokenizer_losses
-from cosmos_hf.training_utils import checkpoint_step, merge_config, resolve_resume_checkpoint, save_checkpoint
+from cosmos_hf.training_utils import (
+    checkpoint_step,
+    load_yaml_config,
+    resolve_resume_checkpoint,
+    save_checkpoint,
+)
 from cosmos_hf.utils import atomic_path
 
 STAGE_DEFAULTS = {
@@ -53,14 +60,13 @@ DEFAULT_CONFIG = dict(
     train=dict(batch_size=4, learning_rate=1e-3, adam_beta1=0.9, adam_beta2=0.99, weight_decay=0.0,
                max_train_steps=1000, lr_warmup_steps=50, gradient_accumulation_steps=1, max_grad_norm=1.0,
                checkpointing_steps=200, checkpoints_total_limit=2, validation_steps=200, mixed_precision="no"),
-    loss=dict(stage=1, vgg_weights=None, raft_weights=None, adversarial_start_step=0, discriminator_lr=1e-4,
-              color_anchor=0.0, color_anchor_steps=0),
+    loss=dict(stage=1, vgg_weights=None, raft_weights=None, adversarial_start_step=0, discriminator_lr=1e-4),
 )
 
 
-def load_config(path, overrides=None):
-    config = merge_config(DEFAULT_CONFIG, yaml.safe_load(Path(path).read_text()) or {})
-    config = merge_config(config, overrides or {})
+def load_config(path, overrides=()):
+    """DEFAULT_CONFIG merged with the YAML file, then `key.path=value` overrides (`--set`), then stage defaults."""
+    config = load_yaml_config(path, DEFAULT_CONFIG, overrides)
     stage = int(config["loss"].get("stage", 1))
     if stage not in STAGE_DEFAULTS:
         raise ValueError(f"loss.stage must be 1 or 2, got {stage}")
@@ -195,40 +201,11 @@ def clip_key(seed: int, step: int, index: int) -> int:
 
 
 # -- training ----------------------------------------------------------------------------------------------------
-def reconstruct(model, video, return_latent=False):
-    """Differentiable encode -> (quantize) -> decode for any of our tokenizer classes; images are 1-frame videos.
-
-    With `return_latent`, also the latent the decoder saw (CV/CI: the latent; DV/DI: the quantized FSQ codes).
-    """
+def reconstruct(model, video):
+    """Differentiable encode -> (quantize) -> decode for any of our tokenizer classes; images are 1-frame videos."""
     if hasattr(model, "tokenize"):  # discrete: FSQ with straight-through rounding
-        out = model(video)
-        recon, latent = out.sample, out.codes
-    else:
-        latent = model.encode(video).latent_dist.mode()
-        recon = model.decode(latent).sample
-    return (recon, latent) if return_latent else recon
-
-
-def latent_channels(model) -> int:
-    quantizer = getattr(model, "quantizer", None)
-    return int(quantizer.dim) if quantizer is not None else int(model.config.latent_channels)
-
-
-def latent_color_target(video: torch.Tensor, temporal: int, spatial: int) -> torch.Tensor:
-    """Mean RGB of the pixels behind each latent cell, on the causal latent grid (frame 0 alone, then groups of
-    `temporal` frames): `[B,3,T,H,W]` -> `[B,3,T',H',W']`, images `[B,3,H,W]` -> `[B,3,H',W']`."""
-    if video.ndim == 4:
-        return F.avg_pool2d(video, spatial)
-    first = F.avg_pool3d(video[:, :, :1], (1, spatial, spatial))
-    if video.shape[2] == 1:
-        return first
-    return torch.cat([first, F.avg_pool3d(video[:, :, 1:], (temporal, spatial, spatial))], dim=2)
-
-
-def color_anchor_weight(loss_cfg, step: int) -> float:
-    """`loss.color_anchor`, decayed linearly to 0 over `loss.color_anchor_steps`."""
-    weight, steps = float(loss_cfg.get("color_anchor") or 0.0), int(loss_cfg.get("color_anchor_steps") or 0)
-    return weight * max(0.0, 1.0 - step / steps) if steps > 0 else weight
+        return model(video).sample
+    return model.decode(model.encode(video).latent_dist.mode()).sample
 
 
 def evaluate(model, clips: torch.Tensor):
@@ -254,14 +231,15 @@ def main(argv=None):
     parser.add_argument("--max_train_steps", type=int, default=None)
     parser.add_argument("--export_only", action="store_true",
                         help="write `model/` from the checkpoint given by --resume_from_checkpoint, without training")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config value, e.g. --set train.learning_rate=0.0005")
     args = parser.parse_args(argv)
 
-    overrides = {}
+    config = load_config(args.config, args.overrides)
     if args.output_dir:
-        overrides["output_dir"] = args.output_dir
+        config["output_dir"] = args.output_dir
     if args.max_train_steps is not None:
-        overrides["train"] = {"max_train_steps": args.max_train_steps}
-    config = load_config(args.config, overrides)
+        config["train"]["max_train_steps"] = args.max_train_steps
     train_cfg, loss_cfg, data_cfg = config["train"], config["loss"], config["data"]
     output_dir = Path(config["output_dir"])
 
@@ -291,17 +269,7 @@ def main(argv=None):
     if loss_cfg["flow"] > 0 and loss_cfg.get("raft_weights"):
         flow_fn = tokenizer_losses.RAFTFlow(loss_cfg["raft_weights"]).to(accelerator.device)
 
-    # Colour anchor (`loss.color_anchor`, off by default): a 1x1 linear probe must read each latent cell's mean RGB
-    # from the latent. Why: small tokenizers trained from scratch learn luminance first and their encoder becomes
-    # colour-blind (nano v0.1: the latents of a clip and of its RGB->BGR copy differed by 3% of the latent std
-    # after 3,000 steps, so the decoder could only output grey). The probe makes colour a direction of the latent
-    # from the first step; its weight decays to 0 over `loss.color_anchor_steps`, leaving the latent free after.
-    color_probe = None
-    if float(loss_cfg.get("color_anchor") or 0.0) > 0:
-        conv = torch.nn.Conv3d if is_video else torch.nn.Conv2d
-        color_probe = conv(latent_channels(model), 3, kernel_size=1).to(accelerator.device)
-    trainable = list(model.parameters()) + (list(color_probe.parameters()) if color_probe is not None else [])
-    optimizer = torch.optim.AdamW(trainable, lr=float(train_cfg["learning_rate"]),
+    optimizer = torch.optim.AdamW(model.parameters(), lr=float(train_cfg["learning_rate"]),
                                   betas=(float(train_cfg["adam_beta1"]), float(train_cfg["adam_beta2"])),
                                   weight_decay=float(train_cfg["weight_decay"]))
     max_steps = int(train_cfg["max_train_steps"])
@@ -323,8 +291,6 @@ def main(argv=None):
             model, optimizer, scheduler, discriminator, disc_optimizer)
     else:
         model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
-    if color_probe is not None:
-        color_probe = accelerator.prepare(color_probe)
 
     global_step = 0
     if args.resume_from_checkpoint:
@@ -363,12 +329,8 @@ def main(argv=None):
         if not is_video:
             video = video[:, :, 0]
         with accelerator.accumulate(model):
-            recon, latent = reconstruct(model, video, return_latent=True)
+            recon = reconstruct(model, video)
             terms = {"l1": (recon - video).abs().mean()}
-            anchor_weight = color_anchor_weight(loss_cfg, global_step) if color_probe is not None else 0.0
-            if anchor_weight > 0:
-                target = latent_color_target(video, temporal, spatial)
-                terms["color_anchor"] = (color_probe(latent) - target).abs().mean()
             if vgg is not None and loss_cfg["perceptual"] > 0:
                 terms["perceptual"] = tokenizer_losses.perceptual_loss(vgg, recon, video)
             if vgg is not None and loss_cfg["gram"] > 0:
@@ -380,8 +342,7 @@ def main(argv=None):
                 discriminator.requires_grad_(False)
                 terms["adversarial"] = tokenizer_losses.hinge_generator_loss(discriminator(recon))
                 discriminator.requires_grad_(True)
-            weights = {**loss_cfg, "color_anchor": anchor_weight}
-            loss = sum(float(weights[name]) * value for name, value in terms.items())
+            loss = sum(float(loss_cfg[name]) * value for name, value in terms.items())
             if not torch.isfinite(loss):
                 raise RuntimeError(
                     f"loss is {loss.item()} at step {global_step} ({ {k: v.item() for k, v in terms.items()} }); "

@@ -38,12 +38,7 @@ from pathlib import Path
 
 import torch
 import yaml
-from cosmos_hf.training_utils import (
-    checkpoint_step,
-    load_yaml_config,
-    resolve_resume_checkpoint,
-    save_checkpoint,
-)
+from cosmos_hf.training_utils import load_yaml_config, resume_training_state, save_checkpoint
 from torch.utils.data import DataLoader, Dataset
 
 logger = logging.getLogger("train_autoregressive")
@@ -340,15 +335,7 @@ def main(argv=None):
                                  num_warmup_steps=train_cfg["lr_warmup_steps"] * accelerator.num_processes)
     model, optimizer, loader, lr_scheduler = accelerator.prepare(model, optimizer, loader, lr_scheduler)
 
-    global_step = 0
-    if args.resume_from_checkpoint:
-        path = resolve_resume_checkpoint(args.resume_from_checkpoint, output_dir)
-        if path is None:
-            accelerator.print(f"no checkpoint in {output_dir}; starting from step 0")
-        else:
-            accelerator.load_state(str(path))
-            global_step = checkpoint_step(path)
-            accelerator.print(f"resumed from {path} at step {global_step}")
+    global_step = resume_training_state(accelerator, args.resume_from_checkpoint, output_dir)
 
     max_steps = train_cfg["max_train_steps"]
     progress = tqdm(range(max_steps), initial=global_step, desc="steps", disable=not accelerator.is_local_main_process)

@@ -40,12 +40,7 @@ import numpy as np
 import torch
 import yaml
 from torch import nn
-from cosmos_hf.training_utils import (
-    checkpoint_step,
-    load_yaml_config,
-    resolve_resume_checkpoint,
-    save_checkpoint,
-)
+from cosmos_hf.training_utils import load_yaml_config, resume_training_state, save_checkpoint
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 
 logger = logging.getLogger("train_diffusion")
@@ -508,15 +503,7 @@ def main(argv=None):
                        decay=float(train_cfg["ema_decay"]))
         accelerator.register_for_checkpointing(ema)
 
-    global_step = 0
-    if args.resume_from_checkpoint:
-        path = resolve_resume_checkpoint(args.resume_from_checkpoint, output_dir)
-        if path is None:
-            accelerator.print(f"no checkpoint in {output_dir}; starting from step 0")
-        else:
-            accelerator.load_state(str(path))
-            global_step = checkpoint_step(path)
-            accelerator.print(f"resumed from {path} at step {global_step}")
+    global_step = resume_training_state(accelerator, args.resume_from_checkpoint, output_dir)
 
     max_steps = train_cfg["max_train_steps"]
     progress = tqdm(range(max_steps), initial=global_step, desc="steps", disable=not accelerator.is_local_main_process)

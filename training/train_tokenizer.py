@@ -38,12 +38,7 @@ from cosmos_hf.tokenizers import (
     model_from_reference_kwargs,
 )
 from cosmos_hf.tokenizers import losses as tokenizer_losses
-from cosmos_hf.training_utils import (
-    checkpoint_step,
-    load_yaml_config,
-    resolve_resume_checkpoint,
-    save_checkpoint,
-)
+from cosmos_hf.training_utils import load_yaml_config, resume_training_state, save_checkpoint
 from cosmos_hf.utils import atomic_path
 
 STAGE_DEFAULTS = {
@@ -292,15 +287,7 @@ def main(argv=None):
     else:
         model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
 
-    global_step = 0
-    if args.resume_from_checkpoint:
-        path = resolve_resume_checkpoint(args.resume_from_checkpoint, output_dir)
-        if path is None:
-            accelerator.print("no checkpoint found to resume from; starting from scratch")
-        else:
-            accelerator.load_state(str(path))
-            global_step = checkpoint_step(path)
-            accelerator.print(f"resumed from {path} at step {global_step}")
+    global_step = resume_training_state(accelerator, args.resume_from_checkpoint, output_dir)
 
     if args.export_only:
         if not args.resume_from_checkpoint or global_step == 0:

@@ -75,6 +75,20 @@ def checkpoint_step(path: Path) -> int:
     return int(json.loads((Path(path) / "train_state.json").read_text())["global_step"])
 
 
+def resume_training_state(accelerator, resume_from_checkpoint, output_dir: Path) -> int:
+    """Load the accelerate state named by `--resume_from_checkpoint` (if any); returns the step to continue from."""
+    if not resume_from_checkpoint:
+        return 0
+    path = resolve_resume_checkpoint(resume_from_checkpoint, output_dir)
+    if path is None:
+        accelerator.print(f"no checkpoint in {output_dir}; starting from step 0")
+        return 0
+    accelerator.load_state(str(path))
+    step = checkpoint_step(path)
+    accelerator.print(f"resumed from {path} at step {step}")
+    return step
+
+
 def save_checkpoint(accelerator, output_dir: Path, step: int, limit: int | None):
     """`accelerator.save_state` into `checkpoint-<step>` via a temporary folder; keep the newest `limit`."""
     output_dir = Path(output_dir)

@@ -68,3 +68,22 @@ def load_own_folder(pipeline_class, path, **kwargs):
         return pipeline_utils.DiffusionPipeline.from_pretrained.__func__(pipeline_class, path, **kwargs)
     finally:
         pipeline_utils._resolve_custom_pipeline_and_cls = original
+
+
+class HubLayoutMixin:
+    """`save_pretrained` writes the `pipeline.py` entry point; `from_pretrained` loads our own folders with this class.
+
+    Put it before `DiffusionPipeline` (or a diffusers pipeline) in the bases of every cosmos-hf pipeline.
+    """
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """`DiffusionPipeline.save_pretrained` plus the `pipeline.py` entry point for `trust_remote_code` loading."""
+        super().save_pretrained(save_directory, *args, **kwargs)
+        write_entry_point(save_directory, type(self))
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
+        """Load a pipeline folder (or cached Hub id) into this class; our own folders load without remote code."""
+        if kwargs.get("custom_pipeline") is None and is_own_folder(pretrained_model_name_or_path, cls):
+            return load_own_folder(cls, pretrained_model_name_or_path, **kwargs)
+        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)

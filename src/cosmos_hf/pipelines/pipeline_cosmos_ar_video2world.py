@@ -31,7 +31,7 @@ from ..diffusion.diffusion_decoder import (
 from ..diffusion.text_encoding import encode_prompts
 from ..guardrails.checker import resolve_safety_checker
 from ..tokenizers.modeling_discrete_video import CosmosDiscreteVideoTokenizer  # noqa: F401
-from .hub_layout import is_own_folder, load_own_folder, write_entry_point
+from .hub_layout import HubLayoutMixin
 
 OUTPUT_TYPES = ("pil", "np", "pt", "tokens")
 _DECODER_COMPONENTS = ("decoder_transformer", "decoder_token_embedder", "decoder_vae", "decoder_scheduler",
@@ -57,7 +57,7 @@ def sample_next_tokens(logits: torch.Tensor, do_sample: bool, temperature: float
     return torch.multinomial(probs.cpu(), 1, generator=generator).squeeze(-1).to(logits.device)
 
 
-class CosmosARVideo2WorldPipeline(DiffusionPipeline):
+class CosmosARVideo2WorldPipeline(HubLayoutMixin, DiffusionPipeline):
     r"""Video continuation with the Cosmos autoregressive world model.
 
     Components:
@@ -102,7 +102,7 @@ class CosmosARVideo2WorldPipeline(DiffusionPipeline):
                              f"{dv_tokenizer.codebook_size}")
         self.video_processor = VideoProcessor(vae_scale_factor=dv_tokenizer.config.spatial_compression)
 
-    # ------------------------------------------------------------------ construction / saving
+    # ------------------------------------------------------------------ construction
     @classmethod
     def from_components(cls, ar_model, dv_tokenizer, text_encoder=None, tokenizer=None,
                         diffusion_decoder: CosmosDiffusionDecoderPipeline | None = None, **config):
@@ -118,17 +118,6 @@ class CosmosARVideo2WorldPipeline(DiffusionPipeline):
             config.setdefault("decoder_chunk_latent_frames", diffusion_decoder.config.chunk_latent_frames)
             config.setdefault("decoder_chunk_blend", diffusion_decoder.config.chunk_blend)
         return cls(ar_model, dv_tokenizer, text_encoder, tokenizer, **decoder, **config)
-
-    def save_pretrained(self, save_directory, *args, **kwargs):
-        """`DiffusionPipeline.save_pretrained` plus the `pipeline.py` entry point for `trust_remote_code` loading."""
-        super().save_pretrained(save_directory, *args, **kwargs)
-        write_entry_point(save_directory, type(self))
-
-    @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
-        if kwargs.get("custom_pipeline") is None and is_own_folder(pretrained_model_name_or_path, cls):
-            return load_own_folder(cls, pretrained_model_name_or_path, **kwargs)
-        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
 
     @property
     def has_diffusion_decoder(self) -> bool:

@@ -35,12 +35,12 @@ from ..diffusion.edm import denoise
 from ..diffusion.pixel_space import CosmosPixelSpaceAutoencoder  # noqa: F401
 from ..diffusion.text_encoding import encode_prompts
 from ..guardrails.checker import resolve_safety_checker
-from .hub_layout import is_own_folder, load_own_folder, write_entry_point
+from .hub_layout import HubLayoutMixin
 
 OUTPUT_TYPES = ("pil", "np", "pt", "latent")
 
 
-class CosmosText2WorldPipeline(CosmosTextToWorldPipeline, CosmosLoraLoaderMixin):
+class CosmosText2WorldPipeline(HubLayoutMixin, CosmosTextToWorldPipeline, CosmosLoraLoaderMixin):
     r"""Text-to-world video generation with a Cosmos-Predict1 DiT (`CosmosTransformer3DModel`) and EDM sampling.
 
     Args:
@@ -92,19 +92,6 @@ class CosmosText2WorldPipeline(CosmosTextToWorldPipeline, CosmosLoraLoaderMixin)
         self.vae_scale_factor_temporal = self.vae.config.temporal_compression_ratio if vae is not None else 8
         self.vae_scale_factor_spatial = self.vae.config.spatial_compression_ratio if vae is not None else 8
         self.video_processor = VideoProcessor(vae_scale_factor=self.vae_scale_factor_spatial)
-
-    # ------------------------------------------------------------------ saving / loading (DESIGN.md contract)
-    def save_pretrained(self, save_directory, *args, **kwargs):
-        """`DiffusionPipeline.save_pretrained` plus the `pipeline.py` entry point for `trust_remote_code` loading."""
-        super().save_pretrained(save_directory, *args, **kwargs)
-        write_entry_point(save_directory, type(self))
-
-    @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
-        """Load a pipeline folder (or cached Hub id) into this class; our own folders load without remote code."""
-        if kwargs.get("custom_pipeline") is None and is_own_folder(pretrained_model_name_or_path, cls):
-            return load_own_folder(cls, pretrained_model_name_or_path, **kwargs)
-        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
 
     # ------------------------------------------------------------------ text
     def _get_t5_prompt_embeds(self, prompt=None, max_sequence_length=512, device=None, dtype=None):

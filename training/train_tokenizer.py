@@ -42,8 +42,8 @@ from cosmos_hf.training_utils import load_yaml_config, resume_training_state, sa
 from cosmos_hf.utils import atomic_path
 
 STAGE_DEFAULTS = {
-    1: dict(l1=1.0, perceptual=0.1, flow=0.0, gram=0.0, adversarial=0.0),
-    2: dict(l1=1.0, perceptual=0.1, flow=0.01, gram=0.062, adversarial=0.1),
+    1: dict(l1=1.0, chroma=0.0, perceptual=0.1, flow=0.0, gram=0.0, adversarial=0.0),
+    2: dict(l1=1.0, chroma=0.0, perceptual=0.1, flow=0.01, gram=0.062, adversarial=0.1),
 }
 
 DEFAULT_CONFIG = dict(
@@ -70,20 +70,26 @@ def load_config(path, overrides=()):
 
 
 def zero_init_residual_branches(model) -> int:
-    """Zero the last layer of every residual branch (ResNet `conv2`, attention `to_out`); returns how many tensors.
+    """Zero the last layer of every residual branch (ResNet `conv2`'s final conv, attention `to_out`); returns how many
+    layers. Only the *last* conv of the factorised `conv2` (spatial `conv_s` then temporal `conv_t`) is zeroed: zeroing
+    both would leave each branch with no gradient path (conv_t's weight gradient is conv_s's output, which is zero, and
+    conv_s's gradient flows through conv_t's zero weights), so the branch would stay dead for the whole run.
 
     Why: with the reference init, every residual branch adds a random, input-independent offset that the per-frame
-    single-group GroupNorms then rescale, so the colour of the input reaches the latent only as a small fraction of it
-    and the decoder learns a grey image first. Small tokenizers trained from scratch on CPU budgets never got past
-    that (nano v0.1: grey output after 3,000 steps; a 4-solid-colour overfit stays at 2 clusters for 200+ steps).
-    Starting every block as the identity keeps the input's colour in the residual stream; the colour overfit then
-    separates all four colours within ~75 steps. The architecture is unchanged: checkpoints load in diffusers.
+    single-group GroupNorms then rescale, so the input reaches the latent only as a small fraction of it. Starting
+    every block as the identity keeps the input in the residual stream. The architecture is unchanged: checkpoints
+    load in diffusers.
     """
     count = 0
-    for name, param in model.named_parameters():
+    for name, module in model.named_modules():
         parts = name.split(".")
-        if ("resnets" in parts and "conv2" in parts) or "to_out" in parts:
-            torch.nn.init.zeros_(param)
+        if not isinstance(module, (torch.nn.Conv3d, torch.nn.Conv2d, torch.nn.Linear)):
+            continue
+        last_conv_of_branch = "resnets" in parts and "conv2" in parts and parts[-1] in ("conv2", "conv_t")
+        if last_conv_of_branch or (parts[-1] == "0" and len(parts) > 1 and parts[-2] == "to_out") or parts[-1] == "to_out":
+            torch.nn.init.zeros_(module.weight)
+            if module.bias is not None:
+                torch.nn.init.zeros_(module.bias)
             count += 1
     return count
 
@@ -318,6 +324,8 @@ def main(argv=None):
         with accelerator.accumulate(model):
             recon = reconstruct(model, video)
             terms = {"l1": (recon - video).abs().mean()}
+            if loss_cfg["chroma"] > 0:
+                terms["chroma"] = tokenizer_losses.chroma_l1_loss(recon, video)
             if vgg is not None and loss_cfg["perceptual"] > 0:
                 terms["perceptual"] = tokenizer_losses.perceptual_loss(vgg, recon, video)
             if vgg is not None and loss_cfg["gram"] > 0:

@@ -129,7 +129,7 @@ def test_zero_init_residual_branches_zeroes_only_the_last_layer_of_each_branch()
 
 
 def test_zero_initialised_residual_branches_still_learn():
-    # Zeroing both convs of a factorised branch leaves it without gradient forever (session-2 bug): after a few
+    # Zeroing both convs of a factorised branch leaves it without gradient forever (an earlier bug): after a few
     # optimiser steps every branch's last conv must have moved off zero.
     sys.path.insert(0, str(SCRIPT.parent))
     import train_tokenizer
@@ -196,3 +196,21 @@ def test_colour_diagnostics_pooled_latent_carries_each_latent_frames_colour():
     assert torch.allclose(latent[0, 0, 2], torch.full((2, 2), 1.0)) and latent[0, 0, :2].abs().max() == 0
     with pytest.raises(ValueError, match="0..4"):
         colour_diagnostics.main(["--model", "plain", "--downsample", "5"])
+
+
+def test_colour_path_init_carries_the_input_colour_to_the_latent():
+    sys.path.insert(0, str(SCRIPT.parent))
+    import train_tokenizer
+
+    torch.manual_seed(0)
+    overrides = {"channels": 8, "channels_mult": [1, 2, 4], "num_res_blocks": 1, "attn_resolutions": []}
+    model = train_tokenizer.build_model({"config_name": "CV4x8x8", "overrides": overrides, "colour_path_init": True})
+    video = torch.full((3, 3, 9, 32, 32), -0.5)
+    for c in range(3):
+        video[c, c] = 0.8  # clip c is dominated by colour channel c
+    with torch.no_grad():
+        latent = model.encode(video).latent_dist.mode()
+    colour = latent[:, :3].mean(dim=(2, 3, 4))
+    assert torch.equal(colour.argmax(1), torch.arange(3)), colour
+    plain = train_tokenizer.build_model({"config_name": "CV4x8x8", "overrides": overrides})
+    assert plain.state_dict().keys() == model.state_dict().keys()  # same architecture, only the init differs

@@ -79,6 +79,7 @@ def main(argv=None):
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--reference_init", action="store_true", help="nano-cv: no zero-initialised branches")
+    parser.add_argument("--colour_path_init", action="store_true", help="nano-cv: train_tokenizer.colour_path_init")
     args = parser.parse_args(argv)
     if not 0 <= args.downsample <= 4:
         raise ValueError(f"--downsample must be in 0..4 (64x64 frames), got {args.downsample}")
@@ -93,7 +94,8 @@ def main(argv=None):
         batch_size, run = 4, model
     else:
         model = train_tokenizer.build_model({"config_name": "CV4x8x8", "overrides": NANO_CV_OVERRIDES,
-                                             "zero_init_residual": not args.reference_init})
+                                             "zero_init_residual": not args.reference_init,
+                                             "colour_path_init": args.colour_path_init})
         batch_size = 4
         if args.zero_init_output:
             for param in model.decoder.conv_out.conv_t.parameters():  # last conv only (see zero_init_residual_branches)

@@ -49,13 +49,14 @@ STAGE_DEFAULTS = {
 DEFAULT_CONFIG = dict(
     output_dir="outputs/tokenizer",
     seed=0,
-    model=dict(config_name="DV4x8x8", overrides={}, zero_init_residual=True),
+    model=dict(config_name="DV4x8x8", overrides={}, zero_init_residual=True, colour_path_init=False),
     data=dict(source="physics", path=None, num_frames=17, height=64, width=64, scenes=None, image_every=4,
               color_augmentation=0.0, validation_clips=8, validation_seed=1_000_000),
     train=dict(batch_size=4, learning_rate=1e-3, adam_beta1=0.9, adam_beta2=0.99, weight_decay=0.0,
                max_train_steps=1000, lr_warmup_steps=50, gradient_accumulation_steps=1, max_grad_norm=1.0,
                checkpointing_steps=200, checkpoints_total_limit=2, validation_steps=200, mixed_precision="no"),
-    loss=dict(stage=1, vgg_weights=None, raft_weights=None, adversarial_start_step=0, discriminator_lr=1e-4),
+    loss=dict(stage=1, vgg_weights=None, raft_weights=None, adversarial_start_step=0, discriminator_lr=1e-4,
+              chroma_warmup_steps=0),
 )
 
 
@@ -94,6 +95,54 @@ def zero_init_residual_branches(model) -> int:
     return count
 
 
+def colour_path_init(model, num_channels: int = 3) -> int:
+    """Initialise a Cosmos video encoder so that its first `num_channels` channels carry the Haar low band of R, G, B
+    (the local mean colour) from the patcher to the latent, with the residual branches (zero-initialised) and the
+    samplers' average-pool paths passing them through; returns how many layers it set. Experimental
+    (`model.colour_path_init`, off by default); the architecture and checkpoint layout are unchanged.
+
+    Why: small tokenizers trained from scratch on the physics world learn an encoder that drops colour, while the
+    nano decoder learns colour quickly once its latent carries it (`training/colour_diagnostics.py`); this starts the
+    encoder from a latent that carries it.
+    """
+    count = 0
+
+    def copy_rows(conv):
+        nonlocal count
+        with torch.no_grad():
+            conv.weight[:num_channels] = 0
+            kt, kh, kw = conv.weight.shape[2:]
+            for c in range(num_channels):  # causal convs see frames t-k+1..t: the last temporal tap is frame t
+                conv.weight[c, c, kt - 1, kh // 2, kw // 2] = 1.0
+            if conv.bias is not None:
+                conv.bias[:num_channels] = 0
+        count += 1
+
+    def zero_rows(conv):
+        nonlocal count
+        with torch.no_grad():
+            conv.weight[:num_channels] = 0
+            if conv.bias is not None:
+                conv.bias[:num_channels] = 0
+        count += 1
+
+    encoder = model.encoder
+    copy_rows(encoder.conv_in.conv_s)
+    copy_rows(encoder.conv_in.conv_t)
+    for name, module in encoder.named_modules():
+        parts = name.split(".")
+        if not isinstance(module, torch.nn.Conv3d):
+            continue
+        if "downsamplers" in parts and parts[-1] in ("conv1", "conv2"):
+            zero_rows(module)  # added to an average pool: zero rows leave the pooled colour
+        elif ("downsamplers" in parts and parts[-1] == "conv3") or parts[-1] == "conv_shortcut":
+            copy_rows(module)
+    copy_rows(encoder.conv_out.conv_s)
+    copy_rows(encoder.conv_out.conv_t)
+    copy_rows(model.quant_conv)
+    return count
+
+
 def build_model(model_config):
     if model_config.get("pretrained"):
         return load_tokenizer(model_config["pretrained"])
@@ -103,6 +152,8 @@ def build_model(model_config):
         model = from_config_name(model_config["config_name"], **(model_config.get("overrides") or {}))
     if model_config.get("zero_init_residual", True):
         zero_init_residual_branches(model)
+    if model_config.get("colour_path_init", False):
+        colour_path_init(model)
     return model
 
 
@@ -337,7 +388,10 @@ def main(argv=None):
                 discriminator.requires_grad_(False)
                 terms["adversarial"] = tokenizer_losses.hinge_generator_loss(discriminator(recon))
                 discriminator.requires_grad_(True)
-            loss = sum(float(loss_cfg[name]) * value for name, value in terms.items())
+            weights = {name: float(loss_cfg[name]) for name in terms}
+            if "chroma" in terms and int(loss_cfg.get("chroma_warmup_steps") or 0) > 0:
+                weights["chroma"] *= min(1.0, global_step / int(loss_cfg["chroma_warmup_steps"]))
+            loss = sum(weights[name] * value for name, value in terms.items())
             if not torch.isfinite(loss):
                 raise RuntimeError(
                     f"loss is {loss.item()} at step {global_step} ({ {k: v.item() for k, v in terms.items()} }); "

@@ -47,6 +47,13 @@ def pooled_colour_latent(video):
     return torch.cat([pooled] * 5 + [pooled[:, :1]], 1) * 2
 
 
+def colour_anchor_l1(latent, video, gain):
+    """L1 between latent channels 1-2 and the pooled opponent colour ((R-B)/2, (G-(R+B)/2)/2, times `gain`)."""
+    r, g, b = pooled_colour_latent(video)[:, :3].unbind(1)
+    target = torch.stack([(r - b) / 4, (g - (r + b) / 2) / 4], 1) * gain  # pooled_colour_latent doubles the colour
+    return (latent[:, 1:3] - target).abs().mean()
+
+
 class PlainAutoencoder(nn.Module):
     """Per-frame conv autoencoder on `[B,3,T,H,W]` video (frames folded into the batch)."""
 
@@ -80,7 +87,12 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--reference_init", action="store_true", help="nano-cv: no zero-initialised branches")
     parser.add_argument("--colour_path_init", action="store_true", help="nano-cv: train_tokenizer.colour_path_init")
+    parser.add_argument("--colour_path_chroma_gain", type=float, default=1.0)
+    parser.add_argument("--colour_anchor", type=float, default=0.0,
+                        help="nano-cv: weight of an L1 pulling latent channels 1-2 to the pooled opponent colour")
     args = parser.parse_args(argv)
+    if args.colour_anchor and args.model != "nano-cv":
+        raise ValueError("--colour_anchor needs --model nano-cv (it reads the tokenizer's latent)")
     if not 0 <= args.downsample <= 4:
         raise ValueError(f"--downsample must be in 0..4 (64x64 frames), got {args.downsample}")
 
@@ -95,7 +107,8 @@ def main(argv=None):
     else:
         model = train_tokenizer.build_model({"config_name": "CV4x8x8", "overrides": NANO_CV_OVERRIDES,
                                              "zero_init_residual": not args.reference_init,
-                                             "colour_path_init": args.colour_path_init})
+                                             "colour_path_init": args.colour_path_init,
+                                             "colour_path_chroma_gain": args.colour_path_chroma_gain})
         batch_size = 4
         if args.zero_init_output:
             for param in model.decoder.conv_out.conv_t.parameters():  # last conv only (see zero_init_residual_branches)
@@ -104,7 +117,9 @@ def main(argv=None):
         def run(video):
             if args.model == "nano-cv-decoder":
                 return model.decode(pooled_colour_latent(video)).sample
-            return train_tokenizer.reconstruct(model, video)
+            latent = model.encode(video).latent_dist.mode()
+            run.anchor = colour_anchor_l1(latent, video, args.colour_path_chroma_gain)
+            return model.decode(latent).sample
     trained = model.parameters()
     if args.model == "nano-cv-decoder":
         trained = list(model.decoder.parameters()) + list(model.post_quant_conv.parameters())
@@ -115,6 +130,8 @@ def main(argv=None):
         recon = run(video)
         ramp = min(1.0, step / args.chroma_warmup_steps) if args.chroma_warmup_steps else 1.0
         loss = (recon - video).abs().mean() + args.chroma * ramp * chroma_l1(recon, video)
+        if args.colour_anchor:
+            loss = loss + args.colour_anchor * run.anchor
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_([p for group in optimizer.param_groups for p in group["params"]], 1.0)

@@ -95,17 +95,22 @@ def zero_init_residual_branches(model) -> int:
     return count
 
 
-def colour_path_init(model, num_channels: int = 3) -> int:
-    """Initialise a Cosmos video encoder so that its first `num_channels` channels carry the Haar low band of R, G, B
-    (the local mean colour) from the patcher to the latent, with the residual branches (zero-initialised) and the
-    samplers' average-pool paths passing them through; returns how many layers it set. Experimental
-    (`model.colour_path_init`, off by default); the architecture and checkpoint layout are unchanged.
+def colour_path_init(model, chroma_gain: float = 1.0) -> int:
+    """Initialise a Cosmos video encoder so that its first 3 channels carry the local mean colour (the Haar low band)
+    from the patcher to the latent as luma (R+G+B)/3 and two opponent differences, (R-B)/2 and G-(R+B)/2 over 2, times
+    `chroma_gain` (> 1 lifts the low-variance colour directions toward luma's). The residual branches
+    (zero-initialised) and the samplers' average-pool paths pass them through; returns how many layers it set.
+    Experimental (`model.colour_path_init`, `model.colour_path_chroma_gain`; off by default); the architecture and
+    checkpoint layout are unchanged.
 
     Why: small tokenizers trained from scratch on the physics world learn an encoder that drops colour, while the
     nano decoder learns colour quickly once its latent carries it (`training/colour_diagnostics.py`); this starts the
     encoder from a latent that carries it.
     """
+    num_channels = 3
     count = 0
+    opponent = torch.tensor([[1 / 3, 1 / 3, 1 / 3], [0.5, 0.0, -0.5], [-0.25, 0.5, -0.25]])
+    opponent[1:] *= chroma_gain
 
     def copy_rows(conv):
         nonlocal count
@@ -128,6 +133,9 @@ def colour_path_init(model, num_channels: int = 3) -> int:
 
     encoder = model.encoder
     copy_rows(encoder.conv_in.conv_s)
+    with torch.no_grad():  # the patcher puts the low band of R, G, B in channels 0..2
+        kh, kw = encoder.conv_in.conv_s.weight.shape[3:]
+        encoder.conv_in.conv_s.weight[:num_channels, :num_channels, -1, kh // 2, kw // 2] = opponent
     copy_rows(encoder.conv_in.conv_t)
     for name, module in encoder.named_modules():
         parts = name.split(".")
@@ -153,7 +161,7 @@ def build_model(model_config):
     if model_config.get("zero_init_residual", True):
         zero_init_residual_branches(model)
     if model_config.get("colour_path_init", False):
-        colour_path_init(model)
+        colour_path_init(model, float(model_config.get("colour_path_chroma_gain", 1.0)))
     return model
 
 

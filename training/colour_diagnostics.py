@@ -85,6 +85,8 @@ def main(argv=None):
     parser.add_argument("--zero_init_output", action="store_true", help="nano-cv: start the decoder's conv_out at 0")
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--overrides", type=json.loads, default={},
+                        help='nano-cv: JSON merged into the nano CV4x8x8 overrides, e.g. \'{"patch_size": 4}\'')
     parser.add_argument("--reference_init", action="store_true", help="nano-cv: no zero-initialised branches")
     parser.add_argument("--colour_path_init", action="store_true", help="nano-cv: train_tokenizer.colour_path_init")
     parser.add_argument("--colour_path_chroma_gain", type=float, default=1.0)
@@ -105,7 +107,8 @@ def main(argv=None):
         model = PlainAutoencoder(args.downsample, args.latent_channels)
         batch_size, run = 4, model
     else:
-        model = train_tokenizer.build_model({"config_name": "CV4x8x8", "overrides": NANO_CV_OVERRIDES,
+        overrides = {**NANO_CV_OVERRIDES, **args.overrides}
+        model = train_tokenizer.build_model({"config_name": "CV4x8x8", "overrides": overrides,
                                              "zero_init_residual": not args.reference_init,
                                              "colour_path_init": args.colour_path_init,
                                              "colour_path_chroma_gain": args.colour_path_chroma_gain})

@@ -215,3 +215,5 @@ def test_colour_path_init_carries_the_input_colour_to_the_latent():
     assert green_minus_magenta[1] > max(green_minus_magenta[0], green_minus_magenta[2]), green_minus_magenta
     plain = train_tokenizer.build_model({"config_name": "CV4x8x8", "overrides": overrides})
     assert plain.state_dict().keys() == model.state_dict().keys()  # same architecture, only the init differs
+    with pytest.raises(ValueError, match="CV/DV"):
+        train_tokenizer.colour_path_init(torch.nn.Linear(2, 2))

@@ -87,7 +87,7 @@ def zero_init_residual_branches(model) -> int:
         if not isinstance(module, (torch.nn.Conv3d, torch.nn.Conv2d, torch.nn.Linear)):
             continue
         last_conv_of_branch = "resnets" in parts and "conv2" in parts and parts[-1] in ("conv2", "conv_t")
-        if last_conv_of_branch or (parts[-1] == "0" and len(parts) > 1 and parts[-2] == "to_out") or parts[-1] == "to_out":
+        if last_conv_of_branch or "to_out" in parts[-2:]:  # attention output: `to_out` or `to_out.0`
             torch.nn.init.zeros_(module.weight)
             if module.bias is not None:
                 torch.nn.init.zeros_(module.bias)
@@ -97,7 +97,7 @@ def zero_init_residual_branches(model) -> int:
 
 def colour_path_init(model, chroma_gain: float = 1.0) -> int:
     """Initialise a Cosmos video encoder so that its first 3 channels carry the local mean colour (the Haar low band)
-    from the patcher to the latent as luma (R+G+B)/3 and two opponent differences, (R-B)/2 and G-(R+B)/2 over 2, times
+    from the patcher to the latent as luma (R+G+B)/3 and two opponent differences, (R-B)/2 and (2G-R-B)/4, times
     `chroma_gain` (> 1 lifts the low-variance colour directions toward luma's). The residual branches
     (zero-initialised) and the samplers' average-pool paths pass them through; returns how many layers it set.
     Experimental (`model.colour_path_init`, `model.colour_path_chroma_gain`; off by default); the architecture and
@@ -107,6 +107,10 @@ def colour_path_init(model, chroma_gain: float = 1.0) -> int:
     nano decoder learns colour quickly once its latent carries it (`training/colour_diagnostics.py`); this starts the
     encoder from a latent that carries it.
     """
+    encoder = getattr(model, "encoder", None)
+    if not hasattr(getattr(encoder, "conv_in", None), "conv_s"):
+        raise ValueError("model.colour_path_init supports the causal video tokenizers (CV/DV) only, "
+                         f"not {type(model).__name__}")
     num_channels = 3
     count = 0
     opponent = torch.tensor([[1 / 3, 1 / 3, 1 / 3], [0.5, 0.0, -0.5], [-0.25, 0.5, -0.25]])
@@ -131,7 +135,6 @@ def colour_path_init(model, chroma_gain: float = 1.0) -> int:
                 conv.bias[:num_channels] = 0
         count += 1
 
-    encoder = model.encoder
     copy_rows(encoder.conv_in.conv_s)
     with torch.no_grad():  # the patcher puts the low band of R, G, B in channels 0..2
         kh, kw = encoder.conv_in.conv_s.weight.shape[3:]

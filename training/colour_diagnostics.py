@@ -26,18 +26,16 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from cosmos_hf.tokenizers.losses import chroma_l1_loss
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import train_tokenizer
 
-NANO_CV_OVERRIDES = {"channels": 16, "channels_mult": [1, 2, 4], "num_res_blocks": 1, "attn_resolutions": []}
+NANO_CV_CONFIG = Path(__file__).resolve().parent / "configs" / "tokenizer_nano_cv4x8x8.yaml"
 
 
 def chroma(video: torch.Tensor) -> float:
     return (video - video.mean(1, keepdim=True)).abs().mean().item()
-
-
-def chroma_l1(recon, target):
-    return ((recon - recon.mean(1, keepdim=True)) - (target - target.mean(1, keepdim=True))).abs().mean()
 
 
 def pooled_colour_latent(video):
@@ -103,26 +101,28 @@ def main(argv=None):
     source = train_tokenizer.ClipSource({"source": "physics", "height": 64, "width": 64}, 9)
     clips = source.batch(list(range(64)))
     held_out = source.batch([10**6 + i for i in range(4)])
+    batch_size = 4
     if args.model == "plain":
         model = PlainAutoencoder(args.downsample, args.latent_channels)
-        batch_size, run = 4, model
+
+        def run(video):  # -> (reconstruction, latent or None)
+            return model(video), None
     else:
-        overrides = {**NANO_CV_OVERRIDES, **args.overrides}
-        model = train_tokenizer.build_model({"config_name": "CV4x8x8", "overrides": overrides,
+        nano = train_tokenizer.load_config(NANO_CV_CONFIG)["model"]
+        overrides = {**nano["overrides"], **args.overrides}
+        model = train_tokenizer.build_model({"config_name": nano["config_name"], "overrides": overrides,
                                              "zero_init_residual": not args.reference_init,
                                              "colour_path_init": args.colour_path_init,
                                              "colour_path_chroma_gain": args.colour_path_chroma_gain})
-        batch_size = 4
         if args.zero_init_output:
             for param in model.decoder.conv_out.conv_t.parameters():  # last conv only (see zero_init_residual_branches)
                 torch.nn.init.zeros_(param)
 
         def run(video):
             if args.model == "nano-cv-decoder":
-                return model.decode(pooled_colour_latent(video)).sample
+                return model.decode(pooled_colour_latent(video)).sample, None
             latent = model.encode(video).latent_dist.mode()
-            run.anchor = colour_anchor_l1(latent, video, args.colour_path_chroma_gain)
-            return model.decode(latent).sample
+            return model.decode(latent).sample, latent
     trained = model.parameters()
     if args.model == "nano-cv-decoder":
         trained = list(model.decoder.parameters()) + list(model.post_quant_conv.parameters())
@@ -130,18 +130,18 @@ def main(argv=None):
     start = time.time()
     for step in range(args.steps + 1):
         video = clips[torch.randint(0, len(clips), (batch_size,))]
-        recon = run(video)
+        recon, latent = run(video)
         ramp = min(1.0, step / args.chroma_warmup_steps) if args.chroma_warmup_steps else 1.0
-        loss = (recon - video).abs().mean() + args.chroma * ramp * chroma_l1(recon, video)
+        loss = (recon - video).abs().mean() + args.chroma * ramp * chroma_l1_loss(recon, video)
         if args.colour_anchor:
-            loss = loss + args.colour_anchor * run.anchor
+            loss = loss + args.colour_anchor * colour_anchor_l1(latent, video, args.colour_path_chroma_gain)
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_([p for group in optimizer.param_groups for p in group["params"]], 1.0)
         optimizer.step()
         if step % 100 == 0:
             with torch.no_grad():
-                recon = run(held_out).clamp(-1, 1)
+                recon = run(held_out)[0].clamp(-1, 1)
             psnr = 10 * math.log10(4 / ((recon - held_out) ** 2).mean().item())
             print(json.dumps({"model": args.model, "step": step, "loss": round(loss.item(), 4),
                               "held_out_psnr": round(psnr, 2), "chroma_in": round(chroma(held_out), 3),

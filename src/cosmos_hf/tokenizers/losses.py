@@ -65,9 +65,10 @@ class VGGFeatures(nn.Module):
 def chroma_l1_loss(recon, target):
     """L1 between the colour parts (each pixel minus its mean over RGB) of `[B,3,...]` reconstruction and target.
 
-    Not in the reference recipe. Why: where most of the scene is grey, small autoencoders (ours and plain conv ones
-    alike) spend their first thousands of steps on luminance edges and output grey; weighting the chroma error
-    (`loss.chroma`, ~10) makes colour appear within a few hundred steps at a small early PSNR cost.
+    Not in the reference recipe; experimental (`loss.chroma`, default 0). Why: where most of the scene is grey, small
+    autoencoders spend their first thousands of steps on luminance edges and output grey. Weighted ~10 it gives a
+    plain conv autoencoder colour within a few hundred steps, but collapses the nano Cosmos tokenizers to a
+    near-constant output (README, "Initialisation and colour").
     """
     return ((recon - recon.mean(1, keepdim=True)) - (target - target.mean(1, keepdim=True))).abs().mean()
 

@@ -2,6 +2,7 @@
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -196,3 +197,19 @@ def test_objects_sharing_a_colour_are_scored_as_one_class():
     assert scores["colour_classes"] == {1: 1, 2: 1}
     assert list(scores["per_class_iou"]) == [1]
     assert scores["object_iou"] == 1.0 and scores["fg_iou"] == 1.0
+
+
+def test_tokenizer_round_trip_bound_is_the_ground_truth_through_the_tokenizer():
+    from cosmos_hf.evaluation.predictors import TokenizerRoundTripPredictor
+    from cosmos_hf.evaluation.tokenizer_metrics import reconstruct_with_autoencoder
+    from cosmos_hf.evaluation.video_metrics import psnr
+
+    folder = Path(__file__).resolve().parents[1] / "pipelines" / "cosmos-nano-tokenizer-cv4x8x8"
+    predictor = TokenizerRoundTripPredictor(folder)
+    sample = moving_squares_sample(seed=0, num_frames=9, height=32, width=32)
+    context = {"ground_truth": sample.frames, "seed": 0}
+    predicted = predictor(sample.frames[:1], sample.caption, 9, context)
+    np.testing.assert_array_equal(predicted[:1], sample.frames[:1])
+    np.testing.assert_array_equal(predicted[1:], reconstruct_with_autoencoder(predictor.autoencoder, sample.frames)[1:])
+    assert 10 < psnr(sample.frames[1:], predicted[1:]) < math.inf  # close to the truth, never exact
+    assert predictor.requires_ground_truth and predictor.name == "tokenizer-bound:cosmos-nano-tokenizer-cv4x8x8"

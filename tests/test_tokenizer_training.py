@@ -217,3 +217,18 @@ def test_colour_path_init_carries_the_input_colour_to_the_latent():
     assert plain.state_dict().keys() == model.state_dict().keys()  # same architecture, only the init differs
     with pytest.raises(ValueError, match="CV/DV"):
         train_tokenizer.colour_path_init(torch.nn.Linear(2, 2))
+
+
+def test_freeze_encoder_steps_trains_the_decoder_first_and_mse_is_a_loss_term(tmp_path):
+    from safetensors.torch import load_file
+
+    out = tmp_path / "run"
+    config = _write_config(tmp_path, loss={"mse": 1.0}, train={"freeze_encoder_steps": 2, "checkpoints_total_limit": 3})
+    _launch("--config", str(config), "--output_dir", str(out), "--max_train_steps", "3")
+    weights = {step: load_file(str(out / f"checkpoint-{step}" / "model.safetensors")) for step in (1, 2, 3)}
+    moved = {n for n in weights[1] if not torch.equal(weights[1][n], weights[2][n])}  # step 2, encoder frozen
+    assert not {n for n in moved if n.startswith(("encoder.", "quant_conv."))}
+    assert {"decoder.conv_out.conv_s.weight", "post_quant_conv.weight"} <= moved
+    encoder_moved = [n for n in weights[2] if n.startswith("encoder.") and not torch.equal(weights[2][n], weights[3][n])]
+    assert encoder_moved, "the encoder must train once freeze_encoder_steps have passed"
+    assert all("mse" in m for m in _metrics(out))

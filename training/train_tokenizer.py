@@ -7,6 +7,8 @@
 Stage 1 trains with L1 + perceptual loss; stage 2 adds the optical-flow, Gram-matrix and adversarial (3D patch
 discriminator, hinge) losses (see `cosmos_hf/tokenizers/losses.py` for what replaces weights we cannot download).
 Images and videos train jointly: every `image_every`-th step is a batch of 1-frame videos.
+Not in the reference, for small tokenizers trained from scratch (off by default; README "Initialisation and colour"):
+`loss.mse` (a squared-error term), `model.colour_path_init`, `train.freeze_encoder_steps` (decoder first).
 
 Data (`data.source`): `physics` (clips simulated on the fly by cosmos_hf.sim, an endless stream), `folder`
 (a folder with videos/*.mp4, as `cosmos-hf sim generate` writes) or `webdataset` (tar shards holding *.mp4).
@@ -42,8 +44,8 @@ from cosmos_hf.training_utils import load_yaml_config, resume_training_state, sa
 from cosmos_hf.utils import atomic_path
 
 STAGE_DEFAULTS = {
-    1: dict(l1=1.0, chroma=0.0, perceptual=0.1, flow=0.0, gram=0.0, adversarial=0.0),
-    2: dict(l1=1.0, chroma=0.0, perceptual=0.1, flow=0.01, gram=0.062, adversarial=0.1),
+    1: dict(l1=1.0, mse=0.0, chroma=0.0, perceptual=0.1, flow=0.0, gram=0.0, adversarial=0.0),
+    2: dict(l1=1.0, mse=0.0, chroma=0.0, perceptual=0.1, flow=0.01, gram=0.062, adversarial=0.1),
 }
 
 DEFAULT_CONFIG = dict(
@@ -54,7 +56,8 @@ DEFAULT_CONFIG = dict(
               color_augmentation=0.0, validation_clips=8, validation_seed=1_000_000),
     train=dict(batch_size=4, learning_rate=1e-3, adam_beta1=0.9, adam_beta2=0.99, weight_decay=0.0,
                max_train_steps=1000, lr_warmup_steps=50, gradient_accumulation_steps=1, max_grad_norm=1.0,
-               checkpointing_steps=200, checkpoints_total_limit=2, validation_steps=200, mixed_precision="no"),
+               checkpointing_steps=200, checkpoints_total_limit=2, validation_steps=200, mixed_precision="no",
+               freeze_encoder_steps=0),
     loss=dict(stage=1, vgg_weights=None, raft_weights=None, adversarial_start_step=0, discriminator_lr=1e-4,
               chroma_warmup_steps=0),
 )
@@ -168,6 +171,14 @@ def build_model(model_config):
     return model
 
 
+def encoder_parameters(model) -> list:
+    """The parameters on the encoder side of the latent: encoder and quant_conv (what train.freeze_encoder_steps holds)."""
+    params = list(model.encoder.parameters())
+    if getattr(model, "quant_conv", None) is not None:
+        params += list(model.quant_conv.parameters())
+    return params
+
+
 def compression(model):
     config = model.config
     spatial = config.get("spatial_compression") or config.get("spatial_compression_ratio")
@@ -275,15 +286,17 @@ def evaluate(model, clips: torch.Tensor):
     from cosmos_hf.evaluation.video_metrics import psnr, ssim_per_frame
 
     model.eval()
-    psnrs, ssims = [], []
+    psnrs, ssims, chroma_errors = [], [], []
     with torch.no_grad():
         for clip in clips.split(1):
             recon = reconstruct(model, clip.to(model.device, model.dtype)).float().cpu()
             a, b = tensor_to_frames(clip), tensor_to_frames(recon)
             psnrs.append(psnr(a, b))
             ssims.append(float(np.mean(ssim_per_frame(a, b))))
+            chroma_errors.append(tokenizer_losses.chroma_l1_loss(recon.clamp(-1, 1), clip).item())
     model.train()
-    return float(np.mean(psnrs)), float(np.mean(ssims))
+    # chroma error: PSNR alone hides a tokenizer that reconstructs grey (README "Initialisation and colour")
+    return float(np.mean(psnrs)), float(np.mean(ssims)), float(np.mean(chroma_errors))
 
 
 def main(argv=None):
@@ -332,11 +345,19 @@ def main(argv=None):
     if loss_cfg["flow"] > 0 and loss_cfg.get("raft_weights"):
         flow_fn = tokenizer_losses.RAFTFlow(loss_cfg["raft_weights"]).to(accelerator.device)
 
-    optimizer = torch.optim.AdamW(model.parameters(), lr=float(train_cfg["learning_rate"]),
-                                  betas=(float(train_cfg["adam_beta1"]), float(train_cfg["adam_beta2"])),
-                                  weight_decay=float(train_cfg["weight_decay"]))
+    # Two parameter groups so that the encoder can start later (train.freeze_encoder_steps): the decoder first learns
+    # to use what the initial latent carries (with model.colour_path_init: colour), then the encoder warms up.
+    encoder_params = encoder_parameters(model)
+    encoder_ids = {id(p) for p in encoder_params}
+    optimizer = torch.optim.AdamW(
+        [{"params": [p for p in model.parameters() if id(p) not in encoder_ids]}, {"params": encoder_params}],
+        lr=float(train_cfg["learning_rate"]),
+        betas=(float(train_cfg["adam_beta1"]), float(train_cfg["adam_beta2"])),
+        weight_decay=float(train_cfg["weight_decay"]),
+    )
     max_steps = int(train_cfg["max_train_steps"])
     warmup = int(train_cfg["lr_warmup_steps"])
+    frozen = int(train_cfg.get("freeze_encoder_steps") or 0)
 
     def lr_lambda(step):  # linear warm-up, cosine decay to 10%
         if step < warmup:
@@ -344,7 +365,12 @@ def main(argv=None):
         progress = (step - warmup) / max(1, max_steps - warmup)
         return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda)
+    def encoder_lr_lambda(step):  # 0 while frozen, then its own linear warm-up (no full-size first Adam step)
+        if step < frozen:
+            return 0.0
+        return min(1.0, (step - frozen + 1) / max(1, warmup)) * lr_lambda(step)
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, [lr_lambda, encoder_lr_lambda])
     discriminator = disc_optimizer = None
     if loss_cfg["adversarial"] > 0:
         discriminator = tokenizer_losses.PatchDiscriminator3D()
@@ -386,6 +412,8 @@ def main(argv=None):
         with accelerator.accumulate(model):
             recon = reconstruct(model, video)
             terms = {"l1": (recon - video).abs().mean()}
+            if loss_cfg["mse"] > 0:
+                terms["mse"] = ((recon - video) ** 2).mean()
             if loss_cfg["chroma"] > 0:
                 terms["chroma"] = tokenizer_losses.chroma_l1_loss(recon, video)
             if vgg is not None and loss_cfg["perceptual"] > 0:
@@ -429,10 +457,10 @@ def main(argv=None):
                     "seconds": round(time.time() - start_time, 1)}
             progress.set_postfix(loss=f"{loss.item():.4f}")
             if global_step % int(train_cfg["validation_steps"]) == 0 or global_step == max_steps:
-                logs["val_psnr"], logs["val_ssim"] = evaluate(accelerator.unwrap_model(model),
-                                                              validation if is_video else validation[:, :, 0])
+                logs["val_psnr"], logs["val_ssim"], logs["val_chroma_error"] = evaluate(
+                    accelerator.unwrap_model(model), validation if is_video else validation[:, :, 0])
                 accelerator.print(f"step {global_step}: held-out PSNR {logs['val_psnr']:.2f} dB, "
-                                  f"SSIM {logs['val_ssim']:.4f}")
+                                  f"SSIM {logs['val_ssim']:.4f}, chroma error {logs['val_chroma_error']:.4f}")
             if accelerator.is_main_process:
                 with open(metrics_path, "a") as handle:
                     handle.write(json.dumps(logs) + "\n")

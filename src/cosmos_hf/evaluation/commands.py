@@ -309,8 +309,9 @@ def run_camera(args) -> int:
 
 
 # ------------------------------------------------------------------------------------------------------------- physics
-def build_predictors(names, pipeline=None, device="cpu", num_inference_steps=None, guidance_scale=None, seed=0):
-    from .predictors import BASELINES, DiffusersPipelinePredictor
+def build_predictors(names, pipeline=None, device="cpu", num_inference_steps=None, guidance_scale=None, seed=0,
+                     tokenizer_bound=None):
+    from .predictors import BASELINES, DiffusersPipelinePredictor, TokenizerRoundTripPredictor
 
     predictors = {}
     for name in names:
@@ -321,6 +322,9 @@ def build_predictors(names, pipeline=None, device="cpu", num_inference_steps=Non
         predictor = DiffusersPipelinePredictor(
             pipeline, device=device, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale, seed=seed
         )
+        predictors[predictor.name] = predictor
+    if tokenizer_bound:
+        predictor = TokenizerRoundTripPredictor(tokenizer_bound, device=device)
         predictors[predictor.name] = predictor
     return predictors
 
@@ -339,7 +343,8 @@ def run_physics(args) -> int:
         raise ValueError(f"unknown scenes {unknown}; valid: {', '.join(SCENES)}")
     names = [n.strip() for n in args.predictors.split(",") if n.strip()] if args.predictors else []
     predictors = build_predictors(
-        names, args.pipeline, args.device, args.num_inference_steps, args.guidance_scale, args.seed
+        names, args.pipeline, args.device, args.num_inference_steps, args.guidance_scale, args.seed,
+        args.tokenizer_bound,
     )
     results = run_physics_benchmark(
         predictors,
@@ -433,6 +438,12 @@ def register(subparsers) -> None:
     )
     phy.add_argument(
         "--pipeline", help="saved pipeline folder to evaluate (DiffusionPipeline.from_pretrained, trust_remote_code)"
+    )
+    phy.add_argument(
+        "--tokenizer-bound",
+        metavar="FOLDER",
+        help="also score the ground truth encoded and decoded by this tokenizer (or a pipeline folder's vae): "
+        "the best any model in that latent space can do",
     )
     phy.add_argument("--scenes", default="all", help="'all' or a comma list of scene names")
     phy.add_argument("--seeds", type=_positive_int, default=2, help="seeds 0..N-1 per scene and view")

@@ -10,8 +10,8 @@ frames Tc..num_frames-1 only. `context` is a dict the benchmark fills with what 
 frames may know: `cond_masks` (simulator object-id masks of the conditioning frames), `object_ids`, `seed`; and
 only for predictors whose `requires_ground_truth` is True, `ground_truth` (the simulator's full video).
 
-Provided: the baselines (copy-last-frame, constant-velocity extrapolation), the ground-truth upper bound, and an
-adapter for any saved diffusers pipeline folder of this project.
+Provided: the baselines (copy-last-frame, constant-velocity extrapolation), the ground-truth upper bound, the
+tokenizer round-trip bound of a latent model, and an adapter for any saved diffusers pipeline folder of this project.
 """
 
 import inspect
@@ -239,6 +239,29 @@ class DiffusersPipelinePredictor:
             self.resized_calls += 1
             frames = np.stack([cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA) for f in frames])
         return frames
+
+
+class TokenizerRoundTripPredictor:
+    """Upper bound for a model that lives in a tokenizer's latent space: the simulator's own continuation, encoded and
+    decoded by that tokenizer (a tokenizer folder, or the `vae` of a pipeline folder). A latent world model cannot
+    score above it, whatever it learns; the gap to the ground truth is what the tokenizer alone costs."""
+
+    requires_ground_truth = True
+
+    def __init__(self, folder, device: str = "cpu", name: str | None = None):
+        from pathlib import Path
+
+        from .tokenizer_metrics import load_autoencoder
+
+        self.autoencoder = load_autoencoder(folder, device=device)
+        self.name = name or f"tokenizer-bound:{Path(folder).name}"
+
+    def __call__(self, cond_frames, caption, num_frames, context=None):
+        from .tokenizer_metrics import reconstruct_with_autoencoder
+
+        truth = GroundTruthPredictor()(cond_frames, caption, num_frames, context)
+        reconstruction = reconstruct_with_autoencoder(self.autoencoder, truth)
+        return np.concatenate([truth[: len(cond_frames)], reconstruction[len(cond_frames) :]])
 
 
 BASELINES = {

@@ -34,7 +34,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from cosmos_hf.tokenizers.convert import load_tokenizer
+from cosmos_hf.tokenizers import load_tokenizer
 from cosmos_hf.tokenizers.losses import chroma_l1_loss
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -59,8 +59,7 @@ def linear_probe_r2(train_features, train_video, test_features, test_video, targ
     On the latent it tells an encoder that drops colour (R^2 ~ 0) from a decoder that ignores it."""
 
     def rows(features, video):
-        groups = [video[:, :, :1]] + [video[:, :, t : t + 4] for t in range(1, video.shape[2], 4)]
-        pooled = torch.stack([nn.functional.avg_pool2d(g.mean(2), 8) for g in groups], 2)
+        pooled = pooled_latent_frames(video)
         luma = pooled.mean(1, keepdim=True)
         values = pooled - luma if target == "chroma" else luma
         features = nn.functional.adaptive_avg_pool3d(features, pooled.shape[2:])
@@ -118,10 +117,16 @@ def colour_whitening(clips):
     return (lambda v: torch.einsum("ij,bj...->bi...", to_white, v)), (lambda v: torch.einsum("ij,bj...->bi...", to_rgb, v))
 
 
+def pooled_latent_frames(video):
+    """`[B,3,1+(T-1)/4,H/8,W/8]`: the 8x8-pooled RGB of the frames each CV4x8x8 latent frame covers (frame 0 alone,
+    then groups of 4)."""
+    groups = [video[:, :, :1]] + [video[:, :, t : t + 4] for t in range(1, video.shape[2], 4)]
+    return torch.stack([nn.functional.avg_pool2d(g.mean(2), 8) for g in groups], 2)
+
+
 def pooled_colour_latent(video):
     """A CV4x8x8-shaped latent `[B,16,1+(T-1)/4,H/8,W/8]` holding the 8x8-pooled RGB of each latent frame's frames."""
-    groups = [video[:, :, :1]] + [video[:, :, t : t + 4] for t in range(1, video.shape[2], 4)]
-    pooled = torch.cat([nn.functional.avg_pool3d(g.mean(2, keepdim=True), (1, 8, 8)) for g in groups], 2)
+    pooled = pooled_latent_frames(video)
     return torch.cat([pooled] * 5 + [pooled[:, :1]], 1) * 2
 
 

@@ -139,8 +139,10 @@ def test_diffusers_dit_patch_embedding_reads_the_reference_channel_count():
 
 def test_reference_sampler_and_inference_defaults():
     params = inspect.signature(CosmosDiffusionDecoderPipeline.__call__).parameters
-    assert params["guidance_scale"].default == 1.8 and params["num_inference_steps"].default == 15
-    assert inspect.signature(CosmosDiffusionDecoderPipeline.__init__).parameters["chunk_blend"].default == "pixel"
+    init = inspect.signature(CosmosDiffusionDecoderPipeline.__init__).parameters
+    # guidance_scale=None resolves to the pipeline config's default_guidance_scale
+    assert params["guidance_scale"].default is None and init["default_guidance_scale"].default == 1.8
+    assert params["num_inference_steps"].default == 15 and init["chunk_blend"].default == "pixel"
     scheduler = decoder_scheduler()
     cfg = scheduler.config
     assert (cfg.sigma_min, cfg.sigma_max, cfg.sigma_data) == (0.02, 80.0, 0.5)
@@ -288,10 +290,7 @@ def test_pixel_chunks_are_padded_to_the_chunk_length_and_cut_to_the_grid(monkeyp
         pipe(tokens=torch.randint(1, 64000, (1, 6, 4, 4)), num_inference_steps=1, output_type="latent")
 
 
-@pytest.fixture(scope="module")
-def trained_decoder(tmp_path_factory):
-    """2 steps of `train_diffusion.py --condition dv_tokens` on two 9-frame clips (in process)."""
-    root = tmp_path_factory.mktemp("decoder")
+def _falling_cube_clips(root):
     for index in range(2):
         frames = np.zeros((9, 32, 32, 3), np.uint8)
         for t in range(9):
@@ -299,14 +298,47 @@ def trained_decoder(tmp_path_factory):
         write_video(root / "clips" / "videos" / f"clip{index}.mp4", frames, fps=24)
         (root / "clips" / "metas").mkdir(exist_ok=True)
         (root / "clips" / "metas" / f"clip{index}.txt").write_text("a red cube falls")
+    return root / "clips"
+
+
+def _train_diffusion_script():
     spec = importlib.util.spec_from_file_location("train_diffusion", REPO / "training" / "train_diffusion.py")
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
-    config = REPO / "training" / "configs" / "autoregressive_diffusion_decoder_tiny.yaml"
-    args = ["--config", str(config), "--output_dir", str(root / "run"), "--set", f"data.path={root / 'clips'}",
+    return script
+
+
+TINY_DECODER_CONFIG = REPO / "training" / "configs" / "autoregressive_diffusion_decoder_tiny.yaml"
+
+
+@pytest.fixture(scope="module")
+def trained_decoder(tmp_path_factory):
+    """2 steps of `train_diffusion.py --condition dv_tokens` on two 9-frame clips (in process)."""
+    root = tmp_path_factory.mktemp("decoder")
+    clips = _falling_cube_clips(root)
+    args = ["--config", str(TINY_DECODER_CONFIG), "--output_dir", str(root / "run"), "--set", f"data.path={clips}",
             "--set", "validation.prompts=[]"]
-    assert script.main(args) == 0
+    assert _train_diffusion_script().main(args) == 0
     return root / "run"
+
+
+def test_decoder_training_caches_latents_with_the_dv_tokens_and_refuses_a_cache_of_other_data(tmp_path):
+    from safetensors import safe_open
+
+    script = _train_diffusion_script()
+    clips = _falling_cube_clips(tmp_path)
+    args = ["--config", str(TINY_DECODER_CONFIG), "--output_dir", str(tmp_path / "run"), "--set", f"data.path={clips}",
+            "--set", "validation.prompts=[]", "--set", "data.cache_latents=true", "--max_train_steps", "1"]
+    assert script.main(args) == 0
+    with safe_open(str(tmp_path / "run" / "latent_cache.safetensors"), "pt") as cache:
+        assert set(cache.keys()) == {"latents", "text", "tokens"}
+        tokens, metadata = cache.get_tensor("tokens"), cache.metadata()
+    assert tokens.shape == (2, 2, 4, 4)  # 2 clips of 5 frames at 32x32 -> [2, 4, 4] DV tokens each
+    assert metadata["dv_tokenizer"] == '"tiny"' and metadata["num_frames"] == "5"
+    pipe = CosmosDiffusionDecoderPipeline.from_pretrained(tmp_path / "run" / "pipeline")
+    assert pipe.transformer.config.in_channels == 4 + 32
+    with pytest.raises(ValueError, match=r"made for other data or encoders \(height: cache 32 vs config 64"):
+        script.main([*args[:-2], "--set", "data.height=64", "--set", "data.width=64", "--max_train_steps", "2"])
 
 
 def test_train_diffusion_condition_dv_tokens_saves_a_loadable_decoder(trained_decoder):

@@ -141,20 +141,27 @@ class ShiftRightPipeline(DiffusionPipeline):
     def __init__(self):
         super().__init__()
 
-    def __call__(self, video, prompt, num_frames, output_type="np", generator=None, height=None, width=None):
+    def __call__(self, video, prompt, num_frames, output_type="np", generator=None, height=None, width=None,
+                 condition_detail_transfer=None):
         frames = np.stack([np.asarray(image) for image in video]).astype(np.float32) / 255.0
-        future = [np.roll(frames[-1], k, axis=1) for k in range(1, num_frames - len(frames) + 1)]
+        shift = 2 if condition_detail_transfer else 1  # lets a test see which variant was called
+        future = [np.roll(frames[-1], shift * k, axis=1) for k in range(1, num_frames - len(frames) + 1)]
         return ShiftRightOutput(frames=np.concatenate([frames, np.stack(future)])[None])
 '''
 
 
-def test_pipeline_adapter_loads_a_saved_folder_and_calls_it(tmp_path):
+def _fake_pipeline_folder(tmp_path):
     folder = tmp_path / "fake_pipeline"
     folder.mkdir()
     (folder / "pipeline.py").write_text(PIPELINE_SOURCE)
     (folder / "model_index.json").write_text(
         json.dumps({"_class_name": ["pipeline", "ShiftRightPipeline"], "_diffusers_version": "0.42.1"})
     )
+    return folder
+
+
+def test_pipeline_adapter_loads_a_saved_folder_and_calls_it(tmp_path):
+    folder = _fake_pipeline_folder(tmp_path)
     predictor = DiffusersPipelinePredictor(folder)
     sample = moving_squares_sample(seed=0, num_frames=6, height=16, width=16)
     predicted = predictor(sample.frames[:2], sample.caption, 6, {"seed": 0})
@@ -163,6 +170,21 @@ def test_pipeline_adapter_loads_a_saved_folder_and_calls_it(tmp_path):
     np.testing.assert_array_equal(predicted[4], np.roll(sample.frames[1], 3, axis=1))
     with pytest.raises(FileNotFoundError, match="model_index.json"):
         DiffusersPipelinePredictor(tmp_path)
+
+
+def test_detail_transfer_both_scores_the_pipeline_with_and_without_it(tmp_path):
+    from cosmos_hf.evaluation.commands import build_predictors
+
+    folder = _fake_pipeline_folder(tmp_path)
+    predictors = build_predictors([], pipeline=folder, condition_detail_transfer="both")
+    assert list(predictors) == ["pipeline:fake_pipeline (latent only)", "pipeline:fake_pipeline + detail transfer"]
+    sample = moving_squares_sample(seed=0, num_frames=4, height=16, width=16)
+    plain, transferred = (p(sample.frames[:1], "", 4, {"seed": 0}) for p in predictors.values())
+    np.testing.assert_array_equal(plain[1], np.roll(sample.frames[0], 1, axis=1))
+    np.testing.assert_array_equal(transferred[1], np.roll(sample.frames[0], 2, axis=1))
+    assert list(build_predictors([], pipeline=folder)) == ["pipeline:fake_pipeline"]  # the saved default
+    with pytest.raises(ValueError, match="condition_detail_transfer must be one of"):
+        build_predictors([], pipeline=folder, condition_detail_transfer="sometimes")
 
 
 def test_benchmark_on_the_builtin_world():

@@ -120,6 +120,45 @@ def test_pixel_space_video2world_round_trip_keeps_options(text_parts, tmp_path):
     assert (got[0, 0] - (video[0, :, 0] + 1) / 2).abs().max() < 0.02
 
 
+def test_default_guidance_scale_comes_from_the_saved_config(text_parts, tmp_path):
+    pipe = make_v2w(text_parts, default_guidance_scale=1.0)
+    video = torch.rand(1, 3, 1, 32, 32) * 2 - 1
+    args = dict(video=video, prompt="a ball", num_inference_steps=2, output_type="pt")
+    unguided = pipe(generator=seeded(), guidance_scale=1.0, **args).frames
+    guided = pipe(generator=seeded(), guidance_scale=3.0, **args).frames
+    assert (unguided - guided).abs().max() > 1e-4
+    pipe.save_pretrained(tmp_path / "v2w")
+    loaded = DiffusionPipeline.from_pretrained(tmp_path / "v2w", trust_remote_code=True)
+    assert loaded.config.default_guidance_scale == 1.0
+    loaded.set_progress_bar_config(disable=True)
+    torch.testing.assert_close(loaded(generator=seeded(), **args).frames, unguided, rtol=0, atol=1e-6)
+    # without a saved value the default stays diffusers' 7.0
+    assert make_t2w(text_parts).config.default_guidance_scale == 7.0
+
+
+def test_condition_detail_transfer_adds_what_the_tokenizer_loses_of_the_last_frame(text_parts, tmp_path):
+    pipe = make_v2w(text_parts)
+    video = torch.rand(1, 3, 5, 32, 32) * 2 - 1
+    args = dict(video=video, prompt="a ball", num_inference_steps=2, guidance_scale=1.0)
+    latents = pipe(generator=seeded(), output_type="latent", **args).frames
+    transferred = pipe(generator=seeded(), output_type="pt", condition_detail_transfer=True, **args).frames
+    detail = pipe.condition_detail(video, 9)
+    assert detail.shape == (1, 3, 9, 32, 32) and detail.abs().mean() > 1e-3  # the tiny tokenizer is lossy
+    decoded = pipe.vae.decode(pipe.denormalize_latents(latents)).sample
+    expected = ((decoded + detail).clamp(-1, 1) + 1) / 2
+    # (the default guardrail passes frames through uint8: one level of difference)
+    torch.testing.assert_close(transferred, expected.permute(0, 2, 1, 3, 4), rtol=0, atol=1 / 255 + 1e-6)
+    # the saved default applies when the call passes None
+    pipe.register_to_config(default_condition_detail_transfer=True)
+    pipe.save_pretrained(tmp_path / "v2w")
+    loaded = DiffusionPipeline.from_pretrained(tmp_path / "v2w", trust_remote_code=True)
+    loaded.set_progress_bar_config(disable=True)
+    torch.testing.assert_close(loaded(generator=seeded(), output_type="pt", **args).frames, transferred,
+                               rtol=0, atol=1e-5)
+    with pytest.raises(ValueError, match="condition_detail_transfer works on decoded frames"):
+        loaded(output_type="latent", **args)
+
+
 def test_generator_determinism_and_output_types(text_parts):
     pipe = make_t2w(text_parts)
     a = pipe("a cube", num_inference_steps=2, generator=seeded(1), output_type="np").frames

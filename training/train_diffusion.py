@@ -58,6 +58,8 @@ DEFAULT_CONFIG = {
         "pixel_latents_std": None,
         "max_sequence_length": 64,
         "scheduler": {"sigma_min": 0.002, "sigma_max": 80.0},
+        "default_guidance_scale": 7.0,  # saved pipeline's call default (diffusers' 7.0; 1.0 for the nano models)
+        "default_condition_detail_transfer": False,  # video2world: saved pipeline's call default (see the pipeline)
         # diffusion decoder (autoregressive WFM): condition on DV tokens of the clip
         "condition": None,  # null | dv_tokens
         "dv_tokenizer": None,  # CosmosDiscreteVideoTokenizer folder, or "tiny" (random, tests)
@@ -125,8 +127,6 @@ def load_config(path, overrides=()) -> dict:
             raise ValueError("model.condition=dv_tokens trains the diffusion decoder: model.pipeline must be text2world")
         if not config["model"].get("dv_tokenizer") and not config["model"].get("pretrained_pipeline"):
             raise ValueError("model.condition=dv_tokens needs model.dv_tokenizer (a DV tokenizer folder)")
-        if config["data"].get("cache_latents"):
-            raise ValueError("data.cache_latents is not supported with model.condition=dv_tokens")
     return config
 
 
@@ -374,10 +374,12 @@ def build_pipeline(config: dict):
         prediction_type="epsilon", rho=7.0, final_sigmas_type="sigma_min",
     )
     kwargs = dict(default_height=data["height"], default_width=data["width"], default_num_frames=data["num_frames"],
-                  default_fps=int(data["fps"]), max_sequence_length=model["max_sequence_length"])
+                  default_fps=int(data["fps"]), max_sequence_length=model["max_sequence_length"],
+                  default_guidance_scale=float(model["default_guidance_scale"]))
     if objective.video2world:
         kwargs.update(condition_frame_channels=objective.condition_frame_channels,
-                      residual_from_last_condition_frame=objective.residual_from_last_condition_frame)
+                      residual_from_last_condition_frame=objective.residual_from_last_condition_frame,
+                      default_condition_detail_transfer=bool(model["default_condition_detail_transfer"]))
     return cls(text_encoder, tokenizer, transformer, vae, scheduler, safety_checker=None, **kwargs)
 
 
@@ -517,14 +519,17 @@ def main(argv=None):
             with accelerator.accumulate(module):
                 if data_cfg["cache_latents"]:
                     latents, text = batch["latents"].to(device), batch["text"].to(device)
+                    if dv_condition:
+                        tokens = batch["tokens"].to(device)
                 else:
                     if random.random() < train_cfg["image_batch_probability"]:  # joint image + video batches
                         frame = random.randrange(batch["video"].shape[2])
                         batch = {**batch, "video": batch["video"][:, :, frame : frame + 1]}
                     latents, text = encode_batch(pipe, batch, config, device)
                 if dv_condition:
-                    with torch.no_grad():
-                        tokens = pipe.dv_tokenizer.tokenize(batch["video"].to(device, pipe.dv_tokenizer.dtype))
+                    if not data_cfg["cache_latents"]:
+                        with torch.no_grad():
+                            tokens = pipe.dv_tokenizer.tokenize(batch["video"].to(device, pipe.dv_tokenizer.dtype))
                     out = module(latents, text, fps=fps, tokens=tokens)
                 else:
                     out = module(latents, text, fps=fps)
@@ -557,39 +562,74 @@ def main(argv=None):
     accelerator.wait_for_everyone()
     if train_cfg["checkpointing_steps"] and not (output_dir / f"checkpoint-{global_step}").exists():
         save_checkpoint(accelerator, output_dir, global_step, train_cfg["checkpoints_total_limit"])
-    save_final(accelerator, module, pipe, ema, config, output_dir)
+    save_final(accelerator, module, pipe, ema, config, output_dir, global_step)
     if val_cfg["prompts"] and accelerator.is_main_process:
         run_validation(accelerator, module, pipe, ema, config, validation_clip, output_dir, global_step, write_video)
     accelerator.end_training()
     return 0
 
 
+def latent_cache_key(config: dict) -> dict:
+    """What a latent cache depends on: the clips, the encoders and the text length (not the model being trained),
+    so a Text2World run may reuse a Video2World run's cache, and a cache made for other data is refused."""
+    model, data = config["model"], config["data"]
+    key = {name: data.get(name) for name in ("type", "path", "num_clips", "seed_offset", "scenes", "num_frames",
+                                              "height", "width", "fps", "frame_stride")}
+    key.update(vae=model.get("vae"), text_encoder=model.get("text_encoder"),
+               max_sequence_length=model.get("max_sequence_length"))
+    if model.get("condition") == "dv_tokens":
+        key["dv_tokenizer"] = model.get("dv_tokenizer")
+    return {name: json.dumps(value) for name, value in key.items()}
+
+
 def cache_latents(dataset, pipe, config, device, output_dir, accelerator):
-    """Encode every clip once (first frames, no random crop) and keep latents + text features in memory."""
+    """Encode every clip once (first frames, no random crop) and keep latents + text features (+ the DV tokens for
+    the diffusion decoder) in memory; the cache file records `latent_cache_key` and is refused for other data."""
+    from safetensors import safe_open
     from safetensors.torch import load_file, save_file
 
     from cosmos_hf.utils import atomic_path
 
     if isinstance(dataset, IterableDataset):
         raise ValueError("data.cache_latents needs a map-style dataset (folder or physics), not webdataset")
+    dv_condition = config["model"].get("condition") == "dv_tokens"
+    key = latent_cache_key(config)
     cache_path = output_dir / "latent_cache.safetensors"
     if cache_path.is_file():
+        with safe_open(str(cache_path), "pt") as handle:
+            saved = handle.metadata() or {}
+        if saved:  # caches written before the key was recorded are trusted as they are
+            differs = sorted(name for name in set(key) | set(saved) if key.get(name) != saved.get(name))
+            if differs:
+                details = ", ".join(f"{name}: cache {saved.get(name)} vs config {key.get(name)}" for name in differs)
+                raise ValueError(f"{cache_path} was made for other data or encoders ({details}); delete it or use "
+                                 f"another output_dir")
         tensors = load_file(str(cache_path))
+        if dv_condition and "tokens" not in tensors:
+            raise ValueError(f"{cache_path} has no DV tokens (it was made for a model without model.condition="
+                             f"dv_tokens); delete it or use another output_dir")
     else:
         if hasattr(dataset, "random_start"):
             dataset.random_start = False
-        latents, texts = [], []
+        latents, texts, tokens = [], [], []
         for index in range(len(dataset)):
             item = collate([dataset[index]])
             lat, txt = encode_batch(pipe, item, config, device)
             latents.append(lat[0].cpu())
             texts.append(txt[0].cpu())
+            if dv_condition:
+                with torch.no_grad():
+                    ids = pipe.dv_tokenizer.tokenize(item["video"].to(device, pipe.dv_tokenizer.dtype))
+                tokens.append(ids[0].cpu())
         tensors = {"latents": torch.stack(latents), "text": torch.stack(texts)}
+        if dv_condition:
+            tensors["tokens"] = torch.stack(tokens)
         if accelerator.is_main_process:
             with atomic_path(cache_path) as tmp:
-                save_file(tensors, str(tmp))
+                save_file(tensors, str(tmp), metadata=key)
     accelerator.print(f"cached latents {tuple(tensors['latents'].shape)}")
-    return [{"latents": lat, "text": txt} for lat, txt in zip(tensors["latents"], tensors["text"])]
+    names = [name for name in ("latents", "text", "tokens") if name in tensors]
+    return [dict(zip(names, values)) for values in zip(*(tensors[name] for name in names))]
 
 
 def _transformer_for_saving(accelerator, module, ema):
@@ -606,7 +646,7 @@ def _transformer_for_saving(accelerator, module, ema):
     return transformer.eval()
 
 
-def save_final(accelerator, module, pipe, ema, config, output_dir: Path):
+def save_final(accelerator, module, pipe, ema, config, output_dir: Path, step: int | None = None):
     from peft.utils import get_peft_model_state_dict
 
     from cosmos_hf.utils import atomic_path
@@ -633,15 +673,24 @@ def save_final(accelerator, module, pipe, ema, config, output_dir: Path):
             final.register_modules(token_embedder=embedder)
         with atomic_path(output_dir / "pipeline", is_dir=True) as tmp:
             final.save_pretrained(tmp)
-            (tmp / "README.md").write_text(model_card(config, type(pipe).__name__, output_dir))
+            (tmp / "README.md").write_text(model_card(config, type(pipe).__name__, output_dir, step))
         accelerator.print(f"saved pipeline to {output_dir / 'pipeline'}")
 
 
-def model_card(config: dict, class_name: str, output_dir: Path) -> str:
+def _data_description(data: dict) -> str:
+    if data.get("type") == "physics":
+        first = int(data.get("seed_offset") or 0)
+        return f"physics world, {data.get('num_clips')} clips (simulator seeds {first}..{first + data.get('num_clips') - 1})"
+    return f"{data.get('type')} `{data.get('path') or ''}`"
+
+
+def model_card(config: dict, class_name: str, output_dir: Path, step: int | None = None) -> str:
     """A Hub model card (YAML front matter + training facts read from this run's own log)."""
     log_path = output_dir / "train_log.jsonl"
     entries = [json.loads(line) for line in log_path.read_text().splitlines()] if log_path.is_file() else []
+    entries = [entry for entry in entries if step is None or entry.get("step", 0) <= step]
     last = entries[-1] if entries else {}
+    step = step if step is not None else last.get("step", "?")
     model, data, training = config["model"], config["data"], config["training"]
     kind = "Video2World" if config["model"]["pipeline"] == "video2world" else "Text2World"
     if model.get("condition") == "dv_tokens":
@@ -670,9 +719,9 @@ pipe = DiffusionPipeline.from_pretrained("<this folder>", trust_remote_code=True
 | transformer | `{model.get("transformer")}` |
 | text encoder | `{model.get("text_encoder")}` (max {model.get("max_sequence_length")} tokens) |
 | latent space | `{model.get("vae") or "pixels (CosmosPixelSpaceAutoencoder)"}` |
-| data | {data.get("type")} `{data.get("path") or ""}`, {data.get("num_frames")} frames at {data.get("height")}x{data.get("width")}, {data.get("fps")} fps |
-| steps | {last.get("step", "?")} (batch {training.get("batch_size")}, lr {training.get("learning_rate")}, EMA {training.get("ema_decay")}) |
-| last logged loss | {last.get("loss", "?")} |
+| data | {_data_description(data)}, {data.get("num_frames")} frames at {data.get("height")}x{data.get("width")}, {data.get("fps")} fps |
+| steps | {step} (batch {training.get("batch_size")}, lr {training.get("learning_rate")}, EMA {training.get("ema_decay")}) |
+| last logged loss | {last.get("loss", "? (no log in this output_dir)")} |
 | objective | `{json.dumps(config.get("objective", {}))}` |
 
 No guardrail is bundled: pass `safety_checker=` to run one.

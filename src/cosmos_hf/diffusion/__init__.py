@@ -19,6 +19,8 @@ _LAZY = {
     "encode_prompts": "text_encoding",
     "load_text_encoder": "text_encoding",
     "minilm_path": "text_encoding",
+    "minilm_weights_sha256": "text_encoding",
+    "MiniLMTextEncoder": "text_encoding",
     "NANO_TRANSFORMER_CONFIGS": "nano",
     "transformer_config": "nano",
 }

@@ -334,10 +334,11 @@ class CosmosDiffusionDecoderPipeline(CosmosText2WorldPipeline):
                  safety_checker=None, default_height: int = 704, default_width: int = 1280,
                  default_num_frames: int = 121, default_fps: int = 30, max_sequence_length: int = 512,
                  chunk_latent_frames: int | None = None, chunk_overlap: int = DEFAULT_CHUNK_OVERLAP,
-                 chunk_blend: str = "pixel", disable_safety_checker: bool = False):
+                 chunk_blend: str = "pixel", disable_safety_checker: bool = False,
+                 default_guidance_scale: float = DEFAULT_GUIDANCE_SCALE):
         super().__init__(text_encoder, tokenizer, transformer, vae, scheduler, safety_checker, default_height,
                          default_width, default_num_frames, default_fps, max_sequence_length,
-                         disable_safety_checker=disable_safety_checker)
+                         disable_safety_checker=disable_safety_checker, default_guidance_scale=default_guidance_scale)
         self.register_modules(token_embedder=token_embedder, dv_tokenizer=dv_tokenizer)
         _check_chunk_blend(chunk_blend)
         if int(chunk_overlap) < 0:
@@ -390,7 +391,7 @@ class CosmosDiffusionDecoderPipeline(CosmosText2WorldPipeline):
         video: torch.Tensor | None = None,
         prompt: str | list[str] = "",
         num_inference_steps: int = DEFAULT_NUM_INFERENCE_STEPS,
-        guidance_scale: float = DEFAULT_GUIDANCE_SCALE,
+        guidance_scale: float | None = None,
         chunk_latent_frames: int | None = None,
         chunk_blend: str | None = None,
         fps: int | None = None,
@@ -402,7 +403,8 @@ class CosmosDiffusionDecoderPipeline(CosmosText2WorldPipeline):
         r"""Decode DV `tokens` `[B, T', H', W']` (or `video` `[B, 3, T, H, W]` in [-1, 1], DV-tokenized first).
 
         `guidance_scale` g: ``x0 = x0_cond + g * (x0_cond - x0_uncond)`` (0 disables guidance; the unconditional branch
-        has zero text features and token id 0 everywhere). `chunk_latent_frames` / `chunk_blend` default to the
+        has zero text features and token id 0 everywhere); `None` uses the config's `default_guidance_scale` (1.8, the
+        reference's). `chunk_latent_frames` / `chunk_blend` default to the
         pipeline config (see the class docstring). The reference's base AR pipeline passes the prompt
         `REFERENCE_GENERIC_PROMPT`. Returns `.frames` like the other pipelines.
         """
@@ -412,6 +414,7 @@ class CosmosDiffusionDecoderPipeline(CosmosText2WorldPipeline):
             if self.dv_tokenizer is None:
                 raise ValueError("decoding a `video` needs the pipeline's dv_tokenizer to tokenize it first")
             tokens = self.dv_tokenizer.tokenize(video.to(self._execution_device, self.dv_tokenizer.dtype))
+        guidance_scale = self._resolve_guidance_scale(guidance_scale)
         if guidance_scale < 0:
             raise ValueError(f"guidance_scale must be >= 0 (0 disables guidance), got {guidance_scale}")
         if int(num_inference_steps) < 1:

@@ -309,8 +309,11 @@ def run_camera(args) -> int:
 
 
 # ------------------------------------------------------------------------------------------------------------- physics
+DETAIL_TRANSFER_CHOICES = ("config", "on", "off", "both")
+
+
 def build_predictors(names, pipeline=None, device="cpu", num_inference_steps=None, guidance_scale=None, seed=0,
-                     tokenizer_bound=None):
+                     tokenizer_bound=None, condition_detail_transfer="config"):
     from .predictors import BASELINES, DiffusersPipelinePredictor, TokenizerRoundTripPredictor
 
     predictors = {}
@@ -318,11 +321,21 @@ def build_predictors(names, pipeline=None, device="cpu", num_inference_steps=Non
         if name not in BASELINES:
             raise ValueError(f"unknown predictor {name!r}; choose from {', '.join(BASELINES)} (and --pipeline FOLDER)")
         predictors[name] = BASELINES[name]()
+    if condition_detail_transfer not in DETAIL_TRANSFER_CHOICES:
+        raise ValueError(f"condition_detail_transfer must be one of {DETAIL_TRANSFER_CHOICES}, "
+                         f"got {condition_detail_transfer!r}")
     if pipeline:
-        predictor = DiffusersPipelinePredictor(
-            pipeline, device=device, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale, seed=seed
-        )
-        predictors[predictor.name] = predictor
+        # "config": the pipeline's saved default; "both": the same model scored with and without the transfer
+        variants = {"config": [None], "on": [True], "off": [False], "both": [False, True]}[condition_detail_transfer]
+        for transfer in variants:
+            call_kwargs = {} if transfer is None else {"condition_detail_transfer": transfer}
+            predictor = DiffusersPipelinePredictor(
+                pipeline, device=device, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
+                seed=seed, call_kwargs=call_kwargs,
+            )
+            if transfer is not None:
+                predictor.name += " + detail transfer" if transfer else " (latent only)"
+            predictors[predictor.name] = predictor
     if tokenizer_bound:
         predictor = TokenizerRoundTripPredictor(tokenizer_bound, device=device)
         predictors[predictor.name] = predictor
@@ -344,7 +357,7 @@ def run_physics(args) -> int:
     names = [n.strip() for n in args.predictors.split(",") if n.strip()] if args.predictors else []
     predictors = build_predictors(
         names, args.pipeline, args.device, args.num_inference_steps, args.guidance_scale, args.seed,
-        args.tokenizer_bound,
+        args.tokenizer_bound, args.condition_detail_transfer,
     )
     results = run_physics_benchmark(
         predictors,
@@ -467,6 +480,12 @@ def register(subparsers) -> None:
     )
     phy.add_argument("--num-inference-steps", type=_positive_int, default=None, help="passed to the pipeline")
     phy.add_argument("--guidance-scale", type=float, default=None, help="passed to the pipeline")
+    phy.add_argument(
+        "--condition-detail-transfer",
+        choices=DETAIL_TRANSFER_CHOICES,
+        default="config",
+        help="Video2World pipelines: the saved default (config), on, off, or both (score the model each way)",
+    )
     phy.add_argument("--seed", type=int, default=0, help="base sampling seed of the pipeline (plus the scene seed)")
     common(phy)
     phy.set_defaults(func=run_physics)

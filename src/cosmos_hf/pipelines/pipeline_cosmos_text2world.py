@@ -53,6 +53,8 @@ class CosmosText2WorldPipeline(HubLayoutMixin, CosmosTextToWorldPipeline, Cosmos
         disable_safety_checker: explicit opt-out of guardrails (not saved with the pipeline).
         default_height, default_width, default_num_frames, default_fps: call defaults.
         max_sequence_length: text length (tokens) the transformer was trained with.
+        default_guidance_scale: guidance used when a call passes none (diffusers' 7.0; the nano checkpoints, whose
+            text says little about physics, sample best without guidance: 1.0).
     """
 
     _optional_components = ["safety_checker"]
@@ -71,6 +73,7 @@ class CosmosText2WorldPipeline(HubLayoutMixin, CosmosTextToWorldPipeline, Cosmos
         default_fps: int = 30,
         max_sequence_length: int = 512,
         disable_safety_checker: bool = False,
+        default_guidance_scale: float = 7.0,
     ):
         DiffusionPipeline.__init__(self)  # diffusers' __init__ would demand the external cosmos_guardrail package
         safety_checker = resolve_safety_checker(safety_checker, disable_safety_checker)
@@ -88,6 +91,7 @@ class CosmosText2WorldPipeline(HubLayoutMixin, CosmosTextToWorldPipeline, Cosmos
             default_num_frames=default_num_frames,
             default_fps=default_fps,
             max_sequence_length=max_sequence_length,
+            default_guidance_scale=default_guidance_scale,
         )
         self.vae_scale_factor_temporal = self.vae.config.temporal_compression_ratio if vae is not None else 8
         self.vae_scale_factor_spatial = self.vae.config.spatial_compression_ratio if vae is not None else 8
@@ -128,6 +132,12 @@ class CosmosText2WorldPipeline(HubLayoutMixin, CosmosTextToWorldPipeline, Cosmos
         return prompt_embeds, negative_prompt_embeds
 
     # ------------------------------------------------------------------ checks
+    def _resolve_guidance_scale(self, guidance_scale):
+        # None: the value the checkpoint was released with (7.0, the reference's, unless its config says otherwise)
+        if guidance_scale is not None:
+            return guidance_scale
+        return self.config["default_guidance_scale"] if "default_guidance_scale" in self.config else 7.0
+
     def _resolve_defaults(self, height, width, num_frames, fps, max_sequence_length):
         cfg = self.config
         return (
@@ -254,7 +264,7 @@ class CosmosText2WorldPipeline(HubLayoutMixin, CosmosTextToWorldPipeline, Cosmos
         width: int | None = None,
         num_frames: int | None = None,
         num_inference_steps: int = 36,
-        guidance_scale: float = 7.0,
+        guidance_scale: float | None = None,
         fps: int | None = None,
         num_videos_per_prompt: int = 1,
         generator: torch.Generator | list[torch.Generator] | None = None,
@@ -273,11 +283,13 @@ class CosmosText2WorldPipeline(HubLayoutMixin, CosmosTextToWorldPipeline, Cosmos
 
         Returns `CosmosPipelineOutput` whose `.frames` is a list of PIL lists (`"pil"`), an array [B,T,H,W,3] in
         [0, 1] (`"np"`), a tensor [B,T,3,H,W] (`"pt"`) or the final latents (`"latent"`). `guidance_scale` > 1 turns
-        on classifier-free guidance with the Cosmos rule ``x0 = x0_cond + s * (x0_cond - x0_uncond)``.
+        on classifier-free guidance with the Cosmos rule ``x0 = x0_cond + s * (x0_cond - x0_uncond)``; `None` uses the
+        pipeline config's `default_guidance_scale` (7.0 as in diffusers, 1.0 for the nano checkpoints).
         """
         height, width, num_frames, fps, max_sequence_length = self._resolve_defaults(
             height, width, num_frames, fps, max_sequence_length
         )
+        guidance_scale = self._resolve_guidance_scale(guidance_scale)
         self.check_call_inputs(prompt, prompt_embeds, height, width, num_frames, num_inference_steps,
                                guidance_scale, num_videos_per_prompt, output_type)
         self._guidance_scale = guidance_scale

@@ -25,6 +25,7 @@ class CosmosVideo2WorldPipeline(CosmosText2WorldPipeline):
     `condition_frame_channels`]. Extra config (besides Text2World's):
         condition_frame_channels: the last conditioning latent frame is given to every frame as extra channels.
         residual_from_last_condition_frame: x0 = last conditioning frame + EDM residual.
+        default_condition_detail_transfer: the call default of `condition_detail_transfer` (see `__call__`).
     """
 
     def __init__(
@@ -43,14 +44,18 @@ class CosmosVideo2WorldPipeline(CosmosText2WorldPipeline):
         condition_frame_channels: bool = False,
         residual_from_last_condition_frame: bool = False,
         disable_safety_checker: bool = False,
+        default_guidance_scale: float = 7.0,
+        default_condition_detail_transfer: bool = False,
     ):
         super().__init__(
             text_encoder, tokenizer, transformer, vae, scheduler, safety_checker, default_height, default_width,
             default_num_frames, default_fps, max_sequence_length, disable_safety_checker=disable_safety_checker,
+            default_guidance_scale=default_guidance_scale,
         )
         self.register_to_config(
             condition_frame_channels=condition_frame_channels,
             residual_from_last_condition_frame=residual_from_last_condition_frame,
+            default_condition_detail_transfer=default_condition_detail_transfer,
         )
 
     def _conditioning_video(self, image, video, height, width, num_frames, batch):
@@ -98,6 +103,22 @@ class CosmosVideo2WorldPipeline(CosmosText2WorldPipeline):
         num_cond_latent = (num_cond - 1) // self.vae_scale_factor_temporal + 1
         return self.normalize_latents(latents.float()), num_cond_latent
 
+    def condition_detail(self, frames, num_frames):
+        """What the tokenizer loses of a still video of the last conditioning frame: that video minus its round trip.
+
+        `frames`: conditioning frames [B, 3, T_cond, H, W] in [-1, 1]. Returns [B, 3, num_frames, H, W]. Where the
+        world does not move, a latent model's decoded output is (at best) this round trip, so adding the difference
+        back restores the conditioning frame's own pixels there; moving content keeps the model's pixels, plus a faint
+        trace of the detail at the place it left.
+        """
+        still = frames[:, :, -1:].expand(-1, -1, num_frames, -1, -1).to(self.vae.dtype)
+        round_trip = []
+        for clip in still:
+            latent_dist = self.vae.encode(clip[None]).latent_dist
+            latent = latent_dist.mode() if hasattr(latent_dist, "mode") else latent_dist.sample()
+            round_trip.append(self.vae.decode(latent, return_dict=False)[0])
+        return still.float() - torch.cat(round_trip).float()
+
     @torch.no_grad()
     def __call__(
         self,
@@ -109,7 +130,7 @@ class CosmosVideo2WorldPipeline(CosmosText2WorldPipeline):
         width: int | None = None,
         num_frames: int | None = None,
         num_inference_steps: int = 36,
-        guidance_scale: float = 7.0,
+        guidance_scale: float | None = None,
         input_frames_guidance: bool = False,
         augment_sigma: float = 0.001,
         fps: int | None = None,
@@ -125,6 +146,7 @@ class CosmosVideo2WorldPipeline(CosmosText2WorldPipeline):
         max_sequence_length: int | None = None,
         upsample_prompt: bool = False,
         prompt_upsampler=None,
+        condition_detail_transfer: bool | None = None,
     ):
         r"""Continue `video` or `image`.
 
@@ -134,11 +156,22 @@ class CosmosVideo2WorldPipeline(CosmosText2WorldPipeline):
         The output has `num_frames` frames whose first ones reproduce the conditioning frames. `augment_sigma` is
         the noise level of the conditioning latents (diffusers' default 0.001); `input_frames_guidance=True` makes
         the unconditional branch drop the conditioning frames (zero values and zero mask, as the reference trains
-        with `condition_dropout`).
+        with `condition_dropout`). `guidance_scale=None` uses the config's `default_guidance_scale`.
+
+        `condition_detail_transfer=True` (not in the reference; `None` uses the config's
+        `default_condition_detail_transfer`) adds `condition_detail(...)` to the decoded video: the pixels the
+        tokenizer cannot reproduce of the last conditioning frame. A latent model cannot otherwise be sharper than its
+        tokenizer's round trip, which on the nano physics world is below plain copy-last-frame (README, "Nano
+        Video2World"); the cost is one more encode + decode.
         """
         height, width, num_frames, fps, max_sequence_length = self._resolve_defaults(
             height, width, num_frames, fps, max_sequence_length
         )
+        guidance_scale = self._resolve_guidance_scale(guidance_scale)
+        if condition_detail_transfer is None:
+            condition_detail_transfer = self.config.get("default_condition_detail_transfer", False)
+        if condition_detail_transfer and output_type == "latent":
+            raise ValueError("condition_detail_transfer works on decoded frames; it cannot be used with output_type='latent'")
         self.check_call_inputs(prompt, prompt_embeds, height, width, num_frames, num_inference_steps,
                                guidance_scale, num_videos_per_prompt, output_type)
         if augment_sigma < 0:
@@ -213,7 +246,12 @@ class CosmosVideo2WorldPipeline(CosmosText2WorldPipeline):
                 progress_bar.update()
 
         self._current_timestep = None
-        video_out = self._decode(latents, output_type, device)
+        if condition_detail_transfer:
+            video = self.vae.decode(self.denormalize_latents(latents).to(self.vae.dtype), return_dict=False)[0]
+            video = (video.float() + self.condition_detail(frames, num_frames)).clamp(-1.0, 1.0)
+            video_out = self._finish_video(video, output_type, device)
+        else:
+            video_out = self._decode(latents, output_type, device)
         self.maybe_free_model_hooks()
         if not return_dict:
             return (video_out,)

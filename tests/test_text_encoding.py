@@ -83,6 +83,16 @@ def test_save_pretrained_writes_only_a_config_naming_package_and_hash(minilm, tm
     assert config["hidden_size"] == 384 and config["num_hidden_layers"] == 6
 
 
+
+def test_saving_over_an_old_save_removes_its_weight_files_only(minilm, tmp_path):
+    _, encoder = minilm
+    folder = tmp_path / "text_encoder"
+    folder.mkdir()
+    for name in ("model.safetensors", "pytorch_model.bin", "notes.txt"):
+        (folder / name).write_bytes(b"old")
+    encoder.save_pretrained(folder)
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "notes.txt"]
+
 def test_round_trip_features_equal_the_package_bert(minilm, package_features, tmp_path):
     tokenizer, encoder = minilm
     torch.testing.assert_close(encode_prompts(tokenizer, encoder, PROMPTS, 24), package_features, rtol=0, atol=0)
@@ -155,7 +165,7 @@ def test_pipeline_folder_round_trip_has_no_text_encoder_weights(minilm, tmp_path
     pipe = CosmosText2WorldPipeline(encoder, tokenizer, tiny_transformer(4, 384), tiny_cosmos_vae(4), scheduler,
                                     default_height=32, default_width=32, default_num_frames=5, max_sequence_length=8)
     pipe.set_progress_bar_config(disable=True)
-    call = dict(prompt="a red ball falls", num_inference_steps=2, output_type="pt")
+    call = {"prompt": "a red ball falls", "num_inference_steps": 2, "output_type": "pt"}
     expected = pipe(generator=torch.Generator().manual_seed(0), **call).frames
 
     pipe.save_pretrained(tmp_path / "t2w")

@@ -26,6 +26,7 @@ _LAZY_IMPORTS = {
     "EDMObjective": "diffusion.edm",
     "EDMConfig": "diffusion.edm",
     "CosmosDiffusionDecoderPipeline": "diffusion.diffusion_decoder",
+    "MiniLMTextEncoder": "diffusion.text_encoding",
     "CosmosDVTokenEmbedder": "diffusion.diffusion_decoder",
     # guardrails
     "CosmosSafetyChecker": "guardrails.checker",

@@ -21,6 +21,10 @@ def atomic_path(path, is_dir: bool = False):
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
         os.close(fd)
         tmp = Path(tmp_name)
+    # mkstemp/mkdtemp create 0600/0700 entries; give the result the permissions a plain open() would
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, (0o777 if is_dir else 0o666) & ~umask)
     try:
         yield tmp
         if is_dir and path.exists():

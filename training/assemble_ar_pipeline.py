@@ -1,0 +1,48 @@
+#!/usr/bin/env python
+"""Assemble a `CosmosARVideo2WorldPipeline` folder from a trained AR model, its DV tokenizer and (optionally) a trained
+diffusion decoder, the way the bundled nano AR pipeline is built.
+
+    .venv/bin/python training/assemble_ar_pipeline.py --ar-model outputs/autoregressive_nano_medusa/model \
+        --dv-tokenizer pipelines/cosmos-nano-tokenizer-dv4x8x8 \
+        [--diffusion-decoder outputs/diffusion_decoder_nano/pipeline] --out my-ar-pipeline
+
+The folder loads with `DiffusionPipeline.from_pretrained(folder, trust_remote_code=True)`. The text encoder of the
+decoder, when it is the nano models' MiniLM, is saved as a reference to the installed package (no weights copied).
+"""
+
+import argparse
+from pathlib import Path
+
+from cosmos_hf import CosmosARForCausalLM, CosmosARVideo2WorldPipeline, CosmosDiffusionDecoderPipeline
+from cosmos_hf.tokenizers import load_tokenizer
+from cosmos_hf.utils import atomic_path
+
+
+def assemble(ar_model, dv_tokenizer, diffusion_decoder=None, default_fps: int = 12) -> CosmosARVideo2WorldPipeline:
+    model = CosmosARForCausalLM.from_pretrained(ar_model).eval()
+    tokenizer = load_tokenizer(dv_tokenizer).eval()
+    decoder = None
+    if diffusion_decoder:
+        decoder = CosmosDiffusionDecoderPipeline.from_pretrained(diffusion_decoder, disable_safety_checker=True)
+    # guardrails stay pluggable: none is bundled (pass safety_checker= when loading to run one)
+    return CosmosARVideo2WorldPipeline.from_components(model, tokenizer, diffusion_decoder=decoder,
+                                                       default_fps=default_fps, disable_safety_checker=True)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ar-model", required=True, help="CosmosARForCausalLM folder (e.g. <run>/model)")
+    parser.add_argument("--dv-tokenizer", required=True, help="the DV tokenizer folder the model was trained on")
+    parser.add_argument("--diffusion-decoder", default=None, help="CosmosDiffusionDecoderPipeline folder (optional)")
+    parser.add_argument("--fps", type=int, default=12, help="frame rate written with the pipeline's videos")
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args(argv)
+    pipe = assemble(args.ar_model, args.dv_tokenizer, args.diffusion_decoder, args.fps)
+    with atomic_path(Path(args.out), is_dir=True) as tmp:
+        pipe.save_pretrained(tmp)
+    print(f"saved {type(pipe).__name__} to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

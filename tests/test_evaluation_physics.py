@@ -183,6 +183,8 @@ def test_detail_transfer_both_scores_the_pipeline_with_and_without_it(tmp_path):
     np.testing.assert_array_equal(plain[1], np.roll(sample.frames[0], 1, axis=1))
     np.testing.assert_array_equal(transferred[1], np.roll(sample.frames[0], 2, axis=1))
     assert list(build_predictors([], pipeline=folder)) == ["pipeline:fake_pipeline"]  # the saved default
+    forced = build_predictors([], pipeline=folder, call_kwargs={"condition_detail_transfer": True})
+    np.testing.assert_array_equal(forced["pipeline:fake_pipeline"](sample.frames[:1], "", 4, {"seed": 0}), transferred)
     with pytest.raises(ValueError, match="condition_detail_transfer must be one of"):
         build_predictors([], pipeline=folder, condition_detail_transfer="sometimes")
 
@@ -248,3 +250,12 @@ def test_tokenizer_bound_with_detail_transfer_restores_a_still_scene_exactly():
     transferred = TokenizerRoundTripPredictor(folder, condition_detail_transfer=True)(still[:1], "", 9, context)
     assert np.abs(plain[1:].astype(int) - still[1:]).max() > 10  # the round trip alone is soft
     assert np.abs(transferred.astype(int) - still).max() <= 1  # the transfer puts the frame's own pixels back
+
+
+def test_pipeline_kwargs_are_parsed_as_json_with_clear_errors():
+    from cosmos_hf.evaluation.commands import parse_call_kwargs
+
+    parsed = parse_call_kwargs(["use_medusa=true", "decoder_num_inference_steps=15", "decoder_prompt=a ball"])
+    assert parsed == {"use_medusa": True, "decoder_num_inference_steps": 15, "decoder_prompt": "a ball"}
+    with pytest.raises(ValueError, match="NAME=VALUE"):
+        parse_call_kwargs(["use_medusa"])

@@ -1,5 +1,6 @@
 """`cosmos-hf eval tokenizer|geometry|camera|physics`: run a benchmark, write results.json + report.md + PNG plots."""
 
+import json
 import shlex
 import sys
 from pathlib import Path
@@ -312,8 +313,23 @@ def run_camera(args) -> int:
 DETAIL_TRANSFER_CHOICES = ("config", "on", "off", "both")
 
 
+def parse_call_kwargs(items) -> dict:
+    """["use_medusa=true", "decoder_num_inference_steps=15"] -> {"use_medusa": True, ...} (values read as JSON,
+    otherwise kept as strings)."""
+    kwargs = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.isidentifier():
+            raise ValueError(f"pipeline keyword arguments must look like NAME=VALUE, got {item!r}")
+        try:
+            kwargs[key] = json.loads(value)
+        except json.JSONDecodeError:
+            kwargs[key] = value
+    return kwargs
+
+
 def build_predictors(names, pipeline=None, device="cpu", num_inference_steps=None, guidance_scale=None, seed=0,
-                     tokenizer_bound=None, condition_detail_transfer="config"):
+                     tokenizer_bound=None, condition_detail_transfer="config", call_kwargs=None):
     from .predictors import BASELINES, DiffusersPipelinePredictor, TokenizerRoundTripPredictor
 
     predictors = {}
@@ -328,10 +344,12 @@ def build_predictors(names, pipeline=None, device="cpu", num_inference_steps=Non
         # "config": the pipeline's saved default; "both": the same model scored with and without the transfer
         variants = {"config": [None], "on": [True], "off": [False], "both": [False, True]}[condition_detail_transfer]
         for transfer in variants:
-            call_kwargs = {} if transfer is None else {"condition_detail_transfer": transfer}
+            kwargs = dict(call_kwargs or {})
+            if transfer is not None:
+                kwargs["condition_detail_transfer"] = transfer
             predictor = DiffusersPipelinePredictor(
                 pipeline, device=device, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
-                seed=seed, call_kwargs=call_kwargs,
+                seed=seed, call_kwargs=kwargs,
             )
             if transfer is not None:
                 predictor.name += " + detail transfer" if transfer else " (latent only)"
@@ -359,7 +377,7 @@ def run_physics(args) -> int:
     names = [n.strip() for n in args.predictors.split(",") if n.strip()] if args.predictors else []
     predictors = build_predictors(
         names, args.pipeline, args.device, args.num_inference_steps, args.guidance_scale, args.seed,
-        args.tokenizer_bound, args.condition_detail_transfer,
+        args.tokenizer_bound, args.condition_detail_transfer, parse_call_kwargs(args.pipeline_kwargs),
     )
     results = run_physics_benchmark(
         predictors,
@@ -487,6 +505,14 @@ def register(subparsers) -> None:
         choices=DETAIL_TRANSFER_CHOICES,
         default="config",
         help="Video2World pipelines: the saved default (config), on, off, or both (score the model each way)",
+    )
+    phy.add_argument(
+        "--pipeline-kwargs",
+        nargs="+",
+        metavar="NAME=VALUE",
+        default=[],
+        help="extra keyword arguments of every pipeline call, values as JSON (e.g. use_medusa=true "
+        "use_diffusion_decoder=false)",
     )
     phy.add_argument("--seed", type=int, default=0, help="base sampling seed of the pipeline (plus the scene seed)")
     common(phy)

@@ -22,19 +22,17 @@ Measured (random weights, sizes in the JSON):
 import sys
 from pathlib import Path
 
-# Run as a script, this folder heads sys.path and bench/tokenizers.py would shadow the `tokenizers` package.
-sys.path = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import time  # noqa: E402
+import argparse
+import json
+import time
 
-import torch  # noqa: E402
-from transformers import DynamicCache  # noqa: E402
+import torch
+from transformers import DynamicCache
 
-from cosmos_hf import CosmosARConfig, CosmosARForCausalLM  # noqa: E402
-from cosmos_hf.autoregressive.medusa import init_medusa_heads_from_lm_head, medusa_generate  # noqa: E402
-from cosmos_hf.autoregressive.modeling_cosmos_ar import compute_medusa_loss  # noqa: E402
+from cosmos_hf import CosmosARConfig, CosmosARForCausalLM
+from cosmos_hf.autoregressive.medusa import init_medusa_heads_from_lm_head, medusa_generate
+from cosmos_hf.autoregressive.modeling_cosmos_ar import compute_medusa_loss
 
 
 def timed(fn, repeats=1):

@@ -1,6 +1,7 @@
 """Benchmark the diffusion WFM machinery on the CPU and print JSON.
 
     OMP_NUM_THREADS=2 .venv/bin/python bench/diffusion.py [--threads 2] [--steps 35] [--repeats 2]
+        [--pipeline pipelines/cosmos-nano-video2world ...] [--skip_random]
 
 Measures (randomly initialised weights; speed does not depend on training):
 * EDM training steps/s (forward + backward + AdamW) of the `tiny` and `nano-latent` DiTs on latent batches shaped
@@ -9,6 +10,11 @@ Measures (randomly initialised weights; speed does not depend on training):
 * nano Video2World / Text2World generation time for 17 frames at 64x64 (`--steps` EDM Euler steps, guidance 1 and
   7), with a 4x8x8 AutoencoderKLCosmos decoder of nano width;
 * our pipeline vs diffusers' `CosmosVideoToWorldPipeline` on the same components, side by side (a ratio).
+With `--pipeline DIR` (repeatable), also the end-to-end generation time of saved pipeline folders ("saved_pipelines"):
+loaded with `DiffusionPipeline.from_pretrained(DIR, trust_remote_code=True)` and called as a user calls them, with
+their saved defaults (guidance, condition detail transfer, the default guardrail), text encoding and decoding
+included; 17 frames at 64x64 from one conditioning frame (Video2World, AR Video2World) or a prompt (Text2World).
+`--skip_random` runs only those rows.
 Target from the issue: 17 frames at 64x64 in under 30 s on 2 CPU cores.
 """
 
@@ -17,6 +23,8 @@ import json
 import platform
 import sys
 import time
+from pathlib import Path
+
 
 import numpy as np
 import torch
@@ -93,20 +101,67 @@ def nano_v2w_components():
     return tokenizer, text_encoder, t2w, v2w, vae, scheduler
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--steps", type=int, default=35)
-    parser.add_argument("--repeats", type=int, default=2)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+BENCH_PROMPT = "An orange ball falls from about 0.7 m onto a light grey floor and bounces."
 
+
+def bench_saved_pipeline(folder, steps, repeats):
+    """End-to-end generation time of a saved pipeline folder, 17 frames at 64x64, best of `repeats` calls."""
+    from diffusers import DiffusionPipeline
+    from PIL import Image
+
+    import cosmos_hf  # noqa: F401  (the folder's pipeline.py entry point imports from it)
+    from cosmos_hf.pipelines import CosmosARVideo2WorldPipeline, CosmosText2WorldPipeline, CosmosVideo2WorldPipeline
+
+    if not (Path(folder) / "model_index.json").is_file():
+        raise ValueError(f"--pipeline {folder}: not a saved pipeline folder (no model_index.json)")
+    start = time.perf_counter()
+    pipe = DiffusionPipeline.from_pretrained(str(folder), trust_remote_code=True)
+    load_s = time.perf_counter() - start
+    pipe.set_progress_bar_config(disable=True)
+    frame = Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8))
+    row = {"pipeline": str(folder), "class": type(pipe).__name__, "frames": 17, "size": "64x64"}
+    generator = lambda: torch.Generator("cpu").manual_seed(0)  # a fresh seeded one per call
+    if isinstance(pipe, CosmosARVideo2WorldPipeline):
+        if pipe.num_output_frames != 17 or pipe.pixel_size != (64, 64):
+            raise ValueError(f"--pipeline {folder}: generates {pipe.num_output_frames} frames of {pipe.pixel_size} "
+                             f"(its token grid), not 17 of 64x64")
+        options = {"use_medusa": pipe.ar_model.medusa_heads is not None,
+                   "use_diffusion_decoder": pipe.has_diffusion_decoder}
+        row.update(options, decoding="greedy")
+
+        def call():
+            return pipe(video=[frame], prompt=BENCH_PROMPT, generator=generator(), output_type="np", **options)
+    elif isinstance(pipe, CosmosText2WorldPipeline):  # Video2World is a subclass
+        is_video2world = isinstance(pipe, CosmosVideo2WorldPipeline)
+        row.update(steps=steps, guidance_scale=pipe.config.default_guidance_scale)
+        if is_video2world:
+            row.update(condition_detail_transfer=pipe.config.get("default_condition_detail_transfer", False))
+        conditioning = {"video": [frame]} if is_video2world else {}
+
+        def call():
+            return pipe(**conditioning, prompt=BENCH_PROMPT, height=64, width=64, num_frames=17,
+                        num_inference_steps=steps, generator=generator(), output_type="np")
+    else:
+        raise ValueError(f"--pipeline {folder}: {type(pipe).__name__} is not a Cosmos world-model pipeline")
+    row["safety_checker"] = type(pipe.safety_checker).__name__ if pipe.safety_checker is not None else None
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        shape = np.asarray(call().frames).shape
+        times.append(time.perf_counter() - start)
+        if shape != (1, 17, 64, 64, 3):
+            raise ValueError(f"--pipeline {folder}: output shaped {shape}, expected (1, 17, 64, 64, 3)")
+    row.update(load_s=round(load_s, 3), generation_s=round(min(times), 3), under_30s_target=bool(min(times) < 30))
+    return row
+
+
+def bench_random_weights(args, results):
+    """The training and generation rows on randomly initialised nano components (unchanged sections)."""
     from diffusers import CosmosVideoToWorldPipeline
 
     from cosmos_hf.pipelines.pipeline_cosmos_text2world import CosmosText2WorldPipeline
     from cosmos_hf.pipelines.pipeline_cosmos_video2world import CosmosVideo2WorldPipeline
 
-    results = {"threads": args.threads, "torch": torch.__version__, "cpu": platform.processor() or platform.machine()}
     print("training steps ...", file=sys.stderr, flush=True)
     results["training"] = [
         bench_training("tiny", 16, 4, 5, 8, False, args.repeats),
@@ -145,6 +200,34 @@ def main():
     results["generation_nano_latent"] = generation
     decode_s = best_of(lambda: vae.decode(torch.randn(1, 16, 5, 8, 8)), args.repeats)
     results["vae_decode_17x64x64_s"] = round(decode_s, 3)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=35)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--pipeline", action="append", default=[], metavar="DIR",
+                        help="a saved pipeline folder to time end to end (repeatable)")
+    parser.add_argument("--skip_random", action="store_true",
+                        help="only the --pipeline rows (skip the random-weight training and generation rows)")
+    args = parser.parse_args()
+    if args.skip_random and not args.pipeline:
+        parser.error("--skip_random leaves nothing to run without --pipeline DIR")
+    if args.steps < 1 or args.repeats < 1 or args.threads < 1:
+        parser.error("--steps, --repeats and --threads must be >= 1")
+    for folder in args.pipeline:  # fail before the long random-weight rows, not after
+        if not (Path(folder) / "model_index.json").is_file():
+            parser.error(f"--pipeline {folder}: not a saved pipeline folder (no model_index.json)")
+    torch.set_num_threads(args.threads)
+    results = {"threads": args.threads, "torch": torch.__version__, "cpu": platform.processor() or platform.machine()}
+    if not args.skip_random:
+        bench_random_weights(args, results)
+    if args.pipeline:
+        results["saved_pipelines"] = []
+        for folder in args.pipeline:
+            print(f"saved pipeline {folder} ...", file=sys.stderr, flush=True)
+            results["saved_pipelines"].append(bench_saved_pipeline(folder, args.steps, args.repeats))
     print(json.dumps(results, indent=2))
 
 

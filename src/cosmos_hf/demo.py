@@ -1,8 +1,26 @@
 """`make demo`: the platform's main job, end to end on a laptop CPU.
 
-Today it simulates held-out clips of the built-in physics world, tokenizes and reconstructs them with the bundled
-nano CV4x8x8 and DV4x8x8 tokenizers (pipelines/), and writes `tokenizers.mp4` (input | CV | DV, one clip per row)
-plus `metrics.json` (TokenBench PSNR / SSIM of each tokenizer and of a same-size bilinear baseline).
+It simulates held-out clips of the built-in physics world (`DEMO_CLIPS`, seeds never used in training) and shows what
+the bundled nano models (pipelines/) do with them:
+
+1. Tokenizers: the nano CV4x8x8 and DV4x8x8 tokenizers reconstruct each clip -> `tokenizers.mp4`
+   (input | CV | DV, one clip per row); metrics: TokenBench PSNR / SSIM of each tokenizer and of a same-size
+   bilinear baseline.
+2. World models, each one whose folder exists (a missing one is skipped with a note; `--skip-world-models` skips all):
+   - Video2World (pipelines/cosmos-nano-video2world): conditioned on each clip's first frame and caption, it
+     generates the clip's frames -> `video2world.mp4` (ground truth | copy-last-frame | nano Video2World, one clip per
+     row); metrics: PSNR / SSIM of the predicted frames (1..T-1), as the physics benchmark scores them, for the model
+     and for the copy-last-frame baseline.
+   - Text2World (pipelines/cosmos-nano-text2world): each clip's caption alone -> `text2world.mp4`
+     (the caption's simulator clip | nano Text2World, one prompt per row). No metric: a caption does not determine
+     the camera, colours or starting positions, so there is no ground truth to compare pixels with.
+   - AR Video2World (pipelines/cosmos-nano-ar-video2world): greedy token generation (Medusa when the model has
+     heads; its diffusion decoder when it has one) from the first frame -> `ar_video2world.mp4` + metrics as above.
+
+Everything lands in `--out` with `metrics.json`. Sampling uses a fixed generator seed (`--seed`), so a run repeats.
+
+    python -m cosmos_hf.demo --out outputs/demo [--steps 35] [--clips 4] [--skip-world-models]
+        [--video2world DIR] [--text2world DIR] [--ar-video2world DIR]
 """
 
 import argparse
@@ -18,7 +36,15 @@ NANO_TOKENIZERS = {
     "CV4x8x8": REPO_ROOT / "pipelines" / "cosmos-nano-tokenizer-cv4x8x8",
     "DV4x8x8": REPO_ROOT / "pipelines" / "cosmos-nano-tokenizer-dv4x8x8",
 }
+NANO_WORLD_MODELS = {
+    "video2world": REPO_ROOT / "pipelines" / "cosmos-nano-video2world",
+    "text2world": REPO_ROOT / "pipelines" / "cosmos-nano-text2world",
+    "ar_video2world": REPO_ROOT / "pipelines" / "cosmos-nano-ar-video2world",
+}
 DEMO_CLIPS = [("dominoes", 0), ("free_fall", 2), ("seesaw", 1), ("unstable_stack", 3)]
+HELD_OUT_SEED_OFFSET = 900_000  # far from the training stream's seeds: these clips were never seen in training
+NUM_CONDITION_FRAMES = 1  # the world models see the first frame only
+DEFAULT_STEPS = 35
 
 
 def bilinear_baseline(frames: np.ndarray, temporal: int, spatial: float) -> np.ndarray:
@@ -50,31 +76,38 @@ def reconstruct(model, frames: np.ndarray) -> np.ndarray:
     return tensor_to_frames(recon)
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--out", default="outputs/demo")
-    parser.add_argument("--frames", type=int, default=17)
-    parser.add_argument("--size", type=int, default=64)
-    args = parser.parse_args(argv)
+# ---------------------------------------------------------------------------------------------------- clips
 
+
+def simulate_clips(clips, num_frames: int, size: int) -> list[dict]:
+    """Each (scene, seed) of `clips` simulated at its held-out seed: {"name", "video" uint8 [T,H,W,3], "caption"}."""
     from . import sim
+
+    out = []
+    for scene, seed in clips:
+        record = sim.simulate(scene, seed=HELD_OUT_SEED_OFFSET + seed, num_frames=num_frames, height=size, width=size)
+        out.append({"name": f"{scene}/seed{HELD_OUT_SEED_OFFSET + seed}", "scene": scene,
+                    "video": np.asarray(record.video), "caption": str(record.caption or "")})
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------- tokenizers
+
+
+def run_tokenizers(clips, out: Path) -> dict:
+    """Reconstruct every clip with the nano tokenizers and the bilinear baseline; write tokenizers.mp4."""
     from .data import write_video
     from .evaluation.video_metrics import psnr, ssim_per_frame
     from .tokenizers import load_tokenizer
 
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     missing = [str(path) for path in NANO_TOKENIZERS.values() if not (path / "config.json").is_file()]
     if missing:
         raise SystemExit(f"bundled nano tokenizers not found: {missing} (train them with training/train_tokenizer.py)")
     tokenizers = {name: load_tokenizer(path).eval() for name, path in NANO_TOKENIZERS.items()}
 
-    start = time.time()
     rows, metrics = [], {name: {"psnr": [], "ssim": []} for name in [*tokenizers, "bilinear_baseline"]}
-    for scene, seed in DEMO_CLIPS:
-        # seeds far from the training stream's: these clips were never seen in training
-        record = sim.simulate(scene, seed=900_000 + seed, num_frames=args.frames, height=args.size, width=args.size)
-        frames = record.video
+    for clip in clips:
+        frames = clip["video"]
         outputs = {name: reconstruct(model, frames) for name, model in tokenizers.items()}
         # same stored values as CV4x8x8's 16-channel latent: 16 / (4 * 8 * 8) of the pixels' 3 channels
         outputs["bilinear_baseline"] = bilinear_baseline(frames, temporal=4, spatial=8 * (3 / 16) ** 0.5)
@@ -82,16 +115,223 @@ def main(argv=None):
             metrics[name]["psnr"].append(psnr(frames, recon))
             metrics[name]["ssim"].append(float(np.mean(ssim_per_frame(frames, recon))))
         rows.append(np.concatenate([frames, outputs["CV4x8x8"], outputs["DV4x8x8"]], axis=2))
-        print(f"{scene:>15}: " + ", ".join(f"{name} {metrics[name]['psnr'][-1]:.2f} dB" for name in outputs))
+        print(f"{clip['scene']:>15}: " + ", ".join(f"{name} {metrics[name]['psnr'][-1]:.2f} dB" for name in outputs))
 
     write_video(out / "tokenizers.mp4", np.concatenate(rows, axis=1), fps=12)
-    summary = {name: {"psnr_db": round(float(np.mean(v["psnr"])), 3), "ssim": round(float(np.mean(v["ssim"])), 4)}
-               for name, v in metrics.items()}
-    summary["clips"] = [f"{scene}/seed{900_000 + seed}" for scene, seed in DEMO_CLIPS]
+    print(f"wrote {out / 'tokenizers.mp4'} (input | CV4x8x8 | DV4x8x8)")
+    return {name: {"psnr_db": round(float(np.mean(v["psnr"])), 3), "ssim": round(float(np.mean(v["ssim"])), 4)}
+            for name, v in metrics.items()}
+
+
+# ---------------------------------------------------------------------------------------------------- world models
+
+
+def load_world_model(folder: Path, expected: str):
+    """`DiffusionPipeline.from_pretrained(folder, trust_remote_code=True)`, checked to be an `expected` pipeline."""
+    import cosmos_hf  # noqa: F401  (the project's components must be importable for the folder's entry point)
+    from diffusers import DiffusionPipeline
+
+    from .pipelines import CosmosARVideo2WorldPipeline, CosmosText2WorldPipeline, CosmosVideo2WorldPipeline
+
+    pipe = DiffusionPipeline.from_pretrained(str(folder), trust_remote_code=True)
+    # Video2World subclasses Text2World, so "is a Text2World pipeline" must also exclude Video2World
+    ok = {
+        "video2world": isinstance(pipe, CosmosVideo2WorldPipeline),
+        "text2world": isinstance(pipe, CosmosText2WorldPipeline) and not isinstance(pipe, CosmosVideo2WorldPipeline),
+        "ar_video2world": isinstance(pipe, CosmosARVideo2WorldPipeline),
+    }[expected]
+    if not ok:
+        raise ValueError(f"{folder} holds a {type(pipe).__name__}, not a {expected} pipeline")
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def to_uint8_video(frames, size: int) -> np.ndarray:
+    """Pipeline output (`output_type="np"`: [1, T, H, W, 3] in [0, 1]) -> uint8 [T, size, size, 3]."""
+    frames = np.asarray(frames)[0]
+    if not np.isfinite(frames).all():
+        raise ValueError("the pipeline returned NaN or inf frames")
+    video = (np.clip(frames, 0.0, 1.0) * 255.0).round().astype(np.uint8)
+    if video.shape[1:3] != (size, size):  # the AR model's token grid fixes its pixel size
+        import cv2
+
+        video = np.stack([cv2.resize(frame, (size, size), interpolation=cv2.INTER_AREA) for frame in video])
+    return video
+
+
+def score_predicted_frames(truth: np.ndarray, predicted: np.ndarray) -> tuple[float, float]:
+    """The physics benchmark's scores of the frames a model had to predict (after the conditioning frames):
+    TokenBench PSNR (one MSE over all of them) and the mean per-frame SSIM."""
+    from .evaluation.video_metrics import psnr, ssim_per_frame
+
+    future = slice(NUM_CONDITION_FRAMES, None)
+    return psnr(predicted[future], truth[future]), float(np.mean(ssim_per_frame(predicted[future], truth[future])))
+
+
+def summarize_scores(scores: list[tuple[float, float]]) -> dict:
+    """Mean PSNR / SSIM over clips. As in the physics benchmark, an exact prediction (PSNR +inf: copy-last on a clip
+    where nothing moves) is left out of the PSNR mean and counted in `exact_clips`; all exact gives psnr_db None."""
+    finite = [p for p, _ in scores if np.isfinite(p)]
+    return {"psnr_db": round(float(np.mean(finite)), 3) if finite else None,
+            "ssim": round(float(np.mean([s for _, s in scores])), 4),
+            "exact_clips": len(scores) - len(finite)}
+
+
+def copy_last_frame(video: np.ndarray) -> np.ndarray:
+    from .evaluation.predictors import CopyLastFramePredictor
+
+    return CopyLastFramePredictor()(video[:NUM_CONDITION_FRAMES], "", len(video))
+
+
+def run_video2world(pipe, clips, args):
+    """Generate each clip from its first frame and caption, with the folder's saved defaults (guidance, detail
+    transfer): (predicted videos, those defaults for metrics.json)."""
+    from .data import frames_to_tensor
+
+    options = {"guidance_scale": pipe.config.get("default_guidance_scale"),
+               "condition_detail_transfer": pipe.config.get("default_condition_detail_transfer", False)}
+    predictions = []
+    for clip in clips:
+        video = clip["video"]
+        output = pipe(video=frames_to_tensor(video[:NUM_CONDITION_FRAMES]), prompt=clip["caption"],
+                      height=args.size, width=args.size, num_frames=len(video), num_inference_steps=args.steps,
+                      generator=torch.Generator("cpu").manual_seed(args.seed), output_type="np").frames
+        predictions.append(to_uint8_video(output, args.size))
+    return predictions, options
+
+
+def run_ar_video2world(pipe, clips, args):
+    """Greedy AR continuation of each clip's first frame (Medusa / diffusion decoder when the model has them)."""
+    from .data import frames_to_tensor
+
+    options = {"use_medusa": getattr(pipe.ar_model, "medusa_heads", None) is not None,
+               "use_diffusion_decoder": pipe.has_diffusion_decoder and not args.no_ar_diffusion_decoder}
+    if pipe.pixel_size != (args.size, args.size):
+        options["resized_from"] = list(pipe.pixel_size)  # scored after area-resizing to the clips' size
+        print(f"note: the AR model generates {pipe.pixel_size} frames; resized to {args.size}x{args.size} to compare")
+    predictions = []
+    for clip in clips:
+        video = clip["video"]
+        output = pipe(video=frames_to_tensor(video[:NUM_CONDITION_FRAMES]), prompt=clip["caption"], do_sample=False,
+                      generator=torch.Generator("cpu").manual_seed(args.seed), output_type="np", **options).frames
+        predictions.append(to_uint8_video(output, args.size))
+    return predictions, options
+
+
+def run_text2world(pipe, clips, args) -> list:
+    """Generate a clip from each clip's caption alone."""
+    predictions = []
+    for clip in clips:
+        output = pipe(prompt=clip["caption"], height=args.size, width=args.size, num_frames=len(clip["video"]),
+                      num_inference_steps=args.steps, generator=torch.Generator("cpu").manual_seed(args.seed),
+                      output_type="np").frames
+        predictions.append(to_uint8_video(output, args.size))
+    return predictions
+
+
+def run_world_models(clips, out: Path, args, summary: dict, section_seconds: dict) -> None:
+    """The world-model section: one video (and metrics) per pipeline folder that exists."""
+    from .data import write_video
+
+    folders = {"video2world": args.video2world, "text2world": args.text2world, "ar_video2world": args.ar_video2world}
+    baseline = [copy_last_frame(clip["video"]) for clip in clips]
+    baseline_scores = [score_predicted_frames(clip["video"], pred) for clip, pred in zip(clips, baseline)]
+
+    def skip(name, note):
+        print(f"note: skipping {name}: {note}")
+        summary.setdefault("skipped", {})[name] = note
+
+    for name, folder in folders.items():
+        folder = Path(folder)
+        if not (folder / "model_index.json").is_file():
+            skip(name, f"{folder} not found (no model_index.json)")
+            continue
+        start = time.time()
+        pipe = load_world_model(folder, name)
+        if name == "ar_video2world" and pipe.num_output_frames != args.frames:
+            skip(name, f"{folder} generates {pipe.num_output_frames} frames (its token grid); --frames is {args.frames}")
+            continue
+        if name == "text2world":
+            # no metric: a caption fixes neither camera nor colours nor start positions, so there is no pixel truth
+            predictions = run_text2world(pipe, clips, args)
+            rows = [np.concatenate([clip["video"], pred], axis=2) for clip, pred in zip(clips, predictions)]
+            columns = "the caption's simulator clip | nano Text2World"
+            for clip in clips:
+                print(f"{clip['scene']:>15}: {clip['caption']!r}")
+        else:
+            if name == "video2world":
+                predictions, options = run_video2world(pipe, clips, args)
+                columns = "ground truth | copy-last-frame | nano Video2World"
+            else:
+                predictions, options = run_ar_video2world(pipe, clips, args)
+                columns = "ground truth | copy-last-frame | nano AR Video2World"
+            scores = [score_predicted_frames(clip["video"], pred) for clip, pred in zip(clips, predictions)]
+            summary[name] = {**summarize_scores(scores), **options}
+            summary["copy_last"] = summarize_scores(baseline_scores)
+            rows = [np.concatenate([clip["video"], last, pred], axis=2)
+                    for clip, last, pred in zip(clips, baseline, predictions)]
+            for clip, (p, s), (bp, bs) in zip(clips, scores, baseline_scores):
+                print(f"{clip['scene']:>15}: {name} {p:.2f} dB / SSIM {s:.3f}, copy-last {bp:.2f} dB / SSIM {bs:.3f}")
+        path = out / f"{name}.mp4"
+        write_video(path, np.concatenate(rows, axis=1), fps=12)
+        section_seconds[name] = round(time.time() - start, 1)
+        print(f"wrote {path} ({columns}; one clip per row) in {section_seconds[name]} s")
+
+
+# ---------------------------------------------------------------------------------------------------- main
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="outputs/demo")
+    parser.add_argument("--frames", type=int, default=17, help="frames per clip: 1 + 4k (the 4x temporal tokenizers)")
+    parser.add_argument("--size", type=int, default=64, help="frame height = width in pixels, a multiple of 8")
+    parser.add_argument("--clips", type=positive_int, default=len(DEMO_CLIPS),
+                        help=f"use the first N of the {len(DEMO_CLIPS)} demo clips")
+    parser.add_argument("--steps", type=positive_int, default=DEFAULT_STEPS,
+                        help="sampling steps of the diffusion world models")
+    parser.add_argument("--seed", type=int, default=0, help="generator seed of every world-model call")
+    parser.add_argument("--skip-world-models", action="store_true", help="tokenizers only")
+    parser.add_argument("--video2world", default=str(NANO_WORLD_MODELS["video2world"]), help="pipeline folder")
+    parser.add_argument("--text2world", default=str(NANO_WORLD_MODELS["text2world"]), help="pipeline folder")
+    parser.add_argument("--ar-video2world", default=str(NANO_WORLD_MODELS["ar_video2world"]), help="pipeline folder")
+    parser.add_argument("--no-ar-diffusion-decoder", action="store_true",
+                        help="decode the AR model's tokens with its DV tokenizer even when it has a diffusion decoder")
+    args = parser.parse_args(argv)
+    if args.frames < 5 or (args.frames - 1) % 4:
+        parser.error(f"--frames must be 1 + 4k with k >= 1 (the tokenizers compress time 4x), got {args.frames}")
+    if args.size < 8 or args.size % 8:
+        parser.error(f"--size must be a multiple of 8 (the tokenizers compress space 8x), got {args.size}")
+    if args.clips > len(DEMO_CLIPS):
+        parser.error(f"--clips must be in [1, {len(DEMO_CLIPS)}], got {args.clips}")
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.time()
+    clips = simulate_clips(DEMO_CLIPS[: args.clips], args.frames, args.size)
+    summary = run_tokenizers(clips, out)
+    section_seconds = {"tokenizers": round(time.time() - start, 1)}
+    if not args.skip_world_models:
+        run_world_models(clips, out, args, summary, section_seconds)
+    summary["clips"] = [clip["name"] for clip in clips]
+    summary["steps"] = args.steps
+    summary["section_seconds"] = section_seconds
     summary["seconds"] = round(time.time() - start, 1)
-    (out / "metrics.json").write_text(json.dumps(summary, indent=2))
+
+    from .utils import atomic_path
+
+    with atomic_path(out / "metrics.json") as tmp:
+        tmp.write_text(json.dumps(summary, indent=2) + "\n")
     print(json.dumps(summary, indent=2))
-    print(f"wrote {out / 'tokenizers.mp4'} (input | CV4x8x8 | DV4x8x8) and {out / 'metrics.json'}")
+    print(f"wrote {out / 'metrics.json'}")
+    return 0
 
 
 if __name__ == "__main__":

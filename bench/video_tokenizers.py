@@ -11,23 +11,21 @@ Prints one JSON object with
 - `nano_training`: optimizer steps per second of the nano tokenizer configs (training/configs/tokenizer_nano_*);
 - `cpu`: whether this CPU has AVX512-BF16 / AMX (without them bf16 matmuls are emulated and slower than fp32).
 
-    .venv/bin/python bench/tokenizers.py [--size 128] [--frames 9] [--repeats 2] [--threads 2] [--sections ...]
+    .venv/bin/python bench/video_tokenizers.py [--size 128] [--frames 9] [--repeats 2] [--threads 2] [--sections ...]
 """
 
 import sys
 from pathlib import Path
 
-# Run as a script, this file's folder heads sys.path and its name would shadow the `tokenizers` package.
-sys.path = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import platform  # noqa: E402
-import resource  # noqa: E402
-import subprocess  # noqa: E402
-import time  # noqa: E402
+import argparse
+import json
+import platform
+import resource
+import subprocess
+import time
 
-import torch  # noqa: E402
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -1,0 +1,118 @@
+"""`make demo` (cosmos_hf.demo): with tiny random world-model pipelines saved in Hub layout and the bundled nano
+tokenizers, one held-out clip at 32x32: the videos have the documented layout, metrics.json holds finite scores of the
+predicted frames only, a missing pipeline folder is skipped with a note, and bad arguments are refused."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from diffusers import EDMEulerScheduler
+
+from cosmos_hf import CosmosARConfig, CosmosARForCausalLM, demo
+from cosmos_hf.autoregressive.medusa import init_medusa_heads_from_lm_head
+from cosmos_hf.data import read_video
+from cosmos_hf.diffusion.nano import tiny_cosmos_vae, tiny_t5_text_encoder, tiny_transformer
+from cosmos_hf.evaluation.video_metrics import psnr, ssim_per_frame
+from cosmos_hf.pipelines.pipeline_cosmos_ar_video2world import CosmosARVideo2WorldPipeline
+from cosmos_hf.pipelines.pipeline_cosmos_text2world import CosmosText2WorldPipeline
+from cosmos_hf.pipelines.pipeline_cosmos_video2world import CosmosVideo2WorldPipeline
+from cosmos_hf.tokenizers.configs import from_config_name
+
+SIZE, FRAMES = 32, 17
+
+
+def scheduler():
+    return EDMEulerScheduler(sigma_max=80.0, sigma_min=0.002, sigma_data=0.5, final_sigmas_type="sigma_min")
+
+
+@pytest.fixture(scope="module")
+def pipeline_folders(tmp_path_factory):
+    """Tiny random Video2World, Text2World and AR Video2World (with Medusa heads) pipelines, saved like the nano ones."""
+    root = tmp_path_factory.mktemp("pipelines")
+    tokenizer, encoder = tiny_t5_text_encoder()
+    common = dict(default_height=SIZE, default_width=SIZE, default_num_frames=FRAMES, default_fps=12,
+                  max_sequence_length=8, default_guidance_scale=1.0)
+    CosmosVideo2WorldPipeline(encoder, tokenizer, tiny_transformer(4, 16, video2world=True), tiny_cosmos_vae(4),
+                              scheduler(), default_condition_detail_transfer=True, **common
+                              ).save_pretrained(root / "v2w")
+    CosmosText2WorldPipeline(encoder, tokenizer, tiny_transformer(4, 16), tiny_cosmos_vae(4), scheduler(), **common
+                             ).save_pretrained(root / "t2w")
+    torch.manual_seed(0)
+    dv = from_config_name("DV4x8x8", channels=8, channels_mult=[1, 2, 2], num_res_blocks=1, z_channels=16).eval()
+    # a 5 x 4 x 4 token grid: 17 frames of 32x32 through DV4x8x8
+    ar = CosmosARForCausalLM(CosmosARConfig(vocab_size=64000, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                            num_attention_heads=2, num_key_value_heads=1, latent_shape=[5, 4, 4],
+                                            pad_to_multiple_of=8, medusa_num_heads=2)).eval()
+    init_medusa_heads_from_lm_head(ar)
+    CosmosARVideo2WorldPipeline(ar, dv).save_pretrained(root / "ar")
+    return root
+
+
+def run_demo(out, folders, *extra):
+    args = ["--out", str(out), "--clips", "1", "--size", str(SIZE), "--frames", str(FRAMES), "--steps", "2",
+            "--video2world", str(folders["video2world"]), "--text2world", str(folders["text2world"]),
+            "--ar-video2world", str(folders["ar_video2world"]), *extra]
+    assert demo.main(args) == 0
+    return json.loads((out / "metrics.json").read_text())
+
+
+def test_demo_writes_world_model_videos_and_scores_predicted_frames(pipeline_folders, tmp_path, capsys):
+    folders = {"video2world": pipeline_folders / "v2w", "text2world": pipeline_folders / "t2w",
+               "ar_video2world": pipeline_folders / "ar"}
+    metrics = run_demo(tmp_path / "demo", folders)
+
+    # layouts: tokenizers and Video2World-style videos have 3 columns, Text2World 2; one row per clip
+    for name, columns in [("tokenizers", 3), ("video2world", 3), ("text2world", 2), ("ar_video2world", 3)]:
+        video, _ = read_video(tmp_path / "demo" / f"{name}.mp4")
+        assert video.shape == (FRAMES, SIZE, columns * SIZE, 3), name
+    for name in ("video2world", "copy_last", "ar_video2world"):
+        assert set(metrics[name]) >= {"psnr_db", "ssim", "exact_clips"}
+        assert np.isfinite(metrics[name]["psnr_db"]) and 0 < metrics[name]["ssim"] <= 1, (name, metrics[name])
+    assert "text2world" not in metrics  # no pixel truth for a caption: no metric
+    assert metrics["ar_video2world"]["use_medusa"] is True  # the tiny AR model has Medusa heads
+    assert metrics["ar_video2world"]["use_diffusion_decoder"] is False  # ... and no diffusion decoder
+    assert set(metrics["section_seconds"]) == {"tokenizers", "video2world", "text2world", "ar_video2world"}
+    assert "skipped" not in metrics and metrics["clips"] == ["dominoes/seed900000"]
+
+    # copy-last is scored on the predicted frames 1..16 only, with the physics benchmark's PSNR / SSIM
+    scene, seed = demo.DEMO_CLIPS[0]
+    truth = demo.simulate_clips([(scene, seed)], FRAMES, SIZE)[0]["video"]
+    held = np.repeat(truth[:1], FRAMES - 1, axis=0)
+    assert metrics["copy_last"]["psnr_db"] == pytest.approx(psnr(held, truth[1:]), abs=1e-3)
+    assert metrics["copy_last"]["ssim"] == pytest.approx(np.mean(ssim_per_frame(held, truth[1:])), abs=1e-4)
+    # frame 0 (the conditioning frame, exact for copy-last) is not in the score: with it PSNR would be higher
+    assert psnr(np.concatenate([truth[:1], held]), truth) > metrics["copy_last"]["psnr_db"] + 0.1
+
+    printed = capsys.readouterr().out
+    assert "nano Video2World" in printed and "note: skipping" not in printed
+
+    # --skip-world-models: the tokenizer section alone
+    tokenizers_only = run_demo(tmp_path / "tokenizers_only", folders, "--skip-world-models")
+    assert tokenizers_only["CV4x8x8"] == metrics["CV4x8x8"] and "copy_last" not in tokenizers_only
+    assert sorted(p.name for p in (tmp_path / "tokenizers_only").glob("*.mp4")) == ["tokenizers.mp4"]
+
+
+def test_missing_pipeline_folders_are_skipped_with_a_note(pipeline_folders, tmp_path, capsys):
+    missing = tmp_path / "no-such-pipeline"
+    folders = {"video2world": pipeline_folders / "v2w", "text2world": missing, "ar_video2world": missing}
+    metrics = run_demo(tmp_path / "demo", folders)
+    printed = capsys.readouterr().out
+    assert f"note: skipping text2world: {missing} not found" in printed
+    assert f"note: skipping ar_video2world: {missing} not found" in printed
+    assert set(metrics["skipped"]) == {"text2world", "ar_video2world"}
+    assert "ar_video2world" not in metrics and np.isfinite(metrics["video2world"]["psnr_db"])
+    assert not (tmp_path / "demo" / "text2world.mp4").exists() and (tmp_path / "demo" / "video2world.mp4").exists()
+
+
+def test_demo_refuses_bad_arguments_and_wrong_pipeline_kinds(pipeline_folders, tmp_path, capsys):
+    for bad, message in [(["--clips", "5"], "--clips must be in [1, 4]"), (["--clips", "0"], "must be >= 1"),
+                         (["--frames", "16"], "--frames must be 1 + 4k"), (["--size", "30"], "multiple of 8")]:
+        with pytest.raises(SystemExit):
+            demo.main(["--out", str(tmp_path / "bad"), *bad])
+        assert message in capsys.readouterr().err
+    # a Video2World folder given as the Text2World model (Video2World subclasses Text2World)
+    with pytest.raises(ValueError, match="holds a CosmosVideo2WorldPipeline, not a text2world pipeline"):
+        demo.load_world_model(pipeline_folders / "v2w", "text2world")
+    with pytest.raises(ValueError, match="not a ar_video2world pipeline"):
+        demo.load_world_model(pipeline_folders / "t2w", "ar_video2world")

@@ -50,6 +50,8 @@ def main():
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--model", default=None, help="trained CosmosARForCausalLM folder with Medusa heads")
     parser.add_argument("--prompts", default=None, help="token_cache.safetensors of its training run (prompts)")
+    parser.add_argument("--held_out_tokenizer", default=None,
+                        help="instead of --prompts: DV tokenizer folder; prompts from held-out simulator clips")
     parser.add_argument("--prompt_latent_frames", type=int, default=1, help="latent frames given as the prompt")
     parser.add_argument("--skip_random", action="store_true", help="only the --model section")
     args = parser.parse_args()
@@ -217,9 +219,13 @@ def trained_model_medusa(args):
         raise ValueError(f"{args.model} has no Medusa heads (train with training/train_autoregressive.py --medusa)")
     grid = model.config.latent_shape
     per_frame = grid[1] * grid[2]
-    if not args.prompts:
-        raise ValueError("--model needs --prompts (the token_cache.safetensors of a training run)")
-    tokens = load_file(args.prompts)["tokens"][:4]
+    if bool(args.prompts) == bool(args.held_out_tokenizer):
+        raise ValueError("--model needs exactly one of --prompts (the token_cache.safetensors of a training run) or "
+                         "--held_out_tokenizer (the DV tokenizer folder: prompts from held-out simulator clips)")
+    if args.prompts:
+        tokens = load_file(args.prompts)["tokens"][:4]
+    else:
+        tokens = held_out_tokens(args.held_out_tokenizer, grid, count=4)
     tokens = tokens.reshape(len(tokens), -1)
     prompt_len = args.prompt_latent_frames * per_frame
     prompts = tokens[:, :prompt_len]
@@ -228,6 +234,21 @@ def trained_model_medusa(args):
     new_tokens = model.config.num_video_tokens - prompt_len
     return {"model": str(args.model), "prompt_tokens": prompt_len, "new_tokens": new_tokens,
             "heads": model.config.medusa_num_heads, **compare_medusa(model, prompts, new_tokens)}
+
+
+def held_out_tokens(tokenizer_folder, grid, count):
+    """DV tokens of `count` physics-world clips with held-out seeds (0..; the nano runs train on seeds 1000+)."""
+    from cosmos_hf import sim
+    from cosmos_hf.data import frames_to_tensor
+    from cosmos_hf.tokenizers import load_tokenizer
+
+    tokenizer = load_tokenizer(tokenizer_folder).eval()
+    frames = 1 + (grid[0] - 1) * tokenizer.config.temporal_compression
+    size = grid[1] * tokenizer.config.spatial_compression
+    clips = [sim.simulate(sim.SCENES[i % len(sim.SCENES)], seed=i, num_frames=frames, height=size, width=size,
+                          view=i % 2, fps=12).video for i in range(count)]
+    with torch.no_grad():
+        return torch.cat([tokenizer.tokenize(frames_to_tensor(clip)) for clip in clips])
 
 
 def compare_medusa(model, prompts, new_tokens):

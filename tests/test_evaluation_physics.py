@@ -259,3 +259,21 @@ def test_pipeline_kwargs_are_parsed_as_json_with_clear_errors():
     assert parsed == {"use_medusa": True, "decoder_num_inference_steps": 15, "decoder_prompt": "a ball"}
     with pytest.raises(ValueError, match="NAME=VALUE"):
         parse_call_kwargs(["use_medusa"])
+
+
+def test_tokenizer_bound_works_for_a_discrete_tokenizer():
+    import torch
+
+    from cosmos_hf.data import frames_to_tensor, tensor_to_frames
+    from cosmos_hf.evaluation.predictors import TokenizerRoundTripPredictor
+    from cosmos_hf.evaluation.video_metrics import psnr
+    from cosmos_hf.tokenizers import load_tokenizer
+
+    folder = Path(__file__).resolve().parents[1] / "pipelines" / "cosmos-nano-tokenizer-dv4x8x8"
+    sample = moving_squares_sample(seed=2, num_frames=9, height=32, width=32)
+    predicted = TokenizerRoundTripPredictor(folder)(sample.frames[:1], "", 9, {"ground_truth": sample.frames})
+    tokenizer = load_tokenizer(folder).eval()
+    with torch.no_grad():
+        expected = tensor_to_frames(tokenizer.detokenize(tokenizer.tokenize(frames_to_tensor(sample.frames))).float())
+    np.testing.assert_array_equal(predicted[1:], expected[1:])
+    assert 10 < psnr(sample.frames[1:], predicted[1:]) < math.inf

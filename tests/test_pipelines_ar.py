@@ -167,3 +167,12 @@ def test_diffusion_decoder_path_and_save_load_round_trip(pipe, dv, tmp_path):
                        full(video=frames(1), output_type="tokens").frames)
     torch.testing.assert_close(loaded(video=frames(1), output_type="pt", decoder_num_inference_steps=2,
                                       generator=torch.Generator().manual_seed(0)).frames, refined)
+    # a folder saved with default_use_diffusion_decoder=False decodes with the DV tokenizer unless asked
+    full.register_to_config(default_use_diffusion_decoder=False)
+    full.save_pretrained(tmp_path / "ar_pipe_dv")
+    dv_default = DiffusionPipeline.from_pretrained(tmp_path / "ar_pipe_dv", trust_remote_code=True)
+    dv_default.set_progress_bar_config(disable=True)
+    torch.testing.assert_close(dv_default(video=frames(1), output_type="pt").frames, plain)
+    torch.testing.assert_close(dv_default(video=frames(1), output_type="pt", use_diffusion_decoder=True,
+                                          decoder_num_inference_steps=2,
+                                          generator=torch.Generator().manual_seed(0)).frames, refined)

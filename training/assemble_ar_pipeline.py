@@ -18,7 +18,8 @@ from cosmos_hf.tokenizers import load_tokenizer
 from cosmos_hf.utils import atomic_path
 
 
-def assemble(ar_model, dv_tokenizer, diffusion_decoder=None, default_fps: int = 12) -> CosmosARVideo2WorldPipeline:
+def assemble(ar_model, dv_tokenizer, diffusion_decoder=None, default_fps: int = 12,
+             default_use_diffusion_decoder: bool = True) -> CosmosARVideo2WorldPipeline:
     model = CosmosARForCausalLM.from_pretrained(ar_model).eval()
     tokenizer = load_tokenizer(dv_tokenizer).eval()
     decoder = None
@@ -26,7 +27,8 @@ def assemble(ar_model, dv_tokenizer, diffusion_decoder=None, default_fps: int = 
         decoder = CosmosDiffusionDecoderPipeline.from_pretrained(diffusion_decoder, disable_safety_checker=True)
     # guardrails stay pluggable: none is bundled (pass safety_checker= when loading to run one)
     return CosmosARVideo2WorldPipeline.from_components(model, tokenizer, diffusion_decoder=decoder,
-                                                       default_fps=default_fps, disable_safety_checker=True)
+                                                       default_fps=default_fps, disable_safety_checker=True,
+                                                       default_use_diffusion_decoder=default_use_diffusion_decoder)
 
 
 def main(argv=None) -> int:
@@ -35,9 +37,12 @@ def main(argv=None) -> int:
     parser.add_argument("--dv-tokenizer", required=True, help="the DV tokenizer folder the model was trained on")
     parser.add_argument("--diffusion-decoder", default=None, help="CosmosDiffusionDecoderPipeline folder (optional)")
     parser.add_argument("--fps", type=int, default=12, help="frame rate written with the pipeline's videos")
+    parser.add_argument("--no-default-diffusion-decoder", action="store_true",
+                        help="calls decode with the DV tokenizer unless they pass use_diffusion_decoder=True")
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
-    pipe = assemble(args.ar_model, args.dv_tokenizer, args.diffusion_decoder, args.fps)
+    pipe = assemble(args.ar_model, args.dv_tokenizer, args.diffusion_decoder, args.fps,
+                    default_use_diffusion_decoder=not args.no_default_diffusion_decoder)
     with atomic_path(Path(args.out), is_dir=True) as tmp:
         pipe.save_pretrained(tmp)
     print(f"saved {type(pipe).__name__} to {args.out}")

@@ -157,6 +157,8 @@ def reconstruct_with_autoencoder(autoencoder, video) -> np.ndarray:
         encoded = autoencoder.encode(x)
         if hasattr(encoded, "latent_dist"):
             latents = encoded.latent_dist.mode()
+        elif getattr(encoded, "codes", None) is not None:  # discrete tokenizers: decode the quantized codes
+            latents = encoded.codes
         elif hasattr(encoded, "latents"):
             latents = encoded.latents
         elif isinstance(encoded, (tuple, list)):

@@ -67,7 +67,8 @@ class CosmosARVideo2WorldPipeline(HubLayoutMixin, DiffusionPipeline):
         decoder_*: optional diffusion decoder (see `CosmosDiffusionDecoderPipeline`): `decoder_transformer`,
             `decoder_token_embedder`, `decoder_vae`, `decoder_scheduler`, `decoder_text_encoder`, `decoder_tokenizer`.
     Config: `max_sequence_length` (text tokens), `decoder_max_sequence_length`, `decoder_chunk_latent_frames`,
-    `decoder_chunk_blend` (the decoder's `chunk_blend`: "pixel", the reference's seams, or "latent").
+    `decoder_chunk_blend` (the decoder's `chunk_blend`: "pixel", the reference's seams, or "latent"),
+    `default_use_diffusion_decoder` (whether a call without `use_diffusion_decoder` refines with the decoder).
     """
 
     _optional_components = ["text_encoder", "tokenizer", "safety_checker", *_DECODER_COMPONENTS]
@@ -76,7 +77,8 @@ class CosmosARVideo2WorldPipeline(HubLayoutMixin, DiffusionPipeline):
                  decoder_token_embedder=None, decoder_vae=None, decoder_scheduler=None, decoder_text_encoder=None,
                  decoder_tokenizer=None, safety_checker=None, max_sequence_length: int = 512,
                  decoder_max_sequence_length: int = 512, decoder_chunk_latent_frames: int | None = None,
-                 decoder_chunk_blend: str = "pixel", default_fps: int = 24, disable_safety_checker: bool = False):
+                 decoder_chunk_blend: str = "pixel", default_fps: int = 24, disable_safety_checker: bool = False,
+                 default_use_diffusion_decoder: bool = True):
         super().__init__()
         # guardrails on by default (our CosmosSafetyChecker), off only with disable_safety_checker=True
         safety_checker = resolve_safety_checker(safety_checker, disable_safety_checker)
@@ -89,7 +91,8 @@ class CosmosARVideo2WorldPipeline(HubLayoutMixin, DiffusionPipeline):
         self.register_to_config(max_sequence_length=max_sequence_length,
                                 decoder_max_sequence_length=decoder_max_sequence_length,
                                 decoder_chunk_latent_frames=decoder_chunk_latent_frames,
-                                decoder_chunk_blend=decoder_chunk_blend, default_fps=default_fps)
+                                decoder_chunk_blend=decoder_chunk_blend, default_fps=default_fps,
+                                default_use_diffusion_decoder=default_use_diffusion_decoder)
         present = [name for name in _DECODER_COMPONENTS if getattr(self, name, None) is not None]
         if present and len(present) != len(_DECODER_COMPONENTS):
             missing = sorted(set(_DECODER_COMPONENTS) - set(present))
@@ -233,7 +236,7 @@ class CosmosARVideo2WorldPipeline(HubLayoutMixin, DiffusionPipeline):
         top_k: int | None = None,
         top_p: float | None = 0.8,
         use_medusa: bool = False,
-        use_diffusion_decoder: bool = True,
+        use_diffusion_decoder: bool | None = None,
         decoder_prompt: str | list[str] = "",
         decoder_num_inference_steps: int = DEFAULT_NUM_INFERENCE_STEPS,
         decoder_guidance_scale: float = DEFAULT_GUIDANCE_SCALE,
@@ -248,8 +251,11 @@ class CosmosARVideo2WorldPipeline(HubLayoutMixin, DiffusionPipeline):
         `top_p` (reference default 0.8) apply, seeded by `generator`. `use_medusa` needs a model with Medusa heads
         (greedy Medusa gives exactly the greedy tokens). `output_type="tokens"` returns the token grid
         `[B, T', H', W']` without decoding. With a diffusion decoder and `use_diffusion_decoder`, the tokens are
-        refined by it (`decoder_num_inference_steps` 15, `decoder_guidance_scale` 1.8, the reference defaults).
+        refined by it (`decoder_num_inference_steps` 15, `decoder_guidance_scale` 1.8, the reference defaults);
+        `use_diffusion_decoder=None` uses the config's `default_use_diffusion_decoder` (True unless saved otherwise).
         """
+        if use_diffusion_decoder is None:
+            use_diffusion_decoder = self.config.get("default_use_diffusion_decoder", True)
         if output_type not in OUTPUT_TYPES:
             raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
         if do_sample and temperature <= 0:

@@ -61,6 +61,7 @@ DEFAULT_CONFIG = {
         "width": 64,
         "fps": 24,
         "scenes": None,  # subset of cosmos_hf.sim SCENES
+        "views": [0],  # camera views (0..3) cycled over clips; the nano v0.1 model saw only view 0
         "seed_offset": 0,
         "num_workers": 0,
     },
@@ -123,8 +124,23 @@ def tokenize_physics_clips(data: dict, dv_tokenizer, cache_path: Path, is_main: 
     from cosmos_hf.sim import SCENES, simulate
     from cosmos_hf.utils import atomic_path
 
+    from safetensors import safe_open
+
+    views = [int(v) for v in (data.get("views") or [0])]
+    if any(not 0 <= v <= 3 for v in views):
+        raise ValueError(f"data.views must be camera views in 0..3, got {views}")
+    # what the cache depends on; a cache made for other clips is refused (caches without it are trusted)
+    key = {name: json.dumps(data.get(name)) for name in ("num_clips", "seed_offset", "scenes", "num_frames", "height",
+                                                          "width", "fps")}
+    key["views"] = json.dumps(views)
     captions_path = cache_path.with_suffix(".captions.json")
     if cache_path.is_file() and captions_path.is_file():
+        with safe_open(str(cache_path), "pt") as handle:
+            saved = handle.metadata() or {}
+        differs = sorted(name for name in key if saved and saved.get(name) != key[name])
+        if differs:
+            raise ValueError(f"{cache_path} was made for other clips ({', '.join(differs)} differ); delete it or use "
+                             f"another output_dir")
         tokens = load_file(str(cache_path))["tokens"]
         captions = json.loads(captions_path.read_text())
         if len(captions) == len(tokens) == data["num_clips"]:
@@ -135,15 +151,17 @@ def tokenize_physics_clips(data: dict, dv_tokenizer, cache_path: Path, is_main: 
         raise ValueError(f"unknown physics scenes {unknown}; valid: {list(SCENES)}")
     tokens, captions = [], []
     for index in range(int(data["num_clips"])):
+        view = views[(index // len(scenes)) % len(views)]  # every scene meets every view
         record = simulate(scenes[index % len(scenes)], seed=int(data["seed_offset"]) + index,
-                          num_frames=data["num_frames"], height=data["height"], width=data["width"], fps=data["fps"])
+                          num_frames=data["num_frames"], height=data["height"], width=data["width"], fps=data["fps"],
+                          view=view)
         video = torch.from_numpy(record.video).permute(3, 0, 1, 2)[None].float() / 127.5 - 1.0
         tokens.append(dv_tokenizer.tokenize(video.to(dv_tokenizer.dtype))[0].cpu())
         captions.append(record.caption)
     tokens = torch.stack(tokens)
     if is_main:
         with atomic_path(cache_path) as tmp:
-            save_file({"tokens": tokens.contiguous()}, str(tmp))
+            save_file({"tokens": tokens.contiguous()}, str(tmp), metadata=key)
         with atomic_path(captions_path) as tmp:
             tmp.write_text(json.dumps(captions))
     return tokens, captions

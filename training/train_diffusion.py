@@ -79,6 +79,7 @@ DEFAULT_CONFIG = {
         "frame_stride": 1,
         "num_clips": 1000,  # physics: clips per epoch (seed = index)
         "scenes": None,  # physics: subset of cosmos_hf.sim SCENES
+        "views": [0],  # physics: camera views (0..3) cycled over clips; the nano v0.1 models saw only view 0
         "seed_offset": 0,  # physics: first simulator seed (hold out other seeds for evaluation)
         "cache_latents": False,
         "num_workers": 0,
@@ -211,7 +212,7 @@ class WebDatasetShards(IterableDataset):
 class PhysicsWorldDataset(Dataset):
     """Clips simulated on the fly by the built-in physics world (`cosmos_hf.sim`); clip i uses seed offset + i."""
 
-    def __init__(self, num_clips, num_frames, height, width, fps, scenes=None, seed_offset=0):
+    def __init__(self, num_clips, num_frames, height, width, fps, scenes=None, seed_offset=0, views=(0,)):
         from cosmos_hf.sim import physics_scenes
 
         self.simulate = physics_scenes.simulate
@@ -221,14 +222,18 @@ class PhysicsWorldDataset(Dataset):
             raise ValueError(f"unknown physics scenes {unknown}; valid: {list(physics_scenes.SCENES)}")
         self.num_clips, self.num_frames, self.height, self.width, self.fps = num_clips, num_frames, height, width, fps
         self.seed_offset = seed_offset
+        self.views = [int(v) for v in views]
+        if not self.views or any(not 0 <= v <= 3 for v in self.views):
+            raise ValueError(f"data.views must be a non-empty list of camera views in 0..3, got {views}")
 
     def __len__(self):
         return self.num_clips
 
     def __getitem__(self, index):
         scene = self.scenes[index % len(self.scenes)]
+        view = self.views[(index // len(self.scenes)) % len(self.views)]  # every scene meets every view
         record = self.simulate(scene, seed=self.seed_offset + index, num_frames=self.num_frames,
-                               height=self.height, width=self.width, fps=self.fps)
+                               height=self.height, width=self.width, fps=self.fps, view=view)
         return {"video": to_tensor(record.video), "caption": record.caption}
 
 
@@ -245,7 +250,7 @@ def build_dataset(data: dict, training: bool = True):
         return WebDatasetShards(data["path"], *size, frame_stride=data["frame_stride"])
     if kind == "physics":
         return PhysicsWorldDataset(data["num_clips"], *size, fps=data["fps"], scenes=data.get("scenes"),
-                                   seed_offset=data.get("seed_offset", 0))
+                                   seed_offset=data.get("seed_offset", 0), views=data.get("views") or [0])
     raise ValueError(f"data.type must be folder, webdataset or physics, got {kind!r}")
 
 

@@ -205,7 +205,9 @@ def run_ar_video2world(pipe, clips, args):
     from .data import frames_to_tensor
 
     options = {"use_medusa": getattr(pipe.ar_model, "medusa_heads", None) is not None,
-               "use_diffusion_decoder": pipe.has_diffusion_decoder and not args.no_ar_diffusion_decoder}
+               # the folder's saved default (the nano AR pipeline decodes with its DV tokenizer)
+               "use_diffusion_decoder": pipe.has_diffusion_decoder and not args.no_ar_diffusion_decoder
+               and bool(pipe.config.get("default_use_diffusion_decoder", True))}
     if pipe.pixel_size != (args.size, args.size):
         options["resized_from"] = list(pipe.pixel_size)  # scored after area-resizing to the clips' size
         print(f"note: the AR model generates {pipe.pixel_size} frames; resized to {args.size}x{args.size} to compare")
@@ -303,7 +305,8 @@ def main(argv=None):
     parser.add_argument("--text2world", default=str(NANO_WORLD_MODELS["text2world"]), help="pipeline folder")
     parser.add_argument("--ar-video2world", default=str(NANO_WORLD_MODELS["ar_video2world"]), help="pipeline folder")
     parser.add_argument("--no-ar-diffusion-decoder", action="store_true",
-                        help="decode the AR model's tokens with its DV tokenizer even when it has a diffusion decoder")
+                        help="decode the AR model's tokens with its DV tokenizer even when its folder defaults to its "
+                        "diffusion decoder")
     args = parser.parse_args(argv)
     if args.frames < 5 or (args.frames - 1) % 4:
         parser.error(f"--frames must be 1 + 4k with k >= 1 (the tokenizers compress time 4x), got {args.frames}")

@@ -1,0 +1,66 @@
+"""The nano world models bundled in pipelines/ load as their own pipeline classes with their saved defaults and
+generate 17-frame 64x64 videos; their folders carry no copied text-encoder weights."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from diffusers import DiffusionPipeline
+from PIL import Image
+
+import cosmos_hf  # noqa: F401  (registers the custom components)
+from cosmos_hf import sim
+
+PIPELINES = Path(__file__).resolve().parents[1] / "pipelines"
+
+
+def _load(name):
+    pipe = DiffusionPipeline.from_pretrained(PIPELINES / name, trust_remote_code=True)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def _first_frame():
+    record = sim.simulate("free_fall", seed=3, num_frames=5, height=64, width=64, fps=12)
+    return record, [Image.fromarray(record.video[0])]
+
+
+def test_nano_video2world_loads_with_its_defaults_and_continues_a_frame():
+    pipe = _load("cosmos-nano-video2world")
+    assert type(pipe).__name__ == "CosmosVideo2WorldPipeline"
+    assert pipe.config.default_guidance_scale == 1.0 and pipe.config.default_condition_detail_transfer
+    assert type(pipe.text_encoder).__name__ == "MiniLMTextEncoder"
+    assert sorted(p.name for p in (PIPELINES / "cosmos-nano-video2world" / "text_encoder").iterdir()) == ["config.json"]
+    record, frames = _first_frame()
+    video = pipe(video=frames, prompt=record.caption, num_inference_steps=3, output_type="np",
+                 generator=torch.Generator().manual_seed(0)).frames[0]
+    assert video.shape == (17, 64, 64, 3) and np.isfinite(video).all()
+    # the detail transfer puts the conditioning frame's own pixels back on the first output frame
+    assert np.abs(video[0] * 255 - record.video[0]).mean() < 3.0
+
+
+def test_nano_text2world_generates_from_a_prompt():
+    pipe = _load("cosmos-nano-text2world")
+    assert type(pipe).__name__ == "CosmosText2WorldPipeline" and pipe.config.default_guidance_scale == 1.0
+    video = pipe(prompt="A red ball falls onto the floor.", num_inference_steps=3, output_type="np",
+                 generator=torch.Generator().manual_seed(0)).frames[0]
+    assert video.shape == (17, 64, 64, 3) and np.isfinite(video).all()
+
+
+def test_nano_ar_video2world_medusa_greedy_equals_greedy():
+    pipe = _load("cosmos-nano-ar-video2world")
+    assert type(pipe).__name__ == "CosmosARVideo2WorldPipeline" and pipe.ar_model.config.medusa_num_heads > 0
+    assert pipe.has_diffusion_decoder
+    _, frames = _first_frame()
+    plain = pipe(video=frames, output_type="tokens").frames
+    medusa = pipe(video=frames, output_type="tokens", use_medusa=True).frames
+    assert plain.shape == (1, 5, 8, 8) and torch.equal(plain, medusa)
+    video = pipe(video=frames, output_type="np", use_diffusion_decoder=False).frames[0]
+    assert video.shape == (17, 64, 64, 3)
+
+
+@pytest.mark.parametrize("name", ["cosmos-nano-video2world", "cosmos-nano-text2world", "cosmos-nano-ar-video2world"])
+def test_bundled_world_model_has_a_model_card(name):
+    card = (PIPELINES / name / "README.md").read_text()
+    assert card.startswith("---\nlibrary_name: diffusers\n") and "## Training" in card and "## Limitations" in card

@@ -1,0 +1,73 @@
+#!/usr/bin/env python
+"""Held-out next-token report for a nano AR world model: cross-entropy and top-1 accuracy on DV tokens of clips it
+never saw, next to the "same token as one latent frame earlier" predictor (the token-space copy-last-frame).
+
+    .venv/bin/python training/report_nano_ar.py [--model pipelines/cosmos-nano-ar-video2world/ar_model]
+        [--tokenizer pipelines/cosmos-nano-tokenizer-dv4x8x8] [--clips 64]
+
+Clips: physics-world scenes with seeds 0..N-1 (the nano runs train on seeds 1000+), all 8 scenes, views 0 and 1
+alternating, 17 frames at 64x64, 12 fps. Scored on the tokens of latent frames 1.. (latent frame 0 is the prompt).
+"""
+
+import argparse
+import json
+
+import torch
+
+import cosmos_hf  # noqa: F401  (registers cosmos_ar with the Auto classes)
+from cosmos_hf import CosmosARForCausalLM, sim
+from cosmos_hf.data import frames_to_tensor
+from cosmos_hf.tokenizers import load_tokenizer
+
+
+@torch.no_grad()
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="pipelines/cosmos-nano-ar-video2world/ar_model")
+    parser.add_argument("--tokenizer", default="pipelines/cosmos-nano-tokenizer-dv4x8x8")
+    parser.add_argument("--clips", type=int, default=64)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+
+    model = CosmosARForCausalLM.from_pretrained(args.model).eval()
+    tokenizer = load_tokenizer(args.tokenizer).eval()
+    grid = model.config.latent_shape
+    per_frame = grid[1] * grid[2]
+    frames = 1 + (grid[0] - 1) * tokenizer.config.temporal_compression
+    size = grid[1] * tokenizer.config.spatial_compression
+    by_view = {}
+    for i in range(args.clips):
+        view = i % 2
+        video = sim.simulate(sim.SCENES[i % len(sim.SCENES)], seed=i, num_frames=frames, height=size, width=size,
+                             view=view, fps=12).video
+        tokens = tokenizer.tokenize(frames_to_tensor(video)).reshape(1, -1)  # t-major
+        inputs, offset = tokens, 0
+        if model.config.bov_token_id is not None:
+            inputs, offset = torch.cat([torch.full((1, 1), model.config.bov_token_id), tokens], dim=1), 1
+        num_tokens = tokens.shape[1]
+        # token p (of latent frames 1..; frame 0 is the prompt) is predicted at input position p - 1 (+ <bov>)
+        logits = model(inputs).logits[0, per_frame - 1 + offset : num_tokens - 1 + offset].float()
+        targets = tokens[0, per_frame:]
+        ce = torch.nn.functional.cross_entropy(logits, targets, reduction="sum").item()
+        correct = (logits.argmax(-1) == targets).sum().item()
+        copy = (targets == tokens[0, :-per_frame]).sum().item()
+        stats = by_view.setdefault(view, {"tokens": 0, "ce": 0.0, "correct": 0, "copy": 0})
+        stats["tokens"] += targets.numel()
+        stats["ce"] += ce
+        stats["correct"] += correct
+        stats["copy"] += copy
+
+    def summary(rows):
+        n = sum(r["tokens"] for r in rows)
+        return {"tokens": n, "cross_entropy": round(sum(r["ce"] for r in rows) / n, 4),
+                "model_top1": round(sum(r["correct"] for r in rows) / n, 4),
+                "previous_frame_top1": round(sum(r["copy"] for r in rows) / n, 4)}
+
+    report = {"model": args.model, "clips": args.clips, "all": summary(list(by_view.values())),
+              **{f"view{view}": summary([rows]) for view, rows in sorted(by_view.items())}}
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

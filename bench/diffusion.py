@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from timing import best_of
 
 
 class PassThroughChecker:
@@ -39,15 +40,6 @@ class PassThroughChecker:
 
     def check_video_safety(self, video):
         return video
-
-
-def best_of(fn, repeats):
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def bench_training(preset, latent_channels, batch, frames, size, gradient_checkpointing, repeats):

@@ -23,9 +23,9 @@ import json
 import platform
 import resource
 import subprocess
-import time
 
 import torch
+from timing import best_of
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -40,13 +40,7 @@ def cpu_flags():
 
 
 def timed(fn, repeats):
-    fn()  # warm-up (allocator, oneDNN primitive caches)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+    return best_of(fn, repeats, warmup=True)
 
 
 def enc_dec_times(encode, decode, video, repeats):

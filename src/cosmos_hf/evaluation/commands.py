@@ -310,7 +310,9 @@ def run_camera(args) -> int:
 
 
 # ------------------------------------------------------------------------------------------------------------- physics
-DETAIL_TRANSFER_CHOICES = ("config", "on", "off", "both")
+# --condition-detail-transfer -> the transfer settings scored (None: the pipeline's saved default)
+DETAIL_TRANSFER_VARIANTS = {"config": [None], "on": [True], "off": [False], "both": [False, True]}
+DETAIL_TRANSFER_CHOICES = tuple(DETAIL_TRANSFER_VARIANTS)
 
 
 def parse_call_kwargs(items) -> dict:
@@ -341,9 +343,7 @@ def build_predictors(names, pipeline=None, device="cpu", num_inference_steps=Non
         raise ValueError(f"condition_detail_transfer must be one of {DETAIL_TRANSFER_CHOICES}, "
                          f"got {condition_detail_transfer!r}")
     if pipeline:
-        # "config": the pipeline's saved default; "both": the same model scored with and without the transfer
-        variants = {"config": [None], "on": [True], "off": [False], "both": [False, True]}[condition_detail_transfer]
-        for transfer in variants:
+        for transfer in DETAIL_TRANSFER_VARIANTS[condition_detail_transfer]:
             kwargs = dict(call_kwargs or {})
             if transfer is not None:
                 kwargs["condition_detail_transfer"] = transfer
@@ -355,9 +355,9 @@ def build_predictors(names, pipeline=None, device="cpu", num_inference_steps=Non
                 predictor.name += " + detail transfer" if transfer else " (latent only)"
             predictors[predictor.name] = predictor
     if tokenizer_bound:
-        transfers = {"config": [False], "off": [False], "on": [True], "both": [False, True]}[condition_detail_transfer]
-        for transfer in transfers:
-            predictor = TokenizerRoundTripPredictor(tokenizer_bound, device=device, condition_detail_transfer=transfer)
+        for transfer in DETAIL_TRANSFER_VARIANTS[condition_detail_transfer]:  # a bare tokenizer has no saved default
+            predictor = TokenizerRoundTripPredictor(tokenizer_bound, device=device,
+                                                    condition_detail_transfer=bool(transfer))
             predictors[predictor.name] = predictor
     return predictors
 

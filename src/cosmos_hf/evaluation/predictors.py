@@ -161,7 +161,8 @@ class DiffusersPipelinePredictor:
     Loaded with `DiffusionPipeline.from_pretrained(folder, trust_remote_code=True)`; called as
     `pipeline(video=[PIL frames], output_type="np", ...)`, plus `prompt`/`num_frames`/`height`/`width`/
     `num_inference_steps`/`guidance_scale`/`generator` when the pipeline's `__call__` accepts them (the AR pipeline
-    takes no `num_frames`: its token grid fixes the length) and `call_kwargs`. The sampling seed of each call is `seed + context['seed']`, so runs are repeatable.
+    takes no `num_frames`: its token grid fixes the length) and `call_kwargs`. The sampling seed of each call is
+    `seed + context['seed']`, so runs are repeatable.
     Outputs of another spatial size are resized to the reference size (area interpolation) and counted in
     `self.resized_calls`; a different frame count is an error.
     """

@@ -216,11 +216,14 @@ class CosmosText2WorldPipeline(HubLayoutMixin, CosmosTextToWorldPipeline, Cosmos
         mean, std = self._latent_statistics(latents)
         return latents / sigma_data if mean is None else latents * std / sigma_data + mean
 
+    def _decode_latents(self, latents):
+        """Normalised diffusion latents -> video [B, 3, T, H, W] in about [-1, 1] (not clamped)."""
+        return self.vae.decode(self.denormalize_latents(latents).to(self.vae.dtype), return_dict=False)[0]
+
     def _decode(self, latents, output_type, device):
         if output_type == "latent":
             return latents
-        video = self.vae.decode(self.denormalize_latents(latents).to(self.vae.dtype), return_dict=False)[0]
-        return self._finish_video(video, output_type, device)
+        return self._finish_video(self._decode_latents(latents), output_type, device)
 
     def _finish_video(self, video, output_type, device):
         """Guardrail (if any) and conversion of a [-1, 1] video `[B, 3, T, H, W]` to `output_type`."""

@@ -171,7 +171,8 @@ class CosmosVideo2WorldPipeline(CosmosText2WorldPipeline):
         if condition_detail_transfer is None:
             condition_detail_transfer = self.config.get("default_condition_detail_transfer", False)
         if condition_detail_transfer and output_type == "latent":
-            raise ValueError("condition_detail_transfer works on decoded frames; it cannot be used with output_type='latent'")
+            raise ValueError("condition_detail_transfer works on decoded frames; it cannot be used with "
+                             "output_type='latent'")
         self.check_call_inputs(prompt, prompt_embeds, height, width, num_frames, num_inference_steps,
                                guidance_scale, num_videos_per_prompt, output_type)
         if augment_sigma < 0:
@@ -247,8 +248,7 @@ class CosmosVideo2WorldPipeline(CosmosText2WorldPipeline):
 
         self._current_timestep = None
         if condition_detail_transfer:
-            video = self.vae.decode(self.denormalize_latents(latents).to(self.vae.dtype), return_dict=False)[0]
-            video = (video.float() + self.condition_detail(frames, num_frames)).clamp(-1.0, 1.0)
+            video = (self._decode_latents(latents).float() + self.condition_detail(frames, num_frames)).clamp(-1.0, 1.0)
             video_out = self._finish_video(video, output_type, device)
         else:
             video_out = self._decode(latents, output_type, device)

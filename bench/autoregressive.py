@@ -14,9 +14,10 @@ Measured (random weights, sizes in the JSON):
   vs recomputing the prefix for every new token (issue target: >= 10x at 2048), and the KV-cache memory (measured
   bytes of the DynamicCache vs the formula, and the formula for the released 4B model's full 12,800-token grid);
 - `--model <folder>`: Medusa vs plain greedy on a trained model with heads (e.g. the nano AR checkpoint from
-  training/train_autoregressive.py --medusa), prompts from `--prompts <token_cache.safetensors>`: identical tokens,
-  mean acceptance length (tokens per verification pass) and wall-time speedup (issue target >= 2.0x; the paper
-  reports 444 -> 894 tokens/s).
+  training/train_autoregressive.py --medusa), prompts from `--prompts <token_cache.safetensors>` or held-out clips
+  (`--held_out_tokenizer`), for each candidate tree in MEDUSA_TREES (the heads' chain, a top-2 tree, the previous
+  latent frame alone, heads + previous frame): identical tokens, mean acceptance length (tokens per verification
+  pass), tree size and wall-time speedup (issue target >= 2.0x; the paper reports 444 -> 894 tokens/s).
 """
 
 from pathlib import Path
@@ -52,6 +53,7 @@ def main():
     parser.add_argument("--held_out_tokenizer", default=None,
                         help="instead of --prompts: DV tokenizer folder; prompts from held-out simulator clips")
     parser.add_argument("--prompt_latent_frames", type=int, default=1, help="latent frames given as the prompt")
+    parser.add_argument("--num_prompts", type=int, default=8, help="prompts for --model (held-out: views cycle 0-3)")
     parser.add_argument("--skip_random", action="store_true", help="only the --model section")
     args = parser.parse_args()
     if args.skip_random:
@@ -222,9 +224,9 @@ def trained_model_medusa(args):
         raise ValueError("--model needs exactly one of --prompts (the token_cache.safetensors of a training run) or "
                          "--held_out_tokenizer (the DV tokenizer folder: prompts from held-out simulator clips)")
     if args.prompts:
-        tokens = load_file(args.prompts)["tokens"][:4]
+        tokens = load_file(args.prompts)["tokens"][: args.num_prompts]
     else:
-        tokens = held_out_tokens(args.held_out_tokenizer, grid, count=4)
+        tokens = held_out_tokens(args.held_out_tokenizer, grid, count=args.num_prompts)
     tokens = tokens.reshape(len(tokens), -1)
     prompt_len = args.prompt_latent_frames * per_frame
     prompts = tokens[:, :prompt_len]
@@ -232,11 +234,13 @@ def trained_model_medusa(args):
         prompts = torch.cat([torch.full((len(prompts), 1), model.config.bov_token_id), prompts], dim=1)
     new_tokens = model.config.num_video_tokens - prompt_len
     return {"model": str(args.model), "prompt_tokens": prompt_len, "new_tokens": new_tokens,
-            "heads": model.config.medusa_num_heads, **compare_medusa(model, prompts, new_tokens)}
+            "heads": model.config.medusa_num_heads, "threads": torch.get_num_threads(),
+            **compare_medusa(model, prompts, new_tokens, MEDUSA_TREES, repeats=2)}
 
 
 def held_out_tokens(tokenizer_folder, grid, count):
-    """DV tokens of `count` physics-world clips with held-out seeds (0..; the nano runs train on seeds 1000+)."""
+    """DV tokens of `count` physics-world clips with held-out seeds (0..; the nano runs train on seeds 1000+), camera
+    views cycling 0-3."""
     from cosmos_hf import sim
     from cosmos_hf.data import frames_to_tensor
     from cosmos_hf.tokenizers import load_tokenizer
@@ -245,31 +249,54 @@ def held_out_tokens(tokenizer_folder, grid, count):
     frames = 1 + (grid[0] - 1) * tokenizer.config.temporal_compression
     size = grid[1] * tokenizer.config.spatial_compression
     clips = [sim.simulate(sim.SCENES[i % len(sim.SCENES)], seed=i, num_frames=frames, height=size, width=size,
-                          view=i % 2, fps=12).video for i in range(count)]
+                          view=i % 4, fps=12).video for i in range(count)]
     with torch.no_grad():
         return torch.cat([tokenizer.tokenize(frames_to_tensor(clip)) for clip in clips])
 
 
-def compare_medusa(model, prompts, new_tokens):
-    """Greedy Medusa vs plain greedy generate() on each prompt: same tokens? forward passes, wall time."""
-    plain_time = medusa_time = 0.0
-    passes, identical = 0, True
+# Candidate trees compared on a trained model (medusa_generate arguments); greedy output is identical for all.
+MEDUSA_TREES = {
+    "heads_chain": {},  # the paper's Medusa: top-1 of every head
+    "heads_top2_tree": dict(head_top_k=2),  # + the first head's second-best token
+    "previous_frame_16": dict(num_candidates=0, temporal_candidates=16),  # no heads: copy the previous latent frame
+    "heads_chain_and_previous_frame_16": dict(temporal_candidates=16),  # the pipeline default
+}
+
+
+def compare_medusa(model, prompts, new_tokens, trees=None, repeats=1):
+    """Greedy Medusa vs plain greedy generate() on each prompt, per candidate tree: same tokens? tokens per forward
+    pass (= mean acceptance length), wall time. `trees` defaults to the plain chain. Each prompt is timed plain and
+    with every tree back to back (best of `repeats`), so a drifting machine load hits all of them alike."""
+    trees = trees or {"heads_chain": {}}
+    plain_time = 0.0
+    stats = {name: {"time": 0.0, "passes": 0, "fed": 0, "identical": True} for name in trees}
     with torch.no_grad():
         for prompt in prompts:
-            prompt = prompt[None]
-            t_plain, plain = timed(lambda: model.generate(prompt, max_new_tokens=new_tokens, do_sample=False))
-            t_medusa, medusa = timed(lambda: medusa_generate(model, prompt, new_tokens))
-            plain_time, medusa_time = plain_time + t_plain, medusa_time + t_medusa
-            passes += medusa.num_forward_passes
-            identical &= bool(torch.equal(plain, medusa.sequences))
-    return {
-        "prompts": len(prompts),
-        "identical_to_greedy": identical,
-        "tokens_per_forward": round(new_tokens * len(prompts) / passes, 2),  # = mean acceptance length
-        "tokens_per_s_plain": round(new_tokens * len(prompts) / plain_time, 1),
-        "tokens_per_s_medusa": round(new_tokens * len(prompts) / medusa_time, 1),
-        "wall_time_speedup": round(plain_time / medusa_time, 2),
-    }
+            t_plain, plain = timed(lambda: model.generate(prompt[None], max_new_tokens=new_tokens, do_sample=False),
+                                   repeats)
+            plain_time += t_plain
+            for name, kwargs in trees.items():
+                t_medusa, medusa = timed(lambda: medusa_generate(model, prompt[None], new_tokens, **kwargs), repeats)
+                stats[name]["time"] += t_medusa
+                stats[name]["passes"] += medusa.num_forward_passes
+                stats[name]["fed"] += sum(medusa.tree_sizes)
+                stats[name]["identical"] &= bool(torch.equal(plain, medusa.sequences))
+    total = new_tokens * len(prompts)
+    result = {"prompts": len(prompts), "tokens_per_s_plain": round(total / plain_time, 1)}
+    for name, kwargs in trees.items():
+        row = stats[name]
+        result[name] = {
+            "medusa_generate_kwargs": kwargs,
+            "identical_to_greedy": row["identical"],
+            "tokens_per_forward": round(total / row["passes"], 2),  # = mean acceptance length
+            "tokens_fed_per_forward": round(row["fed"] / row["passes"], 1),  # tree size
+            "tokens_per_s": round(total / row["time"], 1),
+            "wall_time_speedup": round(plain_time / row["time"], 2),
+        }
+    if len(trees) == 1:  # the random-weight section: one tree, flat
+        return {"prompts": result["prompts"], "tokens_per_s_plain": result["tokens_per_s_plain"],
+                **result[next(iter(trees))]}
+    return result
 
 
 def reference_parity(root=Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "reference"):

@@ -1,5 +1,6 @@
-"""Medusa heads: greedy speculative decoding returns exactly plain greedy tokens (with guesses actually accepted),
-sampling with typical acceptance is seeded and in range, the training loss covers the heads."""
+"""Medusa heads: greedy speculative decoding returns exactly plain greedy tokens (with guesses actually accepted), for
+chains and candidate trees (tree attention: every node's logits equal feeding its own path causally), sampling with
+typical acceptance is seeded and in range, the training loss covers the heads."""
 
 import json
 
@@ -8,7 +9,16 @@ import torch
 from safetensors.torch import load_file
 
 from cosmos_hf import CosmosARConfig, CosmosARForCausalLM, convert_ar_checkpoint
-from cosmos_hf.autoregressive.medusa import init_medusa_heads_from_lm_head, medusa_generate, typical_acceptance
+from transformers import DynamicCache
+
+from cosmos_hf.autoregressive.medusa import (
+    _keep_cache_entries,
+    candidate_tree,
+    init_medusa_heads_from_lm_head,
+    medusa_generate,
+    tree_attention_mask,
+    typical_acceptance,
+)
 
 from conftest import FIXTURES  # ../shared/fixtures/reference; tests fail (not skip) without it
 
@@ -40,6 +50,66 @@ def test_greedy_medusa_equals_plain_greedy(case):
     assert medusa.mean_tokens_per_step > 1
 
 
+# the fixtures' grid is [3, 4, 4]: 16 tokens a latent frame, so copies from the previous frame start within the prompt
+TREES = {
+    "top3_first_head": dict(head_top_k=3),
+    "temporal": dict(temporal_candidates=6),
+    "top2_temporal_two_heads": dict(head_top_k=2, temporal_candidates=6, num_candidates=2),
+    "temporal_only": dict(num_candidates=0, temporal_candidates=6),
+}
+
+
+@pytest.mark.parametrize("tree", TREES.values(), ids=TREES.keys())
+@pytest.mark.parametrize("case", ["ar_base", "ar_video2world"])
+def test_greedy_medusa_with_candidate_trees_equals_plain_greedy(case, tree):
+    model, prompt, text = _medusa_model(case)
+    plain = model.generate(prompt, max_new_tokens=28, do_sample=False, **text)
+    medusa = medusa_generate(model, prompt, 28, **tree, **text)
+    assert torch.equal(medusa.sequences, plain)
+    # a plain 4-head chain feeds 5 tokens; each of these trees feeds at least 7 (distinct top-3 first tokens, or a
+    # 6-token copy of the previous frame) and at most the root plus every path
+    heads = tree.get("num_candidates", 4)
+    assert 7 <= max(medusa.tree_sizes) <= 1 + heads * tree.get("head_top_k", 1) + tree.get("temporal_candidates", 0)
+
+
+def test_tree_attention_logits_equal_each_path_fed_causally():
+    model, prompt, text = _medusa_model("ar_video2world")
+    paths = [[7, 8, 9], [7, 8, 10], [11, 12], [7, 13]]
+    tokens, parents, depths, children = candidate_tree(5, paths)
+    assert tokens == [5, 7, 8, 9, 10, 11, 12, 13] and parents == [-1, 0, 1, 2, 2, 0, 5, 1]
+    assert depths == [0, 1, 2, 3, 3, 1, 2, 2] and children[2] == {9: 3, 10: 4}
+    mask = tree_attention_mask(parents, past=2)
+    assert mask.shape == (1, 1, 8, 10) and mask[0, 0, 4].tolist() == [True] * 5 + [False, True] + [False] * 3
+
+    past = prompt.shape[1]
+    with torch.no_grad():
+        cache = DynamicCache()
+        model(prompt, cache=cache, **text)
+        tree_logits = model(torch.tensor([tokens]), attention_mask=tree_attention_mask(parents, past),
+                            position_ids=torch.tensor([depths]) + past, cache=cache, **text).logits[0]
+        for node in range(len(tokens)):
+            path, ancestor = [], node
+            while ancestor >= 0:
+                path.insert(0, tokens[ancestor])
+                ancestor = parents[ancestor]
+            causal = model(torch.cat([prompt, torch.tensor([path])], 1), use_cache=False, **text).logits[0, -1]
+            torch.testing.assert_close(tree_logits[node], causal, atol=1e-5, rtol=1e-5)
+        # keep a branch that is not a prefix of the fed tokens (root, 7, 8, 10): the cache must equal that path's
+        _keep_cache_entries(cache, past, [0, 1, 2, 4])
+        assert cache.get_seq_length() == past + 4
+        after = model(torch.tensor([[3]]), cache=cache, **text).logits[0, -1]
+        full = model(torch.cat([prompt, torch.tensor([[5, 7, 8, 10, 3]])], 1), use_cache=False, **text).logits[0, -1]
+    torch.testing.assert_close(after, full, atol=1e-5, rtol=1e-5)
+
+
+def test_four_dimensional_attention_mask_shape_is_checked():
+    model, prompt, text = _medusa_model("ar_base")
+    with pytest.raises(ValueError, match=r"4D attention_mask must be \[batch or 1, 1, length, past \+ length\]"):
+        model(prompt, attention_mask=torch.ones(1, 1, 20, 19, dtype=torch.bool))
+    with pytest.raises(ValueError, match="2D padding attention_mask"):
+        model(prompt, labels=prompt, attention_mask=torch.ones(1, 1, 20, 20, dtype=torch.bool).tril())
+
+
 def test_sampling_medusa_is_seeded_and_cold_temperature_is_greedy():
     model, prompt, text = _medusa_model("ar_video2world")
     runs = [
@@ -53,6 +123,12 @@ def test_sampling_medusa_is_seeded_and_cold_temperature_is_greedy():
     assert runs[0].shape == (1, 40) and int(runs[0][:, 20:].max()) < model.config.vocab_size
     cold = medusa_generate(model, prompt, 20, do_sample=True, temperature=1e-4, **text).sequences
     assert torch.equal(cold, model.generate(prompt, max_new_tokens=20, do_sample=False, **text))
+    tree = dict(head_top_k=2, temporal_candidates=4)
+    cold_tree = medusa_generate(model, prompt, 20, do_sample=True, temperature=1e-4, **tree, **text).sequences
+    assert torch.equal(cold_tree, cold)
+    seeded = [medusa_generate(model, prompt, 20, do_sample=True, generator=torch.Generator().manual_seed(0), **tree,
+                              **text).sequences for _ in range(2)]
+    assert torch.equal(*seeded) and int(seeded[0][:, 20:].max()) < model.config.vocab_size
 
 
 def test_typical_acceptance_rule():
@@ -87,3 +163,9 @@ def test_medusa_loss_trains_heads_and_input_errors():
     plain = CosmosARForCausalLM(CosmosARConfig(**{**config.to_dict(), "medusa_num_heads": 0}))
     with pytest.raises(ValueError, match="Medusa heads"):
         medusa_generate(plain, tokens[:1], 4)
+    with pytest.raises(ValueError, match=r"head_top_k must be in \[1, 64\]"):
+        medusa_generate(model, tokens[:1], 4, head_top_k=0)
+    with pytest.raises(ValueError, match="temporal_candidates must be >= 0"):
+        medusa_generate(model, tokens[:1], 4, temporal_candidates=-1)
+    with pytest.raises(ValueError, match="num_candidates must be >= 0"):
+        medusa_generate(model, tokens[:1], 4, num_candidates=-2)

@@ -60,6 +60,22 @@ def test_nano_ar_video2world_medusa_greedy_equals_greedy():
     assert video.shape == (17, 64, 64, 3)
 
 
+def test_nano_ar_candidate_trees_accept_more_tokens_per_pass_than_the_heads_chain():
+    """On the trained model, the previous latent frame's tokens are often what the model predicts: adding them to the
+    candidate tree must raise the accepted tokens per verification pass, with the greedy tokens unchanged."""
+    from cosmos_hf.autoregressive.medusa import medusa_generate
+
+    pipe = _load("cosmos-nano-ar-video2world")
+    _, frames = _first_frame()
+    prompt = pipe.dv_tokenizer.tokenize(pipe._conditioning_frames(None, frames)).reshape(1, -1)
+    new = pipe.ar_model.config.num_video_tokens - prompt.shape[1]
+    plain = pipe.ar_model.generate(prompt, max_new_tokens=new, do_sample=False)
+    chain = medusa_generate(pipe.ar_model, prompt, new)
+    tree = medusa_generate(pipe.ar_model, prompt, new, temporal_candidates=8)
+    assert torch.equal(chain.sequences, plain) and torch.equal(tree.sequences, plain)
+    assert chain.mean_tokens_per_step > 1.5 and tree.mean_tokens_per_step > chain.mean_tokens_per_step + 0.5
+
+
 @pytest.mark.parametrize("name", ["cosmos-nano-video2world", "cosmos-nano-text2world", "cosmos-nano-ar-video2world"])
 def test_bundled_world_model_has_a_model_card(name):
     card = (PIPELINES / name / "README.md").read_text()

@@ -3,10 +3,11 @@
 never saw, next to the "same token as one latent frame earlier" predictor (the token-space copy-last-frame).
 
     .venv/bin/python training/report_nano_ar.py [--model pipelines/cosmos-nano-ar-video2world/ar_model]
-        [--tokenizer pipelines/cosmos-nano-tokenizer-dv4x8x8] [--clips 64]
+        [--tokenizer pipelines/cosmos-nano-tokenizer-dv4x8x8] [--clips 64] [--views 0 1 2 3]
 
-Clips: physics-world scenes with seeds 0..N-1 (the nano runs train on seeds 1000+), all 8 scenes, views 0 and 1
-alternating, 17 frames at 64x64, 12 fps. Scored on the tokens of latent frames 1.. (latent frame 0 is the prompt).
+Clips: physics-world scenes with seeds 0..N-1 (the nano runs train on seeds 1000+), all 8 scenes, each seen from
+every camera view in turn (clip i: scene i % 8, view views[(i // 8) % len(views)]), 17 frames at 64x64, 12 fps.
+Scored on the tokens of latent frames 1.. (latent frame 0 is the prompt).
 """
 
 import argparse
@@ -26,6 +27,8 @@ def main(argv=None) -> int:
     parser.add_argument("--model", default="pipelines/cosmos-nano-ar-video2world/ar_model")
     parser.add_argument("--tokenizer", default="pipelines/cosmos-nano-tokenizer-dv4x8x8")
     parser.add_argument("--clips", type=int, default=64)
+    parser.add_argument("--views", type=int, nargs="+", default=[0, 1, 2, 3], choices=range(4),
+                        help="camera views cycled over the clips")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
 
@@ -37,7 +40,7 @@ def main(argv=None) -> int:
     size = grid[1] * tokenizer.config.spatial_compression
     by_view = {}
     for i in range(args.clips):
-        view = i % 2
+        view = args.views[(i // len(sim.SCENES)) % len(args.views)]  # every scene meets every view
         video = sim.simulate(sim.SCENES[i % len(sim.SCENES)], seed=i, num_frames=frames, height=size, width=size,
                              view=view, fps=12).video
         tokens = tokenizer.tokenize(frames_to_tensor(video)).reshape(1, -1)  # t-major
@@ -63,7 +66,7 @@ def main(argv=None) -> int:
                 "model_top1": round(sum(r["correct"] for r in rows) / n, 4),
                 "previous_frame_top1": round(sum(r["copy"] for r in rows) / n, 4)}
 
-    report = {"model": args.model, "clips": args.clips, "all": summary(list(by_view.values())),
+    report = {"model": args.model, "clips": args.clips, "views": args.views, "all": summary(list(by_view.values())),
               **{f"view{view}": summary([rows]) for view, rows in sorted(by_view.items())}}
     print(json.dumps(report, indent=2))
     return 0

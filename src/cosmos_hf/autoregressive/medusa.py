@@ -1,16 +1,25 @@
 """Medusa speculative decoding for `CosmosARForCausalLM` (Cai et al., 2024, "Medusa").
 
 `config.medusa_num_heads = K` adds K heads on the final hidden state; head k (1-based) at position t guesses the
-token at t + 1 + k. One decoding step feeds the base model's next token plus the heads' K guesses, verifies all of
-them in a single forward with the KV cache, keeps the longest accepted prefix and crops the cache to it:
+token at t + 1 + k. One decoding step feeds the base model's next token plus a *tree* of guessed continuations,
+verifies all of them in a single forward with the KV cache (each candidate attends only to its own ancestors: tree
+attention, positions by depth), keeps the longest accepted path and drops the cache entries of everything else:
 
-- greedy (`do_sample=False`): a guess is accepted only if it equals the base model's argmax at its position, so the
-  output is exactly plain greedy decoding, in fewer forward passes when the heads guess well;
+- greedy (`do_sample=False`): a guess is accepted only if it equals the base model's argmax at its parent, so the
+  output is exactly plain greedy decoding, in fewer forward passes when the guesses are good;
 - sampling (`do_sample=True`): the base token is sampled (temperature / top-p) and guesses pass *typical acceptance*:
   accepted when `p(guess) > min(epsilon, delta * exp(-entropy(p)))` under the base distribution at that position.
 
+The candidate tree is the union of these paths (shared prefixes verified once):
+
+- the heads' top-1 chain (the paper's plain Medusa); `head_top_k > 1` adds a branch for each of the first head's
+  next-best tokens, continued by the other heads' top-1 (the first level of the paper's sparse trees);
+- `temporal_candidates=n`: the next n tokens' counterparts at the same (h, w) one latent frame earlier. Video tokens of a mostly static
+  scene repeat from frame to frame, so this free draft (no head involved, like prompt-lookup decoding) is often
+  right where the heads are not. It is not in the reference or the paper; it changes speed, never the greedy output.
+
 The reference code base configures 7 heads with 1 residual layer (`medusa_num_heads=7, medusa_num_layers=1`) but
-ships no Medusa implementation; this one is written from the paper (chain candidates, top-1 per head, batch 1).
+ships no Medusa implementation; this one is written from the paper (batch 1).
 """
 
 from dataclasses import dataclass
@@ -24,6 +33,7 @@ class MedusaOutput:
     sequences: torch.LongTensor  # [1, prompt + new]
     num_forward_passes: int  # verification passes after the prefill
     accepted_per_step: list  # guesses accepted at each step (0..K)
+    tree_sizes: list  # tokens fed to each verification pass (the base token plus the distinct candidates)
 
     @property
     def mean_tokens_per_step(self) -> float:
@@ -60,6 +70,52 @@ def _sampling_probs(logits: torch.Tensor, temperature: float, top_p: float | Non
     return probs
 
 
+def candidate_tree(root: int, paths: list[list[int]]):
+    """Trie of candidate `paths` below the `root` token: (tokens, parents, depths, children), node 0 = root.
+
+    Sibling tokens are distinct, so at most one child of a node can equal the base model's greedy choice.
+    """
+    tokens, parents, depths, children = [root], [-1], [0], [{}]
+    for path in paths:
+        node = 0
+        for token in path:
+            child = children[node].get(token)
+            if child is None:
+                child = len(tokens)
+                tokens.append(token)
+                parents.append(node)
+                depths.append(depths[node] + 1)
+                children.append({})
+                children[node][token] = child
+            node = child
+    return tokens, parents, depths, children
+
+
+def tree_attention_mask(parents: list[int], past: int, device=None) -> torch.Tensor:
+    """`[1, 1, N, past + N]` boolean: every node sees the whole cache, itself and its ancestors."""
+    allowed = torch.zeros(len(parents), past + len(parents), dtype=torch.bool)
+    allowed[:, :past] = True
+    for node in range(len(parents)):
+        ancestor = node
+        while ancestor >= 0:
+            allowed[node, past + ancestor] = True
+            ancestor = parents[ancestor]
+    return allowed[None, None].to(device)
+
+
+def _keep_cache_entries(cache: DynamicCache, past: int, keep: list[int]) -> None:
+    """Keep the first `past` cached positions plus tree nodes `keep` (ascending) of the last verification pass."""
+    total = cache.get_seq_length()
+    if keep == list(range(len(keep))):  # a prefix of the fed tokens (always so for a chain): crop the rest
+        if total > past + len(keep):
+            cache.crop(past + len(keep) - total)  # negative = remove that many from the end
+        return
+    index = torch.tensor(list(range(past)) + [past + node for node in keep], device=cache.layers[0].keys.device)
+    for layer in cache.layers:
+        layer.keys = layer.keys.index_select(-2, index)
+        layer.values = layer.values.index_select(-2, index)
+
+
 @torch.no_grad()
 def medusa_generate(
     model,
@@ -74,11 +130,15 @@ def medusa_generate(
     epsilon: float = 0.09,
     delta: float = 0.3,
     num_candidates: int | None = None,
+    head_top_k: int = 1,
+    temporal_candidates: int = 0,
     generator: torch.Generator | None = None,
 ) -> MedusaOutput:
     """Decode `max_new_tokens` tokens after `input_ids` ([1, L]) with Medusa speculation (see module docstring).
 
-    `num_candidates` limits the guesses per step (default: all heads).
+    `num_candidates` limits the heads used per step (default: all; 0 = none); `head_top_k` is the number of the first
+    head's tokens branched on (1 = the plain chain); `temporal_candidates` is the length of the path copied from the
+    previous latent frame (0 = none).
     """
     if model.medusa_heads is None:
         raise ValueError("medusa_generate needs a model with Medusa heads (config.medusa_num_heads > 0)")
@@ -90,8 +150,16 @@ def medusa_generate(
         raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
     if do_sample and temperature <= 0:
         raise ValueError(f"temperature must be > 0 when sampling, got {temperature}")
+    vocab_size = model.config.vocab_size
+    if not 1 <= head_top_k <= vocab_size:
+        raise ValueError(f"head_top_k must be in [1, {vocab_size}] (the vocabulary size), got {head_top_k}")
     num_heads = len(model.medusa_heads)
+    if num_candidates is not None and num_candidates < 0:
+        raise ValueError(f"num_candidates must be >= 0 (heads used per step, at most {num_heads}), got {num_candidates}")
     num_candidates = num_heads if num_candidates is None else min(num_candidates, num_heads)
+    if temporal_candidates < 0:
+        raise ValueError(f"temporal_candidates must be >= 0 (tokens copied from the previous frame), got "
+                         f"{temporal_candidates}")
     limit = model.model.position_tables.table_size
     if input_ids.shape[1] + max_new_tokens > limit:
         raise ValueError(
@@ -99,6 +167,10 @@ def medusa_generate(
             f"of latent_shape {model.config.latent_shape}"
         )
     text = dict(encoder_hidden_states=encoder_hidden_states, encoder_attention_mask=encoder_attention_mask)
+    device = input_ids.device
+    tokens_per_frame = model.config.latent_shape[1] * model.config.latent_shape[2]
+    bov = model.config.bov_token_id
+    video_start = 1 if bov is not None and int(input_ids[0, 0]) == bov else 0  # sequence index of video token 0
 
     def pick(logits: torch.Tensor) -> int:
         if not do_sample:
@@ -106,45 +178,96 @@ def medusa_generate(
         probs = _sampling_probs(logits, temperature, top_p)
         return int(torch.multinomial(probs, 1, generator=generator))
 
-    def guesses_at(out, position: int) -> torch.Tensor:
+    def guesses_at(out, position: int) -> torch.Tensor | None:
         # heads only at the one position whose continuation is guessed next: [K, V]
+        if num_candidates == 0:
+            return None
         hidden = out.hidden_states[-1][0, position]
         return torch.stack([head(hidden) for head in model.medusa_heads[:num_candidates]])
+
+    def candidate_paths(guess_logits: torch.Tensor | None, sequence: list[int], remaining: int) -> list[list[int]]:
+        """Guessed continuations of `sequence` (which ends with the base token), none longer than `remaining`."""
+        paths = []
+        depth = min(num_candidates, remaining)
+        if depth:
+            chain = guess_logits[:depth].argmax(-1).tolist()
+            paths.append(chain)
+            if head_top_k > 1:
+                for alternative in guess_logits[0].topk(head_top_k).indices[1:].tolist():
+                    paths.append([alternative] + chain[1:])
+        first = len(sequence)  # sequence index of the first guess; a copy must come from a known video token
+        copies = min(temporal_candidates, remaining, tokens_per_frame)
+        if copies and first - tokens_per_frame >= video_start:
+            paths.append(sequence[first - tokens_per_frame : first - tokens_per_frame + copies])
+        return paths
+
+    def accepted_path(logits: torch.Tensor, tree) -> list[int]:
+        """Nodes (root excluded) of the longest path whose every guess the base model accepts."""
+        tree_tokens, _, _, children = tree
+        if not do_sample:
+            choice = logits.argmax(-1).tolist()
+            path, node = [], 0
+            while (child := children[node].get(choice[node])) is not None:
+                path.append(child)
+                node = child
+            return path
+
+        def longest(node: int) -> list[int]:
+            best = []
+            if children[node]:
+                probs = _sampling_probs(logits[node], temperature, top_p)
+                for token, child in children[node].items():
+                    if typical_acceptance(probs, token, epsilon, delta):
+                        below = [child] + longest(child)
+                        best = below if len(below) > len(best) else best
+            return best
+
+        return longest(0)
 
     cache = DynamicCache()
     out = model(input_ids, cache=cache, use_cache=True, output_hidden_states=True, logits_to_keep=1, **text)
     base_logits, guess_logits = out.logits[0, -1], guesses_at(out, -1)  # [V], [K, V]
     tokens = input_ids[0].tolist()
     target = len(tokens) + max_new_tokens
-    accepted_per_step = []
+    accepted_per_step, tree_sizes = [], []
     while len(tokens) < target:
         next_token = pick(base_logits)
         if len(tokens) + 1 == target:  # the last token needs no verification pass
             tokens.append(next_token)
             break
-        guesses = guess_logits[: min(num_candidates, target - len(tokens) - 1)].argmax(-1).tolist()
-        step_input = torch.tensor([[next_token] + guesses], device=input_ids.device)
-        out = model(step_input, cache=cache, use_cache=True, output_hidden_states=True, **text)
-        accepted = 0
-        for i, guess in enumerate(guesses):  # out.logits[0, i] is the base prediction for guesses[i]
-            if do_sample:
-                ok = typical_acceptance(_sampling_probs(out.logits[0, i], temperature, top_p), guess, epsilon, delta)
-            else:
-                ok = int(out.logits[0, i].argmax()) == guess
-            if not ok:
-                break
-            accepted += 1
-        tokens += [next_token] + guesses[:accepted]
-        rejected = cache.get_seq_length() - len(tokens)
-        if rejected:
-            cache.crop(-rejected)  # drop the K/V of rejected guesses (negative = remove that many)
-        accepted_per_step.append(accepted)
-        base_logits, guess_logits = out.logits[0, accepted], guesses_at(out, accepted)
+        remaining = target - len(tokens) - 1  # tokens still to come after next_token
+        tree = candidate_tree(next_token, candidate_paths(guess_logits, tokens + [next_token], remaining))
+        tree_tokens, parents, depths, _ = tree
+        past = len(tokens)
+        out = model(
+            torch.tensor([tree_tokens], device=device),
+            attention_mask=tree_attention_mask(parents, past, device),
+            position_ids=torch.tensor([depths], device=device) + past,
+            cache=cache,
+            use_cache=True,
+            output_hidden_states=True,
+            **text,
+        )
+        path = accepted_path(out.logits[0], tree)  # out.logits[0, i] is the base prediction after node i
+        tokens += [next_token] + [tree_tokens[node] for node in path]
+        _keep_cache_entries(cache, past, [0] + path)
+        accepted_per_step.append(len(path))
+        tree_sizes.append(len(tree_tokens))
+        last = path[-1] if path else 0
+        base_logits, guess_logits = out.logits[0, last], guesses_at(out, last)
     return MedusaOutput(
-        sequences=torch.tensor([tokens], device=input_ids.device),
+        sequences=torch.tensor([tokens], device=device),
         num_forward_passes=len(accepted_per_step),
         accepted_per_step=accepted_per_step,
+        tree_sizes=tree_sizes,
     )
 
 
-__all__ = ["medusa_generate", "typical_acceptance", "init_medusa_heads_from_lm_head", "MedusaOutput"]
+__all__ = [
+    "medusa_generate",
+    "typical_acceptance",
+    "init_medusa_heads_from_lm_head",
+    "candidate_tree",
+    "tree_attention_mask",
+    "MedusaOutput",
+]

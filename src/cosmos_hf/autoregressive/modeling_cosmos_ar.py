@@ -378,7 +378,9 @@ class CosmosARModel(CosmosARPreTrainedModel):
         r"""
         Args:
             input_ids (`torch.LongTensor` `[B, L]`): video token ids (0..vocab_size-1) and, for Video2World, `<bov>`.
-            attention_mask (`torch.Tensor` `[B, past + L]`, *optional*): 1 for real tokens, 0 for (left) padding.
+            attention_mask (`torch.Tensor` `[B, past + L]` or `[B, 1, L, past + L]`, *optional*): 2D: 1 for real
+                tokens, 0 for (left) padding, combined with the causal mask. 4D: used as is, True / 1 where query `i`
+                may attend to key `j` (e.g. Medusa's tree attention, where candidates see only their ancestors).
             position_ids (`torch.LongTensor` `[B, L]`, *optional*): index into the t-major 3D position tables;
                 defaults to `past + arange(L)`.
             cache (`Cache`, *optional*): transformers KV cache (e.g. `DynamicCache`).
@@ -411,13 +413,21 @@ class CosmosARModel(CosmosARPreTrainedModel):
             position_ids = torch.arange(past, past + length, device=device).unsqueeze(0).expand(batch, -1)
         self._check_positions(position_ids)
 
-        # Self-attention mask over [past + L] keys: causal in cache order, minus padded keys.
-        if attention_mask is not None and (attention_mask.dim() != 2 or attention_mask.shape[1] != past + length):
+        # Self-attention mask over [past + L] keys: causal in cache order, minus padded keys; or a given 4D mask.
+        if attention_mask is not None and attention_mask.dim() == 4:
+            if attention_mask.shape[0] not in (1, batch) or tuple(attention_mask.shape[1:]) != (1, length,
+                                                                                                past + length):
+                raise ValueError(
+                    f"a 4D attention_mask must be [batch or 1, 1, length, past + length] = [{batch}, 1, {length}, "
+                    f"{past + length}], got {tuple(attention_mask.shape)}"
+                )
+            self_mask = _additive_mask(attention_mask.bool(), inputs_embeds.dtype)
+        elif attention_mask is not None and (attention_mask.dim() != 2 or attention_mask.shape[1] != past + length):
             raise ValueError(
-                f"attention_mask must be [batch, past + length] = [{batch}, {past + length}], "
-                f"got {tuple(attention_mask.shape)}"
+                f"attention_mask must be [batch, past + length] = [{batch}, {past + length}] (or 4D "
+                f"[batch, 1, length, past + length]), got {tuple(attention_mask.shape)}"
             )
-        if length == 1 and (attention_mask is None or bool(attention_mask.all())):
+        elif length == 1 and (attention_mask is None or bool(attention_mask.all())):
             self_mask = None  # one new token sees the whole cache
         else:
             query_index = torch.arange(past, past + length, device=device)
@@ -592,6 +602,8 @@ class CosmosARForCausalLM(CosmosARPreTrainedModel, GenerationMixin):
 
         loss = ce = z = medusa_loss = None
         if labels is not None:
+            if attention_mask is not None and attention_mask.dim() != 2:
+                raise ValueError("labels need a 2D padding attention_mask [batch, length] (or none), not a 4D mask")
             loss, ce, z = self.compute_loss(logits, labels, attention_mask)
             if medusa_logits is not None:
                 medusa_loss = compute_medusa_loss(medusa_logits, labels)

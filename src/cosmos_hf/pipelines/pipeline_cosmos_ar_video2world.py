@@ -34,6 +34,10 @@ from ..tokenizers.modeling_discrete_video import CosmosDiscreteVideoTokenizer  #
 from .hub_layout import HubLayoutMixin
 
 OUTPUT_TYPES = ("pil", "np", "pt", "tokens")
+# `use_medusa=True` verifies the heads' guesses and the previous latent frame's next 16 tokens in one candidate tree
+# (bench/autoregressive.py --model compares the trees; on the nano model this one is far faster than the heads
+# alone); the greedy output never depends on the tree
+MEDUSA_DEFAULTS = {"temporal_candidates": 16}
 _DECODER_COMPONENTS = ("decoder_transformer", "decoder_token_embedder", "decoder_vae", "decoder_scheduler",
                        "decoder_text_encoder", "decoder_tokenizer")
 
@@ -200,7 +204,7 @@ class CosmosARVideo2WorldPipeline(HubLayoutMixin, DiffusionPipeline):
     # ------------------------------------------------------------------ generation
     @torch.no_grad()
     def generate_tokens(self, input_ids, max_new_tokens, text, do_sample, temperature, top_k, top_p, generator,
-                        use_medusa=False):
+                        use_medusa=False, medusa_kwargs=None):
         """Continue `input_ids` [B, L] by `max_new_tokens` tokens with the KV cache (or Medusa, one row at a time)."""
         model = self.ar_model
         if use_medusa:
@@ -210,7 +214,8 @@ class CosmosARVideo2WorldPipeline(HubLayoutMixin, DiffusionPipeline):
             for row in range(input_ids.shape[0]):
                 row_text = {k: v[row : row + 1] for k, v in text.items()}
                 out = medusa_generate(model, input_ids[row : row + 1], max_new_tokens, do_sample=do_sample,
-                                      temperature=temperature, top_p=top_p, generator=generator, **row_text)
+                                      temperature=temperature, top_p=top_p, generator=generator,
+                                      **{**MEDUSA_DEFAULTS, **(medusa_kwargs or {})}, **row_text)
                 rows.append(out.sequences)
             return torch.cat(rows)
         cache = DynamicCache()
@@ -236,6 +241,7 @@ class CosmosARVideo2WorldPipeline(HubLayoutMixin, DiffusionPipeline):
         top_k: int | None = None,
         top_p: float | None = 0.8,
         use_medusa: bool = False,
+        medusa_kwargs: dict | None = None,
         use_diffusion_decoder: bool | None = None,
         decoder_prompt: str | list[str] = "",
         decoder_num_inference_steps: int = DEFAULT_NUM_INFERENCE_STEPS,
@@ -249,7 +255,8 @@ class CosmosARVideo2WorldPipeline(HubLayoutMixin, DiffusionPipeline):
         `video`: tensor [B, 3, T, H, W] / [3, T, H, W] in [-1, 1], uint8 array [T, H, W, 3], or a list of frames;
         resized to the model's pixel size. `do_sample=False` is greedy decoding; otherwise `temperature`, `top_k`,
         `top_p` (reference default 0.8) apply, seeded by `generator`. `use_medusa` needs a model with Medusa heads
-        (greedy Medusa gives exactly the greedy tokens). `output_type="tokens"` returns the token grid
+        (greedy Medusa gives exactly the greedy tokens); `medusa_kwargs` go to `medusa_generate` over
+        `MEDUSA_DEFAULTS` (the candidate tree: `head_top_k`, `temporal_candidates`, ...). `output_type="tokens"` returns the token grid
         `[B, T', H', W']` without decoding. With a diffusion decoder and `use_diffusion_decoder`, the tokens are
         refined by it (`decoder_num_inference_steps` 15, `decoder_guidance_scale` 1.8, the reference defaults);
         `use_diffusion_decoder=None` uses the config's `default_use_diffusion_decoder` (True unless saved otherwise).
@@ -280,7 +287,7 @@ class CosmosARVideo2WorldPipeline(HubLayoutMixin, DiffusionPipeline):
                     raise ValueError(f"the safety checker rejected the prompt: {text!r}")
         text = self._text_features(prompt, batch, device)
         sequences = self.generate_tokens(input_ids, max_new_tokens, text, do_sample, temperature, top_k,
-                                         top_p if do_sample else None, generator, use_medusa)
+                                         top_p if do_sample else None, generator, use_medusa, medusa_kwargs)
         video_tokens = sequences[:, int(bov is not None):].reshape(batch, *grid)
         if output_type == "tokens":
             result = video_tokens

@@ -1,0 +1,176 @@
+"""Real-size smoke test on a CUDA GPU: the released Cosmos sizes with random weights; prints one JSON object.
+
+    python bench/gpu_real_size.py            # needs a CUDA device; ~2 minutes on one H100
+    python bench/gpu_real_size.py --tiny     # the same code paths at toy sizes, on whatever device there is
+
+Nothing here needs downloaded weights: every model is built from its released config with random weights, so the
+numbers are speed, memory and shape checks, not quality. Measured, in bfloat16:
+- tokenizers CV8x8x8 and DV8x16x16 (the Predict1 tokenizers): encode + decode of a 33-frame 704x1280 clip, whole and
+  streamed in 2-latent-frame chunks (the streamed latents must equal the whole-clip ones up to bf16 rounding);
+- the 4B autoregressive model: prefill of a one-latent-frame prompt (2,560 tokens), greedy decoding of 128 tokens
+  with the KV cache, cached vs uncached logits on 512 tokens, KV-cache bytes;
+- the 5B-Video2World model: the same prefill and decoding with a 512-token text context (cross-attention).
+Without a GPU (and without --tiny) it prints {"skipped": ...}, so `make bench` runs anywhere.
+"""
+
+import argparse
+import json
+import sys
+import time
+
+import torch
+from transformers import DynamicCache
+
+from cosmos_hf import CosmosARConfig, CosmosARForCausalLM
+from cosmos_hf.tokenizers.configs import from_config_name
+
+
+def synchronize(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(fn, device):
+    synchronize(device)
+    start = time.perf_counter()
+    result = fn()
+    synchronize(device)
+    return time.perf_counter() - start, result
+
+
+def peak_memory_gb(device):
+    return round(torch.cuda.max_memory_allocated(device) / 2**30, 2) if device.type == "cuda" else None
+
+
+def reset_peak(device):
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+@torch.no_grad()
+def tokenizer_smoke(name, frames, height, width, device, dtype):
+    tokenizer = from_config_name(name).to(device, dtype).eval()
+    video = torch.rand(1, 3, frames, height, width, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    video = video.to(device, dtype)
+    discrete = name.startswith("DV")
+    encode = tokenizer.tokenize if discrete else (lambda v: tokenizer.encode(v).latent_dist.mode())
+    decode = tokenizer.detokenize if discrete else (lambda z: tokenizer.decode(z).sample)
+    encode(video[:, :, :9])  # warm-up (kernel selection)
+    reset_peak(device)
+    t_encode, latent = timed(lambda: encode(video), device)
+    t_decode, recon = timed(lambda: decode(latent), device)
+    whole_peak = peak_memory_gb(device)
+    tokenizer.enable_streaming(chunk_latent_frames=2)
+    reset_peak(device)
+    t_stream, streamed = timed(lambda: encode(video), device)
+    stream_peak = peak_memory_gb(device)
+    tokenizer.disable_streaming()
+    if discrete:
+        stream_match = round(float((streamed == latent).float().mean()), 4)
+    else:
+        stream_match = round(float((streamed.float() - latent.float()).abs().max()), 4)
+    return {
+        "parameters_M": round(sum(p.numel() for p in tokenizer.parameters()) / 1e6, 1),
+        "input": [1, 3, frames, height, width],
+        "latent": list(latent.shape),
+        "reconstruction": list(recon.shape),
+        "encode_s": round(t_encode, 3),
+        "decode_s": round(t_decode, 3),
+        "peak_GB_whole": whole_peak,
+        "streamed_encode_s": round(t_stream, 3),
+        "peak_GB_streamed": stream_peak,
+        ("streamed_tokens_equal_fraction" if discrete else "streamed_latent_max_abs_diff"): stream_match,
+    }
+
+
+@torch.no_grad()
+def ar_smoke(variant, device, dtype, tiny):
+    overrides = dict(hidden_size=256, intermediate_size=768, num_hidden_layers=2, num_attention_heads=4,
+                     num_key_value_heads=2, head_dim=None) if tiny else {}
+    config = CosmosARConfig.from_variant(variant, **overrides)
+    torch.manual_seed(0)
+    model = CosmosARForCausalLM(config).to(device, dtype).eval()
+    grid = config.latent_shape
+    per_frame = grid[1] * grid[2]
+    generator = torch.Generator().manual_seed(1)
+    prompt = torch.randint(0, config.vocab_size, (1, per_frame), generator=generator)
+    if config.bov_token_id is not None:
+        prompt = torch.cat([torch.tensor([[config.bov_token_id]]), prompt], dim=1)
+    prompt = prompt.to(device)
+    text = {}
+    if config.insert_cross_attention:
+        context = torch.randn(1, 512, config.cross_attention_dim, generator=generator).to(device, dtype)
+        text = dict(encoder_hidden_states=context, encoder_attention_mask=torch.ones(1, 512, dtype=torch.bool,
+                                                                                       device=device))
+    model(prompt[:, :64], use_cache=False, **text)  # warm-up
+    reset_peak(device)
+    cache = DynamicCache()
+    t_prefill, out = timed(lambda: model(prompt, cache=cache, logits_to_keep=1, **text), device)
+    new_tokens = 32 if tiny else 128
+
+    def decode():
+        logits, tokens = out.logits, []
+        for _ in range(new_tokens):
+            token = logits[:, -1].argmax(-1, keepdim=True)
+            tokens.append(token)
+            logits = model(token, cache=cache, **text).logits
+        return torch.cat(tokens, 1)
+
+    t_decode, generated = timed(decode, device)
+    kv_bytes = sum(layer.keys.numel() * layer.keys.element_size() + layer.values.numel() * layer.values.element_size()
+                   for layer in cache.layers)
+    peak = peak_memory_gb(device)
+    # cached (token by token after a prefix) vs one uncached forward over the same 512 tokens
+    sequence = torch.cat([prompt, generated], 1)[:, :512] if prompt.shape[1] + new_tokens >= 512 else \
+        torch.cat([prompt, generated], 1)
+    split = sequence.shape[1] - 16
+    full = model(sequence, use_cache=False, **text).logits[:, split:].float()
+    check = DynamicCache()
+    model(sequence[:, :split], cache=check, **text)
+    steps = torch.cat([model(sequence[:, i : i + 1], cache=check, **text).logits for i in range(split,
+                                                                                             sequence.shape[1])], 1)
+    return {
+        "parameters_B": round(sum(p.numel() for p in model.parameters()) / 1e9, 2),
+        "latent_shape": grid,
+        "prompt_tokens": int(prompt.shape[1]),
+        "text_tokens": 512 if text else 0,
+        "prefill_s": round(t_prefill, 3),
+        "prefill_tokens_per_s": round(prompt.shape[1] / t_prefill, 1),
+        "decode_tokens": new_tokens,
+        "decode_tokens_per_s": round(new_tokens / t_decode, 1),
+        "kv_cache_GB": round(kv_bytes / 2**30, 3),
+        "peak_GB": peak,
+        "cached_vs_uncached_max_abs_logit_diff": round(float((steps.float() - full).abs().max()), 4),
+        "cached_vs_uncached_argmax_agreement": round(float((steps.argmax(-1) == full.argmax(-1)).float().mean()), 4),
+    }
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tiny", action="store_true", help="toy sizes (a CPU check of the code paths)")
+    args = parser.parse_args()
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.type != "cuda" and not args.tiny:  # `make bench` on a machine without a GPU: say so, fail nothing
+        print(json.dumps({"skipped": "needs a CUDA GPU (--tiny runs the same code paths at toy sizes on the CPU)"}))
+        return
+    dtype = torch.bfloat16
+    report = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+              "torch": torch.__version__, "dtype": "bfloat16"}
+    frames, height, width = (9, 64, 64) if args.tiny else (33, 704, 1280)
+    sections = {f"tokenizer_{name}": (tokenizer_smoke, (name, frames, height, width, device, dtype))
+                for name in ("CV8x8x8", "DV8x16x16")}
+    sections.update({f"ar_{variant}": (ar_smoke, (variant, device, dtype, args.tiny))
+                     for variant in ("4B", "5B-Video2World")})
+    for section, (fn, fn_args) in sections.items():
+        try:
+            report[section] = fn(*fn_args)
+        except torch.cuda.OutOfMemoryError as error:  # a finding, not a crash: the other sections still run
+            report[section] = {"error": f"out of GPU memory: {str(error).splitlines()[0]}"}
+        reset_peak(device)
+        print(json.dumps({section: report[section]}), file=sys.stderr, flush=True)  # survives a timeout
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -121,11 +121,11 @@ def test_killed_run_resumes_without_loss_or_duplicates(curated, inputs, tmp_path
     proc = subprocess.Popen([sys.executable, "-c", code, str(inputs), str(out)], env=env)
     records = out / ".work" / "records"
     deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None and not list(records.glob("*.json")):
+    while time.time() < deadline and proc.poll() is None and not list(records.glob("[!.]*.json")):
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    finished = len(list(records.glob("*.json")))
+    finished = len(list(records.glob("[!.]*.json")))  # finished records, not a temp file cut off mid-write
     assert 1 <= finished < 8, f"the kill should land mid-run ({finished} of 8 videos finished)"
     summary = run_curation(inputs, out, CurationConfig(**CONFIG), executor=LocalExecutor(), progress=False)
     reference_out, reference = curated
@@ -133,6 +133,24 @@ def test_killed_run_resumes_without_loss_or_duplicates(curated, inputs, tmp_path
     assert (out / "metadata.jsonl").read_text() == (reference_out / "metadata.jsonl").read_text()
     assert sorted(p.name for p in (out / "videos").iterdir()) == sorted(p.name for p in
                                                                         (reference_out / "videos").iterdir())
+
+
+def test_temp_files_of_a_kill_mid_write_are_ignored_and_removed(curated, inputs, tmp_path):
+    """A kill while a record or clip is being written leaves atomic_path's hidden temp file (possibly empty): the
+    next run must neither read it as a finished video nor keep it."""
+    reference_out, reference = curated
+    out = tmp_path / "out"
+    shutil.copytree(reference_out, out)
+    records = out / ".work" / "records"
+    victim = sorted(records.glob("*.json"))[0]
+    victim.unlink()  # that video is unfinished again ...
+    stale = [records / f".{victim.stem}.k1ll3d.tmp.json", out / ".work" / "clips" / ".c.k1ll3d.tmp.mp4"]
+    for path in stale:  # ... and its record was cut off mid-write
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"")
+    summary = run_curation(inputs, out, CurationConfig(**CONFIG), executor=LocalExecutor(), progress=False)
+    assert summary == reference and victim.is_file()
+    assert not any(path.exists() for path in stale)
 
 
 def test_cli_curate_reports_and_exits(inputs, tmp_path, capsys):

@@ -22,6 +22,8 @@ from ..utils import atomic_path
 
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".mov", ".avi", ".mkv", ".m4v")
 WORK_DIR = ".work"
+# finished-video records; atomic_path's temp files (".{stem}.XXXX.tmp.json", left by a kill mid-write) never match
+RECORD_GLOB = "[!.]*.json"
 
 
 @dataclass
@@ -398,9 +400,10 @@ def run_curation(input_dir, output_dir, config: CurationConfig | None = None, ex
                              "output folder or delete it to start over")
     else:
         _write_json(config_path, asdict(config))
-    for stale in (work / "clips").glob(".*.tmp*") if (work / "clips").is_dir() else []:
-        stale.unlink()  # temp files of a killed run (atomic writes never left them at a final name)
-    done = {p.stem for p in records_dir.glob("*.json")}
+    for folder in (work / "clips", records_dir):
+        for stale in folder.glob(".*.tmp*") if folder.is_dir() else []:
+            stale.unlink()  # temp files of a killed run (atomic writes never left them at a final name)
+    done = {p.stem for p in records_dir.glob(RECORD_GLOB)}
     todo = [item for item in inputs if item["video_id"] not in done]
     if max_videos is not None:
         todo = todo[:max_videos]
@@ -436,7 +439,7 @@ def finalize(input_dir, output_dir, config, inputs, command="cosmos-hf curate", 
 
     output_dir = Path(output_dir)
     records_dir = output_dir / WORK_DIR / "records"
-    records = {p.stem: json.loads(p.read_text()) for p in sorted(records_dir.glob("*.json"))}
+    records = {p.stem: json.loads(p.read_text()) for p in sorted(records_dir.glob(RECORD_GLOB))}
     wanted = {i["video_id"] for i in inputs}
     failed, clips, rejections = [], [], collections.Counter()
     for vid in sorted(wanted & set(records)):

@@ -9,7 +9,10 @@ numbers are speed, memory and shape checks, not quality. Measured, in bfloat16:
   streamed in 2-latent-frame chunks (the streamed latents must equal the whole-clip ones up to bf16 rounding);
 - the 4B autoregressive model: prefill of a one-latent-frame prompt (2,560 tokens), greedy decoding of 128 tokens
   with the KV cache, cached vs uncached logits on 512 tokens, KV-cache bytes;
-- the 5B-Video2World model: the same prefill and decoding with a 512-token text context (cross-attention).
+- the 5B-Video2World model: the same prefill and decoding with a 512-token text context (cross-attention);
+- the bundled nano AR pipeline on the GPU (float32): greedy vs Medusa token grids from 4 random first frames, and
+  plain greedy vs the two Medusa trees' speed (needs pipelines/ from this repository).
+`--only SECTION ...` runs some of them (names as in the JSON).
 Without a GPU (and without --tiny) it prints {"skipped": ...}, so `make bench` runs anywhere.
 """
 
@@ -17,6 +20,7 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 
 import torch
 from transformers import DynamicCache
@@ -146,9 +150,40 @@ def ar_smoke(variant, device, dtype, tiny):
     }
 
 
+@torch.no_grad()
+def nano_ar_pipeline_smoke(device):
+    from cosmos_hf import CosmosARVideo2WorldPipeline
+    from cosmos_hf.autoregressive.medusa import medusa_generate
+    from cosmos_hf.tokenizers import load_tokenizer
+
+    root = Path(__file__).resolve().parents[1] / "pipelines"
+    model = CosmosARForCausalLM.from_pretrained(root / "cosmos-nano-ar-video2world" / "ar_model").eval()
+    tokenizer = load_tokenizer(root / "cosmos-nano-tokenizer-dv4x8x8").eval()
+    pipe = CosmosARVideo2WorldPipeline.from_components(model, tokenizer, disable_safety_checker=True).to(device)
+    pipe.set_progress_bar_config(disable=True)
+    generator = torch.Generator().manual_seed(0)
+    frames = [(torch.rand(1, 3, 1, 64, 64, generator=generator) * 2 - 1).to(device) for _ in range(4)]
+    same = [bool(torch.equal(pipe(video=f, output_type="tokens").frames,
+                             pipe(video=f, output_type="tokens", use_medusa=True).frames)) for f in frames]
+    video = pipe(video=frames[0], output_type="pt", use_medusa=True).frames
+    prompt = tokenizer.tokenize(frames[0]).reshape(1, -1)
+    new = model.config.num_video_tokens - prompt.shape[1]
+    model.generate(prompt, max_new_tokens=new, do_sample=False)  # warm-up
+    t_plain, plain = timed(lambda: model.generate(prompt, max_new_tokens=new, do_sample=False), device)
+    result = {"medusa_tokens_equal_greedy": same, "video": list(video.shape),
+              "finite": bool(torch.isfinite(video).all()), "plain_tokens_per_s": round(new / t_plain, 1)}
+    for name, kwargs in {"heads_chain": {}, "heads_and_previous_frame_16": dict(temporal_candidates=16)}.items():
+        t_medusa, out = timed(lambda: medusa_generate(model, prompt, new, **kwargs), device)
+        result[name] = {"identical_to_greedy": bool(torch.equal(out.sequences, plain)),
+                        "tokens_per_forward": round(out.mean_tokens_per_step, 2),
+                        "wall_time_speedup": round(t_plain / t_medusa, 2)}
+    return result
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tiny", action="store_true", help="toy sizes (a CPU check of the code paths)")
+    parser.add_argument("--only", nargs="+", default=None, help="run only these sections")
     args = parser.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.type != "cuda" and not args.tiny:  # `make bench` on a machine without a GPU: say so, fail nothing
@@ -162,7 +197,13 @@ def main():
                 for name in ("CV8x8x8", "DV8x16x16")}
     sections.update({f"ar_{variant}": (ar_smoke, (variant, device, dtype, args.tiny))
                      for variant in ("4B", "5B-Video2World")})
+    sections["nano_ar_pipeline"] = (nano_ar_pipeline_smoke, (device,))
+    unknown = sorted(set(args.only or []) - set(sections))
+    if unknown:
+        raise SystemExit(f"unknown sections {unknown}; choose from {sorted(sections)}")
     for section, (fn, fn_args) in sections.items():
+        if args.only and section not in args.only:
+            continue
         try:
             report[section] = fn(*fn_args)
         except torch.cuda.OutOfMemoryError as error:  # a finding, not a crash: the other sections still run

@@ -65,6 +65,12 @@ def test_greedy_generation_is_generate_and_fills_the_latent_grid(pipe, dv):
 def test_medusa_greedy_equals_plain_greedy(pipe):
     plain = pipe(video=frames(1, seed=3), output_type="tokens").frames
     assert torch.equal(pipe(video=frames(1, seed=3), output_type="tokens", use_medusa=True).frames, plain)
+    # medusa_kwargs reach medusa_generate: another tree, the same tokens; a bad value names itself
+    chain = pipe(video=frames(1, seed=3), output_type="tokens", use_medusa=True,
+                 medusa_kwargs={"temporal_candidates": 0, "head_top_k": 2}).frames
+    assert torch.equal(chain, plain)
+    with pytest.raises(ValueError, match="head_top_k must be in"):
+        pipe(video=frames(1, seed=3), output_type="tokens", use_medusa=True, medusa_kwargs={"head_top_k": 0})
 
 
 def test_sampling_is_seeded_by_generator(pipe):

@@ -14,9 +14,10 @@ The candidate tree is the union of these paths (shared prefixes verified once):
 
 - the heads' top-1 chain (the paper's plain Medusa); `head_top_k > 1` adds a branch for each of the first head's
   next-best tokens, continued by the other heads' top-1 (the first level of the paper's sparse trees);
-- `temporal_candidates=n`: the next n tokens' counterparts at the same (h, w) one latent frame earlier. Video tokens of a mostly static
-  scene repeat from frame to frame, so this free draft (no head involved, like prompt-lookup decoding) is often
-  right where the heads are not. It is not in the reference or the paper; it changes speed, never the greedy output.
+- `temporal_candidates=n`: the next n tokens' counterparts at the same (h, w) one latent frame earlier. Video
+  tokens of a mostly static scene repeat from frame to frame, so this free draft (no head involved, like
+  prompt-lookup decoding) is often right where the heads are not. It is not in the reference or the paper; it
+  changes speed, never the greedy output.
 
 The reference code base configures 7 heads with 1 residual layer (`medusa_num_heads=7, medusa_num_layers=1`) but
 ships no Medusa implementation; this one is written from the paper (batch 1).
@@ -155,7 +156,9 @@ def medusa_generate(
         raise ValueError(f"head_top_k must be in [1, {vocab_size}] (the vocabulary size), got {head_top_k}")
     num_heads = len(model.medusa_heads)
     if num_candidates is not None and num_candidates < 0:
-        raise ValueError(f"num_candidates must be >= 0 (heads used per step, at most {num_heads}), got {num_candidates}")
+        raise ValueError(
+            f"num_candidates must be >= 0 (heads used per step, at most {num_heads}), got {num_candidates}"
+        )
     num_candidates = num_heads if num_candidates is None else min(num_candidates, num_heads)
     if temporal_candidates < 0:
         raise ValueError(f"temporal_candidates must be >= 0 (tokens copied from the previous frame), got "

@@ -256,9 +256,10 @@ class CosmosARVideo2WorldPipeline(HubLayoutMixin, DiffusionPipeline):
         resized to the model's pixel size. `do_sample=False` is greedy decoding; otherwise `temperature`, `top_k`,
         `top_p` (reference default 0.8) apply, seeded by `generator`. `use_medusa` needs a model with Medusa heads
         (greedy Medusa gives exactly the greedy tokens); `medusa_kwargs` go to `medusa_generate` over
-        `MEDUSA_DEFAULTS` (the candidate tree: `head_top_k`, `temporal_candidates`, ...). `output_type="tokens"` returns the token grid
-        `[B, T', H', W']` without decoding. With a diffusion decoder and `use_diffusion_decoder`, the tokens are
-        refined by it (`decoder_num_inference_steps` 15, `decoder_guidance_scale` 1.8, the reference defaults);
+        `MEDUSA_DEFAULTS` (the candidate tree: `head_top_k`, `temporal_candidates`, ...). `output_type="tokens"`
+        returns the token grid `[B, T', H', W']` without decoding. With a diffusion decoder and
+        `use_diffusion_decoder`, the tokens are refined by it (`decoder_num_inference_steps` 15,
+        `decoder_guidance_scale` 1.8, the reference defaults);
         `use_diffusion_decoder=None` uses the config's `default_use_diffusion_decoder` (True unless saved otherwise).
         """
         if use_diffusion_decoder is None:

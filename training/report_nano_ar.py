@@ -40,8 +40,8 @@ def main(argv=None) -> int:
     size = grid[1] * tokenizer.config.spatial_compression
     by_view = {}
     for i in range(args.clips):
-        view = args.views[(i // len(sim.SCENES)) % len(args.views)]  # every scene meets every view
-        video = sim.simulate(sim.SCENES[i % len(sim.SCENES)], seed=i, num_frames=frames, height=size, width=size,
+        scene, view = sim.physics_scene_and_view(i, sim.SCENES, args.views)
+        video = sim.simulate(scene, seed=i, num_frames=frames, height=size, width=size,
                              view=view, fps=12).video
         tokens = tokenizer.tokenize(frames_to_tensor(video)).reshape(1, -1)  # t-major
         inputs, offset = tokens, 0

@@ -121,7 +121,7 @@ def tokenize_physics_clips(data: dict, dv_tokenizer, cache_path: Path, is_main: 
     """Simulate and tokenize `data.num_clips` clips once; returns (tokens int64 [N, T', H', W'], captions)."""
     from safetensors.torch import load_file, save_file
 
-    from cosmos_hf.sim import SCENES, simulate
+    from cosmos_hf.sim import SCENES, physics_scene_and_view, simulate
     from cosmos_hf.utils import atomic_path
 
     from safetensors import safe_open
@@ -151,8 +151,8 @@ def tokenize_physics_clips(data: dict, dv_tokenizer, cache_path: Path, is_main: 
         raise ValueError(f"unknown physics scenes {unknown}; valid: {list(SCENES)}")
     tokens, captions = [], []
     for index in range(int(data["num_clips"])):
-        view = views[(index // len(scenes)) % len(views)]  # every scene meets every view
-        record = simulate(scenes[index % len(scenes)], seed=int(data["seed_offset"]) + index,
+        scene, view = physics_scene_and_view(index, scenes, views)
+        record = simulate(scene, seed=int(data["seed_offset"]) + index,
                           num_frames=data["num_frames"], height=data["height"], width=data["width"], fps=data["fps"],
                           view=view)
         video = torch.from_numpy(record.video).permute(3, 0, 1, 2)[None].float() / 127.5 - 1.0

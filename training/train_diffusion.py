@@ -213,9 +213,9 @@ class PhysicsWorldDataset(Dataset):
     """Clips simulated on the fly by the built-in physics world (`cosmos_hf.sim`); clip i uses seed offset + i."""
 
     def __init__(self, num_clips, num_frames, height, width, fps, scenes=None, seed_offset=0, views=(0,)):
-        from cosmos_hf.sim import physics_scenes
+        from cosmos_hf.sim import physics_scene_and_view, physics_scenes
 
-        self.simulate = physics_scenes.simulate
+        self.simulate, self.scene_and_view = physics_scenes.simulate, physics_scene_and_view
         self.scenes = list(scenes or physics_scenes.SCENES)
         unknown = sorted(set(self.scenes) - set(physics_scenes.SCENES))
         if unknown:
@@ -230,8 +230,7 @@ class PhysicsWorldDataset(Dataset):
         return self.num_clips
 
     def __getitem__(self, index):
-        scene = self.scenes[index % len(self.scenes)]
-        view = self.views[(index // len(self.scenes)) % len(self.views)]  # every scene meets every view
+        scene, view = self.scene_and_view(index, self.scenes, self.views)
         record = self.simulate(scene, seed=self.seed_offset + index, num_frames=self.num_frames,
                                height=self.height, width=self.width, fps=self.fps, view=view)
         return {"video": to_tensor(record.video), "caption": record.caption}

@@ -11,7 +11,7 @@ Every function returns a `WorldRecord`; cameras follow OpenCV (x right, y down, 
 
 from .camera_task import TRAJECTORIES, simulate_camera
 from .contact_sheet import physics_contact_sheet, save_contact_sheet
-from .dataset import TASKS, generate_dataset
+from .dataset import TASKS, generate_dataset, physics_scene_and_view
 from .multiview import simulate_multiview
 from .physics_scenes import NUM_VIEWS, SCENES, simulate
 from .push import POLICIES, actions_from_states, apply_action, simulate_push
@@ -31,6 +31,7 @@ __all__ = [
     "apply_action",
     "actions_from_states",
     "generate_dataset",
+    "physics_scene_and_view",
     "physics_contact_sheet",
     "save_contact_sheet",
 ]

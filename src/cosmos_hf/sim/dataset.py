@@ -48,13 +48,18 @@ def derive_seed(seed: int, index: int) -> int:
     return int(np.random.SeedSequence([int(seed), int(index)]).generate_state(1, dtype=np.uint32)[0])
 
 
+def physics_scene_and_view(index: int, scenes, views=range(NUM_VIEWS)) -> tuple[str, int]:
+    """Scene and camera view of physics clip `index`: scenes cycle fastest, then views, so every scene meets every
+    view (the rule of the physics datasets, the nano training runs and their held-out reports)."""
+    scenes, views = list(scenes), list(views)
+    return scenes[index % len(scenes)], views[(index // len(scenes)) % len(views)]
+
+
 def sample_spec(task: str, index: int, seed: int, scenes=None, policy=None, trajectory=None, num_cameras=6) -> dict:
     """What sample `index` is: physics cycles scenes then views (balanced); other tasks draw from the seed."""
     spec = {"id": f"{index:06d}", "index": index, "task": task, "seed": derive_seed(seed, index)}
     if task == "physics":
-        scenes = list(scenes or SCENES)
-        spec["scene"] = scenes[index % len(scenes)]
-        spec["view"] = (index // len(scenes)) % NUM_VIEWS
+        spec["scene"], spec["view"] = physics_scene_and_view(index, scenes or SCENES)
     elif task == "push":
         spec["policy"] = policy or ("random", "scripted", "goal")[index % 3]
         spec["view"] = (index // 3) % 4

@@ -1,7 +1,8 @@
 """Benchmark of the autoregressive WFM on the CPU; prints one JSON object, every comparison a ratio within this run.
 
-    .venv/bin/python bench/autoregressive.py            # ~1-3 minutes on 2 cores
+    .venv/bin/python bench/autoregressive.py            # ~3-5 minutes on 2 cores (1-2 of them compiling)
     .venv/bin/python bench/autoregressive.py --quick    # smaller model, fewer steps
+    .venv/bin/python bench/autoregressive.py --cache_comparison_only   # dynamic vs static vs compiled decoding
 
 Measured (random weights, sizes in the JSON):
 - KV-cache decoding vs recomputing the whole prefix every step (generate(use_cache=True/False));
@@ -13,6 +14,11 @@ Measured (random weights, sizes in the JSON):
 - decoding throughput at a long context (512 and 2048 tokens already in the sequence): tokens/s with the KV cache
   vs recomputing the prefix for every new token (issue target: >= 10x at 2048), and the KV-cache memory (measured
   bytes of the DynamicCache vs the formula, and the formula for the released 4B model's full 12,800-token grid);
+- KV-cache implementations side by side on the bundled nano AR model (pipelines/cosmos-nano-ar-video2world/ar_model,
+  batch 1, greedy from a one-latent-frame prompt to the full grid): `generate()` with the dynamic cache (eager),
+  with a preallocated static cache (eager), and with the static cache plus the `torch.compile`d one-token step
+  (the reference's default decoding); tokens/s as the median of `--repeats` interleaved runs, compile time apart,
+  tokens identical to the dynamic cache. `--cache_comparison_only` runs just this section.
 - `--model <folder>`: Medusa vs plain greedy on a trained model with heads (e.g. the nano AR checkpoint from
   training/train_autoregressive.py --medusa), prompts from `--prompts <token_cache.safetensors>` or held-out clips
   (`--held_out_tokenizer`), for each candidate tree in MEDUSA_TREES (the heads' chain, a top-2 tree, the previous
@@ -27,8 +33,10 @@ import argparse
 import json
 import time
 
+import statistics
+
 import torch
-from transformers import DynamicCache
+from transformers import CompileConfig, DynamicCache
 
 from cosmos_hf import CosmosARConfig, CosmosARForCausalLM
 from cosmos_hf.autoregressive.medusa import init_medusa_heads_from_lm_head, medusa_generate
@@ -55,7 +63,18 @@ def main():
     parser.add_argument("--prompt_latent_frames", type=int, default=1, help="latent frames given as the prompt")
     parser.add_argument("--num_prompts", type=int, default=8, help="prompts for --model (held-out: views cycle 0-3)")
     parser.add_argument("--skip_random", action="store_true", help="only the --model section")
+    parser.add_argument("--cache_comparison_only", action="store_true",
+                        help="only the dynamic vs static vs static + torch.compile decoding section")
+    parser.add_argument("--cache_model", default=str(NANO_AR_MODEL), help="model folder for the cache comparison")
+    parser.add_argument("--repeats", type=int, default=5, help="interleaved repeats of the cache comparison")
+    parser.add_argument("--new_tokens", type=int, default=None,
+                        help="tokens decoded in the cache comparison (default: fill the latent grid)")
     args = parser.parse_args()
+    if args.cache_comparison_only:
+        torch.set_num_threads(args.threads)
+        print(json.dumps({"decoding_cache_comparison": decoding_cache_comparison(
+            args.cache_model, args.repeats, args.new_tokens)}, indent=2))
+        return
     if args.skip_random:
         torch.set_num_threads(args.threads)
         print(json.dumps({"trained_model_medusa": trained_model_medusa(args)}, indent=2))
@@ -154,9 +173,67 @@ def main():
     }
     report["reference_parity"] = reference_parity()
     report["long_context_decoding"] = long_context_decoding(size, contexts=(512, 2048))
+    report["decoding_cache_comparison"] = decoding_cache_comparison(args.cache_model, args.repeats, args.new_tokens)
     if args.model:
         report["trained_model_medusa"] = trained_model_medusa(args)
     print(json.dumps(report, indent=2))
+
+
+NANO_AR_MODEL = Path(__file__).resolve().parents[1] / "pipelines" / "cosmos-nano-ar-video2world" / "ar_model"
+
+
+def decoding_cache_comparison(model_folder, repeats=5, new_tokens=None, compile_mode="default"):
+    """Greedy `generate()` at batch 1: dynamic cache vs static cache vs static cache + compiled decoding step.
+
+    Each repeat times the three back to back (interleaved), so a drifting machine load hits all alike; tokens/s is
+    the median over repeats. The compiled variant's first call (the compilation) is timed separately. On a CPU
+    transformers compiles only when told (`CompileConfig._compile_all_devices`); "default" is inductor without CUDA
+    graphs, which a CPU cannot use anyway."""
+    model = CosmosARForCausalLM.from_pretrained(model_folder).eval()
+    grid = model.config.latent_shape
+    per_frame = grid[1] * grid[2]
+    prompt = torch.randint(0, model.config.vocab_size, (1, per_frame), generator=torch.Generator().manual_seed(0))
+    if model.config.bov_token_id is not None:
+        prompt = torch.cat([torch.tensor([[model.config.bov_token_id]]), prompt], dim=1)
+    new_tokens = new_tokens or model.config.num_video_tokens - per_frame
+    compile_config = CompileConfig(fullgraph=True, dynamic=False, mode=compile_mode)
+    compile_config._compile_all_devices = True
+    variants = {
+        "dynamic_cache_eager": dict(),
+        # disable_compile: on an accelerator transformers would otherwise compile a static-cache step by itself
+        "static_cache_eager": dict(cache_implementation="static", disable_compile=True),
+        "static_cache_compiled": dict(cache_implementation="static", compile_config=compile_config),
+    }
+
+    def run(kwargs):
+        start = time.perf_counter()
+        tokens = model.generate(prompt, max_new_tokens=new_tokens, do_sample=False, **kwargs)
+        return time.perf_counter() - start, tokens
+
+    result = {"model": str(model_folder), "batch": 1, "prompt_tokens": int(prompt.shape[1]), "new_tokens": new_tokens,
+              "threads": torch.get_num_threads(), "repeats": repeats, "compile_mode": compile_mode}
+    outputs, seconds = {}, {name: [] for name in variants}
+    with torch.no_grad():
+        for name, kwargs in variants.items():  # warm-up; for the compiled variant this is the compilation
+            elapsed, outputs[name] = run(kwargs)
+            if name == "static_cache_compiled":
+                result["compile_and_first_run_s"] = round(elapsed, 1)
+        for _ in range(repeats):
+            for name, kwargs in variants.items():
+                elapsed, tokens = run(kwargs)
+                seconds[name].append(elapsed)
+                outputs[name] = tokens
+    eager = statistics.median(seconds["dynamic_cache_eager"])
+    for name in variants:
+        median = statistics.median(seconds[name])
+        result[name] = {
+            "tokens_per_s_median": round(new_tokens / median, 1),
+            "tokens_per_s_range": [round(new_tokens / max(seconds[name]), 1),
+                                   round(new_tokens / min(seconds[name]), 1)],
+            "speedup_vs_dynamic_eager": round(eager / median, 2),
+            "same_tokens_as_dynamic": bool(torch.equal(outputs[name], outputs["dynamic_cache_eager"])),
+        }
+    return result
 
 
 def kv_cache_bytes(config, tokens: int, bytes_per_value: int) -> int:

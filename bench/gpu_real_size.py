@@ -1,6 +1,6 @@
 """Real-size smoke test on a CUDA GPU: the released Cosmos sizes with random weights; prints one JSON object.
 
-    python bench/gpu_real_size.py            # needs a CUDA device; ~2 minutes on one H100
+    python bench/gpu_real_size.py            # CUDA: ~2 min on one H100, plus ~2 for ar_static_compile (H200)
     python bench/gpu_real_size.py --tiny     # the same code paths at toy sizes, on whatever device there is
 
 Nothing here needs downloaded weights: every model is built from its released config with random weights, so the
@@ -11,7 +11,11 @@ numbers are speed, memory and shape checks, not quality. Measured, in bfloat16:
   with the KV cache, cached vs uncached logits on 512 tokens, KV-cache bytes;
 - the 5B-Video2World model: the same prefill and decoding with a 512-token text context (cross-attention);
 - the bundled nano AR pipeline on the GPU (float32): greedy vs Medusa token grids from 4 random first frames, and
-  plain greedy vs the two Medusa trees' speed (needs pipelines/ from this repository).
+  plain greedy vs the two Medusa trees' speed (needs pipelines/ from this repository);
+- `ar_static_compile`: the 4B model decoding 256 tokens at batch 1 after a one-latent-frame prompt with
+  `generate()`: dynamic KV cache (eager) vs preallocated static cache (eager) vs static cache + `torch.compile`d
+  decoding step (mode "reduce-overhead", i.e. CUDA graphs; if that fails, "default" is tried and the error kept in
+  the JSON); tokens/s (median of 3 interleaved runs), compile time, whether the tokens match the dynamic cache.
 `--only SECTION ...` runs some of them (names as in the JSON).
 Without a GPU (and without --tiny) it prints {"skipped": ...}, so `make bench` runs anywhere.
 """
@@ -26,7 +30,6 @@ import torch
 from transformers import DynamicCache
 
 from cosmos_hf import CosmosARConfig, CosmosARForCausalLM
-from cosmos_hf.tokenizers.configs import from_config_name
 
 
 def synchronize(device):
@@ -54,6 +57,8 @@ def reset_peak(device):
 
 @torch.no_grad()
 def tokenizer_smoke(name, frames, height, width, device, dtype):
+    from cosmos_hf.tokenizers.configs import from_config_name  # diffusers: only the sections that need it import it
+
     tokenizer = from_config_name(name).to(device, dtype).eval()
     video = torch.rand(1, 3, frames, height, width, generator=torch.Generator().manual_seed(0)) * 2 - 1
     video = video.to(device, dtype)
@@ -150,6 +155,80 @@ def ar_smoke(variant, device, dtype, tiny):
     }
 
 
+def first_difference(a: torch.Tensor, b: torch.Tensor, prompt_length: int):
+    """Index among the new tokens of the first one where two [1, L] sequences differ (None when equal)."""
+    if a.shape != b.shape:
+        return 0
+    differ = (a != b).nonzero()
+    return None if len(differ) == 0 else int(differ[0, 1]) - prompt_length
+
+
+@torch.no_grad()
+def ar_static_compile(device, dtype, tiny, repeats=3):
+    """4B model (random weights): dynamic vs static vs static + compiled decoding step, tokens/s at batch 1."""
+    from transformers import CompileConfig
+
+    overrides = dict(hidden_size=256, intermediate_size=768, num_hidden_layers=2, num_attention_heads=4,
+                     num_key_value_heads=2, head_dim=None) if tiny else {}
+    config = CosmosARConfig.from_variant("4B", **overrides)
+    torch.manual_seed(0)
+    with torch.device(device):  # initialised where it runs: a 4B model built on the CPU takes a minute to move
+        model = CosmosARForCausalLM(config)
+    model = model.to(dtype).eval()
+    grid = config.latent_shape
+    prompt = torch.randint(0, config.vocab_size, (1, grid[1] * grid[2]), generator=torch.Generator().manual_seed(1))
+    prompt = prompt.to(device)
+    new_tokens = 32 if tiny else 256
+
+    def run(kwargs):
+        synchronize(device)
+        start = time.perf_counter()
+        tokens = model.generate(prompt, max_new_tokens=new_tokens, do_sample=False, **kwargs)
+        synchronize(device)
+        return time.perf_counter() - start, tokens
+
+    def compiled(mode):
+        compile_config = CompileConfig(fullgraph=True, dynamic=False, mode=mode)
+        compile_config._compile_all_devices = True  # transformers compiles only on accelerators unless told
+        return dict(cache_implementation="static", compile_config=compile_config)
+
+    variants = {"dynamic_cache_eager": dict(),
+                # disable_compile: on CUDA, transformers would otherwise compile the static-cache step by itself
+                "static_cache_eager": dict(cache_implementation="static", disable_compile=True)}
+    result = {"parameters_B": round(sum(p.numel() for p in model.parameters()) / 1e9, 2),
+              "prompt_tokens": int(prompt.shape[1]), "new_tokens": new_tokens, "batch": 1, "repeats": repeats}
+    outputs, errors = {}, {}
+    for name, kwargs in variants.items():  # warm-up (kernel selection)
+        outputs[name] = run(kwargs)[1]
+    for mode in ("reduce-overhead", "default"):  # CUDA graphs first; plain inductor if that fails
+        try:
+            torch._dynamo.reset()
+            elapsed, outputs["static_cache_compiled"] = run(compiled(mode))
+            variants["static_cache_compiled"] = compiled(mode)
+            result["compile_mode"], result["compile_and_first_run_s"] = mode, round(elapsed, 1)
+            break
+        except Exception as error:  # a finding for the JSON, not a crash
+            errors[mode] = f"{type(error).__name__}: {str(error).splitlines()[0][:300] if str(error) else ''}"
+    if errors:
+        result["compile_errors"] = errors
+    seconds = {name: [] for name in variants}
+    for _ in range(repeats):
+        for name, kwargs in variants.items():
+            elapsed, outputs[name] = run(kwargs)
+            seconds[name].append(elapsed)
+    eager = sorted(seconds["dynamic_cache_eager"])[len(seconds["dynamic_cache_eager"]) // 2]
+    for name in variants:
+        median = sorted(seconds[name])[len(seconds[name]) // 2]
+        result[name] = {"tokens_per_s_median": round(new_tokens / median, 1),
+                        "speedup_vs_dynamic_eager": round(eager / median, 2),
+                        # bf16 kernels differ between eager and compiled code; with random weights a near-tie can
+                        # flip one argmax and everything after it
+                        "first_new_token_differing_from_dynamic": first_difference(
+                            outputs[name], outputs["dynamic_cache_eager"], prompt.shape[1])}
+    result["peak_GB"] = peak_memory_gb(device)
+    return result
+
+
 @torch.no_grad()
 def nano_ar_pipeline_smoke(device):
     from cosmos_hf import CosmosARVideo2WorldPipeline
@@ -198,6 +277,7 @@ def main():
     sections.update({f"ar_{variant}": (ar_smoke, (variant, device, dtype, args.tiny))
                      for variant in ("4B", "5B-Video2World")})
     sections["nano_ar_pipeline"] = (nano_ar_pipeline_smoke, (device,))
+    sections["ar_static_compile"] = (ar_static_compile, (device, dtype, args.tiny))
     unknown = sorted(set(args.only or []) - set(sections))
     if unknown:
         raise SystemExit(f"unknown sections {unknown}; choose from {sorted(sections)}")
@@ -208,6 +288,9 @@ def main():
             report[section] = fn(*fn_args)
         except torch.cuda.OutOfMemoryError as error:  # a finding, not a crash: the other sections still run
             report[section] = {"error": f"out of GPU memory: {str(error).splitlines()[0]}"}
+        except Exception as error:  # any other failure is recorded too, so one section cannot sink the run
+            first_line = str(error).splitlines()[0][:500] if str(error) else ""
+            report[section] = {"error": f"{type(error).__name__}: {first_line}"}
         reset_peak(device)
         print(json.dumps({section: report[section]}), file=sys.stderr, flush=True)  # survives a timeout
     print(json.dumps(report, indent=2))

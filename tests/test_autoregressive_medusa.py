@@ -169,3 +169,21 @@ def test_medusa_loss_trains_heads_and_input_errors():
         medusa_generate(model, tokens[:1], 4, temporal_candidates=-1)
     with pytest.raises(ValueError, match="num_candidates must be >= 0"):
         medusa_generate(model, tokens[:1], 4, num_candidates=-2)
+
+
+def test_sampling_distribution_is_generates_temperature_and_top_p_warpers():
+    """Medusa's base-token distribution is transformers' own warpers (as `generate()` samples), not a copy."""
+    from transformers.generation.logits_process import TemperatureLogitsWarper, TopPLogitsWarper
+
+    from cosmos_hf.autoregressive.medusa import _sampling_probs
+
+    logits = torch.randn(64, generator=torch.Generator().manual_seed(0))
+    for temperature, top_p in [(1.0, None), (0.7, 0.8), (1.3, 0.3)]:
+        scores = TemperatureLogitsWarper(temperature)(None, logits[None].clone())
+        if top_p is not None:
+            scores = TopPLogitsWarper(top_p)(None, scores)
+        expected = torch.softmax(scores[0], dim=-1)
+        torch.testing.assert_close(_sampling_probs(logits, temperature, top_p), expected, rtol=0, atol=1e-7)
+        if top_p is not None:
+            kept = expected > 0
+            assert 1 < int(kept.sum()) < 64 and float(torch.softmax(logits / temperature, -1)[kept].sum()) >= top_p

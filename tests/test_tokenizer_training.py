@@ -72,7 +72,7 @@ def test_stage_two_exercises_every_loss_term(tmp_path, random_vgg_weights):
 
     config = _write_config(
         tmp_path, output_dir=str(tmp_path / "stage2"),
-        data={"image_every": 0}, train={"max_train_steps": 1, "validation_steps": 1},
+        data={"image_every": 0}, training={"max_train_steps": 1, "validation_steps": 1},
         loss={"stage": 2, "vgg_weights": str(random_vgg_weights)},
     )
     train_tokenizer.main(["--config", str(config)])
@@ -87,7 +87,7 @@ def test_non_finite_loss_stops_without_saving(tmp_path):
     import train_tokenizer
 
     config = _write_config(tmp_path, output_dir=str(tmp_path / "nan"),
-                           train={"learning_rate": 1e30, "max_grad_norm": 1e30, "max_train_steps": 4,
+                           training={"learning_rate": 1e30, "max_grad_norm": 1e30, "max_train_steps": 4,
                                   "lr_warmup_steps": 0, "checkpointing_steps": 100})
     with pytest.raises(RuntimeError, match=r"loss is (nan|inf).*stopping without saving"):
         train_tokenizer.main(["--config", str(config)])
@@ -118,7 +118,8 @@ def test_zero_init_residual_branches_zeroes_only_the_last_layer_of_each_branch()
     sys.path.insert(0, str(SCRIPT.parent))
     import train_tokenizer
 
-    overrides = {"channels": 8, "channels_mult": [1, 2], "num_res_blocks": 1, "attn_resolutions": [16]}
+    overrides = {"channels": 8, "channels_mult": [1, 2], "num_res_blocks": 1, "attn_resolutions": [16],
+                 "spatial_compression": 4}  # two levels downsample once: 8x would be more than this network does
     model = train_tokenizer.build_model({"config_name": "CV4x8x8", "overrides": overrides})
     zeroed = {name for name, p in model.named_parameters() if not p.abs().sum()}
     assert zeroed and all((".conv2.conv_t." in n) or ".to_out." in n or n.endswith("norm.bias") for n in zeroed)
@@ -178,11 +179,58 @@ def test_set_overrides_config_values(tmp_path):
     import train_tokenizer
 
     config = train_tokenizer.load_config(_write_config(tmp_path),
-                                         ["train.learning_rate=0.0005", "model.zero_init_residual=false"])
-    assert config["train"]["learning_rate"] == 5e-4 and config["model"]["zero_init_residual"] is False
+                                         ["training.learning_rate=0.0005", "model.zero_init_residual=false"])
+    assert config["training"]["learning_rate"] == 5e-4 and config["model"]["zero_init_residual"] is False
     assert config["loss"]["l1"] == 1.0  # stage defaults still applied
     with pytest.raises(ValueError, match="key.path=value"):
-        train_tokenizer.load_config(_write_config(tmp_path), ["train.learning_rate"])
+        train_tokenizer.load_config(_write_config(tmp_path), ["training.learning_rate"])
+
+
+def test_old_train_section_is_refused_naming_training_and_unknown_keys_name_the_valid_ones(tmp_path):
+    sys.path.insert(0, str(SCRIPT.parent))
+    import train_tokenizer
+
+    old = tmp_path / "old.yaml"
+    old.write_text(TINY.read_text().replace("training:", "train:"))
+    with pytest.raises(ValueError, match="section `train:` is now called `training:`"):
+        train_tokenizer.load_config(old)
+    with pytest.raises(ValueError, match="unknown config key `training.learnin_rate`.*learning_rate"):
+        train_tokenizer.load_config(TINY, ["training.learnin_rate=0.1"])
+    with pytest.raises(ValueError, match="unknown config key `loss.l2`.*l1"):
+        train_tokenizer.load_config(TINY, ["loss.l2=1.0"])
+
+
+def test_resumed_run_reproduces_the_uninterrupted_run_exactly_without_unpickling(tmp_path):
+    import shutil
+
+    from safetensors.torch import load_file
+
+    sys.path.insert(0, str(SCRIPT.parent))
+    import train_tokenizer
+
+    class WritesAMarkerWhenUnpickled:
+        def __reduce__(self):
+            return (open, (str(tmp_path / "code-ran"), "w"))
+
+    args = ["--config", str(TINY), "--max_train_steps", "4", "--set", "training.checkpoints_total_limit=10"]
+    straight = tmp_path / "straight"
+    train_tokenizer.main(args + ["--output_dir", str(straight)])
+    # a crash after checkpoint 2: later checkpoints and the model gone, metrics.jsonl already holding steps 3 and 4
+    resumed = tmp_path / "resumed"
+    shutil.copytree(straight, resumed)
+    for name in ("checkpoint-3", "checkpoint-4", "model"):
+        shutil.rmtree(resumed / name)
+    for name in ("random_states_0.pkl", "optimizer.bin", "scheduler.bin"):
+        torch.save(WritesAMarkerWhenUnpickled(), resumed / "checkpoint-2" / name)  # a torch.load-able pickle
+    train_tokenizer.main(args + ["--output_dir", str(resumed), "--resume_from_checkpoint", "latest"])
+    assert not (tmp_path / "code-ran").exists()
+    a, b = (load_file(str(run / "model" / "diffusion_pytorch_model.safetensors")) for run in (straight, resumed))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+    def without_time(run):
+        return [{k: v for k, v in entry.items() if k != "seconds"} for entry in _metrics(run)]
+
+    assert [m["step"] for m in _metrics(resumed)] == [1, 2, 3, 4] and without_time(resumed) == without_time(straight)
 
 
 def test_colour_diagnostics_pooled_latent_carries_each_latent_frames_colour():
@@ -223,7 +271,8 @@ def test_freeze_encoder_steps_trains_the_decoder_first_and_mse_is_a_loss_term(tm
     from safetensors.torch import load_file
 
     out = tmp_path / "run"
-    config = _write_config(tmp_path, loss={"mse": 1.0}, train={"freeze_encoder_steps": 2, "checkpoints_total_limit": 3})
+    config = _write_config(tmp_path, loss={"mse": 1.0},
+                           training={"freeze_encoder_steps": 2, "checkpoints_total_limit": 3})
     _launch("--config", str(config), "--output_dir", str(out), "--max_train_steps", "3")
     weights = {step: load_file(str(out / f"checkpoint-{step}" / "model.safetensors")) for step in (1, 2, 3)}
     moved = {n for n in weights[1] if not torch.equal(weights[1][n], weights[2][n])}  # step 2, encoder frozen

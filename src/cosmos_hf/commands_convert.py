@@ -1,4 +1,4 @@
-"""`cosmos-hf convert tokenizer|ar ...`: official NVIDIA checkpoints -> cosmos-hf folders (safetensors)."""
+"""`cosmos-hf convert tokenizer|ar|post-trained ...`: official NVIDIA checkpoints -> cosmos-hf folders (safetensors)."""
 
 import importlib
 
@@ -6,6 +6,7 @@ import importlib
 CONVERTERS = {
     "tokenizer": "cosmos_hf.tokenizers.convert",
     "ar": "cosmos_hf.autoregressive.convert",
+    "post-trained": "cosmos_hf.diffusion.convert_post_trained",
 }
 
 

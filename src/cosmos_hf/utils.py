@@ -28,14 +28,56 @@ def atomic_path(path, is_dir: bool = False):
     try:
         yield tmp
         if is_dir and path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
+            # os.replace cannot replace a non-empty folder: move the old one aside first and delete it only once
+            # the new one is in place, so a failure at any point leaves one complete folder at `path`.
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
+            os.replace(path, old / path.name)
+            try:
+                os.replace(tmp, path)
+            except BaseException:
+                os.replace(old / path.name, path)
+                shutil.rmtree(old, ignore_errors=True)
+                raise
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
     except BaseException:
         if tmp.is_dir():
             shutil.rmtree(tmp, ignore_errors=True)
         elif tmp.exists():
             tmp.unlink()
         raise
+
+
+def check_output_dir(out_dir, overwrite: bool = False, inputs=()) -> Path:
+    """Refuse an output folder whose replacement would lose data; returns it as an absolute path.
+
+    Writers replace the whole folder (`atomic_path(..., is_dir=True)`), so: a non-empty folder needs
+    `overwrite=True` (`--overwrite`); a folder that is or holds one of `inputs`, or the current working directory
+    (`--out .`), is refused even then; an existing file at the path is refused.
+    """
+    out = Path(out_dir).expanduser().resolve()
+    for item in inputs:
+        item = Path(item).expanduser().resolve()
+        if item == out or out in item.parents:
+            raise ValueError(
+                f"output folder {out} contains the input {item}; the output folder is replaced as a whole, "
+                "so choose a folder outside the inputs"
+            )
+    cwd = Path.cwd().resolve()
+    if out == cwd or out in cwd.parents:
+        raise ValueError(
+            f"output folder {out} is (or contains) the current working directory; the output folder is replaced as "
+            "a whole, so choose a new subfolder"
+        )
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"output path {out} exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise ValueError(
+            f"output folder {out} is not empty; pass --overwrite (overwrite=True in Python) to replace it: its "
+            "contents are deleted once the new folder is complete"
+        )
+    return out
 
 
 def load_state_dict_file(path, allow_pickle: bool = False):

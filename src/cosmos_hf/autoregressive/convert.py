@@ -120,13 +120,15 @@ def convert_ar_checkpoint(
     dtype=None,
     abs_pos_emb_dtype: str = "float32",
     allow_pickle: bool = False,
+    overwrite: bool = False,
 ):
     """Load a reference AR checkpoint into a `CosmosARForCausalLM` and optionally save it as safetensors.
 
     Args:
         checkpoint: path to `model.pt` / `.pth` (read with `weights_only=True` unless `allow_pickle`) or
             `.safetensors`, or an in-memory state dict with the reference key names.
-        out_dir: folder to write (`save_pretrained`, atomically); None = only return the model.
+        out_dir: folder to write (`save_pretrained`, atomically); None = only return the model. Must be new or
+            empty unless `overwrite=True` (then replaced once the new folder is complete); never one holding an input.
         variant: `4B`, `5B-Video2World`, `12B` or `13B-Video2World`.
         reference_config: the reference ModelConfig as dict or JSON path (see `_load_reference_config`).
         dtype: `torch.dtype` or name to cast the weights to (default: keep the checkpoint's dtype).
@@ -136,9 +138,12 @@ def convert_ar_checkpoint(
     """
     import torch
 
-    from ..utils import atomic_path, load_state_dict_file
+    from ..utils import atomic_path, check_output_dir, load_state_dict_file
     from .modeling_cosmos_ar import CosmosARForCausalLM
 
+    if out_dir is not None:  # before reading a multi-GB checkpoint
+        inputs = [p for p in (checkpoint, reference_config) if isinstance(p, (str, Path))]
+        out_dir = check_output_dir(out_dir, overwrite=overwrite, inputs=inputs)
     config = build_config(variant, reference_config, abs_pos_emb_dtype=abs_pos_emb_dtype)
     state = checkpoint if isinstance(checkpoint, dict) else load_state_dict_file(checkpoint, allow_pickle=allow_pickle)
     if "model" in state and isinstance(state["model"], dict):
@@ -186,7 +191,14 @@ def add_arguments(parser):
         help="JSON with the reference ModelConfig fields (dim, n_layers, ...; optional training_type / "
         "tokenizer_config.training_type = text_to_video for Video2World)",
     )
-    parser.add_argument("--out", required=True, help="output folder (config.json + model.safetensors)")
+    parser.add_argument(
+        "--out", required=True, help="output folder (config.json + model.safetensors; written atomically, new or empty)"
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a non-empty --out (only once the new folder is complete; never one that holds an input)",
+    )
     parser.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], help="cast weights (default: keep)")
     parser.add_argument(
         "--abs-pos-emb-dtype",
@@ -208,6 +220,7 @@ def run(args) -> int:
         dtype=args.dtype,
         abs_pos_emb_dtype=args.abs_pos_emb_dtype,
         allow_pickle=args.allow_pickle,
+        overwrite=args.overwrite,
     )
     n_params = sum(p.numel() for p in model.parameters())
     print(f"wrote {args.out}: CosmosARForCausalLM, {n_params / 1e6:.2f}M parameters, dtype {model.dtype}")

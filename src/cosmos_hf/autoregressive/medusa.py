@@ -26,7 +26,9 @@ ships no Medusa implementation; this one is written from the paper (batch 1).
 from dataclasses import dataclass
 
 import torch
-from transformers import DynamicCache
+from transformers import DynamicCache, StaticCache
+from transformers.cache_utils import Cache
+from transformers.generation.logits_process import TopPLogitsWarper
 
 
 @dataclass
@@ -60,15 +62,11 @@ def typical_acceptance(probs: torch.Tensor, token: int, epsilon: float = 0.09, d
 
 
 def _sampling_probs(logits: torch.Tensor, temperature: float, top_p: float | None) -> torch.Tensor:
-    probs = torch.softmax(logits.float() / temperature, dim=-1)
+    """Next-token distribution `[V]` after temperature and transformers' nucleus (top-p) filter, as `generate()`."""
+    scores = logits.float()[None] / temperature
     if top_p is not None and top_p < 1.0:
-        sorted_probs, order = probs.sort(descending=True)
-        # keep the smallest prefix whose mass reaches top_p (the top token always stays)
-        drop = sorted_probs.cumsum(-1) - sorted_probs >= top_p
-        sorted_probs = sorted_probs.masked_fill(drop, 0.0)
-        probs = torch.zeros_like(probs).scatter(-1, order, sorted_probs)
-        probs = probs / probs.sum()
-    return probs
+        scores = TopPLogitsWarper(top_p)(None, scores)  # the warper never reads input_ids
+    return torch.softmax(scores[0], dim=-1)
 
 
 def candidate_tree(root: int, paths: list[list[int]]):
@@ -104,17 +102,22 @@ def tree_attention_mask(parents: list[int], past: int, device=None) -> torch.Ten
     return allowed[None, None].to(device)
 
 
-def _keep_cache_entries(cache: DynamicCache, past: int, keep: list[int]) -> None:
-    """Keep the first `past` cached positions plus tree nodes `keep` (ascending) of the last verification pass."""
-    total = cache.get_seq_length()
-    if keep == list(range(len(keep))):  # a prefix of the fed tokens (always so for a chain): crop the rest
-        if total > past + len(keep):
-            cache.crop(past + len(keep) - total)  # negative = remove that many from the end
-        return
-    index = torch.tensor(list(range(past)) + [past + node for node in keep], device=cache.layers[0].keys.device)
-    for layer in cache.layers:
-        layer.keys = layer.keys.index_select(-2, index)
-        layer.values = layer.values.index_select(-2, index)
+def _keep_cache_entries(cache: Cache, past: int, keep: list[int]) -> None:
+    """Keep the first `past` cached positions plus tree nodes `keep` (ascending) of the last verification pass.
+
+    The kept nodes' keys/values are copied in place to cache positions `past, past + 1, ...` and the rest is cropped,
+    so this works on a `DynamicCache` and on a preallocated `StaticCache` (whose buffers must keep their address for
+    compiled steps) alike."""
+    total = int(cache.get_seq_length())
+    if keep != list(range(len(keep))):  # not a prefix of the fed tokens (never so for a chain): move them first
+        device = cache.layers[0].keys.device
+        source = torch.tensor([past + node for node in keep], device=device)
+        target = torch.arange(past, past + len(keep), device=device)
+        for layer in cache.layers:
+            layer.keys.index_copy_(2, target, layer.keys.index_select(2, source))
+            layer.values.index_copy_(2, target, layer.values.index_select(2, source))
+    if total > past + len(keep):
+        cache.crop(past + len(keep) - total)  # negative = remove that many from the end
 
 
 @torch.no_grad()
@@ -134,12 +137,14 @@ def medusa_generate(
     head_top_k: int = 1,
     temporal_candidates: int = 0,
     generator: torch.Generator | None = None,
+    cache_implementation: str = "dynamic",
 ) -> MedusaOutput:
     """Decode `max_new_tokens` tokens after `input_ids` ([1, L]) with Medusa speculation (see module docstring).
 
     `num_candidates` limits the heads used per step (default: all; 0 = none); `head_top_k` is the number of the first
     head's tokens branched on (1 = the plain chain); `temporal_candidates` is the length of the path copied from the
-    previous latent frame (0 = none).
+    previous latent frame (0 = none). `cache_implementation`: "dynamic" (`DynamicCache`) or "static" (a
+    `StaticCache` preallocated for the prompt, the new tokens and the largest candidate tree).
     """
     if model.medusa_heads is None:
         raise ValueError("medusa_generate needs a model with Medusa heads (config.medusa_num_heads > 0)")
@@ -169,6 +174,8 @@ def medusa_generate(
             f"prompt ({input_ids.shape[1]}) + max_new_tokens ({max_new_tokens}) exceeds the {limit} positions "
             f"of latent_shape {model.config.latent_shape}"
         )
+    if cache_implementation not in ("dynamic", "static"):
+        raise ValueError(f"cache_implementation must be 'dynamic' or 'static', got {cache_implementation!r}")
     text = dict(encoder_hidden_states=encoder_hidden_states, encoder_attention_mask=encoder_attention_mask)
     device = input_ids.device
     tokens_per_frame = model.config.latent_shape[1] * model.config.latent_shape[2]
@@ -227,7 +234,12 @@ def medusa_generate(
 
         return longest(0)
 
-    cache = DynamicCache()
+    if cache_implementation == "static":
+        # room for every accepted token plus the unaccepted nodes of the last (largest possible) tree
+        largest_tree = 1 + num_candidates * head_top_k + min(temporal_candidates, tokens_per_frame)
+        cache = StaticCache(config=model.config, max_cache_len=input_ids.shape[1] + max_new_tokens + largest_tree)
+    else:
+        cache = DynamicCache()
     out = model(input_ids, cache=cache, use_cache=True, output_hidden_states=True, logits_to_keep=1, **text)
     base_logits, guess_logits = out.logits[0, -1], guesses_at(out, -1)  # [V], [K, V]
     tokens = input_ids[0].tolist()

@@ -22,6 +22,7 @@ so `from_pretrained` (which builds on the meta device) and `save_pretrained` nee
 
 import math
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 
 import torch
@@ -29,7 +30,15 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import DynamicCache, GenerationMixin, PreTrainedModel
 from transformers.cache_utils import Cache
+from transformers.masking_utils import create_bidirectional_mask, create_causal_mask
+from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+
+try:  # flex attention masks arrive prepared as a BlockMask (torch >= 2.5)
+    from torch.nn.attention.flex_attention import BlockMask
+except ImportError:  # pragma: no cover
+    BlockMask = ()
 
 from .configuration_cosmos_ar import CosmosARConfig
 
@@ -177,15 +186,45 @@ class CosmosARRMSNorm(nn.Module):
         return normed * self.weight
 
 
+def eager_attention_forward(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float,
+    dropout: float = 0.0,
+    **kwargs,
+):
+    """Plain attention in PyTorch ops (`config._attn_implementation="eager"`): query `[B, heads, L, D]`, key/value
+    `[B, kv_heads, S, D]`, `attention_mask` additive `[B or 1, 1, L, S]` (as transformers' eager masks) or None.
+    Returns the output `[B, L, heads, D]` and the attention weights."""
+    key = key.repeat_interleave(module.num_key_value_groups, dim=1)
+    value = value.repeat_interleave(module.num_key_value_groups, dim=1)
+    weights = torch.matmul(query, key.transpose(2, 3)) * scaling
+    if attention_mask is not None:
+        weights = weights + attention_mask
+    weights = F.softmax(weights, dim=-1, dtype=torch.float32).to(query.dtype)
+    weights = F.dropout(weights, p=dropout, training=module.training)
+    return torch.matmul(weights, value).transpose(1, 2).contiguous(), weights
+
+
 class CosmosARAttention(nn.Module):
-    """Grouped-query attention with optional QK-norm; self-attention (3D RoPE, KV cache) or cross-attention (T5)."""
+    """Grouped-query attention with optional QK-norm; self-attention (3D RoPE, KV cache) or cross-attention (T5).
+
+    The attention product itself is transformers' (`ALL_ATTENTION_FUNCTIONS[config._attn_implementation]`: "sdpa" by
+    default, "eager", "flex_attention"), so masks come from transformers' mask utilities in the matching format.
+    """
 
     def __init__(self, config: CosmosARConfig, layer_idx: int, is_cross_attention: bool = False):
         super().__init__()
+        self.config = config
         self.layer_idx = layer_idx
         self.is_cross_attention = is_cross_attention
+        self.is_causal = not is_cross_attention  # read by transformers' sdpa / flex functions
         self.num_heads = config.num_attention_heads
         self.num_kv_heads = config.num_key_value_heads
+        self.num_key_value_groups = self.num_heads // self.num_kv_heads
         self.head_dim = config.head_dim
         self.scale = 1.0 / math.sqrt(self.head_dim)
         kv_input_dim = config.cross_attention_dim if is_cross_attention else config.hidden_size
@@ -212,6 +251,8 @@ class CosmosARAttention(nn.Module):
         """Cross-attention K/V, reused across decoding steps while the *same* context tensor (same object, not
         modified in place) comes back and weights are unchanged: recomputing them for 512 T5 tokens every step would
         cost more than the rest of the layer. Never reused while autograd is recording."""
+        if torch.compiler.is_compiling():  # a compiled step cannot keep Python-side state: recompute
+            return self._project_kv(context.to(self.k_proj.weight.dtype))
         signature = (context._version, self.k_proj.weight._version, self.v_proj.weight._version)
         memo = self._text_kv_memo
         if memo is not None and not torch.is_grad_enabled() and memo[0]() is context and memo[1] == signature:
@@ -245,11 +286,13 @@ class CosmosARAttention(nn.Module):
         query, key, value = (t.transpose(1, 2) for t in (query, key, value))  # [B, heads, L, D]
         if cache is not None and not self.is_cross_attention:
             key, value = cache.update(key, value, self.layer_idx)
-        groups = self.num_heads // self.num_kv_heads
-        if groups > 1:
-            key, value = key.repeat_interleave(groups, dim=1), value.repeat_interleave(groups, dim=1)
-        out = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask, scale=self.scale)
-        return self.o_proj(out.transpose(1, 2).reshape(batch, length, self.num_heads * self.head_dim))
+        attention_interface = ALL_ATTENTION_FUNCTIONS.get_interface(
+            self.config._attn_implementation, eager_attention_forward
+        )
+        out, _ = attention_interface(
+            self, query, key, value, attention_mask, scaling=self.scale, dropout=0.0, is_causal=self.is_causal
+        )
+        return self.o_proj(out.reshape(batch, length, self.num_heads * self.head_dim))
 
 
 class CosmosARMLP(nn.Module):
@@ -265,8 +308,12 @@ class CosmosARMLP(nn.Module):
         return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
 
 
-class CosmosARDecoderLayer(nn.Module):
-    """Pre-norm block: self-attention, optional cross-attention, SwiGLU, each with a residual."""
+class CosmosARDecoderLayer(GradientCheckpointingLayer):
+    """Pre-norm block: self-attention, optional cross-attention, SwiGLU, each with a residual.
+
+    A `GradientCheckpointingLayer`: after `model.gradient_checkpointing_enable()` (training, grad enabled) its
+    activations are recomputed in the backward pass instead of stored; the KV cache is then switched off.
+    """
 
     def __init__(self, config: CosmosARConfig, layer_idx: int):
         super().__init__()
@@ -280,7 +327,8 @@ class CosmosARDecoderLayer(nn.Module):
         self.post_attention_layernorm = CosmosARRMSNorm(config.hidden_size, config.rms_norm_eps)
         self.mlp = CosmosARMLP(config)
 
-    def forward(self, hidden_states, attention_mask, rope, cache, encoder_hidden_states, encoder_attention_mask):
+    def forward(self, hidden_states, attention_mask=None, rope=None, cache=None, encoder_hidden_states=None,
+                encoder_attention_mask=None):
         hidden_states = hidden_states + self.self_attn(
             self.input_layernorm(hidden_states), attention_mask=attention_mask, rope=rope, cache=cache
         )
@@ -307,8 +355,12 @@ class CosmosARPreTrainedModel(PreTrainedModel):
     base_model_prefix = "model"
     main_input_name = "input_ids"
     _no_split_modules = ["CosmosARDecoderLayer"]
+    supports_gradient_checkpointing = True
     _supports_cache_class = True
     _supports_sdpa = True
+    _supports_flex_attn = True
+    # the one-token decoding step (static cache, 4D mask from generate()) compiles without graph breaks
+    _can_compile_fullgraph = True
 
     def _init_weights(self, module):
         std = self.config.initializer_range
@@ -318,10 +370,15 @@ class CosmosARPreTrainedModel(PreTrainedModel):
             nn.init.ones_(module.weight)
 
 
-def _additive_mask(allowed: torch.Tensor, dtype) -> torch.Tensor:
-    """Boolean "may attend" -> additive float mask (a fully masked row, e.g. a left-pad query, stays finite)."""
-    mask = torch.zeros(allowed.shape, dtype=dtype, device=allowed.device)
-    return mask.masked_fill(~allowed, torch.finfo(dtype).min)
+def allowed_keys_mask_function(allowed: torch.Tensor, query_offset) -> Callable:
+    """A transformers mask function (`and_mask_function`) from a boolean "may attend" matrix `allowed`
+    `[B, 1, L, kv_length]` whose rows are the `L` new queries (absolute query index `query_offset + row`), e.g.
+    Medusa's tree attention where each candidate sees the cache and its own ancestors only."""
+
+    def inner(batch_idx, head_idx, q_idx, kv_idx):
+        return allowed[batch_idx, 0, q_idx - query_offset, kv_idx]
+
+    return inner
 
 
 class CosmosARModel(CosmosARPreTrainedModel):
@@ -360,6 +417,63 @@ class CosmosARModel(CosmosARPreTrainedModel):
                 + f" padded to a multiple of {self.config.pad_to_multiple_of}; got max {int(position_ids.max())}"
             )
 
+    def _self_attention_mask(self, attention_mask, inputs_embeds, cache, past, kv_length):
+        """Self-attention mask in the format of `config._attn_implementation` (None, bool, additive or BlockMask),
+        built by transformers' `create_causal_mask`: causal in cache order, minus padded keys (2D mask), or a 4D
+        "may attend" mask intersected with it. Position ids play no part: they index the 3D tables, not the order."""
+        batch, length = inputs_embeds.shape[:2]
+        if isinstance(attention_mask, BlockMask):  # prepared by generate() for flex attention
+            return attention_mask
+        if attention_mask is not None and attention_mask.dim() == 4:
+            keys = attention_mask.shape[-1]
+            if attention_mask.shape[0] not in (1, batch) or attention_mask.shape[1:3] != (1, length) or (
+                not torch.compiler.is_compiling() and keys not in (past + length, kv_length)
+            ):
+                raise ValueError(
+                    f"a 4D attention_mask must be [batch or 1, 1, length, past + length] = [{batch}, 1, {length}, "
+                    f"{int(past) + length}] (or [.., {kv_length}] for a static cache), got "
+                    f"{tuple(attention_mask.shape)}"
+                )
+            if attention_mask.dtype.is_floating_point:
+                # an additive mask, prepared for this attention implementation (generate() with a static cache)
+                return attention_mask
+            prepared_by_generate = getattr(cache, "is_compileable", False) and keys == kv_length
+            sdpa = self.config._attn_implementation == "sdpa"
+            if attention_mask.dtype == torch.bool and prepared_by_generate and sdpa:
+                return attention_mask  # already sdpa's format (generate() with a static cache)
+            allowed = attention_mask.bool().expand(batch, -1, -1, -1)
+            if keys < kv_length:  # a static cache's unused tail: never attended
+                allowed = F.pad(allowed, (0, kv_length - keys), value=False)
+            if self.config._attn_implementation in ("sdpa", "eager"):
+                # the formats of transformers' sdpa_mask / eager_mask, built directly: a mask function goes through
+                # vmap, 300x slower than this (2.6 ms a Medusa step on the nano model)
+                device = inputs_embeds.device
+                causal = torch.arange(kv_length, device=device) <= (torch.arange(length, device=device) + past)[:, None]
+                allowed = allowed & causal
+                if self.config._attn_implementation == "sdpa":
+                    return allowed
+                min_value = torch.finfo(inputs_embeds.dtype).min
+                return torch.zeros(allowed.shape, dtype=inputs_embeds.dtype, device=device).masked_fill(~allowed,
+                                                                                                       min_value)
+            return create_causal_mask(  # e.g. flex attention's BlockMask
+                config=self.config,
+                inputs_embeds=inputs_embeds,
+                attention_mask=None,
+                cache=cache,
+                and_mask_function=allowed_keys_mask_function(allowed, past),
+            )
+        compiling = torch.compiler.is_compiling()
+        if attention_mask is not None and (
+            attention_mask.dim() != 2 or (not compiling and attention_mask.shape[1] != past + length)
+        ):
+            raise ValueError(
+                f"attention_mask must be [batch, past + length] = [{batch}, {int(past) + length}] (or 4D "
+                f"[batch, 1, length, past + length]), got {tuple(attention_mask.shape)}"
+            )
+        return create_causal_mask(
+            config=self.config, inputs_embeds=inputs_embeds, attention_mask=attention_mask, cache=cache
+        )
+
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -379,11 +493,15 @@ class CosmosARModel(CosmosARPreTrainedModel):
         Args:
             input_ids (`torch.LongTensor` `[B, L]`): video token ids (0..vocab_size-1) and, for Video2World, `<bov>`.
             attention_mask (`torch.Tensor` `[B, past + L]` or `[B, 1, L, past + L]`, *optional*): 2D: 1 for real
-                tokens, 0 for (left) padding, combined with the causal mask. 4D: used as is, True / 1 where query `i`
-                may attend to key `j` (e.g. Medusa's tree attention, where candidates see only their ancestors).
+                tokens, 0 for (left) padding, combined with the causal mask. 4D boolean (or 0/1 integer): True / 1
+                where query `i` may attend to key `j` (e.g. Medusa's tree attention, where candidates see only their
+                ancestors), intersected with the causal mask. 4D floating point: an additive mask already prepared for
+                `config._attn_implementation` (what `generate()` passes with a static cache), used as is. With a
+                `StaticCache` the key dimension may also be the cache's `max_cache_len`.
             position_ids (`torch.LongTensor` `[B, L]`, *optional*): index into the t-major 3D position tables;
                 defaults to `past + arange(L)`.
-            cache (`Cache`, *optional*): transformers KV cache (e.g. `DynamicCache`).
+            cache (`Cache`, *optional*): transformers KV cache: `DynamicCache`, or a preallocated `StaticCache` (for
+                `torch.compile`; `generate(..., cache_implementation="static")` builds one).
             encoder_hidden_states (`torch.Tensor` `[B, S, cross_attention_dim]`, *optional*): text embeddings for
                 the cross-attention layers (required when the config has them).
             encoder_attention_mask (`torch.Tensor` `[B, S]`, *optional*): True / 1 where the text token is valid.
@@ -399,7 +517,8 @@ class CosmosARModel(CosmosARPreTrainedModel):
         if input_ids is not None:
             if input_ids.dim() != 2:
                 raise ValueError(f"input_ids must be [batch, length], got shape {tuple(input_ids.shape)}")
-            self._check_token_ids(input_ids)
+            if not torch.compiler.is_compiling():
+                self._check_token_ids(input_ids)
             inputs_embeds = self.embed_tokens(input_ids)
         batch, length, _ = inputs_embeds.shape
         device = inputs_embeds.device
@@ -407,36 +526,24 @@ class CosmosARModel(CosmosARPreTrainedModel):
             cache = None
         elif cache is None:
             cache = DynamicCache()
+        compiling = torch.compiler.is_compiling()
+        # cache entries already written: an int for a DynamicCache, a 0-dim tensor for a StaticCache (so that a
+        # compiled decoding step does not recompile for every new position)
         past = cache.get_seq_length() if cache is not None else 0
+        # keys the attention sees: past + L, or the whole preallocated buffer of a StaticCache
+        kv_length = cache.get_mask_sizes(length, 0)[0] if cache is not None else length
+        if not compiling and cache is not None and cache.get_max_length(0) > 0 and past + length > kv_length:
+            raise ValueError(
+                f"the static KV cache holds {kv_length} positions; {int(past)} are used and {length} more were fed "
+                "(allocate it with max_cache_len >= prompt + new tokens)"
+            )
 
         if position_ids is None:
-            position_ids = torch.arange(past, past + length, device=device).unsqueeze(0).expand(batch, -1)
-        self._check_positions(position_ids)
+            position_ids = (torch.arange(length, device=device) + past).unsqueeze(0).expand(batch, -1)
+        if not compiling:  # data-dependent checks would break the compiled graph; the eager prefill ran them
+            self._check_positions(position_ids)
 
-        # Self-attention mask over [past + L] keys: causal in cache order, minus padded keys; or a given 4D mask.
-        if attention_mask is not None and attention_mask.dim() == 4:
-            if attention_mask.shape[0] not in (1, batch) or tuple(attention_mask.shape[1:]) != (1, length,
-                                                                                                past + length):
-                raise ValueError(
-                    f"a 4D attention_mask must be [batch or 1, 1, length, past + length] = [{batch}, 1, {length}, "
-                    f"{past + length}], got {tuple(attention_mask.shape)}"
-                )
-            self_mask = _additive_mask(attention_mask.bool(), inputs_embeds.dtype)
-        elif attention_mask is not None and (attention_mask.dim() != 2 or attention_mask.shape[1] != past + length):
-            raise ValueError(
-                f"attention_mask must be [batch, past + length] = [{batch}, {past + length}] (or 4D "
-                f"[batch, 1, length, past + length]), got {tuple(attention_mask.shape)}"
-            )
-        elif length == 1 and (attention_mask is None or bool(attention_mask.all())):
-            self_mask = None  # one new token sees the whole cache
-        else:
-            query_index = torch.arange(past, past + length, device=device)
-            key_index = torch.arange(past + length, device=device)
-            allowed = (key_index[None, :] <= query_index[:, None])[None, None]  # [1, 1, L, past+L]
-            if attention_mask is not None:
-                allowed = allowed & attention_mask[:, None, None, :].bool()
-            self_mask = _additive_mask(allowed, inputs_embeds.dtype)
-
+        self_mask = self._self_attention_mask(attention_mask, inputs_embeds, cache, past, kv_length)
         cross_mask = None
         if encoder_hidden_states is not None:
             if encoder_hidden_states.dim() != 3 or encoder_hidden_states.shape[-1] != self.config.cross_attention_dim:
@@ -445,7 +552,12 @@ class CosmosARModel(CosmosARPreTrainedModel):
                     f"got {tuple(encoder_hidden_states.shape)}"
                 )
             if encoder_attention_mask is not None:
-                cross_mask = _additive_mask(encoder_attention_mask.bool()[:, None, None, :], inputs_embeds.dtype)
+                cross_mask = create_bidirectional_mask(
+                    config=self.config,
+                    inputs_embeds=inputs_embeds,
+                    attention_mask=encoder_attention_mask,
+                    encoder_hidden_states=encoder_hidden_states,
+                )
 
         rope = self.position_tables.rope(position_ids, inputs_embeds.dtype)
         abs_pos = (
@@ -458,7 +570,14 @@ class CosmosARModel(CosmosARPreTrainedModel):
                 hidden_states = hidden_states + abs_pos
             if output_hidden_states:
                 all_hidden += (hidden_states,)
-            hidden_states = layer(hidden_states, self_mask, rope, cache, encoder_hidden_states, cross_mask)
+            hidden_states = layer(  # keywords: gradient checkpointing drops `cache` by name
+                hidden_states,
+                attention_mask=self_mask,
+                rope=rope,
+                cache=cache,
+                encoder_hidden_states=encoder_hidden_states,
+                encoder_attention_mask=cross_mask,
+            )
         hidden_states = self.norm(hidden_states)
         if output_hidden_states:
             all_hidden += (hidden_states,)

@@ -14,6 +14,7 @@ forward functions for three reasons diffusers' forwards cannot serve:
    (kernel 1x3x3) or purely temporal (3x1x1) run as 2D convolutions on free reshapes, on oneDNN's fast path.
 """
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -31,6 +32,23 @@ def _conv2d(x, weight, bias, **kwargs):
         bias = None if bias is None else bias.float()
         return F.conv2d(x.float(), weight.float(), bias, **kwargs).to(torch.bfloat16)
     return F.conv2d(x, weight, bias, **kwargs)
+
+
+@contextmanager
+def module_weights(module):
+    """Make `module`'s own weights usable while this file reads them directly (it never calls `module.forward`).
+
+    accelerate's sequential CPU offload (`pipe.enable_sequential_cpu_offload()`) keeps every weight on the meta device
+    and loads it in a hook around `forward`; here that hook's pre/post steps run around the read instead."""
+    hook = getattr(module, "_hf_hook", None)
+    if hook is None:
+        yield
+        return
+    hook.pre_forward(module)
+    try:
+        yield
+    finally:
+        hook.post_forward(module, None)
 
 
 @dataclass
@@ -61,6 +79,11 @@ def _frames_3d(x, batch):
 
 def causal_conv(conv, x, state: CausalStreamState | None = None):
     """Apply a `CosmosCausalConv3d` with replicate-first-frame causal padding (or the streamed cache)."""
+    with module_weights(conv):
+        return _causal_conv(conv, x, state)
+
+
+def _causal_conv(conv, x, state):
     # Channels-last (B, T, H, W, C in memory) lets the frame and temporal reshapes below be free views and puts
     # oneDNN on its fast convolution path; a no-op when the input already is.
     x = x.contiguous(memory_format=torch.channels_last_3d)
@@ -94,11 +117,12 @@ def causal_conv(conv, x, state: CausalStreamState | None = None):
 
 def frame_norm(norm, x):
     """`CosmosCausalGroupNorm`: GroupNorm per frame when num_groups == 1 (the reference's choice), else over T too."""
-    if norm.num_groups == 1:
-        frames, batch = _frames_2d(x)
-        out = F.group_norm(frames, 1, norm.norm.weight, norm.norm.bias, norm.norm.eps)
-        return _frames_3d(out, batch)
-    return F.group_norm(x, norm.num_groups, norm.norm.weight, norm.norm.bias, norm.norm.eps)
+    with module_weights(norm.norm):
+        if norm.num_groups == 1:
+            frames, batch = _frames_2d(x)
+            out = F.group_norm(frames, 1, norm.norm.weight, norm.norm.bias, norm.norm.eps)
+            return _frames_3d(out, batch)
+        return F.group_norm(x, norm.num_groups, norm.norm.weight, norm.norm.bias, norm.norm.eps)
 
 
 def conv_projection(projection, x, state):
@@ -240,16 +264,33 @@ def unpatchify(unpatch, x, first_chunk: bool = True):
     return x[:, :, p - 1 :] if first_chunk else x
 
 
+def _down_level(block, h, state=None):
+    h = _blocks_forward(block, h, state)
+    return downsample(block.downsamplers[0], h, state) if block.downsamplers is not None else h
+
+
+def _up_level(block, h, state=None):
+    h = _blocks_forward(block, h, state)
+    return upsample(block.upsamplers[0], h, state) if block.upsamplers is not None else h
+
+
+def _run_level(network, level_fn, block, h, state):
+    """One resolution level (or the mid block); recomputed in the backward pass instead of keeping its activations
+    when diffusers' `enable_gradient_checkpointing()` set `network.gradient_checkpointing` and autograd records.
+    Streamed chunks are never checkpointed: a recompute would read the stream caches after they moved on."""
+    if getattr(network, "gradient_checkpointing", False) and torch.is_grad_enabled() and state is None:
+        return network._gradient_checkpointing_func(lambda hidden: level_fn(block, hidden, None), h)
+    return level_fn(block, h, state)
+
+
 def run_encoder(encoder, x, state: CausalStreamState | None = None):
     """Run a diffusers `CosmosEncoder3d` on `x [B, 3, T, H, W]` (a whole clip, or one chunk of a stream)."""
     first = state is None or state.first_chunk
     h = patchify(encoder.patch_embed, x, first)
     h = conv_projection(encoder.conv_in, h, state)
     for block in encoder.down_blocks:
-        h = _blocks_forward(block, h, state)
-        if block.downsamplers is not None:
-            h = downsample(block.downsamplers[0], h, state)
-    h = mid_block(encoder.mid_block, h, state)
+        h = _run_level(encoder, _down_level, block, h, state)
+    h = _run_level(encoder, mid_block, encoder.mid_block, h, state)
     h = F.silu(frame_norm(encoder.norm_out, h))
     h = conv_projection(encoder.conv_out, h, state)
     if state is not None:
@@ -261,11 +302,9 @@ def run_decoder(decoder, z, state: CausalStreamState | None = None):
     """Run a diffusers `CosmosDecoder3d` on latent `z [B, C, T', H', W']` (whole, or one chunk of a stream)."""
     first = state is None or state.first_chunk
     h = conv_projection(decoder.conv_in, z, state)
-    h = mid_block(decoder.mid_block, h, state)
+    h = _run_level(decoder, mid_block, decoder.mid_block, h, state)
     for block in decoder.up_blocks:
-        h = _blocks_forward(block, h, state)
-        if block.upsamplers is not None:
-            h = upsample(block.upsamplers[0], h, state)
+        h = _run_level(decoder, _up_level, block, h, state)
     h = F.silu(frame_norm(decoder.norm_out, h))
     h = conv_projection(decoder.conv_out, h, state)
     h = unpatchify(decoder.unpatch_embed, h, first)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from ..utils import atomic_path, load_state_dict_file
+from ..utils import atomic_path, check_output_dir, load_state_dict_file
 from .configs import REFERENCE_CONFIGS, model_from_reference_kwargs, tokenizer_kind
 
 # buffers the reference stores that our modules derive from the config
@@ -151,29 +151,48 @@ def convert_tokenizer_checkpoint(checkpoints, variant: str | None = None, refere
     )
 
 
-def save_converted(model, out_dir) -> Path:
-    """`save_pretrained` into `out_dir` atomically. Mirrored CV models are saved as diffusers' AutoencoderKLCosmos."""
-    from diffusers import AutoencoderKLCosmos
+def save_converted(model, out_dir, overwrite: bool = False, inputs=()) -> Path:
+    """`save_pretrained` into `out_dir` atomically. Mirrored CV models are saved as diffusers' AutoencoderKLCosmos.
 
+    A non-empty `out_dir` is refused unless `overwrite=True`; then it is replaced only once the new folder is
+    complete. An `out_dir` that is or holds one of `inputs` (the checkpoint files) is always refused.
+    """
     from .modeling_continuous_video import CosmosContinuousVideoTokenizer
 
-    out_dir = Path(out_dir)
+    out_dir = check_output_dir(out_dir, overwrite=overwrite, inputs=inputs)
     with atomic_path(out_dir, is_dir=True) as tmp:
         if isinstance(model, CosmosContinuousVideoTokenizer) and not model.config.legacy_mode:
-            config = {k: v for k, v in model.config.items() if not k.startswith("_") and k != "legacy_mode"}
-            plain = AutoencoderKLCosmos(**config)
-            plain.load_state_dict(model.state_dict())
-            plain.save_pretrained(tmp, safe_serialization=True)
+            to_diffusers_autoencoder(model).save_pretrained(tmp, safe_serialization=True)
         else:
             model.save_pretrained(tmp, safe_serialization=True)
     return out_dir
+
+
+def to_diffusers_autoencoder(model):
+    """A mirrored `CosmosContinuousVideoTokenizer` as diffusers' own `AutoencoderKLCosmos` (same weights).
+
+    Pipelines and converted folders store the CV tokenizer as diffusers' class, which has no `legacy_mode`: loading a
+    cosmos-hf tokenizer folder with `AutoencoderKLCosmos.from_pretrained` would warn that the key is ignored and
+    write it into every pipeline saved afterwards. Legacy-layout decoders have no diffusers equivalent.
+    """
+    from diffusers import AutoencoderKLCosmos
+
+    if model.config.get("legacy_mode", False):
+        raise ValueError("a legacy-layout CV tokenizer (legacy_mode=True) has no diffusers AutoencoderKLCosmos "
+                         "equivalent; use it as a CosmosContinuousVideoTokenizer")
+    config = {k: v for k, v in model.config.items() if not k.startswith("_") and k != "legacy_mode"}
+    plain = AutoencoderKLCosmos(**config)
+    plain.load_state_dict(model.state_dict())
+    return plain.to(model.dtype)
 
 
 def load_tokenizer(folder, **kwargs):
     """Load any tokenizer folder written by the converter or `save_pretrained`, as a cosmos-hf class.
 
     CV folders (whether saved as `AutoencoderKLCosmos` or `CosmosContinuousVideoTokenizer`) load as
-    `CosmosContinuousVideoTokenizer`, which adds streaming and bf16-on-CPU to diffusers' model.
+    `CosmosContinuousVideoTokenizer`, which adds streaming and bf16-on-CPU to diffusers' model. Loading is strict:
+    missing, unexpected or wrong-shaped weights, or config values that contradict them, raise a ValueError naming
+    the keys (see `strict_loading.py`).
     """
     from .modeling_continuous_video import CosmosContinuousVideoTokenizer
     from .modeling_discrete_video import CosmosDiscreteVideoTokenizer
@@ -182,7 +201,13 @@ def load_tokenizer(folder, **kwargs):
     config_path = Path(folder) / "config.json"
     if not config_path.is_file():
         raise FileNotFoundError(f"no config.json in {folder}")
-    class_name = json.loads(config_path.read_text()).get("_class_name")
+    try:
+        config = json.loads(config_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{config_path} is not valid JSON (damaged or not a tokenizer folder): {err}") from err
+    if not isinstance(config, dict):
+        raise ValueError(f"{config_path} must hold a JSON object, got {type(config).__name__}")
+    class_name = config.get("_class_name")
     classes = {
         "AutoencoderKLCosmos": CosmosContinuousVideoTokenizer,
         "CosmosContinuousVideoTokenizer": CosmosContinuousVideoTokenizer,
@@ -208,17 +233,25 @@ def add_arguments(parser):
     parser.add_argument("--mean-std", metavar="FILE", help="mean_std.pt of a CV tokenizer (read with weights_only)")
     parser.add_argument("--allow-pickle", action="store_true",
                         help="allow unpickling .pt files that hold more than tensors (executes code: trusted files only)")
-    parser.add_argument("--out", required=True, help="output folder (written atomically)")
+    parser.add_argument("--out", required=True, help="output folder (written atomically; must be new or empty)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace a non-empty --out (only once the new folder is complete; never one that holds "
+                             "an input)")
 
 
 def run(args) -> int:
+    inputs = [*args.checkpoint, *(p for p in (args.reference_config, args.mean_std) if p)]
+    check_output_dir(args.out, overwrite=args.overwrite, inputs=inputs)  # before the (slow) conversion
     reference_config = None
     if args.reference_config:
-        reference_config = json.loads(Path(args.reference_config).read_text())
+        try:
+            reference_config = json.loads(Path(args.reference_config).read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ValueError(f"reference config {args.reference_config} is not valid JSON: {err}") from err
         reference_config = reference_config.get("constructor_kwargs", reference_config)
     model = convert_tokenizer_checkpoint(args.checkpoint, variant=args.variant, reference_config=reference_config,
                                          mean_std=args.mean_std, allow_pickle=args.allow_pickle)
-    out = save_converted(model, args.out)
+    out = save_converted(model, args.out, overwrite=args.overwrite, inputs=inputs)
     params = sum(p.numel() for p in model.parameters())
     print(json.dumps({"out": str(out), "class": json.loads((out / "config.json").read_text())["_class_name"],
                       "parameters": params}))

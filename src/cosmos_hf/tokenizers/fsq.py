@@ -9,6 +9,7 @@ bit-identical, including the per-level offset that centres even level counts and
 """
 
 import torch
+from diffusers.utils.accelerate_utils import apply_forward_hook
 from torch import nn
 
 
@@ -35,6 +36,11 @@ class FSQ(nn.Module):
         basis = torch.cumprod(torch.tensor([1] + levels[:-1]), dim=0, dtype=torch.int32)
         self.register_buffer("_basis", basis, persistent=False)
 
+    def code_range(self):
+        """(low, high) per channel of the codes: low = -1, high = (L - 1 - L // 2) / (L // 2) (0.75 for L = 8)."""
+        half_width = self._levels // 2
+        return -torch.ones(self.dim), (self._levels - 1 - half_width).cpu().float() / half_width.cpu()
+
     @property
     def codebook_size(self) -> int:
         size = 1
@@ -59,6 +65,8 @@ class FSQ(nn.Module):
         half_width = self._levels // 2
         return quantized / half_width
 
+    # called directly, not through forward: accelerate's offload hooks must still bring the level buffers in
+    @apply_forward_hook
     def codes_to_indices(self, codes: torch.Tensor) -> torch.Tensor:
         """Channel-last codes `[..., D]` -> int64 indices `[...]`."""
         if codes.shape[-1] != self.dim:
@@ -67,6 +75,7 @@ class FSQ(nn.Module):
         digits = (codes * half_width + half_width).float()
         return (digits * self._basis).sum(dim=-1).to(torch.int32).long()
 
+    @apply_forward_hook
     def indices_to_codes(self, indices: torch.Tensor, channel_first: bool = True) -> torch.Tensor:
         """int indices `[B, ...]` -> codes `[B, D, ...]` (or `[..., D]` with `channel_first=False`) in [-1, 1]."""
         if indices.dtype.is_floating_point or indices.dtype == torch.bool:
@@ -76,6 +85,7 @@ class FSQ(nn.Module):
                 f"token indices must lie in [0, {self.codebook_size}), got values in "
                 f"[{int(indices.min())}, {int(indices.max())}]"
             )
+        indices = indices.to(self._basis.device)  # where the level buffers live (also under CPU offload)
         digits = (indices.unsqueeze(-1) // self._basis) % self._levels
         half_width = self._levels // 2
         codes = (digits - half_width) / half_width

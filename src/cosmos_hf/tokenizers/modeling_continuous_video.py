@@ -17,13 +17,15 @@ from diffusers.configuration_utils import register_to_config
 from diffusers.models.autoencoders.autoencoder_kl_cosmos import AutoencoderKLCosmos
 from diffusers.models.autoencoders.vae import DecoderOutput, IdentityDistribution
 from diffusers.models.modeling_outputs import AutoencoderKLOutput
+from diffusers.utils.accelerate_utils import apply_forward_hook
 
 from . import causal_video
 from .modeling_discrete_video import apply_legacy_upsampling
-from .validation import check_video
+from .strict_loading import StrictLoadingMixin
+from .validation import MAX_FRAME_PIXELS, check_generator, check_latent, check_tokenizer_config, check_video
 
 
-class CosmosContinuousVideoTokenizer(causal_video.CausalStreamingMixin, AutoencoderKLCosmos):
+class CosmosContinuousVideoTokenizer(causal_video.CausalStreamingMixin, StrictLoadingMixin, AutoencoderKLCosmos):
     r"""Causal continuous video tokenizer (CV): video `[B,3,T,H,W]` in [-1,1] <-> latent `[B,16,T',H',W']`.
 
     Same arguments as diffusers' `AutoencoderKLCosmos`, plus `legacy_mode` (decoder layout of older checkpoints).
@@ -50,6 +52,15 @@ class CosmosContinuousVideoTokenizer(causal_video.CausalStreamingMixin, Autoenco
         latents_std: list | None = None,
         legacy_mode: bool = False,
     ):
+        check_tokenizer_config(
+            dict(in_channels=in_channels, out_channels=out_channels, latent_channels=latent_channels,
+                 encoder_block_out_channels=encoder_block_out_channels,
+                 decode_block_out_channels=decode_block_out_channels, attention_resolutions=attention_resolutions,
+                 resolution=resolution, num_layers=num_layers, patch_size=patch_size, patch_type=patch_type,
+                 spatial_compression_ratio=spatial_compression_ratio,
+                 temporal_compression_ratio=temporal_compression_ratio, legacy_mode=legacy_mode),
+            resampling_offset=2,
+        )
         super().__init__(
             in_channels=in_channels, out_channels=out_channels, latent_channels=latent_channels,
             encoder_block_out_channels=encoder_block_out_channels, decode_block_out_channels=decode_block_out_channels,
@@ -66,30 +77,43 @@ class CosmosContinuousVideoTokenizer(causal_video.CausalStreamingMixin, Autoenco
     def temporal_compression_factor(self) -> int:
         return self.config.temporal_compression_ratio
 
+    # frames above this many pixels are refused before any work (see validation.MAX_FRAME_PIXELS); None = no limit
+    max_frame_pixels = MAX_FRAME_PIXELS
+
+    # `_encode` / `_decode` compute only: `encode` / `decode` validate the whole batch once, before slicing it
     def _encode(self, x: torch.Tensor) -> torch.Tensor:
-        check_video(x, self.config.in_channels, self.config.temporal_compression_ratio,
-                    self.config.spatial_compression_ratio)
         return self.encode_latent(x.to(self.dtype))
 
     def _decode(self, z: torch.Tensor, return_dict: bool = True):
-        if z.ndim != 5 or z.shape[1] != self.config.latent_channels:
-            raise ValueError(f"latent must be shaped [B, {self.config.latent_channels}, T', H', W'], got {tuple(z.shape)}")
-        if not torch.isfinite(z).all():
-            raise ValueError("latent contains NaN or infinite values")
         video = self.decode_latent(z.to(self.dtype))
         return DecoderOutput(sample=video) if return_dict else (video,)
 
+    # diffusers' AutoencoderKLCosmos decorates encode/decode; overrides must too, or offload hooks never fire
+    @apply_forward_hook
     def encode(self, x: torch.Tensor, return_dict: bool = True):
+        check_video(x, self.config.in_channels, self.config.temporal_compression_ratio,
+                    self.config.spatial_compression_ratio, self.max_frame_pixels)
         latent = torch.cat([self._encode(x_slice) for x_slice in x.split(1)]) if self.use_slicing else self._encode(x)
         posterior = IdentityDistribution(latent)
         return AutoencoderKLOutput(latent_dist=posterior) if return_dict else (posterior,)
 
+    @apply_forward_hook
     def decode(self, z: torch.Tensor, return_dict: bool = True):
+        if not isinstance(z, torch.Tensor) or z.ndim != 5:
+            shape = tuple(z.shape) if isinstance(z, torch.Tensor) else type(z).__name__
+            raise ValueError(f"latent must be shaped [B, {self.config.latent_channels}, T', H', W'], got {shape}")
+        check_latent(z, self.config.latent_channels, self.config.spatial_compression_ratio, self.max_frame_pixels)
         if self.use_slicing and z.shape[0] > 1:
             video = torch.cat([self._decode(z_slice).sample for z_slice in z.split(1)])
         else:
             video = self._decode(z).sample
         return DecoderOutput(sample=video) if return_dict else (video,)
+
+    def forward(self, sample: torch.Tensor, sample_posterior: bool = False, return_dict: bool = True,
+                generator: torch.Generator | None = None):
+        """diffusers' forward (encode + decode); `generator` is checked although the AE posterior never samples."""
+        check_generator(generator)
+        return super().forward(sample, sample_posterior=sample_posterior, return_dict=return_dict, generator=generator)
 
     # -- latent statistics --------------------------------------------------------------------------------------
     def _latent_stats(self, latent):

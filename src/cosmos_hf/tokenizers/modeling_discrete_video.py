@@ -21,10 +21,20 @@ from diffusers.models.autoencoders.autoencoder_kl_cosmos import (
 )
 from diffusers.models.modeling_utils import ModelMixin
 from diffusers.utils import BaseOutput
+from diffusers.utils.accelerate_utils import apply_forward_hook
 
 from . import causal_video
 from .fsq import FSQ
-from .validation import check_latent_frames, check_video
+from .strict_loading import StrictLoadingMixin
+from .validation import (
+    MAX_FRAME_PIXELS,
+    check_batch_and_grid,
+    check_frame_size,
+    check_latent,
+    check_latent_frames,
+    check_tokenizer_config,
+    check_video,
+)
 
 
 @dataclass
@@ -52,7 +62,7 @@ def apply_legacy_upsampling(decoder: CosmosDecoder3d, num_levels: int, patch_siz
         block.upsamplers[0] = CosmosUpsample3d(channels, spatial_upsample=spatial_up, temporal_upsample=temporal_up)
 
 
-class CosmosDiscreteVideoTokenizer(causal_video.CausalStreamingMixin, ModelMixin, ConfigMixin):
+class CosmosDiscreteVideoTokenizer(causal_video.CausalStreamingMixin, StrictLoadingMixin, ModelMixin, ConfigMixin):
     r"""Causal discrete video tokenizer of Cosmos-Tokenize1 (DV).
 
     Videos are float tensors in [-1, 1] shaped `[B, 3, T, H, W]` with `T = 1 + k * temporal_compression` (the first
@@ -70,6 +80,8 @@ class CosmosDiscreteVideoTokenizer(causal_video.CausalStreamingMixin, ModelMixin
     """
 
     _supports_gradient_checkpointing = True
+    # frames above this many pixels are refused before any work (see validation.MAX_FRAME_PIXELS); None = no limit
+    max_frame_pixels = MAX_FRAME_PIXELS
 
     @register_to_config
     def __init__(
@@ -90,6 +102,14 @@ class CosmosDiscreteVideoTokenizer(causal_video.CausalStreamingMixin, ModelMixin
         legacy_mode: bool = False,
         dropout: float = 0.0,
     ):
+        check_tokenizer_config(
+            dict(in_channels=in_channels, out_channels=out_channels, channels=channels, channels_mult=channels_mult,
+                 num_res_blocks=num_res_blocks, attn_resolutions=attn_resolutions, resolution=resolution,
+                 z_channels=z_channels, levels=levels, patch_size=patch_size, patch_method=patch_method,
+                 spatial_compression=spatial_compression, temporal_compression=temporal_compression,
+                 legacy_mode=legacy_mode, dropout=dropout),
+            resampling_offset=1,
+        )
         super().__init__()
         encoder_channels = tuple(channels * m for m in (1, *channels_mult))
         decoder_channels = tuple(channels * m for m in (*channels_mult, channels_mult[-1]))
@@ -127,11 +147,16 @@ class CosmosDiscreteVideoTokenizer(causal_video.CausalStreamingMixin, ModelMixin
         return self.config.temporal_compression
 
     # -- encoding -----------------------------------------------------------------------------------------------
+    # `apply_forward_hook`: these entry points (not only `forward`) fire accelerate's offload hooks, so that
+    # `pipe.enable_model_cpu_offload()` moves the tokenizer to the accelerator when it is used.
+    @apply_forward_hook
     def encode_pre_quant(self, video: torch.Tensor) -> torch.Tensor:
         """Continuous FSQ input `[B, D, T', H', W']` (before rounding); streamed when `enable_streaming()` is on."""
-        check_video(video, self.config.in_channels, self.config.temporal_compression, self.config.spatial_compression)
+        check_video(video, self.config.in_channels, self.config.temporal_compression, self.config.spatial_compression,
+                    self.max_frame_pixels)
         return self.encode_latent(video.to(self.dtype))
 
+    @apply_forward_hook
     def encode(self, video: torch.Tensor, return_dict: bool = True):
         """Video `[B,3,T,H,W]` in [-1,1] -> `DiscreteVideoTokenizerOutput(indices, codes)`."""
         indices, codes = self.quantizer(self.encode_pre_quant(video))
@@ -140,32 +165,43 @@ class CosmosDiscreteVideoTokenizer(causal_video.CausalStreamingMixin, ModelMixin
             return indices, codes
         return DiscreteVideoTokenizerOutput(indices=indices, codes=codes)
 
+    @apply_forward_hook
     def tokenize(self, video: torch.Tensor) -> torch.LongTensor:
         """Video `[B,3,T,H,W]` in [-1,1] -> tokens `[B, T', H', W']` (int64)."""
         return self.encode(video).indices
 
     # -- decoding -----------------------------------------------------------------------------------------------
+    @apply_forward_hook
     def decode(self, codes: torch.Tensor, return_dict: bool = True):
         """Quantized codes `[B, D, T', H', W']` -> video `[B, 3, T, H, W]`."""
-        if codes.ndim != 5 or codes.shape[1] != self.quantizer.dim:
-            raise ValueError(f"codes must be shaped [B, {self.quantizer.dim}, T', H', W'], got {tuple(codes.shape)}")
+        if not isinstance(codes, torch.Tensor) or codes.ndim != 5 or codes.shape[1] != self.quantizer.dim:
+            shape = tuple(codes.shape) if isinstance(codes, torch.Tensor) else type(codes).__name__
+            raise ValueError(f"codes must be shaped [B, {self.quantizer.dim}, T', H', W'], got {shape}")
+        check_latent(codes, self.quantizer.dim, self.config.spatial_compression, self.max_frame_pixels, "codes",
+                     value_range=self.quantizer.code_range())
         video = self.decode_latent(codes.to(self.dtype))
         if not return_dict:
             return (video,)
         return DiscreteVideoTokenizerOutput(sample=video)
 
+    @apply_forward_hook
     def detokenize(self, indices: torch.LongTensor) -> torch.Tensor:
         """Tokens `[B, T', H', W']` -> video `[B, 3, 1 + (T'-1) * tc, H' * s, W' * s]`."""
         if indices.ndim != 4:
             raise ValueError(f"indices must be shaped [B, T', H', W'], got {tuple(indices.shape)}")
         check_latent_frames(indices.shape[1])
-        codes = self.quantizer.indices_to_codes(indices.to(self.device))
+        check_batch_and_grid(indices.shape, "indices", "B, T', H', W'")
+        sc = self.config.spatial_compression
+        check_frame_size(indices.shape[2] * sc, indices.shape[3] * sc, self.max_frame_pixels, "detokenized video")
+        codes = self.quantizer.indices_to_codes(indices)  # moved to the quantizer's device there
         return self.decode(codes).sample
 
     def forward(self, sample: torch.Tensor, return_dict: bool = True):
         """Tokenize and reconstruct: returns `DiscreteVideoTokenizerOutput(indices, codes, sample)`."""
         indices, codes = self.encode(sample, return_dict=False)
-        video = self.decode(codes).sample
+        # the codes come from our own quantizer, not from a user: decode them unchecked, so that a training run whose
+        # weights diverged reaches its loss (and the trainer's non-finite-loss stop) instead of a decode-input error
+        video = self.decode_latent(codes.to(self.dtype))
         if not return_dict:
             return (video, indices)
         return DiscreteVideoTokenizerOutput(indices=indices, codes=codes, sample=video)

@@ -18,10 +18,21 @@ from diffusers.models.autoencoders.vae import DecoderOutput
 from diffusers.models.modeling_outputs import AutoencoderKLOutput
 from diffusers.models.modeling_utils import ModelMixin
 from diffusers.utils import BaseOutput
+from diffusers.utils.accelerate_utils import apply_forward_hook
 from torch import nn
 
 from .fsq import FSQ
-from .validation import check_image
+from .strict_loading import StrictLoadingMixin
+from .validation import (
+    MAX_FRAME_PIXELS,
+    check_batch_and_grid,
+    check_config_int,
+    check_config_ints,
+    check_frame_size,
+    check_image,
+    check_latent,
+    check_tokenizer_config,
+)
 
 _HAAR = 0.7071067811865476
 
@@ -227,11 +238,24 @@ class CosmosImageDecoder2d(nn.Module):
         return rearrange_unpatchify(x, self.patch_size)
 
 
-class _ImageTokenizerBase(ModelMixin, ConfigMixin):
+class _ImageTokenizerBase(StrictLoadingMixin, ModelMixin, ConfigMixin):
     _supports_gradient_checkpointing = False
+    # images above this many pixels are refused before any work (see validation.MAX_FRAME_PIXELS); None = no limit
+    max_frame_pixels = MAX_FRAME_PIXELS
 
     def _build(self, in_channels, out_channels, channels, channels_mult, num_res_blocks, attn_resolutions, resolution,
                z_channels, patch_size, patch_method, spatial_compression, dropout):
+        check_tokenizer_config(
+            dict(in_channels=in_channels, out_channels=out_channels, channels=channels, channels_mult=channels_mult,
+                 num_res_blocks=num_res_blocks, attn_resolutions=attn_resolutions, resolution=resolution,
+                 z_channels=z_channels, patch_size=patch_size, patch_method=patch_method,
+                 spatial_compression=spatial_compression, dropout=dropout),
+            resampling_offset=0,
+        )
+        widths = [channels * mult for mult in channels_mult]
+        if any(width % 32 for width in widths):
+            raise ValueError(f"config keys 'channels' x 'channels_mult' must give multiples of 32 (GroupNorm with 32 "
+                             f"groups), got {widths}")
         common = dict(channels=channels, channels_mult=tuple(channels_mult), num_res_blocks=num_res_blocks,
                       attn_resolutions=tuple(attn_resolutions), resolution=resolution, patch_size=patch_size,
                       patch_method=patch_method, spatial_compression=spatial_compression, dropout=dropout)
@@ -239,7 +263,7 @@ class _ImageTokenizerBase(ModelMixin, ConfigMixin):
         self.decoder = CosmosImageDecoder2d(out_channels, z_channels, **common)
 
     def _check(self, image):
-        check_image(image, self.config.in_channels, self.config.spatial_compression)
+        check_image(image, self.config.in_channels, self.config.spatial_compression, self.max_frame_pixels)
         return image.to(self.dtype)
 
 
@@ -256,11 +280,13 @@ class CosmosImageTokenizer(_ImageTokenizerBase):
                  latent_channels: int = 16, patch_size: int = 2, patch_method: str = "haar",
                  spatial_compression: int = 8, dropout: float = 0.0):
         super().__init__()
+        check_config_int("latent_channels", latent_channels)
         self._build(in_channels, out_channels, channels, channels_mult, num_res_blocks, attn_resolutions, resolution,
                     z_channels, patch_size, patch_method, spatial_compression, dropout)
         self.quant_conv = nn.Conv2d(z_channels, latent_channels, 1)
         self.post_quant_conv = nn.Conv2d(latent_channels, z_channels, 1)
 
+    @apply_forward_hook
     def encode(self, image: torch.Tensor, return_dict: bool = True):
         from diffusers.models.autoencoders.vae import IdentityDistribution
 
@@ -268,14 +294,18 @@ class CosmosImageTokenizer(_ImageTokenizerBase):
         dist = IdentityDistribution(latent)
         return AutoencoderKLOutput(latent_dist=dist) if return_dict else (dist,)
 
+    @apply_forward_hook
     def decode(self, latent: torch.Tensor, return_dict: bool = True):
         if latent.ndim != 4 or latent.shape[1] != self.config.latent_channels:
             raise ValueError(f"latent must be shaped [B, {self.config.latent_channels}, h, w], got {tuple(latent.shape)}")
+        check_latent(latent, self.config.latent_channels, self.config.spatial_compression, self.max_frame_pixels)
         image = self.decoder(self.post_quant_conv(latent.to(self.dtype)))
         return DecoderOutput(sample=image) if return_dict else (image,)
 
     def forward(self, sample: torch.Tensor, return_dict: bool = True):
-        image = self.decode(self.encode(sample).latent_dist.mode()).sample
+        # our own latent, not user input: decoded unchecked (a diverged training run must reach its loss check)
+        latent = self.encode(sample).latent_dist.mode()
+        image = self.decoder(self.post_quant_conv(latent.to(self.dtype)))
         return DecoderOutput(sample=image) if return_dict else (image,)
 
 
@@ -295,6 +325,7 @@ class CosmosDiscreteImageTokenizer(_ImageTokenizerBase):
                  levels: tuple = (8, 8, 8, 5, 5, 5), patch_size: int = 2, patch_method: str = "haar",
                  spatial_compression: int = 8, dropout: float = 0.0):
         super().__init__()
+        check_config_ints("levels", levels, minimum=2)
         self._build(in_channels, out_channels, channels, channels_mult, num_res_blocks, attn_resolutions, resolution,
                     z_channels, patch_size, patch_method, spatial_compression, dropout)
         self.quant_conv = nn.Conv2d(z_channels, len(levels), 1)
@@ -305,29 +336,40 @@ class CosmosDiscreteImageTokenizer(_ImageTokenizerBase):
     def codebook_size(self) -> int:
         return self.quantizer.codebook_size
 
+    @apply_forward_hook
     def encode_pre_quant(self, image: torch.Tensor) -> torch.Tensor:
         return self.quant_conv(self.encoder(self._check(image)))
 
+    @apply_forward_hook
     def encode(self, image: torch.Tensor, return_dict: bool = True):
         indices, codes = self.quantizer(self.encode_pre_quant(image))
         codes = codes.to(self.dtype)
         return DiscreteImageTokenizerOutput(indices=indices, codes=codes) if return_dict else (indices, codes)
 
+    @apply_forward_hook
     def tokenize(self, image: torch.Tensor) -> torch.LongTensor:
         return self.encode(image).indices
 
+    @apply_forward_hook
     def decode(self, codes: torch.Tensor, return_dict: bool = True):
         if codes.ndim != 4 or codes.shape[1] != self.quantizer.dim:
             raise ValueError(f"codes must be shaped [B, {self.quantizer.dim}, h, w], got {tuple(codes.shape)}")
+        check_latent(codes, self.quantizer.dim, self.config.spatial_compression, self.max_frame_pixels, "codes",
+                     value_range=self.quantizer.code_range())
         image = self.decoder(self.post_quant_conv(codes.to(self.dtype)))
         return DiscreteImageTokenizerOutput(sample=image) if return_dict else (image,)
 
+    @apply_forward_hook
     def detokenize(self, indices: torch.LongTensor) -> torch.Tensor:
         if indices.ndim != 3:
             raise ValueError(f"indices must be shaped [B, h, w], got {tuple(indices.shape)}")
-        return self.decode(self.quantizer.indices_to_codes(indices.to(self.device))).sample
+        check_batch_and_grid(indices.shape, "indices", "B, h, w")
+        sc = self.config.spatial_compression
+        check_frame_size(indices.shape[1] * sc, indices.shape[2] * sc, self.max_frame_pixels, "detokenized image")
+        return self.decode(self.quantizer.indices_to_codes(indices)).sample  # moved to the quantizer's device there
 
     def forward(self, sample: torch.Tensor, return_dict: bool = True):
         indices, codes = self.encode(sample, return_dict=False)
-        image = self.decode(codes).sample
+        # our own quantizer's codes, not user input: decoded unchecked (a diverged training run must reach its loss)
+        image = self.decoder(self.post_quant_conv(codes.to(self.dtype)))
         return DiscreteImageTokenizerOutput(indices=indices, codes=codes, sample=image) if return_dict else (image, indices)

@@ -1,14 +1,20 @@
 #!/usr/bin/env python
-"""Guardrail costs on this machine, printed as JSON (no timing assertions anywhere).
+"""Guardrail quality and costs on this machine, printed as JSON (no timing assertions anywhere).
 
-    OMP_NUM_THREADS=1 python bench/guardrails.py
+    OMP_NUM_THREADS=1 python bench/guardrails.py               # everything
+    OMP_NUM_THREADS=1 python bench/guardrails.py --only redteam # the red-team rates only (a few seconds)
 
-* blocklist: prompts per second on the red-team set, and the cost ratio of the full obfuscation-aware matcher
+* redteam: the default text guard (blocklist) on the two red-team sets: `tuning` (the lists and readings were
+  developed against it, so its rates are in-sample) and `heldout` (written before the last round of changes to
+  them and never used to make them: the honest estimate). False-positive rate = safe prompts blocked / safe
+  prompts; false-negative rate = unsafe prompts passed / unsafe prompts; misses per obfuscation kind.
+* blocklist: prompts per second on the red-team sets, and the cost ratio of the full obfuscation-aware matcher
   against the same lists with fuzzy/typo matching turned off (what the extra recall costs).
 * face pixelation (Haar, offline default): frames per second at 256x256 and 704x1280 (a Cosmos frame size),
   frontal-only versus frontal+profile (both directions) cascades, side by side.
 """
 
+import argparse
 import json
 import sys
 import time
@@ -30,15 +36,51 @@ def rate(fn, items, repeat=3):
     return len(items) / best
 
 
+RED_TEAM_SETS = {
+    "tuning": ROOT / "tests/data/guardrails/red_team_tuning.jsonl",
+    "heldout": ROOT / "tests/data/guardrails/red_team_heldout.jsonl",
+}
+
+
+def red_team_rates(blocklist) -> dict:
+    from cosmos_hf.guardrails.red_team import evaluate_text_guard, load_red_team
+
+    out = {}
+    for name, path in RED_TEAM_SETS.items():
+        report = evaluate_text_guard(blocklist, load_red_team(path))
+        out[name] = {
+            "file": str(path.relative_to(ROOT)),
+            "num_safe": report["num_safe"],
+            "num_unsafe": report["num_unsafe"],
+            "false_positives": report["false_positives"],
+            "false_negatives": report["false_negatives"],
+            "false_positive_rate": round(report["false_positive_rate"], 4),
+            "false_negative_rate": round(report["false_negatives"] / report["num_unsafe"], 4),
+            "missed_by_kind": {k: v for k, v in report["missed_by_kind"].items() if not v.startswith("0/")},
+            "false_positive_prompts": [p["prompt"] for p in report["false_positive_prompts"]],
+            "false_negative_prompts": [p["prompt"] for p in report["false_negative_prompts"]],
+        }
+    return out
+
+
 def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", choices=("redteam",), help="run only this part")
+    args = parser.parse_args()
     from cosmos_hf.guardrails import FacePixelator, HaarCascadeFaceDetector, KeywordBlocklist
     from cosmos_hf.guardrails.red_team import load_red_team
+
+    blocklist = KeywordBlocklist.default()
+    result = {"redteam": red_team_rates(blocklist)}
+    if args.only == "redteam":
+        print(json.dumps(result, indent=2, ensure_ascii=False))
+        return
     from test_guardrails_video import draw_face
 
-    prompts = [r["prompt"] for r in load_red_team(ROOT / "tests/data/guardrails/red_team_prompts.jsonl")]
-    full = rate(KeywordBlocklist.default().check, prompts)
+    prompts = [r["prompt"] for path in RED_TEAM_SETS.values() for r in load_red_team(path)]
+    full = rate(blocklist.check, prompts)
     no_fuzzy = rate(KeywordBlocklist.default(enable_fuzzy=False).check, prompts)
-    result = {
+    result.update({
         "blocklist": {
             "num_prompts": len(prompts),
             "prompts_per_s": round(full, 1),
@@ -46,7 +88,7 @@ def main():
             "fuzzy_cost_ratio": round(no_fuzzy / full, 2),
         },
         "face_pixelation_haar": {},
-    }
+    })
     import cv2
 
     for height, width in ((256, 256), (704, 1280)):
@@ -64,7 +106,7 @@ def main():
             "profile_cost_ratio": round(fps_frontal / fps_both, 2),
         }
     result["opencv"] = cv2.__version__
-    print(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2, ensure_ascii=False))
 
 
 if __name__ == "__main__":

@@ -94,3 +94,41 @@ def test_colour_matching_finds_flat_objects_and_respects_the_threshold():
     np.testing.assert_array_equal(labels, truth)
     loose = segment_by_colour(frame, colours, background=np.array([[50, 120, 60]]), max_colour_distance=60)
     assert (loose == 1).sum() == 32  # the shaded square joins once the threshold allows it
+
+
+def _prediction_at_25_db():
+    """A [0, 1] float video and a prediction 25 dB away from it (noise std 10^(-25/20) of the range)."""
+    rng = np.random.default_rng(4)
+    truth = rng.uniform(0.2, 0.8, (4, 32, 32, 3))
+    return truth, truth + rng.normal(0, 10 ** (-25 / 20), truth.shape)
+
+
+def test_float_frames_in_0_1_need_an_explicit_data_range():
+    truth, prediction = _prediction_at_25_db()
+    # read as 0-255 this would score ~73 dB; refused instead of guessed
+    for metric in (psnr, psnr_per_frame, ssim, ssim_per_frame):
+        with pytest.raises(ValueError, match=r"float values in \[0, 1\] are ambiguous.*data_range=1.0"):
+            metric(truth, prediction.clip(0, 1))
+    assert psnr(truth, prediction, data_range=1.0) == pytest.approx(25.0, abs=0.1)
+    assert psnr_per_frame(truth, prediction, data_range=1.0) == pytest.approx([25.0] * 4, abs=0.5)
+
+
+def test_data_range_gives_the_same_scores_as_uint8_frames():
+    video = _video(5, (2, 24, 24, 3))
+    noisy = np.clip(video.astype(int) + np.random.default_rng(6).integers(-20, 21, video.shape), 0, 255)
+    noisy = noisy.astype(np.uint8)
+    assert psnr(video / 255, noisy / 255, data_range=1.0) == pytest.approx(psnr(video, noisy), abs=1e-9)
+    assert ssim(video / 255, noisy / 255, data_range=1.0) == pytest.approx(ssim(video, noisy), abs=1e-9)
+    assert psnr(video / 127.5 - 1, noisy / 127.5 - 1, data_range=2.0) == pytest.approx(psnr(video, noisy), abs=1e-9)
+    # float 0-255 frames (values above 1) keep working without a range, as before
+    assert psnr(video.astype(np.float32), noisy.astype(np.float32)) == pytest.approx(psnr(video, noisy), abs=1e-9)
+
+
+def test_data_range_must_cover_the_values():
+    video = _video(7, (1, 16, 16, 3))
+    with pytest.raises(ValueError, match="more than data_range=1.0"):
+        psnr(video, video, data_range=1.0)
+    with pytest.raises(ValueError, match="data_range must be a finite number > 0"):
+        ssim(video, video, data_range=0)
+    with pytest.raises(ValueError, match="data_range must be a finite number > 0"):
+        psnr(video, video, data_range=float("nan"))

@@ -40,7 +40,8 @@ def dv():
 def pipe(dv):
     model = tiny_ar(medusa_num_heads=2)
     init_medusa_heads_from_lm_head(model)
-    pipeline = CosmosARVideo2WorldPipeline(model, dv)
+    # most tests read the token grid (output_type="tokens"), which skips the video guard: opted out explicitly
+    pipeline = CosmosARVideo2WorldPipeline(model, dv, disable_safety_checker=True)
     pipeline.set_progress_bar_config(disable=True)
     return pipeline
 
@@ -117,15 +118,18 @@ def test_video2world_variant_uses_bov_and_text(dv):
     with pytest.raises(ValueError, match="text_encoder"):
         CosmosARVideo2WorldPipeline(model, dv)
     pipe = CosmosARVideo2WorldPipeline(model, dv, text_encoder=text_encoder, tokenizer=tokenizer,
-                                       max_sequence_length=8)
+                                       max_sequence_length=8, disable_safety_checker=True)
     pipe.set_progress_bar_config(disable=True)
     with pytest.raises(ValueError, match="prompt"):
         pipe(video=frames(1))
     a = pipe(video=frames(1), prompt="a red ball falls", output_type="tokens").frames
     b = pipe(video=frames(1), prompt="a blue cube slides", output_type="tokens").frames
     assert a.shape == (1, *GRID) and not torch.equal(a, b)  # text reaches the model through cross-attention
+    guarded = CosmosARVideo2WorldPipeline(model, dv, text_encoder=text_encoder, tokenizer=tokenizer,
+                                          max_sequence_length=8)
+    guarded.set_progress_bar_config(disable=True)
     with pytest.raises(ValueError, match="rejected the prompt"):  # built-in guardrail, on by default
-        pipe(video=frames(1), prompt="a p1pe b0mb goes off", output_type="tokens")
+        guarded(video=frames(1), prompt="a p1pe b0mb goes off", output_type="np")
 
 
 def test_guardrails_default_on_and_checked_on_decoded_video(dv):
@@ -154,7 +158,8 @@ def test_diffusion_decoder_path_and_save_load_round_trip(pipe, dv, tmp_path):
                           final_sigmas_type="sigma_min"),
         CosmosDVTokenEmbedder(), dv_tokenizer=dv, default_fps=24, max_sequence_length=8, chunk_blend="latent",
     )
-    full = CosmosARVideo2WorldPipeline.from_components(pipe.ar_model, dv, diffusion_decoder=decoder)
+    full = CosmosARVideo2WorldPipeline.from_components(pipe.ar_model, dv, diffusion_decoder=decoder,
+                                                       disable_safety_checker=True)
     assert full.diffusion_decoder.config.chunk_blend == "latent"  # the decoder's chunk joining travels with it
     full.set_progress_bar_config(disable=True)
     refined = full(video=frames(1), output_type="pt", decoder_num_inference_steps=2,
@@ -163,7 +168,8 @@ def test_diffusion_decoder_path_and_save_load_round_trip(pipe, dv, tmp_path):
     assert refined.shape == plain.shape == (1, 9, 3, 16, 16) and not torch.allclose(refined, plain)
 
     full.save_pretrained(tmp_path / "ar_pipe")
-    loaded = DiffusionPipeline.from_pretrained(tmp_path / "ar_pipe", trust_remote_code=True)
+    loaded = DiffusionPipeline.from_pretrained(tmp_path / "ar_pipe", trust_remote_code=True,
+                                               disable_safety_checker=True)
     assert type(loaded) is CosmosARVideo2WorldPipeline and loaded.has_diffusion_decoder
     assert loaded.diffusion_decoder.config.chunk_blend == "latent"
     loaded.set_progress_bar_config(disable=True)
@@ -176,9 +182,54 @@ def test_diffusion_decoder_path_and_save_load_round_trip(pipe, dv, tmp_path):
     # a folder saved with default_use_diffusion_decoder=False decodes with the DV tokenizer unless asked
     full.register_to_config(default_use_diffusion_decoder=False)
     full.save_pretrained(tmp_path / "ar_pipe_dv")
-    dv_default = DiffusionPipeline.from_pretrained(tmp_path / "ar_pipe_dv", trust_remote_code=True)
+    dv_default = DiffusionPipeline.from_pretrained(tmp_path / "ar_pipe_dv", trust_remote_code=True,
+                                                   disable_safety_checker=True)
     dv_default.set_progress_bar_config(disable=True)
     torch.testing.assert_close(dv_default(video=frames(1), output_type="pt").frames, plain)
     torch.testing.assert_close(dv_default(video=frames(1), output_type="pt", use_diffusion_decoder=True,
                                           decoder_num_inference_steps=2,
                                           generator=torch.Generator().manual_seed(0)).frames, refined)
+
+
+def test_token_output_needs_the_explicit_guardrail_opt_out(dv):
+    guarded = CosmosARVideo2WorldPipeline(tiny_ar(), dv)
+    guarded.set_progress_bar_config(disable=True)
+    with pytest.raises(ValueError, match="output_type='tokens' returns undecoded output.*disable_safety_checker=True"):
+        guarded(video=frames(1), output_type="tokens")
+
+
+@pytest.mark.parametrize(
+    "bad, error, message",
+    [
+        (dict(video=frames(1) * float("nan")), ValueError, "video contains .* NaN or inf"),
+        (dict(video=(frames(1) + 1) * 127.5), ValueError, r"values span \[.*\] after preprocessing, expected"),
+        (dict(video=((frames(1) + 1) * 127.5).to(torch.uint8)), TypeError, "tensors must be float"),
+        (dict(generator=42), TypeError, "generator must be a torch.Generator"),
+        (dict(do_sample=True, temperature=float("nan")), ValueError, "temperature must be > 0"),
+        (dict(top_k=0), ValueError, "top_k must be >= 1"),
+        (dict(top_p=float("nan")), ValueError, r"top_p must be > 0 and <= 1"),
+        (dict(decoder_guidance_scale=float("inf")), ValueError, "decoder_guidance_scale must be >= 0"),
+    ],
+)
+def test_bad_arguments_are_refused_before_generation(pipe, bad, error, message):
+    with pytest.raises(error, match=message):
+        pipe(**{"video": frames(1), "output_type": "tokens", **bad})
+
+
+def test_diffusion_decoder_latent_output_and_prompt_go_through_its_guard(dv):
+    tokenizer, text_encoder = tiny_t5_text_encoder()
+    decoder = CosmosDiffusionDecoderPipeline(
+        text_encoder, tokenizer, tiny_transformer(latent_channels=4, in_channels=4 + 32), tiny_cosmos_vae(),
+        EDMEulerScheduler(sigma_min=0.002, sigma_max=80.0, sigma_data=0.5, final_sigmas_type="sigma_min"),
+        CosmosDVTokenEmbedder(), max_sequence_length=8,
+    )
+    decoder.set_progress_bar_config(disable=True)
+    tokens = torch.randint(1, 64000, (1, 2, 4, 4))
+    with pytest.raises(ValueError, match="output_type='latent' returns undecoded output"):
+        decoder(tokens=tokens, num_inference_steps=1, output_type="latent")
+    with pytest.raises(ValueError, match="rejected the prompt"):
+        decoder(tokens=tokens, prompt="a p1pe b0mb goes off", num_inference_steps=1, output_type="np")
+    with pytest.raises(TypeError, match="generator must be a torch.Generator"):
+        decoder(tokens=tokens, num_inference_steps=1, generator=42)
+    with pytest.raises(ValueError, match="fps must be > 0"):
+        decoder(tokens=tokens, num_inference_steps=1, fps=0)

@@ -1,5 +1,6 @@
 """Text2World / Video2World pipelines: numerically diffusers' Cosmos pipelines, Hub-layout save/load, determinism,
-output types, pluggable safety checker, clear errors for bad inputs."""
+output types, pluggable safety checker that cannot be skipped by accident, clear errors for bad inputs (where
+diffusers returns a black or saturated video)."""
 
 import numpy as np
 import pytest
@@ -59,34 +60,39 @@ def seeded(seed=0):
 
 
 def test_text2world_equals_diffusers_pipeline(text_parts):
-    pipe = make_t2w(text_parts, safety_checker=PassThroughChecker())
+    # prompt_embeds and latent output skip our guard, so they need the explicit opt-out
+    pipe = make_t2w(text_parts, disable_safety_checker=True)
     reference = CosmosTextToWorldPipeline(pipe.text_encoder, pipe.tokenizer, pipe.transformer, pipe.vae,
                                           pipe.scheduler, safety_checker=PassThroughChecker())
     reference.set_progress_bar_config(disable=True)
     embeds = pipe._get_t5_prompt_embeds(["a red ball falls"], 8)
     negative = pipe._get_t5_prompt_embeds(["blue cube"], 8)
     args = dict(prompt_embeds=embeds, negative_prompt_embeds=negative, height=32, width=32, num_frames=5,
-                num_inference_steps=3, guidance_scale=3.0, output_type="pt")
-    ours = pipe(generator=seeded(), **args).frames
-    theirs = reference(generator=seeded(), **args).frames
-    assert ours.shape == (1, 5, 3, 32, 32)
+                num_inference_steps=3, guidance_scale=3.0)
+    ours = pipe(generator=seeded(), output_type="latent", **args).frames
+    theirs = reference(generator=seeded(), output_type="latent", **args).frames
+    assert ours.shape == (1, 4, 2, 4, 4)
     torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-6)
+    # decoded: diffusers' checker path rounds frames down to uint8 levels, ours without a checker does not
+    ours = pipe(generator=seeded(), output_type="pt", **args).frames
+    theirs = reference(generator=seeded(), output_type="pt", **args).frames
+    assert ours.shape == (1, 5, 3, 32, 32)
+    torch.testing.assert_close(ours, theirs, rtol=0, atol=1 / 255 + 1e-6)
 
 
 @pytest.mark.parametrize("guidance_scale,augment_sigma", [(1.0, 0.001), (3.0, 0.001), (3.0, 5.0)])
 def test_video2world_equals_diffusers_pipeline(text_parts, guidance_scale, augment_sigma):
-    pipe = make_v2w(text_parts, safety_checker=PassThroughChecker())
+    pipe = make_v2w(text_parts, disable_safety_checker=True)
     reference = CosmosVideoToWorldPipeline(pipe.text_encoder, pipe.tokenizer, pipe.transformer, pipe.vae,
                                            pipe.scheduler, safety_checker=PassThroughChecker())
     reference.set_progress_bar_config(disable=True)
     video = [np.random.default_rng(i).random((32, 32, 3)).astype(np.float32) for i in range(5)]
     args = dict(video=video, prompt_embeds=pipe._get_t5_prompt_embeds(["a red ball"], 8),
                 negative_prompt_embeds=pipe._get_t5_prompt_embeds(["green cube"], 8), height=32, width=32,
-                num_frames=9, num_inference_steps=3, guidance_scale=guidance_scale, augment_sigma=augment_sigma,
-                output_type="pt")
-    ours = pipe(generator=seeded(), **args).frames
-    theirs = reference(generator=seeded(), **args).frames
-    assert ours.shape == (1, 9, 3, 32, 32)
+                num_frames=9, num_inference_steps=3, guidance_scale=guidance_scale, augment_sigma=augment_sigma)
+    ours = pipe(generator=seeded(), output_type="latent", **args).frames
+    theirs = reference(generator=seeded(), output_type="latent", **args).frames
+    assert ours.shape == (1, 4, 3, 4, 4)
     torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-6)
 
 
@@ -140,7 +146,9 @@ def test_condition_detail_transfer_adds_what_the_tokenizer_loses_of_the_last_fra
     pipe = make_v2w(text_parts)
     video = torch.rand(1, 3, 5, 32, 32) * 2 - 1
     args = dict(video=video, prompt="a ball", num_inference_steps=2, guidance_scale=1.0)
+    guard, pipe.safety_checker = pipe.safety_checker, None  # latent output needs the guard switched off explicitly
     latents = pipe(generator=seeded(), output_type="latent", **args).frames
+    pipe.safety_checker = guard
     transferred = pipe(generator=seeded(), output_type="pt", condition_detail_transfer=True, **args).frames
     detail = pipe.condition_detail(video, 9)
     assert detail.shape == (1, 3, 9, 32, 32) and detail.abs().mean() > 1e-3  # the tiny tokenizer is lossy
@@ -169,7 +177,8 @@ def test_generator_determinism_and_output_types(text_parts):
     assert a.shape == (1, 5, 32, 32, 3) and a.min() >= 0 and a.max() <= 1
     pil = pipe("a cube", num_inference_steps=1, generator=seeded(1)).frames
     assert len(pil) == 1 and len(pil[0]) == 5 and pil[0][0].size == (32, 32)
-    latents = pipe("a cube", num_inference_steps=1, output_type="latent", num_videos_per_prompt=2).frames
+    unguarded = make_t2w(text_parts, disable_safety_checker=True)
+    latents = unguarded("a cube", num_inference_steps=1, output_type="latent", num_videos_per_prompt=2).frames
     assert latents.shape == (2, 4, 2, 4, 4)
 
 
@@ -270,3 +279,124 @@ def test_upsample_prompt_feeds_the_guard_and_the_model(text_parts):
     assert RecordingChecker.seen[-1] == encoded[-1] == "A detailed shot: a cube on a grey floor."
     with pytest.raises(ValueError, match="prompt_upsampler="):
         pipe("a cube", num_inference_steps=1, upsample_prompt=True)
+
+
+def nan_like(shape):
+    tensor = torch.zeros(shape)
+    tensor.view(-1)[0] = float("nan")
+    return tensor
+
+
+@pytest.mark.parametrize(
+    "bad, error, message",
+    [
+        (dict(video=nan_like((1, 3, 1, 32, 32))), ValueError, "video contains 1 NaN or inf"),
+        (dict(latents=nan_like((1, 4, 3, 4, 4))), ValueError, "latents contains 1 NaN or inf"),
+        (dict(fps=0), ValueError, r"fps must be > 0 \(a finite number; frames per second"),
+        (dict(fps=-24), ValueError, "fps must be > 0"),
+        (dict(guidance_scale=float("inf")), ValueError, r"guidance_scale must be >= 1 \(a finite number"),
+        (dict(guidance_scale=float("nan")), ValueError, "guidance_scale must be >= 1"),
+        (dict(augment_sigma=float("nan")), ValueError, "augment_sigma must be >= 0"),
+        (dict(video=torch.full((1, 3, 1, 32, 32), 200.0)), ValueError, r"values span \[200, 200\].*expected \[-1, 1\]"),
+        (dict(video=[np.full((32, 32, 3), 200.0, np.float32)]), ValueError, r"values span \[399, 399\]"),
+        (dict(video=torch.full((1, 3, 1, 32, 32), 200, dtype=torch.uint8)), TypeError, "tensors must be float"),
+        (dict(image=np.full((32, 32, 3), 200.0, np.float32), video=None), ValueError, "image values span"),
+        (dict(generator=42), TypeError, r"generator must be a torch.Generator .*got int 42"),
+        (dict(generator=[seeded(), seeded()]), ValueError, "got 2 generators for a batch of 1"),
+        (dict(num_inference_steps=2.5), TypeError, "num_inference_steps must be >= 1 \\(an integer"),
+    ],
+)
+def test_video2world_refuses_inputs_that_would_give_black_or_saturated_video(text_parts, bad, error, message):
+    """Each of these used to return a black, saturated or NaN video without an error (diffusers' behaviour)."""
+    pipe = make_v2w(text_parts)
+    args = dict(video=torch.zeros(1, 3, 1, 32, 32), prompt="a ball", num_inference_steps=1, output_type="np")
+    with pytest.raises(error, match=message):
+        pipe(**{**args, **bad})
+
+
+def test_video2world_refuses_nan_prompt_embeds_and_features_of_the_wrong_width(text_parts):
+    pipe = make_v2w(text_parts, disable_safety_checker=True)  # prompt_embeds need the opt-out (no text to guard)
+    args = dict(video=torch.zeros(1, 3, 1, 32, 32), num_inference_steps=1, output_type="np")
+    with pytest.raises(ValueError, match="prompt_embeds contains 1 NaN or inf"):
+        pipe(prompt_embeds=nan_like((1, 8, 16)), **args)
+    with pytest.raises(ValueError, match="negative_prompt_embeds contains"):
+        pipe(prompt_embeds=torch.zeros(1, 8, 16), negative_prompt_embeds=nan_like((1, 8, 16)), guidance_scale=2.0,
+             **args)
+    with pytest.raises(ValueError, match="text_embed_dim=16"):
+        pipe(prompt_embeds=torch.zeros(1, 8, 32), **args)
+    assert pipe(prompt_embeds=torch.zeros(1, 8, 16), **args).frames.shape == (1, 9, 32, 32, 3)
+
+
+def test_text2world_validates_its_arguments_before_sampling(text_parts):
+    pipe = make_t2w(text_parts)
+    with pytest.raises(ValueError, match="fps must be > 0"):
+        pipe("a ball", fps=0)
+    with pytest.raises(ValueError, match="guidance_scale must be >= 1"):
+        pipe("a ball", guidance_scale=float("nan"))
+    with pytest.raises(ValueError, match="latents contains"):
+        pipe("a ball", latents=nan_like((1, 4, 2, 4, 4)))
+    with pytest.raises(TypeError, match="generator must be a torch.Generator"):
+        pipe("a ball", generator=42)
+    with pytest.raises(ValueError, match="max_sequence_length must be >= 1"):
+        pipe("a ball", max_sequence_length=0)
+
+
+def test_uint8_numpy_video_is_read_as_0_to_255(text_parts):
+    pipe = make_v2w(text_parts)
+    video = np.random.default_rng(0).integers(0, 256, (1, 32, 32, 3), dtype=np.uint8)
+    as_array = pipe._conditioning_video(None, video, 32, 32, 9, 1)
+    as_float_frames = pipe._conditioning_video(None, [video[0].astype(np.float32) / 255], 32, 32, 9, 1)
+    assert as_array.min() >= -1 and as_array.max() <= 1
+    torch.testing.assert_close(as_array, as_float_frames, rtol=0, atol=1e-6)
+    as_uint8_frames = pipe._conditioning_video(None, [video[0]], 32, 32, 9, 1)  # diffusers would give 2*255-1
+    torch.testing.assert_close(as_uint8_frames, as_float_frames, rtol=0, atol=1e-6)
+
+
+def test_guardrail_cannot_be_skipped_by_prompt_embeds_or_latent_output(text_parts, tmp_path):
+    embeds = torch.zeros(1, 8, 16)
+    for pipe in (make_t2w(text_parts), make_t2w(text_parts, safety_checker=PassThroughChecker())):
+        with pytest.raises(ValueError, match="prompt_embeds without a prompt: the text guardrail has no text"):
+            pipe(prompt_embeds=embeds, num_inference_steps=1)
+        with pytest.raises(ValueError, match="output_type='latent' returns undecoded output"):
+            pipe("a ball", num_inference_steps=1, output_type="latent")
+    v2w = make_v2w(text_parts)
+    with pytest.raises(ValueError, match="disable_safety_checker=True"):
+        v2w(video=torch.zeros(1, 3, 1, 32, 32), prompt_embeds=embeds, num_inference_steps=1)
+    with pytest.raises(ValueError, match="video guardrail cannot check"):
+        v2w(video=torch.zeros(1, 3, 1, 32, 32), prompt="a ball", num_inference_steps=1, output_type="latent")
+    # the explicit opt-out, at construction or when loading
+    make_t2w(text_parts).save_pretrained(tmp_path / "t2w")
+    unguarded = CosmosText2WorldPipeline.from_pretrained(tmp_path / "t2w", disable_safety_checker=True)
+    assert unguarded.safety_checker is None
+    unguarded.set_progress_bar_config(disable=True)
+    assert unguarded(prompt_embeds=embeds, num_inference_steps=1, output_type="latent").frames.shape == (1, 4, 2, 4, 4)
+
+
+@pytest.mark.parametrize("kind", ["text2world", "video2world"])
+def test_callback_on_step_end_sees_and_may_replace_the_latents(text_parts, kind):
+    # diffusers' callback API; a dict comprehension over locals() raised KeyError 'latents' before Python 3.12
+    pipe = make_t2w(text_parts) if kind == "text2world" else make_v2w(text_parts)
+    inputs = {"video": torch.zeros(1, 3, 1, 32, 32)} if kind == "video2world" else {}
+    seen = []
+
+    def callback(pipeline, step, timestep, callback_kwargs):
+        seen.append((step, tuple(callback_kwargs["latents"].shape)))
+        return {"latents": torch.zeros_like(callback_kwargs["latents"])} if step == 1 else callback_kwargs
+
+    args = dict(prompt="a cube", num_inference_steps=2, output_type="np", **inputs)
+    replaced = pipe(generator=seeded(), callback_on_step_end=callback, **args).frames
+    assert [step for step, _ in seen] == [0, 1] and all(len(shape) == 5 for _, shape in seen)
+    assert np.abs(replaced - pipe(generator=seeded(), **args).frames).max() > 1e-3  # the returned latents are used
+
+
+def test_saving_a_guarded_pipeline_warns_nothing_and_keeps_the_guardrail(text_parts, tmp_path, capfd):
+    from cosmos_hf.guardrails import CosmosSafetyChecker
+
+    pipe = make_t2w(text_parts)
+    capfd.readouterr()
+    pipe.save_pretrained(tmp_path / "t2w")
+    assert "cannot be saved" not in capfd.readouterr().err  # diffusers warned about the (unsaveable) default guard
+    assert isinstance(pipe.safety_checker, CosmosSafetyChecker)  # still guarded after saving
+    assert pipe.config.safety_checker[1] == "CosmosSafetyChecker"
+    reloaded = DiffusionPipeline.from_pretrained(tmp_path / "t2w", trust_remote_code=True)
+    assert isinstance(reloaded.safety_checker, CosmosSafetyChecker)

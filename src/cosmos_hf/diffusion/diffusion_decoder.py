@@ -39,6 +39,13 @@ from diffusers.pipelines.cosmos.pipeline_output import CosmosPipelineOutput
 from diffusers.utils.torch_utils import randn_tensor
 from torch import nn
 
+from ..pipelines.input_checks import (
+    check_generator,
+    check_guardrail_coverage,
+    check_number,
+    check_output_type,
+    check_pixel_range,
+)
 from ..pipelines.pipeline_cosmos_text2world import (
     OUTPUT_TYPES,
     CosmosText2WorldPipeline,
@@ -410,17 +417,20 @@ class CosmosDiffusionDecoderPipeline(CosmosText2WorldPipeline):
         """
         if (tokens is None) == (video is None):
             raise ValueError("pass exactly one of `tokens` (DV token ids [B, T, H, W]) or `video`")
+        guidance_scale = self._resolve_guidance_scale(guidance_scale)
+        check_number("guidance_scale", guidance_scale, minimum=0, note="0 disables guidance")
+        check_number("num_inference_steps", num_inference_steps, minimum=1, integer=True)
+        if fps is not None:
+            check_number("fps", fps, minimum=0, exclusive_minimum=True, note="frames per second of the output video")
+        check_generator(generator)
+        check_output_type(output_type, OUTPUT_TYPES)
+        # latent output skips the video guard: refused while a guard is configured
+        check_guardrail_coverage(self.safety_checker, prompt, None, output_type)
         if video is not None:
             if self.dv_tokenizer is None:
                 raise ValueError("decoding a `video` needs the pipeline's dv_tokenizer to tokenize it first")
+            check_pixel_range("video", video)
             tokens = self.dv_tokenizer.tokenize(video.to(self._execution_device, self.dv_tokenizer.dtype))
-        guidance_scale = self._resolve_guidance_scale(guidance_scale)
-        if guidance_scale < 0:
-            raise ValueError(f"guidance_scale must be >= 0 (0 disables guidance), got {guidance_scale}")
-        if int(num_inference_steps) < 1:
-            raise ValueError(f"num_inference_steps must be >= 1, got {num_inference_steps}")
-        if output_type not in OUTPUT_TYPES:
-            raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
         chunk_blend = chunk_blend or self.config.get("chunk_blend", "pixel")
         _check_chunk_blend(chunk_blend)
         device = self._execution_device
@@ -433,6 +443,8 @@ class CosmosDiffusionDecoderPipeline(CosmosText2WorldPipeline):
         prompts = [prompt] * batch if isinstance(prompt, str) else list(prompt)
         if len(prompts) != batch:
             raise ValueError(f"got {len(prompts)} prompts for {batch} token grids")
+        # the reference decodes with an empty or generic prompt; any text a caller writes goes through the text guard
+        self._check_prompt_safety([text for text in prompts if text.strip()], device)
         text = self._get_t5_prompt_embeds(prompts, max_sequence_length, device).float()
         uncond_text = torch.zeros_like(text)  # the reference drops text to zero features in the unconditional branch
         chunk = int(chunk_latent_frames or self.config.chunk_latent_frames or grid[0])

@@ -2,13 +2,17 @@
 
 Conventions (stated once, used everywhere in the evaluation suite):
 - Videos are uint8 numpy arrays shaped (T, H, W, 3) with values in [0, 255]; an image (H, W, 3) is a 1-frame video.
+- Value range: uint8 videos are on the [0, 255] scale. Float videos need `data_range=` (1.0 for [0, 1] frames,
+  255.0 for 0-255 floats, 2.0 for [-1, 1]) unless their values exceed 1 (then they can only be 0-255): float frames in
+  [0, 1] read as 0-255 would turn a 25 dB prediction into ~68 dB, so that case is an error, never a guess. Values
+  spanning more than `data_range` are an error too.
 - PSNR (TokenBench): the mean squared error is taken over the *whole* video (all frames, pixels and channels at
-  once) in float64 on the [0, 255] scale, then PSNR = 20 * log10(255 / sqrt(MSE)). Identical inputs give +inf
-  (TokenBench adds float32 eps to sqrt(MSE), which caps identical inputs at ~186 dB; we report inf instead).
+  once) in float64, then PSNR = 20 * log10(data_range / sqrt(MSE)) (data range 255 for uint8). Identical inputs
+  give +inf (TokenBench adds float32 eps to sqrt(MSE), which caps identical inputs at ~186 dB; we report inf).
 - SSIM: the definition of Wang et al. 2004 with the defaults of `skimage.metrics.structural_similarity` that
-  TokenBench calls: a 7x7 *uniform* window, K1=0.01, K2=0.03, data range 255, sample covariance (N/(N-1)),
-  the 3-pixel border where the window does not fit excluded, averaged over the 3 channels; a video's SSIM is the
-  mean of its per-frame SSIMs.
+  TokenBench calls: a 7x7 *uniform* window, K1=0.01, K2=0.03, the data range (255 for uint8), sample covariance
+  (N/(N-1)), the 3-pixel border where the window does not fit excluded, averaged over the 3 channels; a video's SSIM
+  is the mean of its per-frame SSIMs.
 - IoU: |A and B| / |A or B| of boolean masks. Frames where both masks are empty carry no information and are left
   out of averages (NaN per frame); a video whose frames are all empty in both has IoU NaN.
 """
@@ -21,7 +25,8 @@ SSIM_K1 = 0.01
 SSIM_K2 = 0.03
 
 
-def _check_pair(video_a, video_b, name: str = "videos"):
+def _check_pair(video_a, video_b, data_range=None, name: str = "videos"):
+    """(a, b, data_range): both videos as float64 (T, H, W, 3), and the value range the metrics use."""
     video_a = np.asarray(video_a)
     video_b = np.asarray(video_b)
     if video_a.shape != video_b.shape:
@@ -32,38 +37,64 @@ def _check_pair(video_a, video_b, name: str = "videos"):
         raise ValueError(f"{name} must be shaped (T, H, W, 3) or (H, W, 3), got {video_a.shape}")
     if video_a.size == 0:
         raise ValueError(f"{name} are empty (shape {video_a.shape})")
+    if data_range is not None:
+        if isinstance(data_range, bool) or not isinstance(data_range, (int, float, np.number)) \
+                or not np.isfinite(data_range) or data_range <= 0:
+            raise ValueError(f"data_range must be a finite number > 0 (1.0 for [0, 1] frames, 255 for 0-255), "
+                             f"got {data_range!r}")
     for video in (video_a, video_b):
-        if video.dtype != np.uint8:
-            if not np.isfinite(video).all():
-                raise ValueError(f"{name} contain NaN or inf values")
-            if video.min() < 0 or video.max() > UINT8_MAX:
-                raise ValueError(f"{name} must hold values in [0, 255], got range [{video.min()}, {video.max()}]")
-    return video_a.astype(np.float64), video_b.astype(np.float64)
+        if video.dtype == np.uint8:
+            continue
+        if not np.issubdtype(video.dtype, np.number) or np.issubdtype(video.dtype, np.complexfloating):
+            raise TypeError(f"{name} must be uint8 or real-valued arrays, got dtype {video.dtype}")
+        if not np.isfinite(video).all():
+            raise ValueError(f"{name} contain NaN or inf values")
+        if data_range is None and (video.min() < 0 or video.max() > UINT8_MAX):
+            raise ValueError(f"{name} must hold values in [0, 255] (or pass data_range=), got range "
+                             f"[{video.min()}, {video.max()}]")
+    if data_range is None:
+        for video in (video_a, video_b):
+            if video.dtype != np.uint8 and video.max() <= 1.0:
+                raise ValueError(
+                    f"{name}: float values in [0, 1] are ambiguous (frames in [0, 1], or very dark 0-255 frames?): "
+                    f"pass data_range=1.0 for [0, 1] frames or data_range=255 for 0-255 frames"
+                )
+    if data_range is None:
+        data_range = UINT8_MAX
+    low = min(video_a.min(), video_b.min())
+    high = max(video_a.max(), video_b.max())
+    if float(high) - float(low) > data_range * (1 + 1e-6):
+        raise ValueError(f"{name} span [{low}, {high}], more than data_range={data_range}: pass the range the values "
+                         f"were written on (1.0 for [0, 1], 255 for 0-255, 2.0 for [-1, 1])")
+    return video_a.astype(np.float64), video_b.astype(np.float64), float(data_range)
 
 
-def _psnr_from_mse(mse):
+def _psnr_from_mse(mse, data_range: float = UINT8_MAX):
     mse = np.asarray(mse, dtype=np.float64)
     with np.errstate(divide="ignore"):
-        return np.where(mse > 0, 20.0 * np.log10(UINT8_MAX / np.sqrt(np.maximum(mse, 1e-300))), np.inf)
+        return np.where(mse > 0, 20.0 * np.log10(data_range / np.sqrt(np.maximum(mse, 1e-300))), np.inf)
 
 
-def psnr(video_a, video_b) -> float:
-    """TokenBench PSNR in dB: one MSE over the whole video on the [0, 255] scale. +inf when identical."""
-    a, b = _check_pair(video_a, video_b)
-    return float(_psnr_from_mse(np.mean((a - b) ** 2)))
+def psnr(video_a, video_b, data_range: float | None = None) -> float:
+    """TokenBench PSNR in dB: one MSE over the whole video. +inf when identical.
+
+    `data_range`: the span of the values (255 for uint8, the default there; 1.0 for float frames in [0, 1]).
+    """
+    a, b, data_range = _check_pair(video_a, video_b, data_range)
+    return float(_psnr_from_mse(np.mean((a - b) ** 2), data_range))
 
 
-def psnr_per_frame(video_a, video_b) -> np.ndarray:
+def psnr_per_frame(video_a, video_b, data_range: float | None = None) -> np.ndarray:
     """PSNR of each frame (MSE over that frame's pixels and channels), shape (T,)."""
-    a, b = _check_pair(video_a, video_b)
-    return _psnr_from_mse(np.mean((a - b) ** 2, axis=(1, 2, 3)))
+    a, b, data_range = _check_pair(video_a, video_b, data_range)
+    return _psnr_from_mse(np.mean((a - b) ** 2, axis=(1, 2, 3)), data_range)
 
 
-def ssim_per_frame(video_a, video_b) -> np.ndarray:
+def ssim_per_frame(video_a, video_b, data_range: float | None = None) -> np.ndarray:
     """SSIM of each frame (7x7 uniform window, channel-averaged; see module docstring), shape (T,)."""
     from scipy.ndimage import uniform_filter
 
-    a, b = _check_pair(video_a, video_b)
+    a, b, data_range = _check_pair(video_a, video_b, data_range)
     height, width = a.shape[1:3]
     if min(height, width) < SSIM_WINDOW:
         raise ValueError(f"SSIM needs frames at least {SSIM_WINDOW}x{SSIM_WINDOW} pixels, got {height}x{width}")
@@ -79,17 +110,17 @@ def ssim_per_frame(video_a, video_b) -> np.ndarray:
     var_a = cov_norm * (mean_aa - mean_a * mean_a)
     var_b = cov_norm * (mean_bb - mean_b * mean_b)
     cov_ab = cov_norm * (mean_ab - mean_a * mean_b)
-    c1 = (SSIM_K1 * UINT8_MAX) ** 2
-    c2 = (SSIM_K2 * UINT8_MAX) ** 2
+    c1 = (SSIM_K1 * data_range) ** 2
+    c2 = (SSIM_K2 * data_range) ** 2
     ssim_map = ((2 * mean_a * mean_b + c1) * (2 * cov_ab + c2)) / ((mean_a**2 + mean_b**2 + c1) * (var_a + var_b + c2))
     pad = (SSIM_WINDOW - 1) // 2  # the border where the window hangs off the image is not scored
     ssim_map = ssim_map[:, pad : height - pad, pad : width - pad, :]
     return ssim_map.mean(axis=(1, 2, 3))
 
 
-def ssim(video_a, video_b) -> float:
-    """Mean over frames of the per-frame SSIM (TokenBench's video SSIM)."""
-    return float(np.mean(ssim_per_frame(video_a, video_b)))
+def ssim(video_a, video_b, data_range: float | None = None) -> float:
+    """Mean over frames of the per-frame SSIM (TokenBench's video SSIM); `data_range` as for `psnr`."""
+    return float(np.mean(ssim_per_frame(video_a, video_b, data_range)))
 
 
 def mask_iou_per_frame(masks_a, masks_b) -> np.ndarray:

@@ -1,6 +1,12 @@
 """Keyword blocklist pre-guard: whole-word (lemmatised), partial and fuzzy matches, a whitelist, and
 co-occurrence rules, all robust to the usual obfuscations (see `text_normalization`).
 
+Each prompt is matched in several readings (`KeywordBlocklist.readings`): as written, with URL/HTML/backslash escapes
+decoded, with words broken by line breaks joined, base64 runs decoded, rot13 and reversed (when most words are not
+English), and with non-English words reversed, rot13-decoded or split into English words. Entries in non-Latin
+scripts (Russian, Chinese, Japanese lists) match as substrings of the normalised prompt, since those languages do not
+separate words the way the tokeniser expects.
+
 The default lists ship with the package (`wordlists/`, our own lists; the reference's downloadable lists
 are not used). A blocklist is deliberately high-recall and cheap; semantic harm that uses no listed word
 ("push him off the cliff") is the LLM classifier's job (`llm_classifier.py`).
@@ -19,12 +25,19 @@ from pathlib import Path
 from .core import GuardrailVerdict
 from .text_normalization import (
     LEET_MAP,
+    base64_decodings,
+    decode_escapes,
     deleet_variants,
+    english_vocabulary,
     has_stretched_letters,
+    join_broken_words,
     join_spaced_letters,
     lemma_candidates,
     normalize_unicode,
     raw_tokens,
+    replace_emoji,
+    rot13,
+    segment_words,
     split_raw_token,
     squeeze_repeats,
 )
@@ -36,6 +49,8 @@ DEFAULT_WORDLIST_DIR = Path(__file__).parent / "wordlists"
 PHRASE_FILLER_WORDS = frozenset("a an the some this that these those his their my your its our".split())
 GAP = "~"  # in a phrase entry: up to MAX_GAP arbitrary words ("slit ~ throat" matches "slit the old man's throat")
 MAX_GAP = 3
+# A non-English word is read as words run together if it splits into 3+ words, or 2 words and this many letters
+MIN_JOINED_LENGTH = 10
 
 
 @dataclass
@@ -98,7 +113,8 @@ class KeywordBlocklist:
     Args:
         entries: category -> list of entries ("word", "multi word phrase", or "*fragment" for partial matches).
         whitelist: words/phrases whose spans are exempt ("killer whale", "Scunthorpe").
-        cooccurrence: (category, terms_a, terms_b) rules: blocked when a term of each side occurs anywhere.
+        cooccurrence: (category, terms_a, terms_b) or (category, terms_a, terms_b, exceptions) rules: blocked when a
+            term of each side occurs anywhere and none of the exceptions does.
         fuzzy_min_chars: single-word entries at least this long also match one-typo variants (edit distance 1)
             of words that look obfuscated; plain words need this length too and the same first and last letter.
         enable_fuzzy: turn the fuzzy match off entirely (exact lemma and partial matches only).
@@ -129,18 +145,37 @@ class KeywordBlocklist:
         self._fuzzy_words: list[tuple[str, str]] = []  # (word, category), long words only
         self._single_words: list[tuple[str, str]] = []  # (word, category)
         self._squeezed: dict[str, tuple[str, str]] = {}  # squeeze_repeats(word) -> (word, category)
+        self._script_entries: list[tuple[str, str, str]] = []  # (normalised substring, category, entry): non-Latin
         self.num_entries = 0
         for category, items in entries.items():
             for item in items:
                 self._add_entry(item, category)
+        if self.num_entries == 0:
+            raise ValueError("the blocklist has no entries: it would pass every prompt (check the word-list files)")
+        self._single_word_set = frozenset(word for word, _ in self._single_words)
         self._whitelist: dict[str, list[tuple[str, ...]]] = {}
         for item in whitelist:
             words = _entry_words(item)
             if words:
                 self._whitelist.setdefault(words[0], []).append(words)
-        self._cooccurrence = [(cat, frozenset(a), frozenset(b)) for cat, a, b in cooccurrence]
+        self._whitelisted_words = frozenset(w[0] for group in self._whitelist.values() for w in group if len(w) == 1)
+        self._cooccurrence = [
+            (rule[0], frozenset(rule[1]), frozenset(rule[2]), frozenset(rule[3] if len(rule) > 3 else ()))
+            for rule in cooccurrence
+        ]
+        self._vocabulary = english_vocabulary()
+        self._listed_words = frozenset(
+            {w for group in self._phrases.values() for words, _, _ in group for w in words if w != GAP}
+            | {w for _, side_a, side_b, _ in self._cooccurrence for w in side_a | side_b}
+        )
 
     def _add_entry(self, item: str, category: str):
+        normalised = normalize_unicode(item.lstrip("*")).strip()
+        if any(ord(ch) > 127 and ch.isalpha() for ch in normalised):
+            # a non-Latin script (Cyrillic, CJK): matched as a substring of the normalised prompt
+            self._script_entries.append((normalised, category, item))
+            self.num_entries += 1
+            return
         if item.startswith("*"):
             fragment = normalize_unicode(item[1:]).strip()
             if len(fragment) < 3:
@@ -163,24 +198,34 @@ class KeywordBlocklist:
 
     @classmethod
     def from_directory(cls, directory=DEFAULT_WORDLIST_DIR, **kwargs) -> "KeywordBlocklist":
-        """Load `blocklist_<category>.txt`, `whitelist.txt` and `cooccurrence.txt` from a folder."""
+        """Load `blocklist_<category>[.<part>].txt`, `whitelist.txt` and `cooccurrence.txt` from a folder.
+
+        Files of one category may be split into parts (`blocklist_violence.i18n.txt`: other languages). A folder
+        whose lists hold no entry at all is an error, never a blocklist that passes everything.
+        """
         directory = Path(directory)
         if not directory.is_dir():
             raise FileNotFoundError(f"word-list folder not found: {directory}")
-        entries = {
-            path.stem[len("blocklist_") :]: read_wordlist(path) for path in sorted(directory.glob("blocklist_*.txt"))
-        }
+        entries = {}
+        for path in sorted(directory.glob("blocklist_*.txt")):
+            category = path.stem[len("blocklist_") :].split(".")[0]
+            entries.setdefault(category, []).extend(read_wordlist(path))
         if not entries:
             raise ValueError(f"no blocklist_<category>.txt files in {directory}")
+        if not any(entries.values()):
+            raise ValueError(f"the blocklist files in {directory} hold no entries (only blank lines or comments): "
+                             f"a blocklist must block something")
         whitelist = read_wordlist(directory / "whitelist.txt") if (directory / "whitelist.txt").is_file() else []
         cooccurrence = []
         if (directory / "cooccurrence.txt").is_file():
             for line in read_wordlist(directory / "cooccurrence.txt"):
                 category, _, rule = line.partition(":")
+                rule, _, exceptions = rule.partition("!")
                 side_a, sep, side_b = rule.partition("&")
                 if not sep or not side_a.split() or not side_b.split():
-                    raise ValueError(f"bad co-occurrence rule {line!r}: expected 'category: terms ... & terms ...'")
-                cooccurrence.append((category.strip(), side_a.split(), side_b.split()))
+                    raise ValueError(f"bad co-occurrence rule {line!r}: expected 'category: terms ... & terms ... "
+                                     f"[! exceptions ...]'")
+                cooccurrence.append((category.strip(), side_a.split(), side_b.split(), exceptions.split()))
         return cls(entries, whitelist=whitelist, cooccurrence=cooccurrence, **kwargs)
 
     @classmethod
@@ -203,6 +248,10 @@ class KeywordBlocklist:
             if folders[name].is_dir():
                 # bare entries only: a line starting with "*" in those lists is a word, not our partial syntax
                 entries[f"reference_{name}"] = [e.lstrip("*") for e in read_folder(folders[name]) if e.lstrip("*")]
+        found = [name for name in ("custom", "exact_match") if folders[name].is_dir()]
+        if found and not any(entries.get(f"reference_{name}") for name in found):
+            raise ValueError(f"the reference blocklist folders {found} in {directory} hold no entries: a downloaded "
+                             f"blocklist that yields nothing is an error, not an empty list")
         if folders["whitelist"].is_dir():
             whitelist += read_folder(folders["whitelist"])
         return cls(entries, whitelist=whitelist, cooccurrence=cooccurrence, **kwargs)
@@ -217,6 +266,13 @@ class KeywordBlocklist:
         variants = set()
         for v in deleet_variants(surface):
             variants.add(v)
+            # one letter doubled ("kiill", "bommb", "kiilled"): the word with that letter once is a listed one
+            for i in range(1, len(v)):
+                if v[i] == v[i - 1] and v[i].isalpha():
+                    undoubled = v[:i] + v[i + 1 :]
+                    if lemma_candidates(undoubled) & self._single_word_set:
+                        obfuscated = True
+                        variants.add(undoubled)
             if has_stretched_letters(v):
                 obfuscated = True
                 variants.add(squeeze_repeats(v, keep=2))
@@ -252,9 +308,11 @@ class KeywordBlocklist:
                     joined_token.wildcard, joined_token.star_form = re.compile(pattern), star_form
                 joined_stream.append(joined_token)
         streams = [parts_stream, joined_stream]
-        for split_leading_word in (False, True):
-            spaced = join_spaced_letters(part_strings, split_leading_word=split_leading_word)
-            if spaced != part_strings:
+        spaced_readings = []
+        for leading, trailing in ((False, False), (True, False), (False, True), (True, True)):
+            spaced = join_spaced_letters(part_strings, split_leading_word=leading, split_trailing_word=trailing)
+            if spaced != part_strings and spaced not in spaced_readings:
+                spaced_readings.append(spaced)
                 streams.append([self._make_token(s, obfuscated=True) for s in spaced])
         return [[tok for tok in stream if tok.surface not in PHRASE_FILLER_WORDS] for stream in streams]
 
@@ -287,11 +345,12 @@ class KeywordBlocklist:
     def _match_stream(self, stream: list[_Token]):
         self._mark_whitelist(stream)
         # Co-occurrence rules first: they name the graver category (minors) when a plain word also matches.
-        for category, side_a, side_b in self._cooccurrence:
+        for category, side_a, side_b, exceptions in self._cooccurrence:
             live = [tok for tok in stream if not tok.exempt]
             hit_a = next((t for t in live if t.candidates & side_a), None)
             hit_b = next((t for t in live if t.candidates & side_b), None)
-            if hit_a is not None and hit_b is not None:
+            excepted = exceptions and any(t.candidates & exceptions for t in live)
+            if hit_a is not None and hit_b is not None and not excepted:
                 entry = f"{sorted(hit_a.candidates & side_a)[0]} & {sorted(hit_b.candidates & side_b)[0]}"
                 return category, entry, f"{hit_a.surface} ... {hit_b.surface}", "co-occurrence"
         for i, tok in enumerate(stream):
@@ -333,21 +392,87 @@ class KeywordBlocklist:
                             return category, word, tok.surface, "fuzzy"
         return None
 
+    # ----------------------------------------------------------------------------------------------- readings
+    def _is_listed(self, word: str) -> bool:
+        """A word of some entry or co-occurrence rule (in any inflection)."""
+        return bool(lemma_candidates(word) & self._listed_words)
+
+    def _foreign_words(self, text: str) -> tuple[list[str], list[str]]:
+        """(all word tokens, those of 3+ letters that are neither English nor whitelisted)."""
+        words = [w for raw in raw_tokens(normalize_unicode(text)) for w in split_raw_token(raw)[1]]
+        foreign = [w for w in words if len(w) >= 3 and w.isalpha() and w not in self._vocabulary
+                   and w not in self._whitelisted_words]
+        return words, foreign
+
+    def readings(self, prompt: str) -> list[tuple[str, str]]:
+        """(name, text) readings of a prompt that are matched one by one; the first is the prompt itself."""
+        text = replace_emoji(prompt)
+        found = {"as written": text}
+        found["escapes decoded"] = decode_escapes(text)
+        found["line breaks joined"] = join_broken_words(found["escapes decoded"])
+        for i, decoded in enumerate(base64_decodings(text)):
+            found[f"base64 run {i + 1}"] = replace_emoji(decode_escapes(decoded))
+        if self._vocabulary:
+            for name, base in list(found.items()):
+                words, foreign = self._foreign_words(base)
+                long_words = [w for w in words if len(w) >= 3 and w.isalpha()]
+                if long_words and len(foreign) >= len(long_words) / 2:  # mostly not English: a coded prompt?
+                    found[f"{name}, rot13"] = rot13(base)
+                    found[f"{name}, reversed"] = base[::-1]
+                if foreign:  # single disguised words: reversed, rot13, or several words run together
+                    rewritten, changed, foreign = [], False, set(foreign)
+                    for word in words:
+                        if word in foreign:
+                            # a word is rewritten only into listed words, so that benign jargon keeps its spelling
+                            # (and its whitelist entries: "bomb calorimeter")
+                            original, backwards, shifted = word, word[::-1], rot13(word)
+                            if self._is_listed(backwards):
+                                word = backwards
+                            elif self._is_listed(shifted):
+                                word = shifted
+                            else:
+                                # run-together words; short two-word compounds ("rapeseed", "gunboat") are left alone
+                                parts = segment_words(word, self._vocabulary, self._listed_words) or [word]
+                                if any(map(self._is_listed, parts)) and (len(parts) >= 3
+                                                                         or len(word) >= MIN_JOINED_LENGTH):
+                                    word = " ".join(parts)
+                            changed = changed or word != original
+                        rewritten.append(word)
+                    if changed:
+                        found[f"{name}, words decoded"] = " ".join(rewritten)
+        readings, seen = [], set()
+        for name, reading in found.items():
+            if reading not in seen:
+                seen.add(reading)
+                readings.append((name, reading))
+        return readings
+
+    def _match_scripts(self, text: str):
+        normalised = normalize_unicode(text)
+        for substring, category, entry in self._script_entries:
+            if substring in normalised:
+                return category, entry, substring, "substring"
+        return None
+
     def check(self, prompt: str) -> GuardrailVerdict:
         """Verdict for one prompt. Empty or non-string prompts are blocked (nothing to vouch for)."""
         if not isinstance(prompt, str):
             return GuardrailVerdict(False, "blocklist", f"prompt must be a string, got {type(prompt).__name__}")
         if not prompt.strip():
             return GuardrailVerdict(False, "blocklist", "prompt is empty")
-        for stream in self._token_streams(prompt):
-            match = self._match_stream(stream)
+        for reading_name, reading in self.readings(prompt):
+            matches = [self._match_scripts(reading)] if self._script_entries else []
+            matches += (self._match_stream(stream) for stream in self._token_streams(reading))
+            match = next((m for m in matches if m is not None), None)
             if match is not None:
                 category, entry, surface, kind = match
+                where = "" if reading_name == "as written" else f" (reading: {reading_name})"
                 return GuardrailVerdict(
                     False,
                     "blocklist",
-                    f"matched {entry!r} (category: {category}, {kind}) in token {surface!r}",
-                    details={"category": category, "entry": entry, "match": surface, "kind": kind},
+                    f"matched {entry!r} (category: {category}, {kind}) in token {surface!r}{where}",
+                    details={"category": category, "entry": entry, "match": surface, "kind": kind,
+                             "reading": reading_name},
                 )
         return GuardrailVerdict(True, "blocklist", "no blocklisted term")
 

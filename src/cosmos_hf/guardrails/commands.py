@@ -2,7 +2,8 @@
 
     cosmos-hf guard text "a robot arm stacks cubes"                 # exit 0 = safe, 1 = blocked
     cosmos-hf guard video in.mp4 --out out.mp4                      # pixelate faces; exit 1 = blocked
-    cosmos-hf guard redteam tests/data/guardrails/red_team_prompts.jsonl
+    cosmos-hf guard redteam                                         # held-out red-team set (the README's numbers)
+    cosmos-hf guard redteam tests/data/guardrails/red_team_tuning.jsonl
     cosmos-hf guard upsample "a robot" --model path/to/chat-lm
 """
 
@@ -129,7 +130,8 @@ def register(subparsers):
     video.set_defaults(func=run_video)
 
     redteam = sub.add_parser("redteam", help="blocklist false positives / negatives on a labelled JSONL set")
-    redteam.add_argument("file", nargs="?", default="tests/data/guardrails/red_team_prompts.jsonl", type=Path)
+    redteam.add_argument("file", nargs="?", default="tests/data/guardrails/red_team_heldout.jsonl", type=Path,
+                         help="labelled JSONL (default: the held-out set, never used to tune the lists)")
     redteam.add_argument("--verbose", action="store_true", help="also list the misclassified prompts")
     redteam.set_defaults(func=run_redteam)
 

@@ -1,9 +1,13 @@
 """Score a text guard on a labelled red-team set (JSON lines: {"prompt", "label": "safe"|"unsafe", ...}).
 
-    cosmos-hf guard redteam tests/data/guardrails/red_team_prompts.jsonl
+    cosmos-hf guard redteam tests/data/guardrails/red_team_heldout.jsonl
 
 prints the confusion counts, false positives (safe prompts blocked) and false negatives (unsafe prompts
 passed), per category and per obfuscation kind, as JSON.
+
+The repository's set comes in two parts: `red_team_tuning.jsonl` (the word lists and readings were developed
+against it) and `red_team_heldout.jsonl` (written before the last round of changes to them and never used to make
+them): only the held-out numbers estimate how the guard does on prompts it has not seen.
 """
 
 import json

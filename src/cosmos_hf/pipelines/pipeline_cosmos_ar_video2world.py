@@ -8,17 +8,20 @@ speculative decoding) up to the model's latent grid, then decoded by the DV toke
 diffusion decoder (`cosmos_hf.diffusion.diffusion_decoder`), refined into CV latents and decoded by the CV tokenizer.
 
 Video2World variants (`config.insert_cross_attention`) take a `prompt` through `text_encoder` for cross-attention.
+
+Guardrails are on by default; `output_type="tokens"` skips the video guard and is therefore refused unless the
+pipeline was built (or loaded) with `disable_safety_checker=True`. Arguments are validated in `check_inputs`.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from diffusers import DiffusionPipeline
 from diffusers.pipelines.cosmos.pipeline_output import CosmosPipelineOutput
 from diffusers.video_processor import VideoProcessor
 from transformers import DynamicCache
+from transformers.generation.logits_process import TopKLogitsWarper, TopPLogitsWarper
 
 # imported so that saved folders load: diffusers resolves custom components through already-imported modules
 from ..autoregressive.modeling_cosmos_ar import CosmosARForCausalLM  # noqa: F401
@@ -32,6 +35,13 @@ from ..diffusion.text_encoding import encode_prompts
 from ..guardrails.checker import resolve_safety_checker
 from ..tokenizers.modeling_discrete_video import CosmosDiscreteVideoTokenizer  # noqa: F401
 from .hub_layout import HubLayoutMixin
+from .input_checks import (
+    check_generator,
+    check_guardrail_coverage,
+    check_number,
+    check_output_type,
+    preprocess_conditioning_frames,
+)
 
 OUTPUT_TYPES = ("pil", "np", "pt", "tokens")
 # `use_medusa=True` verifies the heads' guesses and the previous latent frame's next 16 tokens in one candidate tree
@@ -48,15 +58,11 @@ def sample_next_tokens(logits: torch.Tensor, do_sample: bool, temperature: float
     if not do_sample:
         return logits.argmax(-1)
     logits = logits.float() / temperature
+    # transformers' warpers, as generate() applies them (top-k, then top-p); they never read input_ids
     if top_k:
-        kth = torch.topk(logits, min(top_k, logits.shape[-1]), dim=-1).values[..., -1:]
-        logits = logits.masked_fill(logits < kth, float("-inf"))
+        logits = TopKLogitsWarper(top_k)(None, logits)
     if top_p is not None and top_p < 1.0:
-        sorted_logits, order = logits.sort(dim=-1, descending=True)
-        sorted_probs = sorted_logits.softmax(-1)
-        drop = sorted_probs.cumsum(-1) - sorted_probs >= top_p  # keeps the smallest prefix reaching top_p
-        sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
-        logits = torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
+        logits = TopPLogitsWarper(top_p)(None, logits)
     probs = logits.softmax(-1)
     return torch.multinomial(probs.cpu(), 1, generator=generator).squeeze(-1).to(logits.device)
 
@@ -76,6 +82,11 @@ class CosmosARVideo2WorldPipeline(HubLayoutMixin, DiffusionPipeline):
     """
 
     _optional_components = ["text_encoder", "tokenizer", "safety_checker", *_DECODER_COMPONENTS]
+    # enable_model_cpu_offload(): the order the components first run in (the DV tokenizer's encoder comes first,
+    # its decoder or the diffusion decoder last)
+    model_cpu_offload_seq = ("dv_tokenizer->text_encoder->ar_model->decoder_text_encoder->decoder_token_embedder->"
+                             "decoder_transformer->decoder_vae")
+    _exclude_from_cpu_offload = ["safety_checker"]
 
     def __init__(self, ar_model, dv_tokenizer, text_encoder=None, tokenizer=None, decoder_transformer=None,
                  decoder_token_embedder=None, decoder_vae=None, decoder_scheduler=None, decoder_text_encoder=None,
@@ -160,28 +171,8 @@ class CosmosARVideo2WorldPipeline(HubLayoutMixin, DiffusionPipeline):
 
     def _conditioning_frames(self, image, video) -> torch.Tensor:
         """Input -> float [B, 3, T, H, W] in [-1, 1] at the model's pixel size, with a valid frame count."""
-        if (image is None) == (video is None):
-            raise ValueError("pass exactly one of `image` (one input frame) or `video` (input frames)")
         height, width = self.pixel_size
-        if image is not None:
-            frames = self.video_processor.preprocess(image, height, width).unsqueeze(2)
-        elif isinstance(video, torch.Tensor):
-            # project convention (cosmos_hf.data.frames_to_tensor): [B, 3, T, H, W] or [3, T, H, W] in [-1, 1]
-            frames = video.unsqueeze(0) if video.ndim == 4 else video
-            if frames.ndim != 5 or frames.shape[1] != 3:
-                raise ValueError(f"a video tensor must be [B, 3, T, H, W] or [3, T, H, W], got {tuple(video.shape)}")
-            frames = frames.float()
-        elif isinstance(video, np.ndarray) and video.dtype == np.uint8:
-            if video.ndim != 4 or video.shape[-1] != 3:
-                raise ValueError(f"a uint8 video array must be [T, H, W, 3], got {video.shape}")
-            frames = torch.from_numpy(video).permute(3, 0, 1, 2)[None].float() / 127.5 - 1.0
-        else:
-            frames = self.video_processor.preprocess_video(video, height, width)
-        if frames.shape[-2:] != (height, width):  # resize to the model's grid
-            b, c, t = frames.shape[:3]
-            flat = frames.permute(0, 2, 1, 3, 4).reshape(b * t, c, *frames.shape[-2:])
-            flat = F.interpolate(flat, size=(height, width), mode="bilinear", antialias=True, align_corners=False)
-            frames = flat.reshape(b, t, c, height, width).permute(0, 2, 1, 3, 4)
+        frames = preprocess_conditioning_frames(self.video_processor, image, video, height, width)
         temporal, total = self.dv_tokenizer.config.temporal_compression, self.num_output_frames
         valid = [1 + temporal * k for k in range(self.ar_model.config.latent_shape[0] - 1)]
         if frames.shape[2] not in valid:
@@ -200,6 +191,27 @@ class CosmosARVideo2WorldPipeline(HubLayoutMixin, DiffusionPipeline):
         text = encode_prompts(self.tokenizer, self.text_encoder, prompts, self.config.max_sequence_length,
                               device=device, dtype=self.ar_model.dtype)
         return {"encoder_hidden_states": text}
+
+    def check_inputs(self, prompt, do_sample, temperature, top_k, top_p, use_medusa, decoder_num_inference_steps,
+                     decoder_guidance_scale, generator, output_type):
+        """Validate call arguments before any work; every error names the argument and its valid range."""
+        check_output_type(output_type, OUTPUT_TYPES)
+        # token output skips the video guard: only without a guard, decided when the pipeline was built
+        check_guardrail_coverage(self.safety_checker, prompt, None, output_type, undecoded_output_types=("tokens",))
+        if prompt is not None and not (isinstance(prompt, str) or (isinstance(prompt, list) and prompt
+                                                                    and all(isinstance(p, str) for p in prompt))):
+            raise ValueError(f"`prompt` must be a string or a non-empty list of strings, got {type(prompt).__name__}")
+        if do_sample:
+            check_number("temperature", temperature, minimum=0, exclusive_minimum=True, note="when sampling")
+        if top_p is not None:
+            check_number("top_p", top_p, minimum=0, maximum=1, exclusive_minimum=True)
+        if top_k is not None:
+            check_number("top_k", top_k, minimum=1, integer=True, note="None keeps every token")
+        check_number("decoder_num_inference_steps", decoder_num_inference_steps, minimum=1, integer=True)
+        check_number("decoder_guidance_scale", decoder_guidance_scale, minimum=0, note="0 disables guidance")
+        check_generator(generator)
+        if use_medusa and self.ar_model.medusa_heads is None:
+            raise ValueError("use_medusa=True needs an ar_model with Medusa heads (config.medusa_num_heads > 0)")
 
     # ------------------------------------------------------------------ generation
     @torch.no_grad()
@@ -264,14 +276,8 @@ class CosmosARVideo2WorldPipeline(HubLayoutMixin, DiffusionPipeline):
         """
         if use_diffusion_decoder is None:
             use_diffusion_decoder = self.config.get("default_use_diffusion_decoder", True)
-        if output_type not in OUTPUT_TYPES:
-            raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
-        if do_sample and temperature <= 0:
-            raise ValueError(f"temperature must be > 0 when sampling, got {temperature}")
-        if top_p is not None and not 0 < top_p <= 1:
-            raise ValueError(f"top_p must be in (0, 1], got {top_p}")
-        if use_medusa and self.ar_model.medusa_heads is None:
-            raise ValueError("use_medusa=True needs an ar_model with Medusa heads (config.medusa_num_heads > 0)")
+        self.check_inputs(prompt, do_sample, temperature, top_k, top_p, use_medusa, decoder_num_inference_steps,
+                          decoder_guidance_scale, generator, output_type)
         device = self._execution_device
         frames = self._conditioning_frames(image, video).to(device, self.dv_tokenizer.dtype)
         batch = frames.shape[0]

@@ -9,7 +9,10 @@ numerically diffusers' loop (tests/test_pipelines_cosmos.py compares them on the
 Differences from diffusers' pipeline, all deliberate:
 * guardrails are built in and on by default: `safety_checker=None` means our `CosmosSafetyChecker()` (blocklist +
   face pixelation, fail closed); `disable_safety_checker=True` is the explicit opt-out; any object with
-  `check_text_safety(str) -> bool` and `check_video_safety(uint8 [T,H,W,3]) -> uint8 [T,H,W,3]` plugs in.
+  `check_text_safety(str) -> bool` and `check_video_safety(uint8 [T,H,W,3]) -> uint8 [T,H,W,3]` plugs in. With a
+  guard, `prompt_embeds=` without a prompt and `output_type="latent"` are refused (they would skip it).
+* every argument is validated in `check_inputs` (NaN/inf in tensors, `fps <= 0`, non-finite guidance, a seed where a
+  `torch.Generator` belongs): a clear error instead of diffusers' silent black or saturated video.
 * `upsample_prompt=True` rewrites the prompt with a `prompt_upsampler` (e.g. `CosmosPromptUpsampler`) first; the
   upsampled prompt is what the guardrail checks and the model sees.
 * the text encoder may be any transformers encoder (T5 for official checkpoints, all-MiniLM-L6-v2 for nano models);
@@ -36,6 +39,13 @@ from ..diffusion.pixel_space import CosmosPixelSpaceAutoencoder  # noqa: F401
 from ..diffusion.text_encoding import encode_prompts
 from ..guardrails.checker import resolve_safety_checker
 from .hub_layout import HubLayoutMixin
+from .input_checks import (
+    check_finite_tensor,
+    check_generator,
+    check_guardrail_coverage,
+    check_number,
+    check_output_type,
+)
 
 OUTPUT_TYPES = ("pil", "np", "pt", "latent")
 
@@ -148,9 +158,14 @@ class CosmosText2WorldPipeline(HubLayoutMixin, CosmosTextToWorldPipeline, Cosmos
             cfg.max_sequence_length if max_sequence_length is None else max_sequence_length,
         )
 
-    def check_call_inputs(self, prompt, prompt_embeds, height, width, num_frames, num_inference_steps,
-                          guidance_scale, num_videos_per_prompt, output_type):
-        """Validate call arguments; every error names the argument and its valid range."""
+    def check_inputs(self, prompt, prompt_embeds, height, width, num_frames, num_inference_steps, guidance_scale,
+                     num_videos_per_prompt, output_type, *, fps=None, negative_prompt_embeds=None, latents=None,
+                     generator=None, max_sequence_length=None):
+        """Validate call arguments before any work; every error names the argument and its valid range.
+
+        Keyword arguments left at None are not checked (callers such as the trainer check only the video size).
+        Also refuses calls that would get past the guardrail (see `input_checks.check_guardrail_coverage`).
+        """
         if prompt is not None and prompt_embeds is not None:
             raise ValueError("pass either `prompt` or `prompt_embeds`, not both")
         if prompt is None and prompt_embeds is None:
@@ -158,16 +173,27 @@ class CosmosText2WorldPipeline(HubLayoutMixin, CosmosTextToWorldPipeline, Cosmos
         if prompt is not None and not (isinstance(prompt, str) or (isinstance(prompt, list) and prompt
                                                                     and all(isinstance(p, str) for p in prompt))):
             raise ValueError(f"`prompt` must be a string or a non-empty list of strings, got {type(prompt).__name__}")
-        if guidance_scale < 1:
-            raise ValueError(
-                f"guidance_scale must be >= 1 (1 disables classifier-free guidance), got {guidance_scale}"
-            )
-        if int(num_inference_steps) < 1:
-            raise ValueError(f"num_inference_steps must be >= 1, got {num_inference_steps}")
-        if int(num_videos_per_prompt) < 1:
-            raise ValueError(f"num_videos_per_prompt must be >= 1, got {num_videos_per_prompt}")
-        if output_type not in OUTPUT_TYPES:
-            raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
+        text_dim = self.transformer.config.text_embed_dim
+        for name, embeds in (("prompt_embeds", prompt_embeds), ("negative_prompt_embeds", negative_prompt_embeds)):
+            if embeds is not None:
+                check_finite_tensor(name, embeds, ndim=3, shape_hint="[batch, text tokens, features]")
+                if embeds.shape[-1] != text_dim:
+                    raise ValueError(f"{name} has {embeds.shape[-1]} features per token; the transformer's "
+                                     f"cross-attention takes text_embed_dim={text_dim}")
+        if latents is not None:
+            check_finite_tensor("latents", latents, ndim=5, shape_hint="[batch, channels, frames, height, width]")
+        check_number("guidance_scale", guidance_scale, minimum=1, note="1 disables classifier-free guidance")
+        check_number("num_inference_steps", num_inference_steps, minimum=1, integer=True)
+        check_number("num_videos_per_prompt", num_videos_per_prompt, minimum=1, integer=True)
+        if fps is not None:
+            check_number("fps", fps, minimum=0, exclusive_minimum=True, note="frames per second of the output video")
+        if max_sequence_length is not None:
+            check_number("max_sequence_length", max_sequence_length, minimum=1, integer=True)
+        check_generator(generator)
+        check_output_type(output_type, OUTPUT_TYPES)
+        check_guardrail_coverage(self.safety_checker, prompt, prompt_embeds, output_type)
+        for name, value in (("height", height), ("width", width), ("num_frames", num_frames)):
+            check_number(name, value, integer=True)
         p_t, p_h, p_w = self.transformer.config.patch_size
         spatial = self.vae_scale_factor_spatial
         for name, value, patch in (("height", height, p_h), ("width", width, p_w)):
@@ -189,6 +215,9 @@ class CosmosText2WorldPipeline(HubLayoutMixin, CosmosTextToWorldPipeline, Cosmos
             )
         if height // spatial > max_h or width // spatial > max_w:
             raise ValueError(f"{height}x{width} exceeds the transformer's max_size {max_h * spatial}x{max_w * spatial}")
+
+    # the name earlier versions (and training/train_diffusion.py) call
+    check_call_inputs = check_inputs
 
     # ------------------------------------------------------------------ latents
     def _latent_shape(self, batch, height, width, num_frames):
@@ -293,8 +322,9 @@ class CosmosText2WorldPipeline(HubLayoutMixin, CosmosTextToWorldPipeline, Cosmos
             height, width, num_frames, fps, max_sequence_length
         )
         guidance_scale = self._resolve_guidance_scale(guidance_scale)
-        self.check_call_inputs(prompt, prompt_embeds, height, width, num_frames, num_inference_steps,
-                               guidance_scale, num_videos_per_prompt, output_type)
+        self.check_inputs(prompt, prompt_embeds, height, width, num_frames, num_inference_steps, guidance_scale,
+                          num_videos_per_prompt, output_type, fps=fps, negative_prompt_embeds=negative_prompt_embeds,
+                          latents=latents, generator=generator, max_sequence_length=max_sequence_length)
         self._guidance_scale = guidance_scale
         self._current_timestep = None
         self._interrupt = False
@@ -311,8 +341,7 @@ class CosmosText2WorldPipeline(HubLayoutMixin, CosmosTextToWorldPipeline, Cosmos
         timesteps = self.scheduler.timesteps
 
         shape = self._latent_shape(batch, height, width, num_frames)
-        if isinstance(generator, list) and len(generator) != batch:
-            raise ValueError(f"got {len(generator)} generators for a batch of {batch} videos")
+        check_generator(generator, batch)
         if latents is None:
             latents = randn_tensor(shape, generator=generator, device=device, dtype=torch.float32)
         elif tuple(latents.shape) != shape:
@@ -335,7 +364,10 @@ class CosmosText2WorldPipeline(HubLayoutMixin, CosmosTextToWorldPipeline, Cosmos
                     x0 = x0 + self.guidance_scale * (x0 - x0_uncond)
                 latents = self.scheduler.step(x0, t, latents, return_dict=False, pred_original_sample=x0)[0]
                 if callback_on_step_end is not None:
-                    callback_kwargs = {k: locals()[k] for k in callback_on_step_end_tensor_inputs}
+                    # locals() of the loop body, read outside the comprehension: before Python 3.12 a
+                    # comprehension's locals() are its own (KeyError 'latents')
+                    step_locals = locals()
+                    callback_kwargs = {k: step_locals[k] for k in callback_on_step_end_tensor_inputs}
                     outputs = callback_on_step_end(self, i, t, callback_kwargs)
                     latents = outputs.pop("latents", latents)
                 progress_bar.update()

@@ -15,6 +15,7 @@ from diffusers.pipelines.cosmos.pipeline_output import CosmosPipelineOutput
 from diffusers.utils.torch_utils import randn_tensor
 
 from ..diffusion.edm import VideoCondition, denoise
+from .input_checks import check_generator, check_number, preprocess_conditioning_frames
 from .pipeline_cosmos_text2world import CosmosText2WorldPipeline
 
 
@@ -60,23 +61,7 @@ class CosmosVideo2WorldPipeline(CosmosText2WorldPipeline):
 
     def _conditioning_video(self, image, video, height, width, num_frames, batch):
         """Preprocess the conditioning input to [B, 3, T_cond, H, W] in [-1, 1] and check its frame count."""
-        if (image is None) == (video is None):
-            raise ValueError("pass exactly one of `image` (one conditioning frame) or `video` (conditioning frames)")
-        if image is not None:
-            frames = self.video_processor.preprocess(image, height, width).unsqueeze(2)
-        elif isinstance(video, torch.Tensor):
-            # project convention (cosmos_hf.data.frames_to_tensor): [B, 3, T, H, W] or [3, T, H, W] in [-1, 1]
-            frames = video.unsqueeze(0) if video.ndim == 4 else video
-            if frames.ndim != 5 or frames.shape[1] != 3:
-                raise ValueError(f"a video tensor must be [B, 3, T, H, W] or [3, T, H, W], got {tuple(video.shape)}")
-            frames = frames.float()
-            if frames.shape[-2:] != (height, width):
-                b, c, t = frames.shape[:3]
-                flat = frames.permute(0, 2, 1, 3, 4).reshape(b * t, c, *frames.shape[-2:])
-                flat = torch.nn.functional.interpolate(flat, size=(height, width), mode="bilinear", antialias=True)
-                frames = flat.reshape(b, t, c, height, width).permute(0, 2, 1, 3, 4)
-        else:
-            frames = self.video_processor.preprocess_video(video, height, width)
+        frames = preprocess_conditioning_frames(self.video_processor, image, video, height, width)
         num_cond = frames.shape[2]
         temporal = self.vae_scale_factor_temporal
         if num_cond >= num_frames:
@@ -150,8 +135,10 @@ class CosmosVideo2WorldPipeline(CosmosText2WorldPipeline):
     ):
         r"""Continue `video` or `image`.
 
-        `video`: a list of frames (PIL / numpy in [0, 1]) as diffusers takes it, or a tensor [B, 3, T, H, W] /
-        [3, T, H, W] in [-1, 1] (`cosmos_hf.data.frames_to_tensor`). `image`: one PIL image / array.
+        `video`: a list of frames (PIL / numpy float in [0, 1] or uint8) as diffusers takes it, a uint8 array
+        [T, H, W, 3], or a float tensor [B, 3, T, H, W] / [3, T, H, W] in [-1, 1] (`cosmos_hf.data.frames_to_tensor`).
+        `image`: one PIL image / array. Anything else (NaN, integer tensors, 0-255 floats) is refused before sampling
+        (`check_inputs`, `input_checks.preprocess_conditioning_frames`).
 
         The output has `num_frames` frames whose first ones reproduce the conditioning frames. `augment_sigma` is
         the noise level of the conditioning latents (diffusers' default 0.001); `input_frames_guidance=True` makes
@@ -173,10 +160,11 @@ class CosmosVideo2WorldPipeline(CosmosText2WorldPipeline):
         if condition_detail_transfer and output_type == "latent":
             raise ValueError("condition_detail_transfer works on decoded frames; it cannot be used with "
                              "output_type='latent'")
-        self.check_call_inputs(prompt, prompt_embeds, height, width, num_frames, num_inference_steps,
-                               guidance_scale, num_videos_per_prompt, output_type)
-        if augment_sigma < 0:
-            raise ValueError(f"augment_sigma must be >= 0, got {augment_sigma}")
+        self.check_inputs(prompt, prompt_embeds, height, width, num_frames, num_inference_steps, guidance_scale,
+                          num_videos_per_prompt, output_type, fps=fps, negative_prompt_embeds=negative_prompt_embeds,
+                          latents=latents, generator=generator, max_sequence_length=max_sequence_length)
+        augment_sigma = check_number("augment_sigma", augment_sigma, minimum=0,
+                                     note="noise level of the conditioning latents")
         self._guidance_scale = guidance_scale
         self._current_timestep = None
         self._interrupt = False
@@ -189,8 +177,7 @@ class CosmosVideo2WorldPipeline(CosmosText2WorldPipeline):
             max_sequence_length, device,
         )
         batch = prompt_embeds.shape[0]
-        if isinstance(generator, list) and len(generator) != batch:
-            raise ValueError(f"got {len(generator)} generators for a batch of {batch} videos")
+        check_generator(generator, batch)
         self.scheduler.set_timesteps(num_inference_steps, device=device)
         timesteps = self.scheduler.timesteps
 
@@ -241,7 +228,10 @@ class CosmosVideo2WorldPipeline(CosmosText2WorldPipeline):
                     x0 = x0 + self.guidance_scale * (x0 - x0_uncond)
                 latents = self.scheduler.step(x0, t, latents, return_dict=False, pred_original_sample=x0)[0]
                 if callback_on_step_end is not None:
-                    callback_kwargs = {k: locals()[k] for k in callback_on_step_end_tensor_inputs}
+                    # locals() of the loop body, read outside the comprehension: before Python 3.12 a
+                    # comprehension's locals() are its own (KeyError 'latents')
+                    step_locals = locals()
+                    callback_kwargs = {k: step_locals[k] for k in callback_on_step_end_tensor_inputs}
                     outputs = callback_on_step_end(self, i, t, callback_kwargs)
                     latents = outputs.pop("latents", latents)
                 progress_bar.update()

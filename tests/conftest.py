@@ -38,3 +38,28 @@ def load_reference_case(case: str):
     folder = FIXTURES / case
     config = json.loads((folder / "config.json").read_text())
     return config["constructor_kwargs"], load_file(str(folder / "io.safetensors")), folder
+
+
+@pytest.fixture(scope="session")
+def tiny_video2world_folder(tmp_path_factory):
+    """A saved random tiny Video2World pipeline (32x32, 9 frames, latent 4 x 3 x 4 x 4, condition_frame_channels like
+    the nano model): the base that the post-training tests turn into camera / action / multi-view models."""
+    from diffusers import CosmosTransformer3DModel, EDMEulerScheduler
+
+    from cosmos_hf.diffusion.nano import tiny_cosmos_vae, tiny_t5_text_encoder, transformer_config
+    from cosmos_hf.pipelines.pipeline_cosmos_video2world import CosmosVideo2WorldPipeline
+
+    tokenizer, text_encoder = tiny_t5_text_encoder()
+    torch.manual_seed(0)
+    transformer = CosmosTransformer3DModel(**transformer_config("tiny", 4, 16, video2world=True,
+                                                                condition_frame_channels=True)).eval()
+    scheduler = EDMEulerScheduler(sigma_min=0.002, sigma_max=80.0, sigma_data=0.5, sigma_schedule="karras",
+                                  num_train_timesteps=1000, prediction_type="epsilon", rho=7.0,
+                                  final_sigmas_type="sigma_min")
+    pipe = CosmosVideo2WorldPipeline(text_encoder, tokenizer, transformer, tiny_cosmos_vae(), scheduler,
+                                     disable_safety_checker=True, default_height=32, default_width=32,
+                                     default_num_frames=9, default_fps=12, max_sequence_length=8,
+                                     condition_frame_channels=True, default_guidance_scale=1.0)
+    folder = tmp_path_factory.mktemp("tiny_v2w") / "pipeline"
+    pipe.save_pretrained(folder)
+    return folder

@@ -1,10 +1,11 @@
 """training/train_autoregressive.py on tiny configs: an `accelerate launch` run that saves a loadable model (next-token
 + z-loss on DV tokens of physics clips), Medusa training with only heads + last two layers + unembedding trainable,
-resume from `latest`, and config errors."""
+resume from `latest` (bit-identical to an uninterrupted run, no pickle), and config errors."""
 
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -118,8 +119,12 @@ def test_config_errors_are_clear(tmp_path):
     with pytest.raises(ValueError, match="tokenizer"):
         script.load_config(bad)
     bad.write_text("tokenizer: tiny\nmodels: {}\n")
-    with pytest.raises(ValueError, match="unknown top-level"):
+    with pytest.raises(ValueError, match="unknown config key `models`.*valid keys at the top level: data, medusa"):
         script.load_config(bad)
+    with pytest.raises(ValueError, match="unknown config key `training.batchsize`.*batch_size"):
+        script.load_config(CONFIG, ["training.batchsize=4"])
+    with pytest.raises(ValueError, match="has 2 clips, fewer than one batch: training.batch_size 4"):
+        script.main(["--config", str(CONFIG), "--output_dir", str(tmp_path / "b"), "--set", "training.batch_size=4"])
 
 
 def test_token_cache_cycles_views_and_refuses_a_cache_of_other_clips(tmp_path):
@@ -140,3 +145,37 @@ def test_token_cache_cycles_views_and_refuses_a_cache_of_other_clips(tmp_path):
     assert torch.equal(again, tokens)
     with pytest.raises(ValueError, match=r"made for other clips \(views differ\)"):
         script.tokenize_physics_clips({**data, "views": [0]}, tokenizer, cache, is_main=True)
+
+
+class WritesAMarkerWhenUnpickled:
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_resumed_run_reproduces_the_uninterrupted_run_exactly_without_unpickling(tmp_path):
+    script = load_script()
+    # 3 clips at batch 1: 4 steps cross an epoch boundary; a checkpoint and a log line every step
+    args = ["--config", str(CONFIG), "--max_train_steps", "4", "--set", "data.num_clips=3", "--set",
+            "training.batch_size=1", "--set", "training.checkpoints_total_limit=10"]
+    straight = tmp_path / "straight"
+    assert script.main(args + ["--output_dir", str(straight)]) == 0
+    # a crash after checkpoint 2: later checkpoints and the model gone, the log already holding steps 3 and 4
+    resumed = tmp_path / "resumed"
+    shutil.copytree(straight, resumed)
+    for name in ("checkpoint-3", "checkpoint-4", "model"):
+        shutil.rmtree(resumed / name)
+    marker = tmp_path / "code-ran"
+    for name in ("random_states_0.pkl", "optimizer.bin", "scheduler.bin", "custom_checkpoint_0.pkl"):
+        torch.save(WritesAMarkerWhenUnpickled(marker), resumed / "checkpoint-2" / name)  # a torch.load-able pickle
+    assert script.main(args + ["--output_dir", str(resumed), "--resume_from_checkpoint", "latest"]) == 0
+    assert not marker.exists()
+    a, b = (load_file(str(run / "model" / "model.safetensors")) for run in (straight, resumed))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+    def losses(run):
+        return [(entry["step"], entry["loss"]) for entry in map(json.loads, (run / "train_log.jsonl").open())]
+
+    assert [step for step, _ in losses(resumed)] == [1, 2, 3, 4] and losses(resumed) == losses(straight)

@@ -1,9 +1,11 @@
 """training/train_diffusion.py end to end on tiny configs: `accelerate launch` pre-training (2 processes, gloo) and
-LoRA post-training (1 process) that save loadable artifacts, resume from `latest`, and config errors."""
+LoRA post-training (1 process) that save loadable artifacts, resume from `latest` exactly and without unpickling,
+LoRA on every bundled pipeline, and config errors."""
 
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -88,7 +90,7 @@ def test_two_process_pretrain_via_accelerate_launch_saves_a_pipeline_that_loads_
 def test_resume_from_latest_continues_the_step_count(text2world_run, video_folder):
     text2world_run, _ = text2world_run
     before = json.loads((text2world_run / "checkpoint-2" / "train_state.json").read_text())
-    assert before == {"global_step": 2}
+    assert before["global_step"] == 2 and before["num_processes"] == 2
     train_in_process(["--config", CONFIGS / "diffusion_tiny_t2w.yaml", "--output_dir", text2world_run,
                       "--set", f"data.path={video_folder}", "--max_train_steps", 3,
                       "--resume_from_checkpoint", "latest", "--set", "validation.prompts=[]"])
@@ -127,8 +129,10 @@ def test_config_errors_name_the_problem(tmp_path, video_folder):
     script = load_script()
     bad = tmp_path / "bad.yaml"
     bad.write_text("modle: {}\n")
-    with pytest.raises(ValueError, match="unknown top-level config keys"):
+    with pytest.raises(ValueError, match="unknown config key `modle`.*valid keys at the top level: data, model"):
         script.load_config(bad)
+    with pytest.raises(ValueError, match="unknown config key `training.learnin_rate`.*learning_rate"):
+        script.load_config(CONFIGS / "diffusion_tiny_t2w.yaml", ["training.learnin_rate=0.1"])
     bad.write_text("model: {pipeline: image2world}\n")
     with pytest.raises(ValueError, match="text2world or video2world"):
         script.load_config(bad)
@@ -153,3 +157,143 @@ def test_physics_dataset_cycles_camera_views_over_every_scene():
                                    atol=1e-6)
     with pytest.raises(ValueError, match="views must be a non-empty list of camera views in 0..3"):
         script.PhysicsWorldDataset(4, 5, 32, 32, fps=12, views=[4])
+
+
+# ------------------------------------------------------------------------------------- resume, data, post-training
+RESUME_ARGS = ["--config", CONFIGS / "diffusion_tiny_t2w.yaml", "--max_train_steps", 4,
+               "--set", "validation.prompts=[]", "--set", "training.log_every=1",
+               "--set", "training.checkpoints_total_limit=10"]
+
+
+class WritesAMarkerWhenUnpickled:
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_run(video_folder, tmp_path_factory):
+    """4 steps straight with EMA (tiny t2w config), a checkpoint every step; 3 clips at batch 1 cross an epoch."""
+    output = tmp_path_factory.mktemp("uninterrupted")
+    train_in_process(RESUME_ARGS + ["--output_dir", output, "--set", f"data.path={video_folder}"])
+    return output
+
+
+def interrupted_copy(run, destination, last_checkpoint):
+    """`run` as a crash after checkpoint `last_checkpoint` leaves it: no later checkpoint and no pipeline, but the
+    log already holds the later steps."""
+    shutil.copytree(run, destination)
+    for path in destination.glob("checkpoint-*"):
+        if int(path.name.split("-")[1]) > last_checkpoint:
+            shutil.rmtree(path)
+    shutil.rmtree(destination / "pipeline")
+    return destination
+
+
+def assert_same_weights(file_a, file_b):
+    from safetensors.torch import load_file
+
+    a, b = load_file(str(file_a)), load_file(str(file_b))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.slow
+def test_resumed_run_reproduces_the_uninterrupted_run_exactly(uninterrupted_run, video_folder, tmp_path):
+    resumed = interrupted_copy(uninterrupted_run, tmp_path / "resumed", last_checkpoint=2)
+    train_in_process(RESUME_ARGS + ["--output_dir", resumed, "--set", f"data.path={video_folder}",
+                                    "--resume_from_checkpoint", "latest"])
+    weights = Path("pipeline") / "transformer" / "diffusion_pytorch_model.safetensors"
+    assert_same_weights(uninterrupted_run / weights, resumed / weights)  # the EMA weights (ema_decay 0.9)
+    for name in ("model.safetensors", "ema.safetensors", "optimizer.safetensors"):
+        assert_same_weights(uninterrupted_run / "checkpoint-4" / name, resumed / "checkpoint-4" / name)
+    log = (resumed / "train_log.jsonl").read_text()
+    assert [json.loads(line)["step"] for line in log.splitlines()] == [1, 2, 3, 4]  # each step once
+    assert log == (uninterrupted_run / "train_log.jsonl").read_text()  # the same losses
+
+
+@pytest.mark.slow
+def test_resume_with_ema_never_unpickles_files_planted_in_the_checkpoint(uninterrupted_run, video_folder, tmp_path):
+    resumed = interrupted_copy(uninterrupted_run, tmp_path / "resumed", last_checkpoint=3)
+    marker = tmp_path / "code-ran"
+    # accelerate's load_state unpickled the EMA from this file with weights_only=False: crafted, it ran code
+    torch.save(WritesAMarkerWhenUnpickled(marker), resumed / "checkpoint-3" / "custom_checkpoint_0.pkl")
+    train_in_process(RESUME_ARGS + ["--output_dir", resumed, "--set", f"data.path={video_folder}",
+                                    "--resume_from_checkpoint", "latest"])
+    assert not marker.exists()
+    ema = Path("checkpoint-4") / "ema.safetensors"
+    assert_same_weights(uninterrupted_run / ema, resumed / ema)
+
+
+def test_a_corrupt_random_state_file_stops_the_resume_naming_it(uninterrupted_run, video_folder, tmp_path):
+    resumed = interrupted_copy(uninterrupted_run, tmp_path / "resumed", last_checkpoint=1)
+    (resumed / "checkpoint-1" / "random_states_0.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(ValueError, match="random_states_0.safetensors is corrupt"):
+        train_in_process(RESUME_ARGS + ["--output_dir", resumed, "--set", f"data.path={video_folder}",
+                                        "--resume_from_checkpoint", "latest"])
+
+
+def test_fewer_clips_than_the_batch_size_is_an_error_naming_both_numbers(video_folder, tmp_path):
+    # used to loop forever: drop_last left no batch in an epoch
+    with pytest.raises(ValueError, match="has 3 clips, fewer than one batch: training.batch_size 4"):
+        train_in_process(["--config", CONFIGS / "diffusion_tiny_t2w.yaml", "--output_dir", tmp_path / "o",
+                          "--set", f"data.path={video_folder}", "--set", "training.batch_size=4"])
+
+
+def test_webdataset_shards_with_fewer_clips_than_the_batch_size_are_an_error(video_folder, tmp_path):
+    import tarfile
+
+    shard = tmp_path / "shard-000000.tar"
+    with tarfile.open(shard, "w") as archive:  # one sample: clip0.mp4 + clip0.txt
+        archive.add(video_folder / "videos" / "clip0.mp4", arcname="clip0.mp4")
+        archive.add(video_folder / "metas" / "clip0.txt", arcname="clip0.txt")
+    with pytest.raises(ValueError, match="gave no batch of training.batch_size 2"):
+        train_in_process(["--config", CONFIGS / "diffusion_tiny_t2w.yaml", "--output_dir", tmp_path / "o",
+                          "--set", "data.type=webdataset", "--set", f"data.path={shard}",
+                          "--set", "training.batch_size=2"])
+
+
+@pytest.mark.parametrize("name, config", [("cosmos-nano-video2world", "diffusion_tiny_v2w_lora.yaml"),
+                                          ("cosmos-nano-text2world", "diffusion_tiny_t2w_lora.yaml")])
+def test_lora_post_training_takes_the_architecture_from_each_bundled_pipeline(name, config, video_folder, tmp_path):
+    import yaml
+
+    pipeline = REPO / "pipelines" / name
+    output = tmp_path / "lora"
+    # issue #17: the Video2World run failed with a shape mismatch (32x18 vs 34x128): condition_frame_channels ignored
+    train_in_process(["--config", CONFIGS / config, "--pretrained_pipeline", pipeline, "--output_dir", output,
+                      "--set", f"data.path={video_folder}", "--max_train_steps", 1, "--set", "validation.prompts=[]"])
+    assert (output / "pytorch_lora_weights.safetensors").is_file()
+    index = json.loads((pipeline / "model_index.json").read_text())
+    used = yaml.safe_load((output / "config.yaml").read_text())
+    assert used["model"]["max_sequence_length"] == index["max_sequence_length"]
+    assert used["objective"]["video2world"] == ("condition_frame_channels" in index)
+    assert used["objective"].get("condition_frame_channels", False) == index.get("condition_frame_channels", False)
+
+
+def test_post_training_config_that_contradicts_the_pipeline_is_an_error(video_folder, tmp_path):
+    with pytest.raises(ValueError, match=r"objective.condition_frame_channels=False but the pipeline has True"):
+        train_in_process(["--config", CONFIGS / "diffusion_tiny_v2w_lora.yaml", "--output_dir", tmp_path / "o",
+                          "--pretrained_pipeline", REPO / "pipelines" / "cosmos-nano-video2world",
+                          "--set", f"data.path={video_folder}", "--set", "objective.condition_frame_channels=false"])
+
+
+def test_a_cosmos_hf_cv_tokenizer_folder_becomes_a_plain_diffusers_vae(tmp_path):
+    # the bundled nano CV tokenizer is saved as CosmosContinuousVideoTokenizer (with `legacy_mode`); loading it with
+    # diffusers' AutoencoderKLCosmos warned and wrote the foreign key into every pipeline trained on it
+    from diffusers import AutoencoderKLCosmos
+
+    from cosmos_hf.tokenizers import load_tokenizer
+
+    script = load_script()
+    tokenizer_folder = REPO / "pipelines" / "cosmos-nano-tokenizer-cv4x8x8"
+    config = script.load_config(CONFIGS / "diffusion_tiny_t2w.yaml", [f"model.vae={tokenizer_folder}"])
+    pipe = script.build_pipeline(config)
+    assert type(pipe.vae) is AutoencoderKLCosmos and "legacy_mode" not in pipe.vae.config
+    pipe.vae.save_pretrained(tmp_path / "vae")
+    assert "legacy_mode" not in json.loads((tmp_path / "vae" / "config.json").read_text())
+    video = torch.rand(1, 3, 5, 32, 32) * 2 - 1
+    with torch.no_grad():  # same weights as the tokenizer
+        expected = load_tokenizer(tokenizer_folder).encode(video).latent_dist.mode()
+        torch.testing.assert_close(pipe.vae.encode(video).latent_dist.mode(), expected, rtol=0, atol=1e-5)

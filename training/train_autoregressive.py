@@ -20,7 +20,8 @@ from the LM head, and train them with everything frozen except the heads, the la
 (2) decoder layers and the unembedding (`lm_head`) — the Medusa paper's recipe against forgetting; the base
 next-token loss stays in the objective.
 
-Outputs in `output_dir`: `checkpoint-<step>/` (accelerate state, written atomically), `train_log.jsonl`, and at the
+Outputs in `output_dir`: `checkpoint-<step>/` (safetensors + JSON, no pickle, written atomically; a resumed run
+continues the data order and RNG states exactly), `train_log.jsonl` (one line per logged step), and at the
 end `model/` (`save_pretrained`, loadable with `AutoModelForCausalLM.from_pretrained` after `import cosmos_hf`) with
 a model card.
 """
@@ -38,8 +39,9 @@ from pathlib import Path
 
 import torch
 import yaml
-from cosmos_hf.training_utils import load_yaml_config, resume_training_state, save_checkpoint
-from torch.utils.data import DataLoader, Dataset
+from cosmos_hf.training_utils import epoch_data_loader, resume_training_state, save_checkpoint, truncate_log
+from cosmos_hf.training_utils import load_config as load_training_config
+from torch.utils.data import Dataset
 
 logger = logging.getLogger("train_autoregressive")
 
@@ -92,7 +94,7 @@ DEFAULT_CONFIG = {
 
 # ---------------------------------------------------------------------------------------------------------- config
 def load_config(path, overrides=()) -> dict:
-    config = load_yaml_config(path, DEFAULT_CONFIG, overrides)
+    config = load_training_config(path, DEFAULT_CONFIG, overrides)
     if not config["tokenizer"]:
         raise ValueError("config `tokenizer` is required: a DV tokenizer folder (or 'tiny' for tests)")
     if config["data"]["type"] != "physics":
@@ -345,22 +347,29 @@ def main(argv=None):
                       + (" (Medusa)" if medusa_cfg["enabled"] else ""))
 
     dataset = TokenClipDataset(tokens, captions, model.config.bov_token_id)
-    loader = DataLoader(dataset, batch_size=train_cfg["batch_size"], shuffle=True, collate_fn=collate,
-                        num_workers=data_cfg["num_workers"], drop_last=len(dataset) >= train_cfg["batch_size"])
     optimizer = torch.optim.AdamW(trainable, lr=train_cfg["learning_rate"], betas=tuple(train_cfg["adam_betas"]),
                                   weight_decay=train_cfg["adam_weight_decay"])
     lr_scheduler = get_scheduler("constant_with_warmup", optimizer=optimizer,
                                  num_warmup_steps=train_cfg["lr_warmup_steps"] * accelerator.num_processes)
-    model, optimizer, loader, lr_scheduler = accelerator.prepare(model, optimizer, loader, lr_scheduler)
+    # the data loader is not prepared by accelerate: each epoch's order (and each process's share) comes from the
+    # seed and the epoch, so a resumed run continues it exactly (training_utils.epoch_data_loader)
+    model, optimizer, lr_scheduler = accelerator.prepare(model, optimizer, lr_scheduler)
+    training_state = dict(models=[model], optimizers=[optimizer], schedulers=[lr_scheduler])
 
-    global_step = resume_training_state(accelerator, args.resume_from_checkpoint, output_dir)
+    resumed = resume_training_state(accelerator, args.resume_from_checkpoint, output_dir, **training_state)
+    global_step = resumed["global_step"]
+    epoch, batches_in_epoch = resumed.get("epoch", 0), resumed.get("batches_in_epoch", 0)  # the data position
 
     max_steps = train_cfg["max_train_steps"]
     progress = tqdm(range(max_steps), initial=global_step, desc="steps", disable=not accelerator.is_local_main_process)
     log_path = output_dir / "train_log.jsonl"
+    truncate_log(log_path, global_step, accelerator)  # steps logged after the checkpoint are trained again
     start = time.time()
     while global_step < max_steps:
+        loader = epoch_data_loader(dataset, train_cfg["batch_size"], config["seed"], epoch, batches_in_epoch,
+                                   accelerator, collate_fn=collate, num_workers=data_cfg["num_workers"])
         for batch in loader:
+            batches_in_epoch += 1
             with accelerator.accumulate(model):
                 input_ids = batch["input_ids"].to(device)
                 text = {}
@@ -398,13 +407,17 @@ def main(argv=None):
                 with open(log_path, "a") as handle:
                     handle.write(json.dumps(logs) + "\n")
             if train_cfg["checkpointing_steps"] and global_step % train_cfg["checkpointing_steps"] == 0:
-                save_checkpoint(accelerator, output_dir, global_step, train_cfg["checkpoints_total_limit"])
+                save_checkpoint(accelerator, output_dir, global_step, train_cfg["checkpoints_total_limit"],
+                                **training_state, train_state={"epoch": epoch, "batches_in_epoch": batches_in_epoch})
             if global_step >= max_steps:
                 break
+        else:  # the epoch is done
+            epoch, batches_in_epoch = epoch + 1, 0
 
     accelerator.wait_for_everyone()
     if train_cfg["checkpointing_steps"] and not (output_dir / f"checkpoint-{global_step}").exists():
-        save_checkpoint(accelerator, output_dir, global_step, train_cfg["checkpoints_total_limit"])
+        save_checkpoint(accelerator, output_dir, global_step, train_cfg["checkpoints_total_limit"], **training_state,
+                        train_state={"epoch": epoch, "batches_in_epoch": batches_in_epoch})
     state = accelerator.get_state_dict(model)  # collective under FSDP
     if accelerator.is_main_process:
         unwrapped = accelerator.unwrap_model(model)

@@ -21,7 +21,11 @@ DiT learns CV-tokenizer latents conditioned on the clip's DV tokens (`model.dv_t
 samples are replaced by id 0, and the decoder samples with sigma 80 -> 0.02 (`cosmos_hf.diffusion.diffusion_decoder`,
 all as cosmos-predict1's decoder); it saves a `CosmosDiffusionDecoderPipeline`.
 
-Outputs in `output_dir`: `checkpoint-<step>/` (accelerate state, written atomically), `validation/*.mp4`,
+Post-training takes the architecture (pipeline kind, text length, sigma_data, Video2World input options) from the
+pipeline folder, not from the YAML (`adopt_pretrained_architecture`).
+
+Outputs in `output_dir`: `checkpoint-<step>/` (safetensors + JSON, no pickle, written atomically; a resumed run
+continues the data order, RNG states and EMA exactly, see cosmos_hf.training_utils), `validation/*.mp4`,
 and at the end `pipeline/` (full model, Hub layout) or `pytorch_lora_weights.safetensors` (LoRA).
 """
 
@@ -40,8 +44,10 @@ import numpy as np
 import torch
 import yaml
 from torch import nn
-from cosmos_hf.training_utils import load_yaml_config, resume_training_state, save_checkpoint
-from torch.utils.data import DataLoader, Dataset, IterableDataset
+from cosmos_hf.training_utils import epoch_data_loader, fork_rng_state, resume_training_state, save_checkpoint
+from cosmos_hf.training_utils import load_config as load_training_config
+from cosmos_hf.training_utils import truncate_log
+from torch.utils.data import Dataset, IterableDataset
 
 logger = logging.getLogger("train_diffusion")
 
@@ -61,12 +67,18 @@ DEFAULT_CONFIG = {
         "default_guidance_scale": 7.0,  # saved pipeline's call default (diffusers' 7.0; 1.0 for the nano models)
         "default_condition_detail_transfer": False,  # video2world: saved pipeline's call default (see the pipeline)
         # diffusion decoder (autoregressive WFM): condition on DV tokens of the clip
-        "condition": None,  # null | dv_tokens
+        "condition": None,  # null | dv_tokens | camera | action | multiview (post-training, see below)
         "dv_tokenizer": None,  # CosmosDiscreteVideoTokenizer folder, or "tiny" (random, tests)
         "token_embedding_dim": 32,
         "token_dropout": 0.2,  # share of samples whose token ids all become id 0 (the reference's CFG dropout)
         "chunk_latent_frames": None,  # decoder pipeline default: denoise in chunks of this many latent frames
         "chunk_blend": "pixel",  # decoder pipeline default: "pixel" (the reference's seams) or "latent" (aligned)
+        # post-trained world models (condition camera | action | multiview, from a Video2World pretrained_pipeline)
+        "action_dim": 7,  # action: Bridge-format end-effector actions
+        "num_action_frames": None,  # action: actions per window (null = data.num_frames - 1)
+        "num_views": 6,  # multiview: cameras of the rig (laid out along time)
+        "view_embed_dim": 32,  # multiview: width of the learned view embedding
+        "trajectory_dim": None,  # multiview: width of the rig-trajectory input (null = no trajectory input)
     },
     "objective": {},  # cosmos_hf.diffusion.edm.EDMConfig fields
     "data": {
@@ -83,6 +95,12 @@ DEFAULT_CONFIG = {
         "seed_offset": 0,  # physics: first simulator seed (hold out other seeds for evaluation)
         "cache_latents": False,
         "num_workers": 0,
+        # post-training data (cosmos_hf.data.post_training_datasets): simulated up front in a process pool
+        "sim_workers": None,  # processes simulating the clips (null = all CPU cores)
+        "captions": True,  # action: false = one prompt for every clip (the action pipeline's default prompt)
+        "push_policies": None,  # action: subset of random / scripted / goal (null = all, cycled)
+        "push_views": None,  # action: camera views 0..3 of the push task (null = all, cycled)
+        "camera_trajectory": None,  # camera: orbit | dolly | pan (null = drawn per clip)
     },
     "training": {
         "max_train_steps": 100,
@@ -114,15 +132,24 @@ DEFAULT_CONFIG = {
 }
 
 LORA_TARGET_MODULES = ["to_q", "to_k", "to_v", "to_out.0"]
+POST_TRAINING_CONDITIONS = ("camera", "action", "multiview")  # cosmos_hf.diffusion.post_training
 
 
 # ---------------------------------------------------------------------------------------------------------- config
 def load_config(path, overrides=()) -> dict:
-    config = load_yaml_config(path, DEFAULT_CONFIG, overrides)
+    config = load_training_config(path, DEFAULT_CONFIG, overrides)
     if config["model"]["pipeline"] not in ("text2world", "video2world"):
         raise ValueError(f"model.pipeline must be text2world or video2world, got {config['model']['pipeline']!r}")
-    if config["model"].get("condition") not in (None, "dv_tokens"):
-        raise ValueError(f"model.condition must be null or dv_tokens, got {config['model']['condition']!r}")
+    if config["model"].get("condition") not in (None, "dv_tokens", *POST_TRAINING_CONDITIONS):
+        raise ValueError(f"model.condition must be null, dv_tokens or one of {list(POST_TRAINING_CONDITIONS)}, got "
+                         f"{config['model']['condition']!r}")
+    if config["model"].get("condition") in POST_TRAINING_CONDITIONS and config["model"]["pipeline"] != "video2world":
+        raise ValueError(f"model.condition={config['model']['condition']} post-trains a Video2World model: "
+                         f"model.pipeline must be video2world")
+    if config["model"].get("condition") in POST_TRAINING_CONDITIONS and config["validation"]["prompts"]:
+        raise ValueError("validation.prompts is not supported with model.condition camera/action/multiview (the "
+                         "samples need cameras, actions or views): set validation.prompts=[] and evaluate the saved "
+                         "pipeline with training/report_post_trained.py")
     if config["model"].get("condition") == "dv_tokens":
         if config["model"]["pipeline"] != "text2world":
             raise ValueError("model.condition=dv_tokens trains the diffusion decoder: model.pipeline must be text2world")
@@ -170,6 +197,12 @@ class VideoFolderDataset(Dataset):
         self.items = [(v, (root / "metas" / f"{v.stem}.txt").read_text().strip()) for v in videos]
         self.num_frames, self.height, self.width = num_frames, height, width
         self.frame_stride, self.random_start = frame_stride, random_start
+        self.seed, self.epoch = 0, 0
+
+    def set_sample_seed(self, seed: int, epoch: int):
+        """The clip start of item i in an epoch is drawn from (seed, epoch, i), not from the global RNG, so a resumed
+        run reads the same frames as an uninterrupted one (whatever the loader's workers or prefetching)."""
+        self.seed, self.epoch = seed, epoch
 
     def __len__(self):
         return len(self.items)
@@ -177,7 +210,7 @@ class VideoFolderDataset(Dataset):
     def __getitem__(self, index):
         path, caption = self.items[index]
         frames, fps = self.read_video(path)
-        rng = random.Random(torch.randint(0, 2**31, (1,)).item()) if self.random_start else None
+        rng = random.Random(f"{self.seed}/{self.epoch}/{index}") if self.random_start else None
         clip = pick_clip(frames, self.num_frames, self.frame_stride, rng, str(path))
         return {"video": to_tensor(resize_frames(clip, self.height, self.width)), "caption": caption}
 
@@ -326,6 +359,49 @@ class DenoiserTrainingModule(nn.Module):
         return self.objective(self.transformer, latents, encoder_hidden_states, fps=fps)
 
 
+PIPELINE_KINDS = {"CosmosText2WorldPipeline": "text2world", "CosmosVideo2WorldPipeline": "video2world"}
+
+
+def adopt_pretrained_architecture(config: dict) -> dict:
+    """Post-training: the architecture options come from the pipeline folder trained on, not from the YAML.
+
+    The folder's model_index.json and scheduler config decide `model.pipeline`, `model.max_sequence_length` and the
+    objective options that shape the DiT's input or output (`video2world`, `condition_frame_channels`,
+    `residual_from_last_condition_frame`, `sigma_data`). Without this, LoRA on the bundled Video2World (trained with
+    condition_frame_channels: 34 input channels) fed it the reference's 18 (issue #17). An `objective` value the YAML
+    sets explicitly and the folder contradicts is an error naming both.
+    """
+    folder = Path(config["model"]["pretrained_pipeline"])
+    index_path, scheduler_path = folder / "model_index.json", folder / "scheduler" / "scheduler_config.json"
+    for path in (index_path, scheduler_path):
+        if not path.is_file():
+            raise ValueError(f"--pretrained_pipeline {folder} is not a diffusion pipeline folder (no {path.name})")
+    index = json.loads(index_path.read_text())
+    class_name = index.get("_class_name")
+    class_name = class_name[-1] if isinstance(class_name, list) else class_name
+    if class_name not in PIPELINE_KINDS:
+        raise ValueError(f"--pretrained_pipeline {folder} holds a {class_name}; this script post-trains "
+                         f"{sorted(PIPELINE_KINDS)} (model.condition=dv_tokens for the diffusion decoder)")
+    kind = PIPELINE_KINDS[class_name]
+    from_folder = {"video2world": kind == "video2world",
+                   "sigma_data": float(json.loads(scheduler_path.read_text())["sigma_data"])}
+    if kind == "video2world":
+        for name in ("condition_frame_channels", "residual_from_last_condition_frame"):
+            from_folder[name] = bool(index.get(name, False))
+    objective = config["objective"]
+    conflicts = [f"objective.{name}={objective[name]!r} but the pipeline has {value!r}"
+                 for name, value in from_folder.items() if name in objective and objective[name] != value]
+    if conflicts:
+        raise ValueError(f"the config contradicts the pipeline it post-trains ({folder}): {'; '.join(conflicts)}. "
+                         "Post-training takes these from the pipeline: remove them from the config")
+    config = copy.deepcopy(config)
+    config["objective"] = {**objective, **from_folder}
+    config["model"]["pipeline"] = kind
+    if index.get("max_sequence_length"):
+        config["model"]["max_sequence_length"] = int(index["max_sequence_length"])
+    return config
+
+
 def pipeline_class(kind: str):
     from cosmos_hf.pipelines.pipeline_cosmos_text2world import CosmosText2WorldPipeline
     from cosmos_hf.pipelines.pipeline_cosmos_video2world import CosmosVideo2WorldPipeline
@@ -335,12 +411,13 @@ def pipeline_class(kind: str):
 
 def build_pipeline(config: dict):
     """Load (post-training) or create (pre-training) the pipeline whose transformer is trained."""
-    from diffusers import AutoencoderKLCosmos, CosmosTransformer3DModel, EDMEulerScheduler
+    from diffusers import CosmosTransformer3DModel, EDMEulerScheduler
 
     from cosmos_hf.diffusion.edm import EDMConfig
     from cosmos_hf.diffusion.nano import tiny_cosmos_vae, tiny_t5_text_encoder, transformer_config
     from cosmos_hf.diffusion.pixel_space import CosmosPixelSpaceAutoencoder
     from cosmos_hf.diffusion.text_encoding import load_text_encoder
+    from cosmos_hf.tokenizers.convert import load_tokenizer, to_diffusers_autoencoder
 
     model, data = config["model"], config["data"]
     objective = EDMConfig.from_dict(config["objective"])
@@ -366,7 +443,9 @@ def build_pipeline(config: dict):
     elif model["vae"] == "tiny":
         vae = tiny_cosmos_vae()
     else:
-        vae = AutoencoderKLCosmos.from_pretrained(model["vae"])
+        # through our loader: diffusers' from_pretrained would keep the folder's `legacy_mode` key (with a warning)
+        # and write it into the saved pipeline's vae config
+        vae = to_diffusers_autoencoder(load_tokenizer(model["vae"]))
     transformer = CosmosTransformer3DModel(**transformer_config(
         model["transformer"], vae.config.latent_channels, text_encoder.config.hidden_size
         if hasattr(text_encoder.config, "hidden_size") else text_encoder.config.d_model,
@@ -395,8 +474,10 @@ def parse_args(argv=None):
     parser.add_argument("--output_dir", default=None)
     parser.add_argument("--max_train_steps", type=int, default=None)
     parser.add_argument("--pretrained_pipeline", default=None, help="post-train from this pipeline folder")
-    parser.add_argument("--condition", choices=["dv_tokens"], default=None,
-                        help="dv_tokens: train the autoregressive WFM's diffusion decoder (same as model.condition)")
+    parser.add_argument("--condition", choices=["dv_tokens", *POST_TRAINING_CONDITIONS], default=None,
+                        help="dv_tokens: train the autoregressive WFM's diffusion decoder; camera / action / "
+                             "multiview: post-train a Video2World --pretrained_pipeline into a camera-controlled, "
+                             "action-conditioned or multi-view model (same as model.condition)")
     parser.add_argument("--resume_from_checkpoint", default=None, help="'latest' or a checkpoint-<step> folder")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value, e.g. --set training.learning_rate=3e-4")
@@ -435,6 +516,8 @@ def main(argv=None):
         config["training"]["max_train_steps"] = args.max_train_steps
     if args.pretrained_pipeline:
         config["model"]["pretrained_pipeline"] = args.pretrained_pipeline
+    if config["model"].get("pretrained_pipeline") and not config["model"].get("condition"):
+        config = adopt_pretrained_architecture(config)
     train_cfg, data_cfg, val_cfg = config["training"], config["data"], config["validation"]
     output_dir = Path(config["output_dir"])
 
@@ -454,7 +537,15 @@ def main(argv=None):
             tmp.write_text(yaml.safe_dump(config, sort_keys=False))
 
     dv_condition = config["model"].get("condition") == "dv_tokens"
-    pipe = build_decoder_pipeline(config) if dv_condition else build_pipeline(config)
+    post_condition = config["model"].get("condition") if config["model"].get("condition") in POST_TRAINING_CONDITIONS \
+        else None
+    if post_condition:  # camera / action / multiview: the Video2World DiT becomes the conditioned one
+        from cosmos_hf.data.post_training_datasets import build_post_training_dataset, collate_post_training
+        from cosmos_hf.diffusion import post_training
+
+        pipe = post_training.build_post_training_pipeline(config)
+    else:
+        pipe = build_decoder_pipeline(config) if dv_condition else build_pipeline(config)
     pipe.set_progress_bar_config(disable=True)
     # the pipeline's own argument checks: frame count vs VAE, size vs patch and transformer max_size
     pipe.check_call_inputs("-", None, data_cfg["height"], data_cfg["width"], data_cfg["num_frames"], 1, 1.0, 1, "np")
@@ -466,12 +557,17 @@ def main(argv=None):
     if lora_cfg:
         from peft import LoraConfig
 
+        # post-training: the conditioned DiT's new layers are trained fully beside the LoRA (peft's modules_to_save)
+        new_parameters = post_training.new_parameter_names(transformer) if post_condition else []
         transformer.requires_grad_(False)
         transformer.add_adapter(LoraConfig(
             r=int(lora_cfg.get("rank", 8)), lora_alpha=float(lora_cfg.get("alpha", lora_cfg.get("rank", 8))),
             lora_dropout=float(lora_cfg.get("dropout", 0.0)), init_lora_weights=True,
             target_modules=list(lora_cfg.get("target_modules", LORA_TARGET_MODULES)),
         ))
+        for name, parameter in transformer.named_parameters():
+            if name in new_parameters:
+                parameter.requires_grad_(True)
     if train_cfg["gradient_checkpointing"]:
         transformer.enable_gradient_checkpointing()
     transformer.train()
@@ -482,6 +578,10 @@ def main(argv=None):
         pipe.token_embedder.requires_grad_(not lora_cfg).train()
         objective = DVTokenConditionedEDMObjective(config["objective"], config["model"]["token_dropout"])
         module = DVTokenDecoderTrainingModule(transformer, pipe.token_embedder, objective)
+    elif post_condition:
+        objective = EDMObjective(config["objective"])
+        num_views = transformer.config["num_views"] if post_condition == "multiview" else None
+        module = post_training.PostTrainingDenoiserModule(transformer, objective, num_views=num_views)
     else:
         objective = EDMObjective(config["objective"])
         module = DenoiserTrainingModule(transformer, objective)
@@ -491,37 +591,57 @@ def main(argv=None):
                       f"(transformer total {sum(p.numel() for p in transformer.parameters()):,})")
 
     # data (optionally pre-encoded once: cached latents + text features)
-    dataset = build_dataset(data_cfg, training=True)
-    if data_cfg["cache_latents"]:
-        dataset = cache_latents(dataset, pipe, config, device, output_dir, accelerator)
-    loader = DataLoader(dataset, batch_size=train_cfg["batch_size"], shuffle=not isinstance(dataset, IterableDataset),
-                        collate_fn=collate if not data_cfg["cache_latents"] else None,
-                        num_workers=data_cfg["num_workers"], drop_last=True)
+    if post_condition:  # physics-world clips with actions / camera poses / rigs, simulated up front
+        dataset = build_post_training_dataset(post_condition, data_cfg, num_views=getattr(module, "num_views", None))
+        if data_cfg["cache_latents"]:
+            dataset = post_training.cache_post_training_latents(dataset, pipe, post_condition,
+                                                                config["model"]["max_sequence_length"], device)
+    else:
+        dataset = build_dataset(data_cfg, training=True)
+        if data_cfg["cache_latents"]:
+            dataset = cache_latents(dataset, pipe, config, device, output_dir, accelerator)
+    loader_kwargs = dict(collate_fn=None if data_cfg["cache_latents"] else collate_post_training if post_condition
+                         else collate, num_workers=data_cfg["num_workers"])
 
     optimizer = torch.optim.AdamW(trainable, lr=train_cfg["learning_rate"], betas=tuple(train_cfg["adam_betas"]),
                                   weight_decay=train_cfg["adam_weight_decay"], eps=train_cfg["adam_epsilon"])
     lr_scheduler = get_scheduler("constant_with_warmup", optimizer=optimizer,
                                  num_warmup_steps=train_cfg["lr_warmup_steps"] * accelerator.num_processes)
-    module, optimizer, loader, lr_scheduler = accelerator.prepare(module, optimizer, loader, lr_scheduler)
+    # the data loader is not prepared by accelerate: each epoch's order (and each process's share) comes from the
+    # seed and the epoch, so a resumed run continues it exactly (training_utils.epoch_data_loader)
+    module, optimizer, lr_scheduler = accelerator.prepare(module, optimizer, lr_scheduler)
     ema = None
     if train_cfg["ema_decay"]:
         ema = EMAModel([p for p in accelerator.unwrap_model(module).transformer.parameters() if p.requires_grad],
                        decay=float(train_cfg["ema_decay"]))
-        accelerator.register_for_checkpointing(ema)
+    training_state = dict(models=[module], optimizers=[optimizer], schedulers=[lr_scheduler],
+                          objects={"ema": ema} if ema is not None else {})
 
-    global_step = resume_training_state(accelerator, args.resume_from_checkpoint, output_dir)
+    resumed = resume_training_state(accelerator, args.resume_from_checkpoint, output_dir, **training_state)
+    global_step = resumed["global_step"]
+    epoch, batches_in_epoch = resumed.get("epoch", 0), resumed.get("batches_in_epoch", 0)  # the data position
+    if ema is not None:
+        ema.to(device)  # loaded on the CPU
 
     max_steps = train_cfg["max_train_steps"]
     progress = tqdm(range(max_steps), initial=global_step, desc="steps", disable=not accelerator.is_local_main_process)
     fps = data_cfg["fps"]
     log_path = output_dir / "train_log.jsonl"
-    validation_clip = None
+    truncate_log(log_path, global_step, accelerator)  # steps logged after the checkpoint are trained again
+    validation_clip = first_video(dataset) if val_cfg["prompts"] else None  # the same clip, resumed or not
     while global_step < max_steps:
+        loader = epoch_data_loader(dataset, train_cfg["batch_size"], config["seed"], epoch, batches_in_epoch,
+                                   accelerator, **loader_kwargs)
         for batch in loader:
+            batches_in_epoch += 1
             if validation_clip is None:
                 validation_clip = batch["video"][:1].cpu() if "video" in batch else None
             with accelerator.accumulate(module):
-                if data_cfg["cache_latents"]:
+                condition_inputs = {}
+                if post_condition:  # latents, text and the conditioned DiT's extra inputs (plucker / action / ...)
+                    latents, text, condition_inputs = post_training.post_training_inputs(
+                        pipe, batch, post_condition, config["model"]["max_sequence_length"], device)
+                elif data_cfg["cache_latents"]:
                     latents, text = batch["latents"].to(device), batch["text"].to(device)
                     if dv_condition:
                         tokens = batch["tokens"].to(device)
@@ -536,7 +656,7 @@ def main(argv=None):
                             tokens = pipe.dv_tokenizer.tokenize(batch["video"].to(device, pipe.dv_tokenizer.dtype))
                     out = module(latents, text, fps=fps, tokens=tokens)
                 else:
-                    out = module(latents, text, fps=fps)
+                    out = module(latents, text, fps=fps, **condition_inputs)
                 accelerator.backward(out["loss"])
                 if accelerator.sync_gradients and train_cfg["max_grad_norm"]:
                     accelerator.clip_grad_norm_(trainable, train_cfg["max_grad_norm"])
@@ -555,22 +675,39 @@ def main(argv=None):
                 with open(log_path, "a") as handle:
                     handle.write(json.dumps({"step": global_step, "loss": loss, "edm_loss": out["edm_loss"].item(),
                                              "mse": out["mse"].item()}) + "\n")
+            data_position = {"epoch": epoch, "batches_in_epoch": batches_in_epoch}
             if train_cfg["checkpointing_steps"] and global_step % train_cfg["checkpointing_steps"] == 0:
-                save_checkpoint(accelerator, output_dir, global_step, train_cfg["checkpoints_total_limit"])
+                save_checkpoint(accelerator, output_dir, global_step, train_cfg["checkpoints_total_limit"],
+                                **training_state, train_state=data_position)
             if val_cfg["every_steps"] and global_step % val_cfg["every_steps"] == 0:
-                run_validation(accelerator, module, pipe, ema, config, validation_clip, output_dir, global_step,
-                               write_video)
+                with fork_rng_state():  # sampling must not shift the training noise (resume == uninterrupted)
+                    run_validation(accelerator, module, pipe, ema, config, validation_clip, output_dir, global_step,
+                                   write_video)
             if global_step >= max_steps:
                 break
+        else:  # the epoch is done
+            if batches_in_epoch == 0:  # an IterableDataset smaller than one batch (map-style: the sampler checks)
+                raise ValueError(f"the training data gave no batch of training.batch_size {train_cfg['batch_size']}: "
+                                 "it has fewer clips than one batch; add clips or lower training.batch_size")
+            epoch, batches_in_epoch = epoch + 1, 0
 
     accelerator.wait_for_everyone()
     if train_cfg["checkpointing_steps"] and not (output_dir / f"checkpoint-{global_step}").exists():
-        save_checkpoint(accelerator, output_dir, global_step, train_cfg["checkpoints_total_limit"])
+        save_checkpoint(accelerator, output_dir, global_step, train_cfg["checkpoints_total_limit"], **training_state,
+                        train_state={"epoch": epoch, "batches_in_epoch": batches_in_epoch})
     save_final(accelerator, module, pipe, ema, config, output_dir, global_step)
     if val_cfg["prompts"] and accelerator.is_main_process:
         run_validation(accelerator, module, pipe, ema, config, validation_clip, output_dir, global_step, write_video)
     accelerator.end_training()
     return 0
+
+
+def first_video(dataset):
+    """The first clip of a map-style dataset as [1,3,T,H,W] (the validation conditioning), or None."""
+    if isinstance(dataset, IterableDataset) or len(dataset) == 0:
+        return None
+    item = dataset[0]
+    return item["video"][None] if isinstance(item, dict) and "video" in item else None
 
 
 def latent_cache_key(config: dict) -> dict:
@@ -670,7 +807,13 @@ def save_final(accelerator, module, pipe, ema, config, output_dir: Path, step: i
         with atomic_path(output_dir / "pytorch_lora_weights.safetensors") as tmp:
             type(pipe).save_lora_weights(tmp.parent, transformer_lora_layers=lora_state, weight_name=tmp.name)
         accelerator.print(f"saved LoRA weights to {output_dir / 'pytorch_lora_weights.safetensors'}")
-    else:
+    merged_lora = bool(config["training"].get("lora")) and config["model"].get("condition") in POST_TRAINING_CONDITIONS
+    if merged_lora:
+        # post-training trains the new input layers fully, so the LoRA file alone is not the model: the pipeline
+        # is saved too, with the LoRA merged into the DiT
+        transformer.fuse_lora()
+        transformer.unload_lora()
+    if not config["training"].get("lora") or merged_lora:
         final = copy.copy(pipe)
         final.register_modules(transformer=transformer)
         if embedder is not None:

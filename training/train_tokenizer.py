@@ -8,14 +8,16 @@ Stage 1 trains with L1 + perceptual loss; stage 2 adds the optical-flow, Gram-ma
 discriminator, hinge) losses (see `cosmos_hf/tokenizers/losses.py` for what replaces weights we cannot download).
 Images and videos train jointly: every `image_every`-th step is a batch of 1-frame videos.
 Not in the reference, for small tokenizers trained from scratch (off by default; README "Initialisation and colour"):
-`loss.mse` (a squared-error term), `model.colour_path_init`, `train.freeze_encoder_steps` (decoder first).
+`loss.mse` (a squared-error term), `model.colour_path_init`, `training.freeze_encoder_steps` (decoder first).
 
 Data (`data.source`): `physics` (clips simulated on the fly by cosmos_hf.sim, an endless stream), `folder`
 (a folder with videos/*.mp4, as `cosmos-hf sim generate` writes) or `webdataset` (tar shards holding *.mp4).
 Clips are cropped to valid causal lengths (1 + k * temporal_compression) and to `height` x `width`.
 
-Outputs in `output_dir`: `checkpoint-<step>/` (accelerate state, resumable), `model/` (save_pretrained folder,
-written at the end), `metrics.jsonl` (losses and held-out PSNR/SSIM).
+Outputs in `output_dir`: `checkpoint-<step>/` (safetensors + JSON, no pickle; see cosmos_hf.training_utils),
+`model/` (save_pretrained folder, written at the end), `metrics.jsonl` (losses and held-out PSNR/SSIM, one line a
+step). Data are addressed by step (`clip_key`), so a resumed run trains on the same clips, bit-identical to an
+uninterrupted one.
 """
 
 import argparse
@@ -40,7 +42,8 @@ from cosmos_hf.tokenizers import (
     model_from_reference_kwargs,
 )
 from cosmos_hf.tokenizers import losses as tokenizer_losses
-from cosmos_hf.training_utils import load_yaml_config, resume_training_state, save_checkpoint
+from cosmos_hf.training_utils import load_config as load_training_config
+from cosmos_hf.training_utils import resume_training_state, save_checkpoint, truncate_log
 from cosmos_hf.utils import atomic_path
 
 STAGE_DEFAULTS = {
@@ -51,25 +54,28 @@ STAGE_DEFAULTS = {
 DEFAULT_CONFIG = dict(
     output_dir="outputs/tokenizer",
     seed=0,
-    model=dict(config_name="DV4x8x8", overrides={}, zero_init_residual=True, colour_path_init=False),
+    model=dict(config_name="DV4x8x8", overrides={}, pretrained=None, reference_config=None, zero_init_residual=True,
+               colour_path_init=False, colour_path_chroma_gain=1.0),
     data=dict(source="physics", path=None, num_frames=17, height=64, width=64, scenes=None, image_every=4,
               color_augmentation=0.0, validation_clips=8, validation_seed=1_000_000),
-    train=dict(batch_size=4, learning_rate=1e-3, adam_beta1=0.9, adam_beta2=0.99, weight_decay=0.0,
-               max_train_steps=1000, lr_warmup_steps=50, gradient_accumulation_steps=1, max_grad_norm=1.0,
-               checkpointing_steps=200, checkpoints_total_limit=2, validation_steps=200, mixed_precision="no",
-               freeze_encoder_steps=0),
-    loss=dict(stage=1, vgg_weights=None, raft_weights=None, adversarial_start_step=0, discriminator_lr=1e-4,
-              chroma_warmup_steps=0),
+    training=dict(batch_size=4, learning_rate=1e-3, adam_beta1=0.9, adam_beta2=0.99, weight_decay=0.0,
+                  max_train_steps=1000, lr_warmup_steps=50, gradient_accumulation_steps=1, max_grad_norm=1.0,
+                  checkpointing_steps=200, checkpoints_total_limit=2, validation_steps=200, mixed_precision="no",
+                  freeze_encoder_steps=0),
+    # loss weights left at None take the stage's default (STAGE_DEFAULTS)
+    loss=dict(stage=1, **{name: None for name in STAGE_DEFAULTS[1]}, vgg_weights=None, raft_weights=None,
+              adversarial_start_step=0, discriminator_lr=1e-4, chroma_warmup_steps=0),
 )
 
 
 def load_config(path, overrides=()):
-    """DEFAULT_CONFIG merged with the YAML file, then `key.path=value` overrides (`--set`), then stage defaults."""
-    config = load_yaml_config(path, DEFAULT_CONFIG, overrides)
+    """DEFAULT_CONFIG merged with the YAML file, then `key.path=value` overrides (`--set`), then stage defaults.
+    Unknown keys are errors; the section `train:` of older configs is refused with its new name `training:`."""
+    config = load_training_config(path, DEFAULT_CONFIG, overrides, renamed_sections={"train": "training"})
     stage = int(config["loss"].get("stage", 1))
     if stage not in STAGE_DEFAULTS:
         raise ValueError(f"loss.stage must be 1 or 2, got {stage}")
-    config["loss"] = {**STAGE_DEFAULTS[stage], **config["loss"]}
+    config["loss"] = {**STAGE_DEFAULTS[stage], **{k: v for k, v in config["loss"].items() if v is not None}}
     return config
 
 
@@ -172,7 +178,8 @@ def build_model(model_config):
 
 
 def encoder_parameters(model) -> list:
-    """The parameters on the encoder side of the latent: encoder and quant_conv (what train.freeze_encoder_steps holds)."""
+    """The parameters on the encoder side of the latent: encoder and quant_conv (what training.freeze_encoder_steps
+    holds)."""
     params = list(model.encoder.parameters())
     if getattr(model, "quant_conv", None) is not None:
         params += list(model.quant_conv.parameters())
@@ -308,15 +315,15 @@ def main(argv=None):
     parser.add_argument("--export_only", action="store_true",
                         help="write `model/` from the checkpoint given by --resume_from_checkpoint, without training")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config value, e.g. --set train.learning_rate=0.0005")
+                        help="override a config value, e.g. --set training.learning_rate=0.0005")
     args = parser.parse_args(argv)
 
     config = load_config(args.config, args.overrides)
     if args.output_dir:
         config["output_dir"] = args.output_dir
     if args.max_train_steps is not None:
-        config["train"]["max_train_steps"] = args.max_train_steps
-    train_cfg, loss_cfg, data_cfg = config["train"], config["loss"], config["data"]
+        config["training"]["max_train_steps"] = args.max_train_steps
+    train_cfg, loss_cfg, data_cfg = config["training"], config["loss"], config["data"]
     output_dir = Path(config["output_dir"])
 
     accelerator = Accelerator(
@@ -345,8 +352,8 @@ def main(argv=None):
     if loss_cfg["flow"] > 0 and loss_cfg.get("raft_weights"):
         flow_fn = tokenizer_losses.RAFTFlow(loss_cfg["raft_weights"]).to(accelerator.device)
 
-    # Two parameter groups so that the encoder can start later (train.freeze_encoder_steps): the decoder first learns
-    # to use what the initial latent carries (with model.colour_path_init: colour), then the encoder warms up.
+    # Two parameter groups so that the encoder can start later (training.freeze_encoder_steps): the decoder first
+    # learns to use what the initial latent carries (with model.colour_path_init: colour), then the encoder warms up.
     encoder_params = encoder_parameters(model)
     encoder_ids = {id(p) for p in encoder_params}
     optimizer = torch.optim.AdamW(
@@ -378,10 +385,14 @@ def main(argv=None):
                                            betas=(0.5, 0.9))
         model, optimizer, scheduler, discriminator, disc_optimizer = accelerator.prepare(
             model, optimizer, scheduler, discriminator, disc_optimizer)
+        training_state = dict(models=[model, discriminator], optimizers=[optimizer, disc_optimizer],
+                              schedulers=[scheduler])
     else:
         model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+        training_state = dict(models=[model], optimizers=[optimizer], schedulers=[scheduler])
 
-    global_step = resume_training_state(accelerator, args.resume_from_checkpoint, output_dir)
+    global_step = resume_training_state(accelerator, args.resume_from_checkpoint, output_dir,
+                                        **training_state)["global_step"]
 
     if args.export_only:
         if not args.resume_from_checkpoint or global_step == 0:
@@ -396,6 +407,8 @@ def main(argv=None):
     metrics_path = output_dir / "metrics.jsonl"
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
+    if not args.export_only:
+        truncate_log(metrics_path, global_step, accelerator)  # steps logged after the checkpoint are trained again
 
     progress = tqdm(range(global_step, max_steps), initial=global_step, total=max_steps,
                     disable=not accelerator.is_local_main_process, desc="tokenizer")
@@ -434,7 +447,7 @@ def main(argv=None):
             if not torch.isfinite(loss):
                 raise RuntimeError(
                     f"loss is {loss.item()} at step {global_step} ({ {k: v.item() for k, v in terms.items()} }); "
-                    "stopping without saving. Lower train.learning_rate or check the data."
+                    "stopping without saving. Lower training.learning_rate or check the data."
                 )
             accelerator.backward(loss)
             if accelerator.sync_gradients:
@@ -465,7 +478,8 @@ def main(argv=None):
                 with open(metrics_path, "a") as handle:
                     handle.write(json.dumps(logs) + "\n")
             if global_step % int(train_cfg["checkpointing_steps"]) == 0 or global_step == max_steps:
-                save_checkpoint(accelerator, output_dir, global_step, int(train_cfg["checkpoints_total_limit"]) or None)
+                save_checkpoint(accelerator, output_dir, global_step, int(train_cfg["checkpoints_total_limit"]) or None,
+                                **training_state)
 
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:

@@ -1,16 +1,42 @@
-"""Shared plumbing of the `training/*.py` scripts: YAML configs with `--set` overrides, and accelerate checkpoints
-that are written atomically (a checkpoint folder appears complete, with `train_state.json`, or not at all)."""
+"""Shared plumbing of the `training/*.py` scripts: YAML configs checked against each script's defaults (with
+`--set key.path=value` overrides), a data order that a resumed run can recompute, and checkpoints that hold no
+pickle.
 
+A checkpoint folder `checkpoint-<step>/` holds safetensors for tensors and JSON for everything else:
+
+    model.safetensors, model_1.safetensors, ...     model weights (plain state dicts, loadable by anyone)
+    optimizer.json + optimizer.safetensors, ...     optimizer state (JSON skeleton + the tensors it names)
+    scheduler.json, ...                             learning-rate scheduler state
+    <name>.json + <name>.safetensors                other state, e.g. `ema` (diffusers' EMAModel)
+    random_states_<rank>.json + .safetensors        Python, NumPy, torch (CPU and CUDA) RNG states of each process
+    train_state.json                                step, data position (epoch, batches done), format tag
+
+Resuming reads only these files, never a pickle (accelerate's `save_state` writes `optimizer.bin`,
+`random_states_*.pkl` and `custom_checkpoint_*.pkl`, which unpickle on load; files like those are ignored). A file
+that is missing or unreadable is an error naming it. The folder is written under a temporary name and renamed, so a
+checkpoint appears complete, with `train_state.json`, or not at all. Model and optimizer states go through
+`torch.distributed.checkpoint.state_dict` as full (gathered) state dicts, so DDP and FSDP runs write the same files
+(tested: one process and 2-process DDP on the CPU; FSDP untested here).
+"""
+
+import contextlib
 import copy
 import json
 import os
+import random
 import re
 import shutil
 from pathlib import Path
 
+import numpy as np
+import torch
+from torch.utils.data import Sampler
+
 CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
+CHECKPOINT_FORMAT = "cosmos-hf-training-checkpoint/1"  # written to train_state.json; older (pickle) folders lack it
 
 
+# ---------------------------------------------------------------------------------------------------------- config
 def merge_config(base: dict, update: dict) -> dict:
     """Recursive dict merge; `update` wins. Neither input is modified."""
     out = copy.deepcopy(base)
@@ -22,10 +48,27 @@ def merge_config(base: dict, update: dict) -> dict:
     return out
 
 
-def load_yaml_config(path, defaults: dict, overrides=(), strict: bool = True) -> dict:
-    """`defaults` merged with the YAML file at `path`, then `key.path=value` overrides (values parsed as YAML).
+def check_known_keys(values: dict, defaults: dict, source: str, prefix: str = ""):
+    """Refuse keys of `values` that `defaults` does not have, naming the valid ones. A section whose default is an
+    empty dict or None is free-form (checked by the code that reads it, e.g. `objective` by EDMConfig)."""
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        if key not in defaults:
+            valid = ", ".join(sorted(defaults))
+            where = f"section `{prefix[:-1]}`" if prefix else "the top level"
+            raise ValueError(f"unknown config key `{name}` in {source}; valid keys at {where}: {valid}")
+        default = defaults[key]
+        if isinstance(value, dict) and isinstance(default, dict) and default:
+            check_known_keys(value, default, source, prefix=f"{name}.")
 
-    With `strict`, top-level keys that `defaults` does not have are refused by name.
+
+def load_config(path, defaults: dict, overrides=(), renamed_sections: dict | None = None) -> dict:
+    """`defaults` merged with the YAML file at `path`, then `key.path=value` overrides (`--set`, values parsed as YAML).
+
+    Every key, in the file or in an override, must exist in `defaults` (free-form sections excepted, see
+    `check_known_keys`): a misspelt key is an error naming the valid ones, not a silently ignored setting.
+    `renamed_sections` maps old section names to new ones (e.g. {"train": "training"}); the old name is refused with
+    the new one in the message.
     """
     import yaml
 
@@ -33,22 +76,190 @@ def load_yaml_config(path, defaults: dict, overrides=(), strict: bool = True) ->
     if not path.is_file():
         raise FileNotFoundError(f"config file not found: {path}")
     user = yaml.safe_load(path.read_text()) or {}
-    unknown = sorted(set(user) - set(defaults))
-    if strict and unknown:
-        raise ValueError(f"unknown top-level config keys {unknown}; valid: {sorted(defaults)}")
-    config = merge_config(defaults, user)
+    if not isinstance(user, dict):
+        raise ValueError(f"config file {path} must hold a mapping of sections, got {type(user).__name__}")
+    parsed_overrides = []
     for item in overrides or ():
         if "=" not in item:
             raise ValueError(f"--set expects key.path=value, got {item!r}")
         key, value = item.split("=", 1)
+        parsed_overrides.append((key.strip().split("."), yaml.safe_load(value)))
+    for old, new in (renamed_sections or {}).items():
+        used_in = [f"{path}"] if old in user else []
+        used_in += [f"--set {'.'.join(parts)}=..." for parts, _ in parsed_overrides if parts[0] == old]
+        if used_in:
+            raise ValueError(f"config section `{old}:` is now called `{new}:` (the name every training script uses); "
+                             f"rename it in {', '.join(used_in)}")
+    check_known_keys(user, defaults, str(path))
+    config = merge_config(defaults, user)
+    for parts, value in parsed_overrides:
+        nested = value
+        for part in reversed(parts):
+            nested = {part: nested}
+        check_known_keys(nested, defaults, f"--set {'.'.join(parts)}")
         node = config
-        parts = key.split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        node[parts[-1]] = yaml.safe_load(value)
+        for index, part in enumerate(parts[:-1]):
+            if node.get(part) is None:
+                node[part] = {}
+            if not isinstance(node[part], dict):
+                raise ValueError(f"--set {'.'.join(parts)}: `{'.'.join(parts[: index + 1])}` is a value, not a section")
+            node = node[part]
+        node[parts[-1]] = value
     return config
 
 
+# ---------------------------------------------------------------------------------------------------------- state files
+def _to_json_tree(value, tensors: dict, where: str):
+    """JSON-able skeleton of a nested state; tensors (and NumPy arrays) go to `tensors` under generated names."""
+    if isinstance(value, torch.Tensor):
+        name = f"t{len(tensors)}"
+        tensors[name] = value.detach().to("cpu", copy=True).contiguous()
+        return {"__tensor__": name}
+    if isinstance(value, np.ndarray):
+        name = f"t{len(tensors)}"
+        tensors[name] = torch.from_numpy(value.astype(np.int64) if value.dtype == np.uint32 else value.copy())
+        return {"__ndarray__": name, "dtype": str(value.dtype)}
+    if isinstance(value, tuple):
+        return {"__tuple__": [_to_json_tree(v, tensors, f"{where}[{i}]") for i, v in enumerate(value)]}
+    if isinstance(value, list):
+        return [_to_json_tree(v, tensors, f"{where}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, dict):
+        if all(isinstance(k, str) and not k.startswith("__") for k in value):
+            return {k: _to_json_tree(v, tensors, f"{where}.{k}") for k, v in value.items()}
+        return {"__items__": [[_to_json_tree(k, tensors, where), _to_json_tree(v, tensors, f"{where}[{k!r}]")]
+                              for k, v in value.items()]}
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (np.integer, np.floating, np.bool_)):
+        return value.item()
+    raise TypeError(f"cannot store {type(value).__name__} at {where} in a checkpoint (tensors, numbers, strings, "
+                    "lists, tuples and dicts only)")
+
+
+def _from_json_tree(value, tensors: dict, source: str):
+    if isinstance(value, list):
+        return [_from_json_tree(v, tensors, source) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if "__tensor__" in value or "__ndarray__" in value:
+        name = value.get("__tensor__", value.get("__ndarray__"))
+        if name not in tensors:
+            raise ValueError(f"{source} names tensor {name!r}, which its .safetensors file does not hold")
+        if "__tensor__" in value:
+            return tensors[name]
+        return tensors[name].numpy().astype(value["dtype"])
+    if "__tuple__" in value:
+        return tuple(_from_json_tree(v, tensors, source) for v in value["__tuple__"])
+    if "__items__" in value:
+        return {_from_json_tree(k, tensors, source): _from_json_tree(v, tensors, source) for k, v in value["__items__"]}
+    return {k: _from_json_tree(v, tensors, source) for k, v in value.items()}
+
+
+def save_state_files(state, folder: Path, name: str):
+    """Write a nested state (e.g. an optimizer's `state_dict()`) as `<name>.json` + `<name>.safetensors`."""
+    from safetensors.torch import save_file
+
+    tensors = {}
+    tree = _to_json_tree(state, tensors, name)
+    (Path(folder) / f"{name}.json").write_text(json.dumps({"num_tensors": len(tensors), "state": tree}))
+    if tensors:
+        save_file(tensors, str(Path(folder) / f"{name}.safetensors"))
+
+
+def _read_safetensors(path: Path) -> dict:
+    from safetensors.torch import load_file
+
+    if not path.is_file():
+        raise ValueError(f"checkpoint file {path} is missing; the checkpoint is incomplete or from another setup")
+    try:
+        return load_file(str(path))
+    except Exception as error:  # safetensors raises its own error types for truncated or garbled files
+        raise ValueError(f"checkpoint file {path} is corrupt or not a safetensors file ({error})") from error
+
+
+def load_state_files(folder: Path, name: str):
+    """Read what `save_state_files` wrote; a missing or unreadable file is a ValueError naming it."""
+    folder = Path(folder)
+    json_path = folder / f"{name}.json"
+    if not json_path.is_file():
+        raise ValueError(f"checkpoint file {json_path} is missing; the checkpoint is incomplete or from another setup")
+    try:
+        content = json.loads(json_path.read_text())
+        tree, num_tensors = content["state"], int(content["num_tensors"])
+    except (ValueError, UnicodeDecodeError, KeyError, TypeError) as error:
+        raise ValueError(f"checkpoint file {json_path} is corrupt ({error!r})") from error
+    tensors = _read_safetensors(folder / f"{name}.safetensors") if num_tensors else {}
+    try:
+        return _from_json_tree(tree, tensors, str(json_path))
+    except (KeyError, TypeError, AttributeError) as error:
+        raise ValueError(f"checkpoint file {json_path} is corrupt ({error!r})") from error
+
+
+# ---------------------------------------------------------------------------------------------------------- RNG
+def rng_state() -> dict:
+    """Every RNG a training step may draw from: Python's `random`, NumPy's global one, torch CPU and CUDA."""
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict, source: str = "RNG state"):
+    try:
+        random.setstate(state["python"])
+        np.random.set_state(state["numpy"])
+        torch.set_rng_state(state["torch"])
+        if torch.cuda.is_available() and "cuda" in state:
+            torch.cuda.set_rng_state_all(state["cuda"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as error:
+        raise ValueError(f"{source} is corrupt: cannot restore the random number generators ({error!r})") from error
+
+
+@contextlib.contextmanager
+def fork_rng_state():
+    """What runs inside (e.g. validation sampling) leaves every RNG as it found it, so training with and without it
+    (or resumed around it) draws the same numbers."""
+    state = rng_state()
+    try:
+        yield
+    finally:
+        set_rng_state(state)
+
+
+# ---------------------------------------------------------------------------------------------------------- data order
+class EpochShuffleSampler(Sampler):
+    """This process's share of epoch `epoch`'s shuffled order, computed from `(seed, epoch)` alone (not from the
+    global RNG), so a resumed run recomputes it and skips the `skip_batches` batches it already trained on.
+
+    Like `DistributedSampler(drop_last=True)`: the permutation is dealt round-robin to `num_processes`, and the
+    samples that do not fill a whole batch are left out of the epoch. Fewer samples than one batch per process is an
+    error (a loader with no batch would loop forever).
+    """
+
+    def __init__(self, num_samples: int, batch_size: int, seed: int, epoch: int = 0, skip_batches: int = 0,
+                 num_processes: int = 1, process_index: int = 0):
+        if num_samples < batch_size * num_processes:
+            per = f" x {num_processes} processes = {batch_size * num_processes}" if num_processes > 1 else ""
+            raise ValueError(f"the training data has {num_samples} clips, fewer than one batch: training.batch_size "
+                             f"{batch_size}{per}; add clips (e.g. data.num_clips) or lower training.batch_size")
+        self.num_samples, self.batch_size, self.seed, self.epoch = num_samples, batch_size, seed, epoch
+        self.num_processes, self.process_index = num_processes, process_index
+        self.batches_per_epoch = num_samples // num_processes // batch_size
+        if skip_batches < 0:
+            raise ValueError(f"skip_batches must be >= 0, got {skip_batches}")
+        self.skip_batches = min(skip_batches, self.batches_per_epoch)  # a resume on more processes may overshoot
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        order = torch.randperm(self.num_samples, generator=generator)
+        share = order[self.process_index :: self.num_processes][: self.batches_per_epoch * self.batch_size]
+        return iter(share[self.skip_batches * self.batch_size :].tolist())
+
+    def __len__(self):
+        return (self.batches_per_epoch - self.skip_batches) * self.batch_size
+
+
+# ---------------------------------------------------------------------------------------------------------- checkpoints
 def list_checkpoints(output_dir: Path):
     """Complete checkpoints in `output_dir` as sorted `(step, path)` pairs."""
     found = []
@@ -71,35 +282,73 @@ def resolve_resume_checkpoint(resume_from_checkpoint, output_dir: Path):
     return path
 
 
+def read_train_state(path: Path) -> dict:
+    state_path = Path(path) / "train_state.json"
+    try:
+        state = json.loads(state_path.read_text())
+        step = int(state["global_step"])
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as error:
+        raise ValueError(f"checkpoint file {state_path} is corrupt ({error!r})") from error
+    if state.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path} is not a {CHECKPOINT_FORMAT} checkpoint (an older accelerate `save_state` folder, "
+                         "whose optimizer/RNG/EMA files are pickles): it is not loaded, because unpickling runs "
+                         "code. Start a new run, or resume from a checkpoint written by this version")
+    if step < 0:
+        raise ValueError(f"checkpoint file {state_path} is corrupt (global_step {step})")
+    return {**state, "global_step": step}
+
+
 def checkpoint_step(path: Path) -> int:
-    return int(json.loads((Path(path) / "train_state.json").read_text())["global_step"])
+    return read_train_state(path)["global_step"]
 
 
-def resume_training_state(accelerator, resume_from_checkpoint, output_dir: Path) -> int:
-    """Load the accelerate state named by `--resume_from_checkpoint` (if any); returns the step to continue from."""
-    if not resume_from_checkpoint:
-        return 0
-    path = resolve_resume_checkpoint(resume_from_checkpoint, output_dir)
-    if path is None:
-        accelerator.print(f"no checkpoint in {output_dir}; starting from step 0")
-        return 0
-    accelerator.load_state(str(path))
-    step = checkpoint_step(path)
-    accelerator.print(f"resumed from {path} at step {step}")
-    return step
+def _suffix(index: int) -> str:
+    return "" if index == 0 else f"_{index}"
 
 
-def save_checkpoint(accelerator, output_dir: Path, step: int, limit: int | None):
-    """`accelerator.save_state` into `checkpoint-<step>` via a temporary folder; keep the newest `limit`."""
+def _unwrap_optimizer(optimizer):
+    return getattr(optimizer, "optimizer", optimizer)  # accelerate's AcceleratedOptimizer wraps the torch one
+
+
+def save_checkpoint(accelerator, output_dir: Path, step: int, limit: int | None, *, models=(), optimizers=(),
+                    schedulers=(), objects=None, train_state=None):
+    """Write `checkpoint-<step>` (see the module docstring) via a temporary folder; keep the newest `limit`.
+
+    `optimizers[i]` updates the parameters of `models[i]`; `objects` maps a file name to anything with
+    `state_dict()`/`load_state_dict()` (e.g. {"ema": ema}); `train_state` is extra JSON (e.g. the data position).
+    Every process calls this (gathering sharded states is collective).
+    """
+    from safetensors.torch import save_file
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict, get_optimizer_state_dict
+
     output_dir = Path(output_dir)
     final, tmp = output_dir / f"checkpoint-{step}", output_dir / f".checkpoint-{step}.tmp"
-    if accelerator.is_main_process and tmp.exists():
-        shutil.rmtree(tmp)
+    if accelerator.is_main_process:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir(parents=True)
     accelerator.wait_for_everyone()
-    accelerator.save_state(str(tmp))
+    options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+    for index, model in enumerate(models):
+        state = get_model_state_dict(model, options=options)
+        if accelerator.is_main_process:  # copies: tied weights share storage, which safetensors refuses
+            save_file({k: v.detach().to("cpu", copy=True).contiguous() for k, v in state.items()},
+                      str(tmp / f"model{_suffix(index)}.safetensors"))
+    for index, optimizer in enumerate(optimizers):
+        state = get_optimizer_state_dict(models[index], _unwrap_optimizer(optimizer), options=options)
+        if accelerator.is_main_process:
+            save_state_files(state, tmp, f"optimizer{_suffix(index)}")
+    if accelerator.is_main_process:
+        for index, scheduler in enumerate(schedulers):
+            save_state_files(scheduler.state_dict(), tmp, f"scheduler{_suffix(index)}")
+        for name, obj in (objects or {}).items():
+            save_state_files(obj.state_dict(), tmp, name)
+    save_state_files(rng_state(), tmp, f"random_states_{accelerator.process_index}")
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        (tmp / "train_state.json").write_text(json.dumps({"global_step": step}))
+        info = {"format": CHECKPOINT_FORMAT, "global_step": step, "num_processes": accelerator.num_processes,
+                **(train_state or {})}
+        (tmp / "train_state.json").write_text(json.dumps(info))
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
@@ -108,3 +357,93 @@ def save_checkpoint(accelerator, output_dir: Path, step: int, limit: int | None)
                 shutil.rmtree(old, ignore_errors=True)
     accelerator.wait_for_everyone()
     return final
+
+
+def resume_training_state(accelerator, resume_from_checkpoint, output_dir: Path, *, models=(), optimizers=(),
+                          schedulers=(), objects=None) -> dict:
+    """Load the checkpoint named by `--resume_from_checkpoint` (if any) into the given objects (same arguments as
+    `save_checkpoint`) and restore every process's RNG states. Returns the checkpoint's `train_state.json`
+    ({"global_step": 0} when there is nothing to resume)."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict, set_optimizer_state_dict
+
+    if not resume_from_checkpoint:
+        return {"global_step": 0}
+    path = resolve_resume_checkpoint(resume_from_checkpoint, output_dir)
+    if path is None:
+        accelerator.print(f"no checkpoint in {output_dir}; starting from step 0")
+        return {"global_step": 0}
+    state = read_train_state(path)
+    saved_processes = int(state.get("num_processes", accelerator.num_processes))
+    same_processes = saved_processes == accelerator.num_processes
+    if not same_processes:  # allowed (e.g. more GPUs), but the data shares and noise cannot continue exactly
+        accelerator.print(f"warning: {path} was written by {saved_processes} processes, this run has "
+                          f"{accelerator.num_processes}: training continues from the same weights and data position, "
+                          "but not bit-identically to an uninterrupted run")
+        if "batches_in_epoch" in state:  # the same number of samples done, in batches of the new size
+            state["batches_in_epoch"] = int(state["batches_in_epoch"]) * saved_processes // accelerator.num_processes
+    options = StateDictOptions(full_state_dict=True)
+    for index, model in enumerate(models):
+        file = path / f"model{_suffix(index)}.safetensors"
+        try:
+            set_model_state_dict(model, _read_safetensors(file), options=options)
+        except RuntimeError as error:  # strict loading: missing/unexpected keys or wrong shapes
+            raise ValueError(f"checkpoint file {file} does not fit the model ({error})") from error
+    for index, optimizer in enumerate(optimizers):
+        name = f"optimizer{_suffix(index)}"
+        try:
+            set_optimizer_state_dict(models[index], _unwrap_optimizer(optimizer), load_state_files(path, name),
+                                     options=options)
+        except (KeyError, RuntimeError, TypeError) as error:
+            file = path / f"{name}.json"
+            raise ValueError(f"checkpoint file {file} does not fit the optimizer ({error!r})") from error
+    for index, scheduler in enumerate(schedulers):
+        scheduler.load_state_dict(load_state_files(path, f"scheduler{_suffix(index)}"))
+    for name, obj in (objects or {}).items():
+        obj.load_state_dict(load_state_files(path, name))
+    rng_name = f"random_states_{accelerator.process_index}"
+    if same_processes or accelerator.process_index < saved_processes:
+        set_rng_state(load_state_files(path, rng_name), source=str(path / f"{rng_name}.json"))
+    accelerator.print(f"resumed from {path} at step {state['global_step']}")
+    return state
+
+
+def truncate_log(path: Path, step: int, accelerator=None):
+    """Drop the entries of a JSON-lines log after `step` (written before an interruption and trained again after the
+    resume), so each step is logged once, and a line cut short by the interruption. Atomic; only the main process
+    writes."""
+    from cosmos_hf.utils import atomic_path
+
+    path = Path(path)
+    if (accelerator is not None and not accelerator.is_main_process) or not path.is_file():
+        return
+
+    def logged_step(line):
+        try:
+            return int(json.loads(line).get("step", 0))
+        except (ValueError, AttributeError, TypeError):
+            return None  # a partial line
+
+    lines = path.read_text().splitlines()
+    kept = [line for line in lines if logged_step(line) is not None and logged_step(line) <= step]
+    if len(kept) != len(lines):
+        with atomic_path(path) as tmp:
+            tmp.write_text("".join(line + "\n" for line in kept))
+
+
+def epoch_data_loader(dataset, batch_size: int, seed: int, epoch: int, skip_batches: int, accelerator,
+                      **loader_kwargs):
+    """This process's DataLoader over epoch `epoch` of a map-style `dataset`, without the first `skip_batches`
+    batches (those a resumed run already trained on): the order comes from `EpochShuffleSampler`, and a dataset with
+    `set_sample_seed(seed, epoch)` (random crops) draws from (seed, epoch, index). An IterableDataset (webdataset
+    shards) streams from its start again: its resume is not exact. Batches stay on the CPU (the scripts move them)."""
+    from torch.utils.data import DataLoader, IterableDataset
+
+    if isinstance(dataset, IterableDataset):
+        return DataLoader(dataset, batch_size=batch_size, drop_last=True, **loader_kwargs)
+    if hasattr(dataset, "set_sample_seed"):
+        dataset.set_sample_seed(seed, epoch)
+    sampler = EpochShuffleSampler(len(dataset), batch_size, seed, epoch, skip_batches, accelerator.num_processes,
+                                  accelerator.process_index)
+    # the loader's own generator (worker seeds) instead of one draw from the global RNG at every epoch start
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=True,
+                      generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch), **loader_kwargs)

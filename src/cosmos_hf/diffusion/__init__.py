@@ -1,4 +1,5 @@
-"""Diffusion world models (Cosmos-Predict1): EDM objective, pixel-space autoencoder, text encoding, nano configs.
+"""Diffusion world models (Cosmos-Predict1): EDM objective, pixel-space autoencoder, text encoding, nano configs,
+post-trained DiTs (camera control, robot actions, multi-view) and their checkpoint converter.
 
 Names are imported lazily so that `import cosmos_hf.diffusion` stays cheap.
 """
@@ -23,6 +24,15 @@ _LAZY = {
     "MiniLMTextEncoder": "text_encoding",
     "NANO_TRANSFORMER_CONFIGS": "nano",
     "transformer_config": "nano",
+    "CosmosCameraControlTransformer3DModel": "camera_control",
+    "JOYSTICK_MOVES": "camera_control",
+    "joystick_trajectory": "camera_control",
+    "latent_frame_poses": "camera_control",
+    "plucker_rays": "camera_control",
+    "CosmosActionConditionedTransformer3DModel": "action_conditioning",
+    "CosmosMultiViewTransformer3DModel": "multiview",
+    "convert_post_trained_checkpoint": "convert_post_trained",
+    "convert_post_trained_state_dict": "convert_post_trained",
 }
 
 __all__ = sorted(_LAZY)

@@ -6,6 +6,10 @@ _LAZY = {
     "CosmosText2WorldPipeline": "pipeline_cosmos_text2world",
     "CosmosVideo2WorldPipeline": "pipeline_cosmos_video2world",
     "CosmosARVideo2WorldPipeline": "pipeline_cosmos_ar_video2world",
+    # post-trained world models (train_diffusion.py --condition camera | action | multiview)
+    "CosmosCameraControlPipeline": "pipeline_cosmos_camera_control",
+    "CosmosActionConditionedPipeline": "pipeline_cosmos_action_conditioned",
+    "CosmosMultiViewPipeline": "pipeline_cosmos_multiview",
 }
 
 __all__ = sorted(_LAZY)

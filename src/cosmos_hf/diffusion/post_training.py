@@ -1,0 +1,301 @@
+"""What the post-trained world-model pipelines and `train_diffusion.py --condition camera|action|multiview` share.
+
+* `extra_transformer_inputs`: a scoped forward pre-hook that hands a conditioned DiT its extra inputs (`plucker=`,
+  `action=`, `view_indices=`, `trajectory=`) on every call inside the block. The Video2World denoising loop and
+  `cosmos_hf.diffusion.edm.denoise` then stay the single sampling / training code path for every condition.
+* `MultiViewVideoCondition`: Video2World conditioning for views laid out along time (`[B, C, V*T, h, w]`): the
+  conditioning frames are the first n latent frames *of every view*, and "the last conditioning frame" (the extra
+  input channels of `condition_frame_channels`) is taken per view.
+* the training glue: build the post-trained pipeline around a Video2World one (`build_post_training_pipeline`),
+  turn a batch into (latents, text, forward kwargs) (`post_training_inputs`), pre-encode a dataset once
+  (`cache_post_training_latents`) and the training module (`PostTrainingDenoiserModule`).
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .edm import VideoCondition, sample_lognormal_sigma
+
+POST_TRAINING_CONDITIONS = ("camera", "action", "multiview")
+
+
+def _match_batch(value, batch: int):
+    """Repeat a per-sample input to the call's batch (num_videos_per_prompt repeats samples one after another)."""
+    if not isinstance(value, torch.Tensor) or value.shape[0] == batch:
+        return value
+    if batch % value.shape[0]:
+        raise ValueError(f"an extra transformer input of batch {value.shape[0]} does not divide the batch {batch}")
+    return value.repeat_interleave(batch // value.shape[0], dim=0)
+
+
+@contextmanager
+def extra_transformer_inputs(transformer: nn.Module, **inputs):
+    """Inside the block every `transformer(...)` call also receives `inputs` (None values are left out)."""
+    inputs = {name: value for name, value in inputs.items() if value is not None}
+
+    def add_inputs(module, args, kwargs):
+        hidden_states = kwargs.get("hidden_states", args[0] if args else None)
+        batch = hidden_states.shape[0]
+        dtype = hidden_states.dtype
+        extra = {}
+        for name, value in inputs.items():
+            value = _match_batch(value, batch)
+            if isinstance(value, torch.Tensor) and value.is_floating_point():
+                value = value.to(hidden_states.device, dtype)
+            elif isinstance(value, torch.Tensor):
+                value = value.to(hidden_states.device)
+            extra[name] = value
+        return args, {**kwargs, **extra}
+
+    handle = transformer.register_forward_pre_hook(add_inputs, with_kwargs=True)
+    try:
+        yield transformer
+    finally:
+        handle.remove()
+
+
+# ---------------------------------------------------------------------------------------------------------- multiview
+@dataclass
+class MultiViewVideoCondition(VideoCondition):
+    """`VideoCondition` for `num_views` views laid out along time; the reference frame is taken per view."""
+
+    num_views: int = 1
+
+    def last_frame_reference(self) -> torch.Tensor:
+        batch, channels, frames, height, width = self.latents.shape
+        views = self.num_views
+        per_view = lambda x: x.reshape(x.shape[0], x.shape[1], views, frames // views, *x.shape[3:])  # noqa: E731
+        latents = per_view(self.latents)  # [B, C, V, T, h, w]
+        indicator = per_view(self.indicator)[:, 0, :, :, 0, 0]  # [B, V, T]
+        num_cond = indicator.sum(dim=2).long()  # [B, V]
+        index = (num_cond - 1).clamp(min=0)
+        gathered = torch.gather(latents, 3, index[:, None, :, None, None, None].expand(
+            batch, channels, views, 1, height, width))  # [B, C, V, 1, h, w]
+        gathered = gathered * (num_cond > 0).to(gathered.dtype)[:, None, :, None, None, None]
+        return gathered.expand(-1, -1, -1, frames // views, -1, -1).reshape(batch, channels, frames, height, width)
+
+
+def multiview_condition(latents: torch.Tensor, num_views: int, num_condition_frames: int,
+                        augment_sigma: torch.Tensor | float, noise: torch.Tensor | None = None, generator=None,
+                        drop_condition: torch.Tensor | None = None) -> MultiViewVideoCondition:
+    """Condition on the first `num_condition_frames` latent frames of each of `num_views` views (along time)."""
+    batch, _, frames, height, width = latents.shape
+    if frames % num_views:
+        raise ValueError(f"{frames} latent frames cannot be split into {num_views} views")
+    per_view = frames // num_views
+    if not 0 <= num_condition_frames <= per_view:
+        raise ValueError(f"number of conditioning latent frames must be in [0, {per_view}], got {num_condition_frames}")
+    device = latents.device
+    in_view = torch.arange(frames, device=device) % per_view
+    indicator = (in_view < num_condition_frames).to(latents.dtype)[None, None, :, None, None].expand(
+        batch, 1, frames, 1, 1).clone()
+    mask = indicator.expand(batch, 1, frames, height, width).clone()
+    cond_latents = latents
+    if drop_condition is not None and drop_condition.any():
+        keep = (~drop_condition).to(latents.dtype)[:, None, None, None, None]
+        mask, cond_latents = mask * keep, latents * keep
+    augment_sigma = torch.as_tensor(augment_sigma, dtype=torch.float32, device=device).reshape(-1).expand(batch)
+    if noise is None:
+        noise = torch.randn(latents.shape, generator=generator, dtype=latents.dtype).to(device)
+    return MultiViewVideoCondition(indicator, mask, cond_latents, augment_sigma.clone(), noise, num_views=num_views)
+
+
+def sample_multiview_condition(objective, latents, num_views, generator=None) -> MultiViewVideoCondition:
+    """The training-time condition of `EDMObjective.sample_condition`, per view: first-random-n latent frames of
+    every view, log-normal augmentation sigma, condition dropout."""
+    cfg = objective.config
+    per_view = latents.shape[2] // num_views
+    high = min(cfg.max_condition_frames, per_view)
+    low = min(cfg.min_condition_frames, high)
+    num_cond = int(torch.randint(low, high + 1, (1,), generator=generator).item())
+    batch = latents.shape[0]
+    augment_sigma = cfg.augment_sigma_multiplier * sample_lognormal_sigma(
+        batch, cfg.augment_sigma_p_mean, cfg.augment_sigma_p_std, generator=generator).to(latents.device)
+    drop = None
+    if cfg.condition_dropout > 0:
+        drop = (torch.rand(batch, generator=generator) < cfg.condition_dropout).to(latents.device)
+    return multiview_condition(latents, num_views, num_cond, augment_sigma, generator=generator, drop_condition=drop)
+
+
+# ---------------------------------------------------------------------------------------------------------- training
+def post_training_pipeline_class(condition: str):
+    """The pipeline class a `--condition` post-training run saves."""
+    if condition == "camera":
+        from ..pipelines.pipeline_cosmos_camera_control import CosmosCameraControlPipeline
+
+        return CosmosCameraControlPipeline
+    if condition == "action":
+        from ..pipelines.pipeline_cosmos_action_conditioned import CosmosActionConditionedPipeline
+
+        return CosmosActionConditionedPipeline
+    if condition == "multiview":
+        from ..pipelines.pipeline_cosmos_multiview import CosmosMultiViewPipeline
+
+        return CosmosMultiViewPipeline
+    raise ValueError(f"condition must be one of {list(POST_TRAINING_CONDITIONS)}, got {condition!r}")
+
+
+def conditioned_transformer(condition: str, base_transformer, model: dict, data: dict):
+    """The conditioned DiT built around a Video2World DiT (`from_video2world`): its weights are kept, the new
+    inputs start at zero so the untrained model is the Video2World model."""
+    if condition == "camera":
+        from .camera_control import CosmosCameraControlTransformer3DModel
+
+        return CosmosCameraControlTransformer3DModel.from_video2world(base_transformer)
+    if condition == "action":
+        from .action_conditioning import CosmosActionConditionedTransformer3DModel
+
+        num_action_frames = model.get("num_action_frames") or int(data["num_frames"]) - 1
+        return CosmosActionConditionedTransformer3DModel.from_video2world(
+            base_transformer, action_dim=int(model.get("action_dim") or 7), num_action_frames=int(num_action_frames))
+    if condition == "multiview":
+        from .multiview import CosmosMultiViewTransformer3DModel
+
+        return CosmosMultiViewTransformer3DModel.from_video2world(
+            base_transformer, num_views=int(model["num_views"]), view_embed_dim=int(model["view_embed_dim"]),
+            trajectory_dim=int(model.get("trajectory_dim") or 0))
+    raise ValueError(f"condition must be one of {list(POST_TRAINING_CONDITIONS)}, got {condition!r}")
+
+
+def build_post_training_pipeline(config: dict):
+    """The pipeline of a `--condition` run: a Video2World pipeline folder (`model.pretrained_pipeline`) with its DiT
+    turned into the conditioned one; a folder saved by a previous run of the same condition loads as it is."""
+    import inspect
+
+    from ..pipelines.hub_layout import is_own_folder
+    from ..pipelines.pipeline_cosmos_video2world import CosmosVideo2WorldPipeline
+
+    model, data = config["model"], config["data"]
+    condition = model["condition"]
+    cls = post_training_pipeline_class(condition)
+    source = model.get("pretrained_pipeline")
+    if not source:
+        raise ValueError(f"--condition {condition} post-trains a Video2World pipeline: set --pretrained_pipeline "
+                         f"(model.pretrained_pipeline), e.g. pipelines/cosmos-nano-video2world")
+    if is_own_folder(source, cls):
+        pipe = cls.from_pretrained(source)
+    else:
+        base = CosmosVideo2WorldPipeline.from_pretrained(source)
+        transformer = conditioned_transformer(condition, base.transformer, model, data)
+        accepted = inspect.signature(cls.__init__).parameters
+        options = {name: base.config[name] for name in base.config if name in accepted and not name.startswith("_")
+                   and name not in ("text_encoder", "tokenizer", "transformer", "vae", "scheduler", "safety_checker")}
+        # call defaults: the size, length and frame rate of the post-training data (e.g. the push task's 8 fps)
+        options.update(default_height=int(data["height"]), default_width=int(data["width"]),
+                       default_num_frames=int(data["num_frames"]), default_fps=int(data["fps"]))
+        pipe = cls(base.text_encoder, base.tokenizer, transformer, base.vae, base.scheduler, safety_checker=None,
+                   **options)
+    check_objective_matches_pipeline(config.get("objective") or {}, pipe)
+    return pipe
+
+
+def check_objective_matches_pipeline(objective: dict, pipe) -> None:
+    """The training objective must parameterise the model as the pipeline samples it (same sigma_data and options)."""
+    from .edm import EDMConfig
+
+    objective = EDMConfig.from_dict(objective)
+    if not objective.video2world:
+        raise ValueError("post-training continues a Video2World model: set objective.video2world=true")
+    if abs(pipe.scheduler.config.sigma_data - objective.sigma_data) > 1e-12:
+        raise ValueError(f"objective.sigma_data={objective.sigma_data} differs from the pipeline's scheduler "
+                         f"sigma_data={pipe.scheduler.config.sigma_data}")
+    for name in ("condition_frame_channels", "residual_from_last_condition_frame"):
+        if bool(getattr(objective, name)) != bool(pipe.config.get(name, False)):
+            raise ValueError(f"objective.{name}={getattr(objective, name)} but the pretrained pipeline was trained "
+                             f"with {name}={pipe.config.get(name, False)}: set objective.{name} to match")
+
+
+def encode_videos(pipe, videos: torch.Tensor) -> torch.Tensor:
+    """[B, 3, T, H, W] in [-1, 1] -> normalised diffusion latents [B, C, T', h, w] (a posterior sample)."""
+    with torch.no_grad():
+        posterior = pipe.vae.encode(videos.to(pipe.vae.dtype)).latent_dist
+        return pipe.normalize_latents(posterior.sample().float())
+
+
+def post_training_inputs(pipe, batch: dict, condition: str, max_sequence_length: int, device):
+    """(latents [B, C, T', h, w], text features, conditioned-DiT forward kwargs) of a batch.
+
+    A batch from `cache_post_training_latents` already holds them (`latents`, `text` + the kwargs).
+    """
+    if "latents" in batch:
+        inputs = {key: value.to(device) for key, value in batch.items() if key not in ("latents", "text")}
+        return batch["latents"].to(device), batch["text"].to(device), inputs
+    videos = batch["video"].to(device)
+    with torch.no_grad():
+        if condition == "multiview":
+            batch_size, views = videos.shape[:2]
+            latents = encode_videos(pipe, videos.flatten(0, 1))  # [B*V, C, T', h, w]
+            latents = latents.unflatten(0, (batch_size, views)).permute(0, 2, 1, 3, 4, 5).flatten(2, 3)
+            captions = [caption for per_view in batch["caption"] for caption in per_view]
+            text = pipe._get_t5_prompt_embeds(captions, max_sequence_length, device=device, dtype=torch.float32)
+            text = pipe.views_text_embeds(text.unflatten(0, (batch_size, views)))
+            if not pipe.transformer.config.get("trajectory_dim"):
+                return latents, text, {}
+            return latents, text, {"trajectory": pipe.trajectory_input(batch["trajectory"].to(device))}
+        latents = encode_videos(pipe, videos)
+        text = pipe._get_t5_prompt_embeds(batch["caption"], max_sequence_length, device=device, dtype=torch.float32)
+        if condition == "action":
+            return latents, text, {"action": batch["actions"].to(device)}
+        if condition == "camera":
+            # rays in float64 on the CPU (cheap at latent size), then moved: the geometry needs no accelerator
+            plucker = pipe.plucker_input(batch["cam_to_world"].cpu(), batch["intrinsics"].cpu(),
+                                         latents.shape[-2:], videos.shape[-2:])
+            return latents, text, {"plucker": plucker.to(device)}
+    raise ValueError(f"condition must be one of {list(POST_TRAINING_CONDITIONS)}, got {condition!r}")
+
+
+def cache_post_training_latents(dataset, pipe, condition: str, max_sequence_length: int, device,
+                                batch_size: int = 16) -> list[dict]:
+    """Encode every clip once (latents, text features, DiT inputs), kept in memory on the CPU."""
+    from ..data.post_training_datasets import collate_post_training
+
+    items = []
+    for start in range(0, len(dataset), batch_size):
+        batch = collate_post_training([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))])
+        latents, text, inputs = post_training_inputs(pipe, batch, condition, max_sequence_length, device)
+        for i in range(len(latents)):
+            items.append({"latents": latents[i].cpu(), "text": text[i].cpu(),
+                          **{key: value[i].cpu() for key, value in inputs.items()}})
+    return items
+
+
+class PostTrainingDenoiserModule(nn.Module):
+    """Conditioned DiT + EDM objective in one module (what accelerate wraps); the condition's inputs reach the DiT
+    through `extra_transformer_inputs`, multi-view batches get the per-view Video2World condition."""
+
+    def __init__(self, transformer, objective, num_views: int | None = None):
+        super().__init__()
+        self.transformer = transformer
+        self.objective = objective
+        self.num_views = num_views
+
+    def forward(self, latents, encoder_hidden_states, fps=None, **condition_inputs):
+        condition = None
+        if self.num_views:
+            condition = sample_multiview_condition(self.objective, latents, self.num_views)
+        with extra_transformer_inputs(self.transformer, **condition_inputs):
+            return self.objective(self.transformer, latents, encoder_hidden_states, fps=fps, condition=condition)
+
+
+def new_parameter_names(transformer) -> list[str]:
+    """Parameters a conditioned DiT has beyond its Video2World base (new embedders, a wider patch embedding).
+
+    LoRA post-training trains these fully (like peft's `modules_to_save`): they start at zero and a low-rank update
+    of the base layers cannot stand in for them. Found by comparison with a plain `CosmosTransformer3DModel` of the
+    same base config, built on the meta device (no memory, no weights). Call before adding adapters.
+    """
+    import inspect
+
+    from diffusers import CosmosTransformer3DModel
+
+    accepted = inspect.signature(CosmosTransformer3DModel.__init__).parameters
+    base_config = {key: value for key, value in transformer.config.items() if key in accepted}
+    with torch.device("meta"):
+        base = CosmosTransformer3DModel(**base_config)
+    base_shapes = {name: parameter.shape for name, parameter in base.named_parameters()}
+    return [name for name, parameter in transformer.named_parameters() if base_shapes.get(name) != parameter.shape]

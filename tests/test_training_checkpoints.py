@@ -1,0 +1,230 @@
+"""cosmos_hf.training_utils: checkpoints that never unpickle, that restore every state exactly and name a corrupt file;
+configs that refuse unknown keys and the old `train:` section; a data order that a resumed run can recompute."""
+
+import json
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from cosmos_hf import training_utils
+
+
+class WritesAMarkerWhenUnpickled:
+    """A pickle whose loading creates `marker` (what a crafted checkpoint file could do with any code)."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def plant_pickles(folder, marker):
+    """The files accelerate's `save_state` writes (all unpickled by its `load_state`), each a code-running pickle."""
+    names = ["optimizer.bin", "scheduler.bin", "random_states_0.pkl", "custom_checkpoint_0.pkl", "pytorch_model.bin",
+             "sampler.bin"]
+    for name in names:
+        torch.save(WritesAMarkerWhenUnpickled(marker), folder / name)  # the format torch.load unpickles
+
+
+def tiny_training_state(seed=0):
+    from accelerate import Accelerator
+    from diffusers.training_utils import EMAModel
+
+    torch.manual_seed(seed)
+    accelerator = Accelerator(cpu=True)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Linear(8, 2))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0 / (step + 1))
+    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    ema = EMAModel(list(model.parameters()), decay=0.9)
+    return accelerator, model, optimizer, scheduler, ema
+
+
+def train_steps(model, optimizer, scheduler, ema, steps):
+    for _ in range(steps):
+        loss = model(torch.randn(3, 4)).pow(2).mean()  # draws from the global RNG, like EDM noise
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad()
+        ema.step(list(model.parameters()))
+    return loss.item()
+
+
+def save(accelerator, model, optimizer, scheduler, ema, output_dir, step):
+    return training_utils.save_checkpoint(accelerator, output_dir, step, None, models=[model], optimizers=[optimizer],
+                                          schedulers=[scheduler], objects={"ema": ema},
+                                          train_state={"epoch": 1, "batches_in_epoch": 3})
+
+
+def resume(accelerator, model, optimizer, scheduler, ema, checkpoint):
+    return training_utils.resume_training_state(accelerator, str(checkpoint), checkpoint.parent, models=[model],
+                                                optimizers=[optimizer], schedulers=[scheduler], objects={"ema": ema})
+
+
+def test_resume_restores_weights_optimizer_scheduler_ema_and_rng_then_continues_identically(tmp_path):
+    state = tiny_training_state()
+    train_steps(*state[1:], steps=2)
+    checkpoint = save(*state, tmp_path, 2)
+    assert {p.suffix for p in checkpoint.iterdir()} <= {".json", ".safetensors"}  # no pickle written
+    uninterrupted = train_steps(*state[1:], steps=2)
+
+    other = tiny_training_state(seed=1)  # different init and RNG: everything must come from the checkpoint
+    info = resume(*other, checkpoint)
+    assert info["global_step"] == 2 and (info["epoch"], info["batches_in_epoch"]) == (1, 3)
+    assert train_steps(*other[1:], steps=2) == uninterrupted
+    for a, b in zip(state[1].parameters(), other[1].parameters()):
+        assert torch.equal(a, b)
+    for a, b in zip(state[4].shadow_params, other[4].shadow_params):
+        assert torch.equal(a, b)
+    assert state[3].get_last_lr() == other[3].get_last_lr()
+
+
+def test_resume_never_unpickles_files_planted_in_a_checkpoint(tmp_path):
+    state = tiny_training_state()
+    train_steps(*state[1:], steps=1)
+    checkpoint = save(*state, tmp_path, 1)
+    marker = tmp_path / "code-ran"
+    plant_pickles(checkpoint, marker)
+    assert resume(*tiny_training_state(), checkpoint)["global_step"] == 1
+    assert not marker.exists()
+
+
+def test_an_accelerate_pickle_checkpoint_is_refused_unopened(tmp_path):
+    old = tmp_path / "checkpoint-5"
+    old.mkdir()
+    (old / "train_state.json").write_text(json.dumps({"global_step": 5}))  # what earlier versions wrote
+    marker = tmp_path / "code-ran"
+    plant_pickles(old, marker)
+    with pytest.raises(ValueError, match="not a cosmos-hf-training-checkpoint/1 checkpoint.*unpickling runs code"):
+        resume(*tiny_training_state(), old)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("name", ["random_states_0.safetensors", "random_states_0.json", "optimizer.json",
+                                  "ema.safetensors", "model.safetensors", "train_state.json"])
+def test_a_corrupt_or_missing_state_file_is_an_error_naming_it(tmp_path, name):
+    state = tiny_training_state()
+    train_steps(*state[1:], steps=1)
+    checkpoint = save(*state, tmp_path, 1)
+    (checkpoint / name).write_bytes(b"\x00garbage")
+    with pytest.raises(ValueError, match=f"{name}.* corrupt"):
+        resume(*tiny_training_state(), checkpoint)
+    if name != "train_state.json":
+        (checkpoint / name).unlink()
+        with pytest.raises(ValueError, match=f"{name} is missing"):
+            resume(*tiny_training_state(), checkpoint)
+
+
+def test_a_random_state_file_with_the_wrong_content_is_an_error_naming_it(tmp_path):
+    state = tiny_training_state()
+    checkpoint = save(*state, tmp_path, 1)
+    training_utils.save_state_files({"python": "not a state"}, checkpoint, "random_states_0")
+    with pytest.raises(ValueError, match="random_states_0.json is corrupt"):
+        resume(*tiny_training_state(), checkpoint)
+
+
+def test_state_files_round_trip_nested_python_numpy_and_torch_values(tmp_path):
+    value = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
+             "by_int": {0: {"step": torch.tensor(3.0)}, 1: [1.5, float("inf"), None, True, "x"]}}
+    training_utils.save_state_files(value, tmp_path, "state")
+    back = training_utils.load_state_files(tmp_path, "state")
+    assert back["python"] == value["python"] and isinstance(back["python"][1], tuple)
+    assert back["numpy"][0] == "MT19937" and back["numpy"][1].dtype == np.uint32
+    assert np.array_equal(back["numpy"][1], value["numpy"][1]) and back["numpy"][2:] == value["numpy"][2:]
+    assert torch.equal(back["torch"], value["torch"]) and torch.equal(back["by_int"][0]["step"], torch.tensor(3.0))
+    assert back["by_int"][1] == [1.5, float("inf"), None, True, "x"]
+    with pytest.raises(TypeError, match="cannot store function at bad.f"):
+        training_utils.save_state_files({"f": lambda: 0}, tmp_path, "bad")
+
+
+def test_the_sampler_recomputes_an_epoch_and_skips_what_was_trained():
+    full = list(training_utils.EpochShuffleSampler(10, 2, seed=3, epoch=4))
+    assert len(full) == 10 and sorted(full) == list(range(10))
+    assert list(training_utils.EpochShuffleSampler(10, 2, seed=3, epoch=4, skip_batches=2)) == full[4:]
+    assert list(training_utils.EpochShuffleSampler(10, 2, seed=3, epoch=5)) != full
+    shares = [list(training_utils.EpochShuffleSampler(10, 2, seed=3, epoch=4, num_processes=2, process_index=rank))
+              for rank in (0, 1)]
+    assert all(len(share) == 4 for share in shares) and not set(shares[0]) & set(shares[1])
+
+
+def test_fewer_samples_than_one_batch_is_an_error_naming_both_numbers():
+    with pytest.raises(ValueError, match="has 3 clips, fewer than one batch: training.batch_size 4;"):
+        training_utils.EpochShuffleSampler(3, 4, seed=0)
+    with pytest.raises(ValueError, match="has 3 clips, .*batch_size 2 x 2 processes = 4"):
+        training_utils.EpochShuffleSampler(3, 2, seed=0, num_processes=2)
+
+
+def test_truncate_log_keeps_each_step_once(tmp_path):
+    log = tmp_path / "metrics.jsonl"
+    log.write_text("".join(json.dumps({"step": s, "loss": s}) + "\n" for s in (1, 2, 3, 4)) + '{"step": 5, "lo')
+    training_utils.truncate_log(log, 2)  # the steps after the checkpoint and a line cut short by the crash go
+    assert [json.loads(line)["step"] for line in log.read_text().splitlines()] == [1, 2]
+    training_utils.truncate_log(log, 0)
+    assert log.read_text() == ""
+
+
+DEFAULTS = {"seed": 0, "model": {"name": "a", "free": {}}, "training": {"batch_size": 1, "learning_rate": 1e-3}}
+
+
+def test_config_unknown_keys_in_yaml_or_set_are_errors_naming_the_valid_ones(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text("training: {learnin_rate: 0.1}\n")
+    with pytest.raises(ValueError, match=r"unknown config key `training.learnin_rate` in .*config.yaml; valid keys "
+                                         r"at section `training`: batch_size, learning_rate"):
+        training_utils.load_config(path, DEFAULTS)
+    path.write_text("training: {learning_rate: 0.1}\nmodel: {free: {anything: 1}}\n")  # free-form sections pass
+    config = training_utils.load_config(path, DEFAULTS, ["training.batch_size=4", "model.free.more=2"])
+    assert config["training"] == {"batch_size": 4, "learning_rate": 0.1} and config["model"]["free"]["more"] == 2
+    with pytest.raises(ValueError, match=r"unknown config key `training.batchsize` in --set training.batchsize; "
+                                         "valid keys at section `training`: batch_size, learning_rate"):
+        training_utils.load_config(path, DEFAULTS, ["training.batchsize=4"])
+    with pytest.raises(ValueError, match="unknown config key `trainig` in --set trainig.batch_size; valid keys at "
+                                         "the top level: model, seed, training"):
+        training_utils.load_config(path, DEFAULTS, ["trainig.batch_size=4"])
+
+
+def test_config_old_train_section_is_refused_naming_training(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text("train: {batch_size: 2}\n")
+    with pytest.raises(ValueError, match=r"section `train:` is now called `training:`.*rename it in .*config.yaml"):
+        training_utils.load_config(path, DEFAULTS, renamed_sections={"train": "training"})
+    path.write_text("seed: 1\n")
+    with pytest.raises(ValueError, match=r"`train:` is now called `training:`.*--set train.batch_size=..."):
+        training_utils.load_config(path, DEFAULTS, ["train.batch_size=2"], renamed_sections={"train": "training"})
+
+
+def test_every_bundled_training_config_loads_with_its_script():
+    """Unknown keys are errors now: every config in training/configs must use only keys its script knows."""
+    import importlib.util
+    from pathlib import Path
+
+    training = Path(__file__).resolve().parents[1] / "training"
+    scripts = {}
+    for config in sorted((training / "configs").glob("*.yaml")):
+        if config.name.startswith("safety_head"):
+            continue  # train_safety_head.py has its own loader
+        name = ("train_tokenizer" if config.name.startswith("tokenizer_") else "train_autoregressive"
+                if config.name.startswith("autoregressive_") and "diffusion_decoder" not in config.name
+                else "train_diffusion")
+        if name not in scripts:
+            spec = importlib.util.spec_from_file_location(name, training / f"{name}.py")
+            scripts[name] = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(scripts[name])
+        assert scripts[name].load_config(config)["training"], config.name
+
+
+def test_fork_rng_state_leaves_every_generator_as_it_found_it():
+    def seed_all():
+        torch.manual_seed(0), random.seed(0), np.random.seed(0)
+
+    seed_all()
+    expected = (torch.rand(2), random.random(), np.random.rand())
+    seed_all()
+    with training_utils.fork_rng_state():  # e.g. validation sampling between two training steps
+        torch.rand(5), random.random(), np.random.rand(3)
+    got = (torch.rand(2), random.random(), np.random.rand())
+    assert torch.equal(got[0], expected[0]) and got[1:] == expected[1:]

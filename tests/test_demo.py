@@ -3,6 +3,8 @@ tokenizers, one held-out clip at 32x32: the videos have the documented layout, m
 predicted frames only, a missing pipeline folder is skipped with a note, and bad arguments are refused."""
 
 import json
+import logging
+import warnings
 
 import numpy as np
 import pytest
@@ -62,10 +64,18 @@ def test_demo_writes_world_model_videos_and_scores_predicted_frames(pipeline_fol
                "ar_video2world": pipeline_folders / "ar"}
     metrics = run_demo(tmp_path / "demo", folders)
 
-    # layouts: tokenizers and Video2World-style videos have 3 columns, Text2World 2; one row per clip
+    # layouts: tokenizers and Video2World-style videos have 3 columns, Text2World 2; one row per clip, each under a
+    # label strip, panels enlarged PANEL_SCALE times
+    panel = SIZE * demo.PANEL_SCALE
     for name, columns in [("tokenizers", 3), ("video2world", 3), ("text2world", 2), ("ar_video2world", 3)]:
         video, _ = read_video(tmp_path / "demo" / f"{name}.mp4")
-        assert video.shape == (FRAMES, SIZE, columns * SIZE, 3), name
+        assert video.shape == (FRAMES, demo.LABEL_HEIGHT + panel, columns * panel, 3), name
+    # the first column of video2world.mp4 is the simulator's clip, enlarged
+    scene, seed = demo.DEMO_CLIPS[0]
+    truth = demo.simulate_clips([(scene, seed)], FRAMES, SIZE)[0]["video"]
+    video, _ = read_video(tmp_path / "demo" / "video2world.mp4")
+    enlarged = truth.repeat(demo.PANEL_SCALE, axis=1).repeat(demo.PANEL_SCALE, axis=2)
+    assert psnr(video[:, demo.LABEL_HEIGHT:, :panel], enlarged) > 30  # H.264 only
     for name in ("video2world", "copy_last", "ar_video2world"):
         assert set(metrics[name]) >= {"psnr_db", "ssim", "exact_clips"}
         assert np.isfinite(metrics[name]["psnr_db"]) and 0 < metrics[name]["ssim"] <= 1, (name, metrics[name])
@@ -74,10 +84,17 @@ def test_demo_writes_world_model_videos_and_scores_predicted_frames(pipeline_fol
     assert metrics["ar_video2world"]["use_diffusion_decoder"] is False  # ... and no diffusion decoder
     assert set(metrics["section_seconds"]) == {"tokenizers", "video2world", "text2world", "ar_video2world"}
     assert "skipped" not in metrics and metrics["clips"] == ["dominoes/seed900000"]
+    # metrics.json says what it scores, before the scores
+    about = metrics["about"]
+    assert list(metrics)[0] == "about"
+    assert "frames 1..16" in about["copy_last"] and "frames 1..16" in about["video2world, ar_video2world"]
+    assert "the first frame" in about["video2world, ar_video2world"] and "12 fps" in about["what"]
+    assert "psnr_db and ssim" in about["higher_is_better"]
+    assert about["videos"]["video2world.mp4"] == "ground truth | copy-last | Video2World"
+    assert set(about["videos"]) >= {f"{name}.mp4" for name in ("tokenizers", "video2world", "text2world",
+                                                                    "ar_video2world")}
 
     # copy-last is scored on the predicted frames 1..16 only, with the physics benchmark's PSNR / SSIM
-    scene, seed = demo.DEMO_CLIPS[0]
-    truth = demo.simulate_clips([(scene, seed)], FRAMES, SIZE)[0]["video"]
     held = np.repeat(truth[:1], FRAMES - 1, axis=0)
     assert metrics["copy_last"]["psnr_db"] == pytest.approx(psnr(held, truth[1:]), abs=1e-3)
     assert metrics["copy_last"]["ssim"] == pytest.approx(np.mean(ssim_per_frame(held, truth[1:])), abs=1e-4)
@@ -85,7 +102,7 @@ def test_demo_writes_world_model_videos_and_scores_predicted_frames(pipeline_fol
     assert psnr(np.concatenate([truth[:1], held]), truth) > metrics["copy_last"]["psnr_db"] + 0.1
 
     printed = capsys.readouterr().out
-    assert "nano Video2World" in printed and "note: skipping" not in printed
+    assert "(ground truth | copy-last | Video2World; one clip per row)" in printed and "note: skipping" not in printed
 
     # --skip-world-models: the tokenizer section alone
     tokenizers_only = run_demo(tmp_path / "tokenizers_only", folders, "--skip-world-models")
@@ -116,3 +133,66 @@ def test_demo_refuses_bad_arguments_and_wrong_pipeline_kinds(pipeline_folders, t
         demo.load_world_model(pipeline_folders / "v2w", "text2world")
     with pytest.raises(ValueError, match="not a ar_video2world pipeline"):
         demo.load_world_model(pipeline_folders / "t2w", "ar_video2world")
+
+
+def test_demo_clips_move_as_fast_as_the_training_clips():
+    # the nano world models were trained on 12 fps clips: the demo simulates at that rate, not the simulator's 24
+    from cosmos_hf import sim
+
+    clip = demo.simulate_clips([("free_fall", 2)], FRAMES, SIZE)[0]["video"]
+    at_12 = sim.simulate("free_fall", seed=demo.HELD_OUT_SEED_OFFSET + 2, num_frames=FRAMES, height=SIZE, width=SIZE,
+                         fps=12).video
+    np.testing.assert_array_equal(clip, at_12)
+    assert demo.DEMO_FPS == 12
+
+
+def test_labelled_grid_draws_each_label_above_its_own_panel():
+    black = np.zeros((2, 8, 8, 3), np.uint8)
+    grid = demo.labelled_grid([[black, black], [black, black]], ("ground truth", "model"))
+    panel = 8 * demo.PANEL_SCALE
+    assert grid.shape == (2, 2 * (demo.LABEL_HEIGHT + panel), 2 * panel, 3)
+    strip = grid[0, : demo.LABEL_HEIGHT]
+    for column in range(2):  # white text on the dark strip, inside each panel's own width
+        assert strip[:, column * panel : (column + 1) * panel].max() > 200
+    assert (grid[:, demo.LABEL_HEIGHT : demo.LABEL_HEIGHT + panel] == 0).all()  # the panels themselves untouched
+    with pytest.raises(ValueError, match="2 panels for 3 labels"):
+        demo.labelled_grid([[black, black]], ("a", "b", "c"))
+
+
+class RecordWarnings(logging.Handler):
+    """Collects WARNING+ records of the libraries' own loggers (diffusers and transformers do not propagate to root)."""
+
+    LOGGERS = ("diffusers", "transformers", "cosmos_hf", "py.warnings")
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.messages = []
+
+    def emit(self, record):
+        self.messages.append(f"{record.name}: {record.getMessage()}")
+
+    def __enter__(self):
+        for name in self.LOGGERS:
+            logging.getLogger(name).addHandler(self)
+        return self
+
+    def __exit__(self, *exc):
+        for name in self.LOGGERS:
+            logging.getLogger(name).removeHandler(self)
+
+
+def test_bundled_pipelines_and_tokenizers_load_without_warnings():
+    # a first impression: `make demo` and the Space load these; diffusers used to warn that the vae config's
+    # `legacy_mode` "will be ignored" (written there by loading a cosmos-hf tokenizer folder with diffusers' class)
+    from cosmos_hf.tokenizers import load_tokenizer
+
+    for kind, folder in demo.NANO_WORLD_MODELS.items():
+        with RecordWarnings() as records, warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            demo.load_world_model(folder, kind)
+        assert not records.messages and not [str(w.message) for w in caught], (kind, records.messages, caught)
+    for name, folder in demo.NANO_TOKENIZERS.items():
+        with RecordWarnings() as records, warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            load_tokenizer(folder)
+        assert not records.messages and not [str(w.message) for w in caught], (name, records.messages, caught)

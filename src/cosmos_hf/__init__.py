@@ -4,6 +4,9 @@ Top-level names are imported lazily (like diffusers) so that `import cosmos_hf` 
 autoregressive package is imported eagerly because it registers `cosmos_ar` with transformers' Auto classes.
 """
 
+import os as _os
+import sys as _sys
+
 from .utils import lazy_exports
 
 __version__ = "0.1.0"
@@ -22,6 +25,9 @@ _LAZY_IMPORTS = {
     # diffusion WFM
     "CosmosText2WorldPipeline": "pipelines.pipeline_cosmos_text2world",
     "CosmosVideo2WorldPipeline": "pipelines.pipeline_cosmos_video2world",
+    "CosmosCameraControlPipeline": "pipelines.pipeline_cosmos_camera_control",
+    "CosmosActionConditionedPipeline": "pipelines.pipeline_cosmos_action_conditioned",
+    "CosmosMultiViewPipeline": "pipelines.pipeline_cosmos_multiview",
     "CosmosPixelSpaceAutoencoder": "diffusion.pixel_space",
     "EDMObjective": "diffusion.edm",
     "EDMConfig": "diffusion.edm",
@@ -43,8 +49,17 @@ _LAZY_IMPORTS = {
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY_IMPORTS)
 
 
-# Registers CosmosARConfig / CosmosARForCausalLM with transformers' Auto classes (cheap: config only + lazy model).
-try:
-    from . import autoregressive as _autoregressive  # noqa: F401
-except ImportError:  # pragma: no cover - only while the package is being built up
-    pass
+def register_auto_classes() -> None:
+    """Register CosmosARConfig / CosmosARForCausalLM with transformers' Auto classes (idempotent).
+
+    Needs transformers' configuration module, which imports torch (about 3 s cold).
+    """
+    from . import autoregressive  # noqa: F401  (registers on import)
+
+
+# `import cosmos_hf` registers at once, so `AutoModelForCausalLM.from_pretrained(<cosmos_ar folder>)` just works. The
+# `cosmos-hf` command is the exception: it registers in `cli.main` right before running a subcommand, so that
+# `cosmos-hf --help` answers without importing torch.
+_program = _sys.argv[0] if getattr(_sys, "argv", None) else ""
+if _os.path.basename(_program) != "cosmos-hf":
+    register_auto_classes()

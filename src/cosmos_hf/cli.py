@@ -2,30 +2,47 @@
 
 Each subcommand group lives next to the code it drives and exposes `register(subparsers)`;
 this file only wires them together, so `cosmos-hf <group> --help` is the map of the platform.
+
+A group's module is imported only when that group is used: most of them need torch, transformers or pybullet,
+which take seconds to import, and `cosmos-hf --help` (or a typo) should answer at once. The top-level help lists
+every group by name with the one-line summary below.
 """
 
 import argparse
 import importlib
 import sys
 
-# group name -> module with `register(subparsers)`; each registered parser sets `func=...`.
+# group name -> (module with `register(subparsers)`, one-line help); each registered parser sets `func=...`.
 COMMAND_GROUPS = {
-    "convert": "cosmos_hf.commands_convert",
-    "tokenize": "cosmos_hf.tokenizers.commands",
-    "sim": "cosmos_hf.sim.commands",
-    "eval": "cosmos_hf.evaluation.commands",
-    "curate": "cosmos_hf.curation.commands",
-    "guard": "cosmos_hf.guardrails.commands",
+    "convert": ("cosmos_hf.commands_convert", "convert official checkpoints to cosmos-hf folders"),
+    "tokenize": ("cosmos_hf.tokenizers.commands", "tokenize + reconstruct a video with a tokenizer folder"),
+    "sim": ("cosmos_hf.sim.commands", "the built-in physics world (pybullet, CPU): datasets and previews"),
+    "eval": ("cosmos_hf.evaluation.commands",
+             "evaluate tokenizers, 3D consistency, camera control, physics alignment"),
+    "curate": ("cosmos_hf.curation.commands",
+               "curate raw videos into training clips (split, transcode, filter, caption, dedup, shard)"),
+    "guard": ("cosmos_hf.guardrails.commands",
+              "guardrails: check prompts and videos, pixelate faces, upsample prompts"),
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def requested_group(argv) -> str | None:
+    """The group named on the command line (the first argument, since the top level takes no options but -h)."""
+    return argv[0] if argv and argv[0] in COMMAND_GROUPS else None
+
+
+def build_parser(group: str | None = None, all_groups: bool = False) -> argparse.ArgumentParser:
+    """The `cosmos-hf` parser with `group`'s full subcommands (every group's with `all_groups=True`); the other
+    groups are listed by name and summary only, without importing their modules."""
     parser = argparse.ArgumentParser(
         prog="cosmos-hf",
         description="Cosmos World Foundation Models on Hugging Face: convert, simulate, tokenize, evaluate, curate.",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module_name in COMMAND_GROUPS.values():
+    for name, (module_name, summary) in COMMAND_GROUPS.items():
+        if not (all_groups or name == group):
+            subparsers.add_parser(name, help=summary)
+            continue
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as err:
@@ -38,11 +55,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(requested_group(argv))
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    import cosmos_hf
+
+    cosmos_hf.register_auto_classes()  # deferred by `import cosmos_hf` in this command (see cosmos_hf/__init__.py)
     try:
         result = args.func(args)
     except (ValueError, FileNotFoundError) as err:

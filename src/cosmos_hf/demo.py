@@ -17,7 +17,10 @@ the bundled nano models (pipelines/) do with them:
    - AR Video2World (pipelines/cosmos-nano-ar-video2world): greedy token generation (Medusa when the model has
      heads; its diffusion decoder when it has one) from the first frame -> `ar_video2world.mp4` + metrics as above.
 
-Everything lands in `--out` with `metrics.json`. Sampling uses a fixed generator seed (`--seed`), so a run repeats.
+Every video labels its columns in a strip above each row and shows the 64x64 panels 2x. Everything lands in `--out`
+with `metrics.json`, whose first entry ("about") says what each number is: which frames are scored, higher is better,
+what each baseline does. Clips are simulated at the models' training frame rate (12 fps). Sampling uses a fixed
+generator seed (`--seed`), so a run repeats.
 
     python -m cosmos_hf.demo --out outputs/demo [--steps 35] [--clips 4] [--skip-world-models]
         [--video2world DIR] [--text2world DIR] [--ar-video2world DIR]
@@ -45,6 +48,9 @@ DEMO_CLIPS = [("dominoes", 0), ("free_fall", 2), ("seesaw", 1), ("unstable_stack
 HELD_OUT_SEED_OFFSET = 900_000  # far from the training stream's seeds: these clips were never seen in training
 NUM_CONDITION_FRAMES = 1  # the world models see the first frame only
 DEFAULT_STEPS = 35
+DEMO_FPS = 12  # the nano world models' training frame rate (training/configs/*nano*.yaml): same motion per frame
+PANEL_SCALE = 2  # the mp4 panels are shown 2x (nearest neighbour), so that their labels can be read
+LABEL_HEIGHT = 16  # pixels of the label strip above each row of panels
 
 
 def bilinear_baseline(frames: np.ndarray, temporal: int, spatial: float) -> np.ndarray:
@@ -76,6 +82,38 @@ def reconstruct(model, frames: np.ndarray) -> np.ndarray:
     return tensor_to_frames(recon)
 
 
+# ---------------------------------------------------------------------------------------------------- videos
+
+TOKENIZER_COLUMNS = ("input", "CV4x8x8", "DV4x8x8")
+WORLD_MODEL_COLUMNS = {
+    "video2world": ("ground truth", "copy-last", "Video2World"),
+    "text2world": ("simulator clip", "Text2World"),
+    "ar_video2world": ("ground truth", "copy-last", "AR model"),
+}
+
+
+def labelled_grid(rows, labels) -> np.ndarray:
+    """One video of panels: `rows` (one per clip) of equally shaped uint8 videos [T, H, W, 3], each panel enlarged
+    `PANEL_SCALE` times, with a strip above every row naming its columns (`labels`). -> uint8 [T, H', W', 3]."""
+    import cv2
+
+    strips = []
+    for videos in rows:
+        if len(videos) != len(labels):
+            raise ValueError(f"{len(videos)} panels for {len(labels)} labels")
+        panels = [np.repeat(np.repeat(video, PANEL_SCALE, axis=1), PANEL_SCALE, axis=2) for video in videos]
+        frames, _, width = panels[0].shape[:3]
+        header = np.full((LABEL_HEIGHT, width * len(panels), 3), 32, np.uint8)  # dark: the scenes' skies are white
+        for column, text in enumerate(labels):
+            # the largest plain font that fits the panel's width
+            scale = min(0.45, 0.45 * (width - 6) / cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.45, 1)[0][0])
+            cv2.putText(header, text, (column * width + 3, LABEL_HEIGHT - 4), cv2.FONT_HERSHEY_SIMPLEX, scale,
+                        (255, 255, 255), 1, cv2.LINE_AA)
+        strips.append(np.concatenate([np.broadcast_to(header, (frames, *header.shape)),
+                                      np.concatenate(panels, axis=2)], axis=1))
+    return np.ascontiguousarray(np.concatenate(strips, axis=1))
+
+
 # ---------------------------------------------------------------------------------------------------- clips
 
 
@@ -85,7 +123,8 @@ def simulate_clips(clips, num_frames: int, size: int) -> list[dict]:
 
     out = []
     for scene, seed in clips:
-        record = sim.simulate(scene, seed=HELD_OUT_SEED_OFFSET + seed, num_frames=num_frames, height=size, width=size)
+        record = sim.simulate(scene, seed=HELD_OUT_SEED_OFFSET + seed, num_frames=num_frames, height=size, width=size,
+                              fps=DEMO_FPS)
         out.append({"name": f"{scene}/seed{HELD_OUT_SEED_OFFSET + seed}", "scene": scene,
                     "video": np.asarray(record.video), "caption": str(record.caption or "")})
     return out
@@ -114,11 +153,11 @@ def run_tokenizers(clips, out: Path) -> dict:
         for name, recon in outputs.items():
             metrics[name]["psnr"].append(psnr(frames, recon))
             metrics[name]["ssim"].append(float(np.mean(ssim_per_frame(frames, recon))))
-        rows.append(np.concatenate([frames, outputs["CV4x8x8"], outputs["DV4x8x8"]], axis=2))
+        rows.append([frames, outputs["CV4x8x8"], outputs["DV4x8x8"]])
         print(f"{clip['scene']:>15}: " + ", ".join(f"{name} {metrics[name]['psnr'][-1]:.2f} dB" for name in outputs))
 
-    write_video(out / "tokenizers.mp4", np.concatenate(rows, axis=1), fps=12)
-    print(f"wrote {out / 'tokenizers.mp4'} (input | CV4x8x8 | DV4x8x8)")
+    write_video(out / "tokenizers.mp4", labelled_grid(rows, TOKENIZER_COLUMNS), fps=DEMO_FPS)
+    print(f"wrote {out / 'tokenizers.mp4'} ({' | '.join(TOKENIZER_COLUMNS)})")
     return {name: {"psnr_db": round(float(np.mean(v["psnr"])), 3), "ssim": round(float(np.mean(v["ssim"])), 4)}
             for name, v in metrics.items()}
 
@@ -256,31 +295,67 @@ def run_world_models(clips, out: Path, args, summary: dict, section_seconds: dic
         if name == "text2world":
             # no metric: a caption fixes neither camera nor colours nor start positions, so there is no pixel truth
             predictions = run_text2world(pipe, clips, args)
-            rows = [np.concatenate([clip["video"], pred], axis=2) for clip, pred in zip(clips, predictions)]
-            columns = "the caption's simulator clip | nano Text2World"
+            rows = [[clip["video"], pred] for clip, pred in zip(clips, predictions)]
             for clip in clips:
                 print(f"{clip['scene']:>15}: {clip['caption']!r}")
         else:
             if name == "video2world":
                 predictions, options = run_video2world(pipe, clips, args)
-                columns = "ground truth | copy-last-frame | nano Video2World"
             else:
                 predictions, options = run_ar_video2world(pipe, clips, args)
-                columns = "ground truth | copy-last-frame | nano AR Video2World"
             scores = [score_predicted_frames(clip["video"], pred) for clip, pred in zip(clips, predictions)]
             summary[name] = {**summarize_scores(scores), **options}
             summary["copy_last"] = summarize_scores(baseline_scores)
-            rows = [np.concatenate([clip["video"], last, pred], axis=2)
-                    for clip, last, pred in zip(clips, baseline, predictions)]
+            rows = [[clip["video"], last, pred] for clip, last, pred in zip(clips, baseline, predictions)]
             for clip, (p, s), (bp, bs) in zip(clips, scores, baseline_scores):
                 print(f"{clip['scene']:>15}: {name} {p:.2f} dB / SSIM {s:.3f}, copy-last {bp:.2f} dB / SSIM {bs:.3f}")
         path = out / f"{name}.mp4"
-        write_video(path, np.concatenate(rows, axis=1), fps=12)
+        write_video(path, labelled_grid(rows, WORLD_MODEL_COLUMNS[name]), fps=DEMO_FPS)
         section_seconds[name] = round(time.time() - start, 1)
-        print(f"wrote {path} ({columns}; one clip per row) in {section_seconds[name]} s")
+        print(f"wrote {path} ({' | '.join(WORLD_MODEL_COLUMNS[name])}; one clip per row) in {section_seconds[name]} s")
 
 
 # ---------------------------------------------------------------------------------------------------- main
+
+
+def describe_metrics(args) -> dict:
+    """metrics.json's first entry: what each number is, so the file can be read without this source."""
+    scored = f"frames {NUM_CONDITION_FRAMES}..{args.frames - 1}"
+    given = "the first frame" if NUM_CONDITION_FRAMES == 1 else f"the first {NUM_CONDITION_FRAMES} frames"
+    return {
+        "what": f"`make demo`: the bundled nano models (pipelines/) on {args.clips} held-out physics-world clips "
+                f"(seeds {HELD_OUT_SEED_OFFSET}+, never seen in training) of {args.frames} frames, "
+                f"{args.size}x{args.size} pixels, {DEMO_FPS} fps, camera view 0",
+        "higher_is_better": "every score: psnr_db and ssim",
+        "psnr_db": "TokenBench PSNR in dB: one mean squared error over all scored frames of a clip (0-255 scale), "
+                   "then the mean over clips",
+        "ssim": "SSIM of each scored frame (7x7 window), mean over frames and clips; 1 = identical",
+        "exact_clips": "clips predicted exactly (PSNR +inf, e.g. copy-last on a clip where nothing moves), left out "
+                       "of the PSNR mean",
+        "CV4x8x8, DV4x8x8": "the nano tokenizers' reconstruction (encode + decode) of every frame of each clip",
+        "bilinear_baseline": "a codec that learns nothing, with CV4x8x8's budget of stored values: every 4th frame "
+                             "shrunk bilinearly, then enlarged and held",
+        "video2world, ar_video2world": f"the world models, given {given} of each clip (and its caption, where the "
+                                       f"model reads text), generate the clip; scored on {scored}, the frames they "
+                                       "predict",
+        "copy_last": f"the world models' baseline: every predicted frame repeats the last given frame (nothing "
+                     f"moves); scored on {scored} like them. A world model has learned motion where it beats this",
+        "text2world": "generated from the caption alone and not scored: a caption fixes neither camera nor colours "
+                      "nor start positions, so there is no pixel truth",
+        "videos": {"tokenizers.mp4": " | ".join(TOKENIZER_COLUMNS),
+                   **{f"{name}.mp4": " | ".join(columns) for name, columns in WORLD_MODEL_COLUMNS.items()},
+                   "layout": "one clip per row, in the order of `clips`; labels drawn above each row"},
+    }
+
+
+def quiet_loading() -> None:
+    """No per-component loading bars from diffusers / transformers in this script's output: the demo prints one line
+    per result (the pipelines' sampling bars are off too, see `load_world_model`)."""
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    diffusers_logging.disable_progress_bar()
+    transformers_logging.disable_progress_bar()
 
 
 def positive_int(text: str) -> int:
@@ -317,9 +392,10 @@ def main(argv=None):
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    quiet_loading()
     start = time.time()
     clips = simulate_clips(DEMO_CLIPS[: args.clips], args.frames, args.size)
-    summary = run_tokenizers(clips, out)
+    summary = {"about": describe_metrics(args), **run_tokenizers(clips, out)}
     section_seconds = {"tokenizers": round(time.time() - start, 1)}
     if not args.skip_world_models:
         run_world_models(clips, out, args, summary, section_seconds)

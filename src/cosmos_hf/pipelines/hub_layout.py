@@ -77,8 +77,23 @@ class HubLayoutMixin:
     """
 
     def save_pretrained(self, save_directory, *args, **kwargs):
-        """`DiffusionPipeline.save_pretrained` plus the `pipeline.py` entry point for `trust_remote_code` loading."""
-        super().save_pretrained(save_directory, *args, **kwargs)
+        """`DiffusionPipeline.save_pretrained` plus the `pipeline.py` entry point for `trust_remote_code` loading.
+
+        Our guardrail (`CosmosSafetyChecker`) is not a saved component: it holds no trained weights of its own, and
+        loading builds the default one again (`safety_checker=None` means guardrails on). It is recorded as absent
+        here, as diffusers would record it anyway, without diffusers' warning that it "cannot be saved".
+        """
+        from ..guardrails.checker import CosmosSafetyChecker
+
+        checker = getattr(self, "safety_checker", None)
+        unsaved = isinstance(checker, CosmosSafetyChecker)
+        if unsaved:
+            self.register_modules(safety_checker=None)
+        try:
+            super().save_pretrained(save_directory, *args, **kwargs)
+        finally:
+            if unsaved:
+                self.register_modules(safety_checker=checker)
         write_entry_point(save_directory, type(self))
 
     @classmethod

@@ -16,6 +16,8 @@ numbers are speed, memory and shape checks, not quality. Measured, in bfloat16:
   `generate()`: dynamic KV cache (eager) vs preallocated static cache (eager) vs static cache + `torch.compile`d
   decoding step (mode "reduce-overhead", i.e. CUDA graphs; if that fails, "default" is tried and the error kept in
   the JSON); tokens/s (median of 3 interleaved runs), compile time, whether the tokens match the dynamic cache.
+- the post-trained DiTs (camera control, action-conditioned, multi-view) at 7B, each made from one Video2World DiT
+  with `from_video2world`: one forward at 704x1280, and whether the untrained conditioning leaves the output as is.
 `--only SECTION ...` runs some of them (names as in the JSON).
 Without a GPU (and without --tiny) it prints {"skipped": ...}, so `make bench` runs anywhere.
 """
@@ -259,6 +261,91 @@ def nano_ar_pipeline_smoke(device):
     return result
 
 
+# diffusers' Cosmos-1.0-Diffusion-7B-Video2World DiT (scripts/convert_cosmos_to_diffusers.py): the base of every
+# Predict1 post-trained sample (camera control, action-conditioned, multi-view)
+DIT_7B_VIDEO2WORLD = dict(
+    in_channels=16 + 1, out_channels=16, num_attention_heads=32, attention_head_dim=128, num_layers=28, mlp_ratio=4.0,
+    text_embed_dim=1024, adaln_lora_dim=256, max_size=(128, 240, 240), patch_size=(1, 2, 2), rope_scale=(1.0, 3.0, 3.0),
+    concat_padding_mask=True, extra_pos_embed_type="learnable",
+)
+
+
+@torch.no_grad()
+def post_trained_dits(device, dtype, tiny):
+    """The three post-trained DiTs at 7B with random weights: built from one Video2World DiT with `from_video2world`,
+    one denoiser forward each (704x1280; camera and action: 121 frames -> 16 latent frames; multi-view: 6 views x
+    8 latent frames), time, peak memory, and the zero-init check (new inputs ignored until trained) in bf16."""
+    from diffusers import CosmosTransformer3DModel
+
+    from cosmos_hf.diffusion import (
+        CosmosActionConditionedTransformer3DModel,
+        CosmosCameraControlTransformer3DModel,
+        CosmosMultiViewTransformer3DModel,
+    )
+
+    config = dict(DIT_7B_VIDEO2WORLD)
+    frames, height, width, views, view_frames = 16, 88, 160, 6, 8
+    if tiny:
+        config.update(num_attention_heads=2, attention_head_dim=16, num_layers=1, adaln_lora_dim=8, text_embed_dim=32)
+        frames, height, width, views, view_frames = 3, 8, 8, 2, 2
+    generator = torch.Generator().manual_seed(0)
+
+    def rand(*shape):
+        return torch.randn(*shape, generator=generator).to(device, dtype)
+
+    with torch.device(device):
+        base = CosmosTransformer3DModel(**config)
+    base = base.to(dtype).eval()
+    text = rand(1, 512 if not tiny else 8, config["text_embed_dim"])
+
+    def inputs(num_frames):
+        latents = rand(1, 16, num_frames, height, width)
+        mask = torch.zeros(1, 1, num_frames, height, width, device=device, dtype=dtype)
+        mask[:, :, :1] = 1
+        padding = torch.zeros(1, 1, height * 8, width * 8, device=device, dtype=dtype)
+        return dict(hidden_states=latents, timestep=torch.full((1,), 0.5, device=device, dtype=dtype),
+                    encoder_hidden_states=text, fps=24, condition_mask=mask, padding_mask=padding, return_dict=False)
+
+    def run(model, kwargs):
+        model(**kwargs)  # warm-up
+        reset_peak(device)
+        seconds, out = timed(lambda: model(**kwargs)[0], device)
+        return seconds, out
+
+    results = {"base_parameters_B": round(sum(p.numel() for p in base.parameters()) / 1e9, 3)}
+    single = inputs(frames)
+    base_seconds, base_out = run(base, single)
+    results["video2world_base"] = {"latent": list(single["hidden_states"].shape), "forward_s": round(base_seconds, 3),
+                                   "peak_GB": peak_memory_gb(device)}
+    cases = {
+        "camera": (CosmosCameraControlTransformer3DModel, {},
+                   dict(plucker=rand(1, 6, frames, height, width))),
+        "action": (CosmosActionConditionedTransformer3DModel, dict(action_dim=7, num_action_frames=1),
+                   dict(action=rand(1, 1, 7))),
+    }
+    for name, (cls, extra, extra_inputs) in cases.items():
+        with torch.device(device):
+            model = cls.from_video2world(base, **extra)
+        model = model.to(dtype).eval()
+        seconds, out = run(model, {**single, **extra_inputs})
+        results[name] = {"forward_s": round(seconds, 3), "peak_GB": peak_memory_gb(device),
+                         "zero_init_max_abs_diff_vs_base": float((out.float() - base_out.float()).abs().max())}
+        del model
+    with torch.device(device):
+        multiview = CosmosMultiViewTransformer3DModel.from_video2world(base, num_views=views, view_embed_dim=3,
+                                                                       trajectory_dim=0)
+    multiview = multiview.to(dtype).eval()
+    del base
+    stacked = inputs(views * view_frames)
+    stacked["encoder_hidden_states"] = text.repeat(1, views, 1)
+    seconds, out = run(multiview, stacked)
+    results["multiview"] = {"views": views, "latent": list(stacked["hidden_states"].shape),
+                            "tokens": views * view_frames * height * width // 4,
+                            "forward_s": round(seconds, 3), "peak_GB": peak_memory_gb(device),
+                            "finite": bool(torch.isfinite(out).all())}
+    return results
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tiny", action="store_true", help="toy sizes (a CPU check of the code paths)")
@@ -278,6 +365,7 @@ def main():
                      for variant in ("4B", "5B-Video2World")})
     sections["nano_ar_pipeline"] = (nano_ar_pipeline_smoke, (device,))
     sections["ar_static_compile"] = (ar_static_compile, (device, dtype, args.tiny))
+    sections["post_trained_dits"] = (post_trained_dits, (device, dtype, args.tiny))
     unknown = sorted(set(args.only or []) - set(sections))
     if unknown:
         raise SystemExit(f"unknown sections {unknown}; choose from {sorted(sections)}")

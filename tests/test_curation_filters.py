@@ -1,6 +1,7 @@
 """Clip filters (motion, image-statistics quality, text overlay, CLIP-aesthetic loader), captioners and SemDeDup."""
 
 import itertools
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -224,3 +225,39 @@ def test_vlm_captioner_runs_a_local_qwen2_vl_chat_model(tmp_path, clips):
     assert set(caption.split()) <= set(vocab)
     assert captioner(clips["free_fall"], 24.0) == caption  # greedy decoding is deterministic
     assert AutoCaptioner(captioner)(clips["free_fall"], 24.0, None) == caption
+
+
+TEXT_FREE = Path(__file__).parent / "data" / "text_free"
+
+
+@pytest.mark.parametrize("name, colour, height_fraction", [("opencv_tree", (255, 255, 255), 0.92),
+                                                         ("opencv_vtest", (255, 255, 255), 0.92),
+                                                         ("opencv_vtest", (20, 20, 20), 0.92)])
+def test_text_overlay_keeps_real_text_free_footage_and_catches_text_on_it(name, colour, height_fraction):
+    """Real footage without text (OpenCV's samples: a tree through a window, a static street camera; 16 frames
+    each in tests/data/text_free) was rejected with text_fraction 1.0. It must pass, and be rejected once a line
+    of text is burned in."""
+    from cosmos_hf.data import read_video
+
+    frames, _ = read_video(TEXT_FREE / f"{name}.mp4")
+    detector = TextOverlayDetector()
+    clean = detector(frames)
+    assert clean.passed and clean.scores["text_fraction"] == 0.0
+    height, width = frames.shape[1:3]
+    with_caption = frames.copy()
+    for frame in with_caption:
+        cv2.putText(frame, "the city today", (width // 8, int(height * height_fraction)), cv2.FONT_HERSHEY_SIMPLEX,
+                    height / 300, colour, 2, cv2.LINE_AA)
+    result = detector(with_caption)
+    assert not result.passed and result.reason == "text_overlay"
+
+
+def test_text_overlay_ignores_rows_of_thin_bars():
+    """Windows of a facade (evenly spaced dark vertical bars) formed a 'text line' in vtest.avi."""
+    frame = np.full((240, 320, 3), 180, np.uint8)
+    for x in range(100, 220, 14):
+        frame[40:66, x:x + 4] = 40
+    assert TextOverlayDetector().text_lines(frame) == []
+    words = frame.copy()
+    cv2.putText(words, "Hello World", (100, 64), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (40, 40, 40), 2)
+    assert TextOverlayDetector().text_lines(words) != []

@@ -123,7 +123,7 @@ def test_missing_pipeline_folders_are_skipped_with_a_note(pipeline_folders, tmp_
 
 
 def test_demo_refuses_bad_arguments_and_wrong_pipeline_kinds(pipeline_folders, tmp_path, capsys):
-    for bad, message in [(["--clips", "5"], "--clips must be in [1, 4]"), (["--clips", "0"], "must be >= 1"),
+    for bad, message in [(["--clips", "5"], "--clips must be in [1, 4]"), (["--clips", "0"], "must be a positive integer (>= 1)"),
                          (["--frames", "16"], "--frames must be 1 + 4k"), (["--size", "30"], "multiple of 8")]:
         with pytest.raises(SystemExit):
             demo.main(["--out", str(tmp_path / "bad"), *bad])

@@ -98,3 +98,59 @@ def test_camera_inputs_are_validated(room_video):
         camera_control_errors(video, bad, K)
     with pytest.raises(ValueError, match="at least 2 frames"):
         geometric_consistency(video[:1], K)
+
+
+@pytest.fixture(scope="module")
+def dense_orbit():
+    """48 frames over a 20 degree orbit: consecutive frames are ~0.4 degrees and 1.5 cm apart (like 30 fps video
+    from a slowly moving handheld camera), too little baseline for a relative pose."""
+    height, width = 120, 160
+    K = intrinsics_from_fov(height, width)
+    poses = orbit_path(48, -10, 10, radius=2.0)
+    return render_room(poses, K, height, width), K
+
+
+def test_consistent_video_with_small_frame_to_frame_motion_succeeds_by_parallax_pairing(dense_orbit):
+    video, K = dense_orbit
+    consecutive = geometric_consistency(video, K, stride=1)  # the old default: no baseline between neighbours
+    assert consecutive["pose_success_rate"] < 0.2 and consecutive["sampson_error_px"] < 0.5
+    result = geometric_consistency(video, K)
+    assert result["video_pose_success"] and result["pose_success_rate"] == 1.0
+    assert result["sampson_error_px"] < 0.5
+    threshold = result["min_parallax_px"]
+    assert threshold == pytest.approx(0.08 * 160)
+    assert all(p["parallax_px"] >= threshold and not p["low_parallax"] for p in result["pairs"])
+    chained = [p["frames"] for p in result["pairs"]]
+    # Each pair's second frame anchors the next pair.
+    assert chained[0][0] == 0 and all(a[1] == b[0] for a, b in zip(chained, chained[1:]))
+    assert 2 <= result["num_pairs"] <= 6
+
+
+def test_max_frames_and_static_video(dense_orbit):
+    video, K = dense_orbit
+    assert geometric_consistency(video, K, max_frames=20)["num_frames"] == 20
+    with pytest.raises(ValueError, match="max_frames must be >= 2"):
+        geometric_consistency(video, K, max_frames=1)
+    # A camera that never moves: one pair is still evaluated (flagged low_parallax) and fails; nothing is skipped.
+    still = geometric_consistency(np.repeat(video[:1], 10, axis=0), K)
+    assert still["num_pairs"] == 1 and still["pairs"][0]["low_parallax"] and not still["video_pose_success"]
+
+
+def test_cli_geometry_pairs_by_parallax_and_refuses_bad_max_frames(dense_orbit, tmp_path, capsys):
+    from cosmos_hf.cli import main
+
+    video, K = dense_orbit
+    np.save(tmp_path / "orbit.npy", video)
+    fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
+    out = tmp_path / "out"
+    assert main(["eval", "geometry", "--video", str(tmp_path / "orbit.npy"), "--intrinsics", f"{fx},{fy},{cx},{cy}",
+                 "--max-frames", "40", "--out", str(out), "--no-progress"]) == 0
+    import json
+
+    result = json.loads((out / "results.json").read_text())
+    assert result["pose_success_rate_videos"] == 1.0 and result["per_video"][0]["num_frames"] == 40
+    assert result["config"]["max_frames"] == 40 and result["config"]["stride"] is None
+    for bad in ("0", "-3"):
+        with pytest.raises(SystemExit):
+            main(["eval", "geometry", "--video", str(tmp_path / "orbit.npy"), "--max-frames", bad, "--out", str(out)])
+        assert f"argument --max-frames: must be a positive integer (>= 1), got {bad}" in capsys.readouterr().err

@@ -98,3 +98,13 @@ def test_generator_that_is_not_a_torch_generator_is_a_type_error(models):
         models["cv_video"](torch.zeros(1, 3, 1, 32, 32), generator=42)
     with torch.no_grad():
         models["cv_video"](torch.zeros(1, 3, 1, 32, 32), generator=torch.Generator().manual_seed(0))
+
+
+@pytest.mark.parametrize("flag", ["--max-frames", "--chunk-latent-frames"])
+def test_tokenize_command_refuses_zero_frame_counts(flag, capsys):
+    from cosmos_hf.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["tokenize", "--model", "m", "--video", "v.mp4", "--out", "o", flag, "0"])
+    assert exit_info.value.code == 2
+    assert "must be a positive integer (>= 1), got 0" in capsys.readouterr().err

@@ -34,6 +34,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .utils import positive_int
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 NANO_TOKENIZERS = {
     "CV4x8x8": REPO_ROOT / "pipelines" / "cosmos-nano-tokenizer-cv4x8x8",
@@ -356,13 +358,6 @@ def quiet_loading() -> None:
 
     diffusers_logging.disable_progress_bar()
     transformers_logging.disable_progress_bar()
-
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
 
 
 def main(argv=None):

@@ -1,5 +1,6 @@
 """Small helpers shared across the package: atomic file writes and safe checkpoint reading."""
 
+import argparse
 import contextlib
 import os
 import shutil
@@ -133,3 +134,14 @@ def lazy_exports(package: str, table: dict):
         return sorted(set(vars(sys.modules[package])) | set(table))
 
     return __getattr__, __dir__
+
+
+def positive_int(text) -> int:
+    """argparse type for counts that must be >= 1 (its ArgumentTypeError message is what argparse prints)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer (>= 1), got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer (>= 1), got {value}")
+    return value

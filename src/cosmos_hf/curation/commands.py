@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+
+from ..utils import positive_int
 
 
 def register(subparsers):
@@ -17,8 +20,10 @@ def register(subparsers):
                         help="auto: Ray actors on this machine when installed, else in-process; ray-data: the same "
                              "stages as a Ray Data map_batches pipeline (default auto)")
     parser.add_argument("--address", default=None, help="join an existing Ray cluster (e.g. auto or ray://host:10001)")
-    parser.add_argument("--workers", type=int, default=1, help="Ray actors per stage (ray, ray-data; default 1)")
-    parser.add_argument("--num-cpus", type=int, default=None, help="CPUs for a local Ray instance (default: all)")
+    parser.add_argument("--workers", type=positive_int, default=1,
+                        help="Ray actors per stage (ray, ray-data; default 1)")
+    parser.add_argument("--num-cpus", type=positive_int, default=None,
+                        help="CPUs for a local Ray instance (default: all)")
     parser.add_argument("--detector", default="content", choices=("content", "transnetv2"))
     parser.add_argument("--transnet-weights", default=None, help="local TransNetV2 weights (.safetensors or .pth)")
     parser.add_argument("--dissolve-span", type=int, default=0,
@@ -40,7 +45,7 @@ def register(subparsers):
                         help="local VLM folder (Qwen2-VL style) for clips without a metadata caption")
     parser.add_argument("--embedder", default="visual", choices=("visual", "minilm"))
     parser.add_argument("--dedup-eps", type=float, default=0.05, help="remove pairs with cosine > 1 - eps")
-    parser.add_argument("--shard-size", type=int, default=100)
+    parser.add_argument("--shard-size", type=positive_int, default=100)
     parser.add_argument("--no-progress", action="store_true")
     parser.set_defaults(func=run)
 
@@ -67,11 +72,19 @@ def run(args) -> int:
     stages = summary["stages"]
     print(json.dumps({"clips_written": summary["clips_written"], "inputs": summary["inputs"],
                       "clips_detected": stages["split"]["clips"], "rejections": summary["rejections"],
-                      "inputs_failed": summary["inputs_failed"]}, indent=1))
+                      "inputs_failed": summary["inputs_failed"], "inputs_skipped": summary["inputs_skipped"]},
+                     indent=1))
     for failure in summary["inputs_failed"]:
         print(f"cosmos-hf curate: could not decode {failure['video']}: {failure['error']}")
+    for skipped in summary["inputs_skipped"]:
+        print(f"cosmos-hf curate: skipped {skipped['input']}: {skipped['reason']}")
     if summary["clips_written"] == 0:
         print(f"cosmos-hf curate: 0 clips written from {summary['inputs']} input videos; see "
               f"{args.output}/summary.json for the reason of each rejection")
+        return 1
+    if summary["inputs_failed"] or summary["inputs_skipped"]:
+        # Clips of the good inputs are written, but an input was lost: scripts must not mistake this for success.
+        print(f"cosmos-hf curate: {len(summary['inputs_failed'])} input(s) failed and "
+              f"{len(summary['inputs_skipped'])} skipped (see 'videos' in {args.output}/summary.json); exit code 1")
         return 1
     return 0

@@ -16,6 +16,7 @@ works without it.
 from __future__ import annotations
 
 import collections
+import sys
 
 
 def ray_available() -> bool:
@@ -44,6 +45,71 @@ class LocalExecutor:
 
         for item in items:
             push(item, 0)
+
+
+def start_ray_reaper(ray_pids) -> None:
+    """Make the Ray processes this driver started (`ray_pids`: GCS, raylet, agents) and everything they spawn
+    (workers, actors) end when the driver ends, however it ends.
+
+    A driver that exits normally, or on SIGTERM / Ctrl-C, shuts its local Ray instance down itself (Ray's atexit
+    hook). A SIGKILLed one (OOM killer, `kill -9`, a scheduler's hard limit) runs no code: workers then died within
+    about 10 s, but Ray's dashboard and runtime-env agents lived on for about a minute. So a small watcher process
+    holds the read end of a pipe from the driver; the pipe closes when the driver dies in any way, and the watcher
+    then terminates (after 3 s kills) every process it has seen under `ray_pids`."""
+    import subprocess
+    import sys
+
+    # This file run as a script (see the end of it): importing the cosmos_hf package would take seconds, during
+    # which a driver's death would go unnoticed. A session of its own: a Ctrl-C meant for the driver's process
+    # group must not end the watcher first.
+    watcher = subprocess.Popen([sys.executable, __file__, "watch-ray-processes", *map(str, ray_pids)],
+                               stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    _RAY_REAPERS.append(watcher)  # holds the pipe's write end open; only the driver's exit closes it
+
+
+_RAY_REAPERS: list = []
+
+
+def watch_ray_processes(ray_pids, poll_seconds: float = 0.5, grace_seconds: float = 3.0) -> None:
+    """The watcher of `start_ray_reaper`: until its stdin reaches end-of-file, note every descendant of `ray_pids`
+    (workers are started and replaced while the run goes on); then end all of them that still run.
+    psutil compares each process's start time, so a reused pid is never signalled."""
+    import os
+    import select
+    import sys
+
+    import psutil
+
+    known = {}
+    for pid in ray_pids:
+        try:
+            known[pid] = psutil.Process(pid)
+        except psutil.Error:
+            pass
+    stdin = sys.stdin.fileno()
+    while True:
+        for process in list(known.values()):
+            try:
+                for child in process.children(recursive=True):
+                    known.setdefault(child.pid, child)
+            except psutil.Error:
+                pass
+        readable, _, _ = select.select([stdin], [], [], poll_seconds)
+        if readable and not os.read(stdin, 4096):
+            break  # the driver is gone
+    alive = [process for process in known.values() if process.is_running()]
+    for process in alive:
+        try:
+            process.terminate()
+        except psutil.Error:
+            pass
+    _, alive = psutil.wait_procs(alive, timeout=grace_seconds)
+    for process in alive:
+        try:
+            process.kill()
+        except psutil.Error:
+            pass
 
 
 class _StageActor:
@@ -80,8 +146,14 @@ class RayExecutor:
         import ray
 
         if not ray.is_initialized():
+            import psutil
+
             kwargs = {"address": self.address} if self.address else {"num_cpus": self.num_cpus}
+            before = {child.pid for child in psutil.Process().children()}
             ray.init(ignore_reinit_error=True, include_dashboard=False, log_to_driver=False, **kwargs)
+            started = [child.pid for child in psutil.Process().children() if child.pid not in before]
+            if started:  # a local instance this process started (joining a cluster starts none)
+                start_ray_reaper(started)
         return ray
 
     def _pool_sizes(self, ray, stages):
@@ -221,3 +293,7 @@ def make_executor(name: str = "auto", address: str | None = None, workers=1, num
         executor_class = RayExecutor if name == "ray" else RayDataExecutor
         return executor_class(address=address, workers=workers, num_cpus=num_cpus)
     raise ValueError(f"unknown executor {name!r}; choose auto, ray, ray-data or local")
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["watch-ray-processes"]:  # the watcher of start_ray_reaper
+    watch_ray_processes([int(pid) for pid in sys.argv[2:]])

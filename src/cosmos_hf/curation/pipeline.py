@@ -12,6 +12,7 @@ from the records only, so a kill at any point loses no clip and duplicates none.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -91,18 +92,16 @@ class CurationConfig:
 
 
 def video_id_for(path: Path, root: Path) -> str:
-    """A file-name-safe id from the path relative to the input root (unique per input file)."""
-    relative = path.relative_to(root).with_suffix("")
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", "__".join(relative.parts))
+    """A file-name-safe id, unique per input path and the same on every run: the cleaned relative path plus a short
+    hash of the exact relative path. Cleaning alone maps `a b.mp4` and `a_b.mp4`, `clip.mp4` and `clip.avi`, or two
+    non-ASCII names to one string; the hash tells them apart, so no input overwrites another's clips."""
+    relative = Path(path).relative_to(root)
+    cleaned = re.sub(r"[^A-Za-z0-9_.-]+", "_", "__".join(relative.with_suffix("").parts)).strip("_.") or "video"
+    digest = hashlib.sha1(relative.as_posix().encode("utf-8", "surrogateescape")).hexdigest()[:8]
+    return f"{cleaned[:80]}-{digest}"
 
 
-def discover_inputs(root, exclude=None) -> list:
-    """Video files under `root` (sorted) with their metadata caption, if any: `{stem}.txt` beside the video,
-    `metas/{stem}.txt` for `videos/{stem}.mp4`, or a `caption` in a `metadata.jsonl` row naming the video."""
-    root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"input folder not found: {root}")
-    exclude = Path(exclude).resolve() if exclude else None
+def _caption_index(root: Path) -> dict:
     captions = {}
     for meta in root.rglob("metadata.jsonl"):
         for line in meta.read_text(encoding="utf-8").splitlines():
@@ -112,22 +111,58 @@ def discover_inputs(root, exclude=None) -> list:
                 continue
             if isinstance(row, dict) and row.get("video") and row.get("caption"):
                 captions[(meta.parent / row["video"]).resolve()] = row["caption"]
+    return captions
+
+
+def discover_inputs(root, exclude=None, skipped: list | None = None) -> list:
+    """Video files under `root` (sorted) with their metadata caption, if any: `{stem}.txt` beside the video,
+    `metas/{stem}.txt` for `videos/{stem}.mp4`, or a `caption` in a `metadata.jsonl` row naming the video.
+
+    What cannot be read is never dropped silently: when `skipped` is a list, it receives one
+    `{"input": relative path, "reason": ...}` per broken symlink, non-file with a video extension, or folder that
+    cannot be listed (hidden files and folders, and `exclude`, are left out on purpose and not reported).
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"input folder not found: {root}")
+    exclude = Path(exclude).resolve() if exclude else None
+    skipped = [] if skipped is None else skipped
+
+    def unreadable(err):  # os.walk's error hook: a folder it could not list
+        folder = Path(err.filename) if err.filename else root
+        name = folder.relative_to(root).as_posix() if folder != root and root in folder.parents else str(folder)
+        skipped.append({"input": name + "/", "reason": f"folder cannot be read: {err.strerror or err}"})
+
+    captions = _caption_index(root)
     items = []
-    for path in sorted(root.rglob("*")):
-        if path.suffix.lower() not in VIDEO_EXTENSIONS or not path.is_file():
-            continue
-        if any(part.startswith(".") for part in path.relative_to(root).parts):
-            continue
-        if exclude is not None and exclude in path.resolve().parents:
-            continue
-        caption = captions.get(path.resolve())
-        sidecars = [path.with_suffix(".txt")]
-        if path.parent.name == "videos":
-            sidecars.append(path.parent.parent / "metas" / f"{path.stem}.txt")
-        for sidecar in sidecars:
-            if caption is None and sidecar.is_file():
-                caption = sidecar.read_text(encoding="utf-8").strip()
-        items.append({"video_id": video_id_for(path, root), "path": str(path.resolve()), "caption": caption})
+    for folder, subfolders, files in os.walk(root, onerror=unreadable):
+        folder = Path(folder)
+        subfolders[:] = sorted(d for d in subfolders if not d.startswith(".")
+                               and not (exclude is not None and (folder / d).resolve() == exclude))
+        for name in sorted(files):
+            path = folder / name
+            if name.startswith(".") or path.suffix.lower() not in VIDEO_EXTENSIONS:
+                continue
+            if exclude is not None and exclude in path.resolve().parents:
+                continue
+            relative = path.relative_to(root).as_posix()
+            if path.is_symlink() and not path.exists():
+                skipped.append({"input": relative, "reason": f"broken symlink (target {os.readlink(path)} is missing)"})
+                continue
+            if not path.is_file():
+                skipped.append({"input": relative, "reason": "not a regular file"})
+                continue
+            caption = captions.get(path.resolve())
+            sidecars = [path.with_suffix(".txt")]
+            if path.parent.name == "videos":
+                sidecars.append(path.parent.parent / "metas" / f"{path.stem}.txt")
+            for sidecar in sidecars:
+                if caption is None and sidecar.is_file():
+                    caption = sidecar.read_text(encoding="utf-8").strip()
+            items.append({"video_id": video_id_for(path, root), "input": relative, "path": str(path.resolve()),
+                          "caption": caption})
+    items.sort(key=lambda item: item["input"])
+    skipped.sort(key=lambda entry: entry["input"])
     return items
 
 
@@ -206,7 +241,8 @@ def read_frame_range(path, start: int, end: int, fps: float):
 
 
 class Stage:
-    """Base: `setup()` builds models once per worker; `process(item) -> list[item]`."""
+    """Base: `setup()` builds models once per worker; `process(item) -> list[item]` runs the stage's
+    `process_item` on a video (no "id") or a clip (with "id")."""
 
     name = "stage"
     num_cpus, num_gpus = 1.0, 0.0
@@ -216,6 +252,23 @@ class Stage:
 
     def setup(self):
         pass
+
+    def process(self, item) -> list:
+        """`process_item`, with any error turned into a failed item that names the stage, so one bad video or clip
+        fails alone (its video's record and summary.json say why, and the run exits non-zero) instead of ending
+        the whole run with other videos unfinished. Failed items pass through the later stages untouched."""
+        if item.get("failed"):
+            return [item]
+        try:
+            return self.process_item(item)
+        except Exception as err:  # noqa: BLE001 - reported per input, never swallowed
+            reason = f"{self.name} stage: {type(err).__name__}: {err}"
+            if "id" in item:
+                return [{**item, "failed": reason}]
+            return [{**item, "num_clips": 0, "error": reason}]
+
+    def process_item(self, item) -> list:
+        raise NotImplementedError
 
 
 class SplitStage(Stage):
@@ -233,7 +286,7 @@ class SplitStage(Stage):
         kwargs = {"gradual_span": self.config.dissolve_span} if self.config.detector == "content" else {}
         self.detector = make_detector(self.config.detector, weights=weights, **kwargs)
 
-    def process(self, item):
+    def process_item(self, item):
         from .shot_detection import clip_spans
 
         if Path(item["path"]).stat().st_size == 0:
@@ -261,7 +314,7 @@ class TranscodeStage(Stage):
 
     name = "transcode"
 
-    def process(self, item):
+    def process_item(self, item):
         if "id" not in item:
             return [item]
         import cv2
@@ -312,7 +365,7 @@ class FilterStage(Stage):
             elif name not in ("motion", "quality", "text_overlay"):
                 raise ValueError(f"unknown filter {name!r}; choose from motion, quality, text_overlay")
 
-    def process(self, item):
+    def process_item(self, item):
         if "id" not in item:
             return [item]
         from ..data import read_video
@@ -341,7 +394,7 @@ class CaptionEmbedStage(Stage):
             vlm = VLMCaptioner(self.config.captioner_model, prompt=self.config.caption_prompt or PAPER_PROMPT)
         self.captioner, self.embedder = AutoCaptioner(vlm), make_embedder(self.config.embedder)
 
-    def process(self, item):
+    def process_item(self, item):
         if "id" not in item or item.get("rejected"):
             return [item]
         from ..data import read_video
@@ -382,10 +435,15 @@ def run_curation(input_dir, output_dir, config: CurationConfig | None = None, ex
     from .engine import make_executor
 
     config = (config or CurationConfig()).validate()
+    if max_videos is not None and max_videos < 1:
+        raise ValueError(f"max_videos must be >= 1 (or None for all), got {max_videos}")
     input_dir, output_dir = Path(input_dir), Path(output_dir)
-    inputs = discover_inputs(input_dir, exclude=output_dir)
+    skipped: list = []
+    inputs = discover_inputs(input_dir, exclude=output_dir, skipped=skipped)
     if not inputs:
-        raise ValueError(f"no video files ({', '.join(VIDEO_EXTENSIONS)}) found under {input_dir}")
+        unreadable = "".join(f"; skipped {s['input']}: {s['reason']}" for s in skipped)
+        raise ValueError(f"no readable video files ({', '.join(VIDEO_EXTENSIONS)}) found under {input_dir}"
+                         f"{unreadable}")
     work = output_dir / WORK_DIR
     records_dir = work / "records"
     records_dir.mkdir(parents=True, exist_ok=True)
@@ -419,7 +477,7 @@ def run_curation(input_dir, output_dir, config: CurationConfig | None = None, ex
         if "id" in item:
             clips.append(item)
         if len(clips) >= item["num_clips"]:
-            record = {"video_id": vid, "path": item["path"], "error": item.get("error"),
+            record = {"video_id": vid, "input": item.get("input"), "path": item["path"], "error": item.get("error"),
                       "num_transitions": item.get("num_transitions"),
                       "clips": sorted(pending.pop(vid), key=lambda c: c["id"])}
             _write_json(records_dir / f"{vid}.json", record)
@@ -427,17 +485,34 @@ def run_curation(input_dir, output_dir, config: CurationConfig | None = None, ex
 
     executor.run(build_stages(config, work), todo, on_result)
     bar.close()
-    return finalize(input_dir, output_dir, config, inputs, command=command, executor_name=executor.name)
+    return finalize(input_dir, output_dir, config, inputs, command=command, executor_name=executor.name,
+                    skipped=skipped)
 
 
-def finalize(input_dir, output_dir, config, inputs, command="cosmos-hf curate", executor_name="local") -> dict:
-    """Dedup + shards + summary from the finished records (safe to run any number of times)."""
+def _input_outcome(record, written: int, rejected: dict, failed_clips: list) -> str:
+    if record is None:
+        return "pending"
+    if record.get("error") or failed_clips:
+        return "failed"
+    if written:
+        return "clips_written"
+    return "all_clips_rejected" if rejected else "no_clips"
+
+
+def finalize(input_dir, output_dir, config, inputs, command="cosmos-hf curate", executor_name="local",
+             skipped: list | None = None) -> dict:
+    """Dedup + shards + summary from the finished records (safe to run any number of times).
+
+    summary.json lists every input under "videos", by its path relative to the input folder, with its outcome:
+    clips_written, all_clips_rejected (with the reasons), no_clips (no shot long enough), failed (why), skipped
+    (why: a broken symlink, a folder that cannot be read) or pending (not finished yet)."""
     import collections
 
     from .dedup import semantic_dedup
     from .sharding import write_dataset
 
     output_dir = Path(output_dir)
+    skipped = skipped or []
     records_dir = output_dir / WORK_DIR / "records"
     records = {p.stem: json.loads(p.read_text()) for p in sorted(records_dir.glob(RECORD_GLOB))}
     wanted = {i["video_id"] for i in inputs}
@@ -447,7 +522,9 @@ def finalize(input_dir, output_dir, config, inputs, command="cosmos-hf curate", 
         if record.get("error"):
             failed.append({"video": record["path"], "error": record["error"]})
         for clip in record["clips"]:
-            if clip.get("rejected"):
+            if clip.get("failed"):
+                failed.append({"video": record["path"], "error": f"clip {clip['id']}: {clip['failed']}"})
+            elif clip.get("rejected"):
                 rejections[clip["rejected"]] += 1
             else:
                 clips.append(clip)
@@ -464,19 +541,49 @@ def finalize(input_dir, output_dir, config, inputs, command="cosmos-hf curate", 
     dataset = write_dataset(output_dir, [{k: v for k, v in c.items() if k not in ("path",)} | {"source": c["path"]}
                                          for c in final], shard_size=config.shard_size, command=command)
     num_detected = sum(len(records[v]["clips"]) for v in wanted & set(records))
+    num_failed_clips = sum(1 for v in wanted & set(records) for c in records[v]["clips"] if c.get("failed"))
+    filter_rejected = sum(n for r, n in rejections.items()
+                          if r.split(":")[0] in ("motion", "quality", "aesthetic", "dover", "text_overlay"))
+
+    videos = []  # one row per input, in input order
+    for item in inputs:
+        record = records.get(item["video_id"])
+        written, rejected, failed_clips = 0, collections.Counter(), []
+        for clip in (record or {}).get("clips", []):
+            if clip.get("failed"):
+                failed_clips.append({"clip": clip["id"], "error": clip["failed"]})
+            elif clip.get("rejected"):
+                rejected[clip["rejected"]] += 1
+            elif clip["id"] in kept_ids:
+                written += 1
+            else:
+                rejected["dedup:near_duplicate"] += 1
+        row = {"input": item["input"], "video_id": item["video_id"],
+               "outcome": _input_outcome(record, written, rejected, failed_clips),
+               "clips_detected": len(record["clips"]) if record else None, "clips_written": written,
+               "clips_rejected": dict(sorted(rejected.items()))}
+        if record and record.get("error"):
+            row["error"] = record["error"]
+        if failed_clips:
+            row["clips_failed"] = failed_clips
+        videos.append(row)
+    videos += [{"input": s["input"], "outcome": "skipped", "reason": s["reason"]} for s in skipped]
+    videos.sort(key=lambda row: row["input"])
+
     summary = {
         "executor": executor_name,
         "inputs": len(inputs),
         "inputs_finished": len(wanted & set(records)),
         "inputs_pending": sorted(wanted - set(records)),
         "inputs_failed": failed,
+        "inputs_skipped": skipped,
         "inputs_without_clips": sorted(v for v in wanted & set(records)
                                        if not records[v]["clips"] and not records[v].get("error")),
+        "videos": videos,
         "stages": {
             "split": {"clips": num_detected,
                       "transitions": sum(records[v].get("num_transitions") or 0 for v in wanted & set(records))},
-            "filter": {"passed": num_detected - sum(n for r, n in rejections.items() if r.split(":")[0] in
-                                                    ("motion", "quality", "aesthetic", "dover", "text_overlay")),
+            "filter": {"passed": num_detected - num_failed_clips - filter_rejected,
                        "rejected": {r: n for r, n in sorted(rejections.items())
                                     if not r.startswith(("dedup", "caption"))}},
             "caption": {"captioned": sum(1 for c in clips if c.get("caption")),

@@ -60,9 +60,14 @@ def write_video(path, frames, fps: float = 24.0, crf: int = 18):
             stream = container.add_stream("libx264", rate=int(round(fps)))
             stream.width, stream.height = frames.shape[2], frames.shape[1]
             stream.pix_fmt = "yuv420p"
-            stream.options = {"crf": str(crf)}
-            for frame in frames:
-                for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
+            # x264's macroblock-tree rate control made the output differ from call to call for the same frames
+            # (up to 54/255 per pixel on a 64x64 clip; 4 different files in 16 encodes of one noise video), so a
+            # resumed curation run wrote other bytes than an uninterrupted one. Without it: the same every time.
+            stream.options = {"crf": str(crf), "x264-params": "mbtree=0"}
+            for index, frame in enumerate(frames):
+                video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+                video_frame.pts = index  # explicit timestamps in 1/fps units
+                for packet in stream.encode(video_frame):
                     container.mux(packet)
             for packet in stream.encode():
                 container.mux(packet)

@@ -1,5 +1,6 @@
 """`cosmos-hf eval tokenizer|geometry|camera|physics`: run a benchmark, write results.json + report.md + PNG plots."""
 
+import argparse
 import json
 import shlex
 import sys
@@ -7,16 +8,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..utils import positive_int
+
 
 def _command_line() -> str:
     return "cosmos-hf " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv else "cosmos-hf eval"
-
-
-def _positive_int(text):
-    value = int(text)
-    if value < 1:
-        raise ValueError(f"expected a positive integer, got {text}")
-    return value
 
 
 def _videos_from(paths):
@@ -181,7 +177,8 @@ def run_geometry(args) -> int:
             if camera_intrinsics is not None
             else _parse_intrinsics(args.intrinsics, *video.shape[1:3], args.fov)
         )
-        metrics = geometric_consistency(video, intrinsics, stride=args.stride, progress=not args.no_progress)
+        metrics = geometric_consistency(video, intrinsics, stride=args.stride, progress=not args.no_progress,
+                                        min_parallax_px=args.min_parallax_px, max_frames=args.max_frames)
         metrics["name"] = path.stem
         per_video.append(metrics)
     errors = [v["sampson_error_px"] for v in per_video if not np.isnan(v["sampson_error_px"])]
@@ -192,7 +189,8 @@ def run_geometry(args) -> int:
         "pose_success_rate_pairs": float(np.mean([v["pose_success_rate"] for v in per_video])),
         "pose_success_rate_videos": float(np.mean([v["video_pose_success"] for v in per_video])),
         "per_video": per_video,
-        "config": {"stride": args.stride, "fov": args.fov, "intrinsics": args.intrinsics, "command": _command_line()},
+        "config": {"stride": args.stride, "min_parallax_px": args.min_parallax_px, "max_frames": args.max_frames,
+                   "fov": args.fov, "intrinsics": args.intrinsics, "command": _command_line()},
     }
     out = Path(args.out)
     write_json(out / "results.json", result)
@@ -208,7 +206,7 @@ def run_geometry(args) -> int:
         out / "sampson_per_pair.png",
         {v["name"]: [p["sampson_error_px"] for p in v["pairs"]] for v in per_video},
         "Sampson error per frame pair",
-        "first frame of pair",
+        "pair",
         "pixels",
     )
     text = "\n".join(
@@ -435,7 +433,7 @@ def register(subparsers) -> None:
         "--lpips-lin", help="local LPIPS v0.1 lin-layer weights (the lpips package's weights/v0.1/vgg.pth)"
     )
     tok.add_argument(
-        "--max-frames", type=_positive_int, default=None, help="compare at most this many frames per video"
+        "--max-frames", type=positive_int, default=None, help="compare at most this many frames per video"
     )
     common(tok)
     tok.set_defaults(func=run_tokenizer)
@@ -445,7 +443,12 @@ def register(subparsers) -> None:
     geo.add_argument("--intrinsics", help="fx,fy,cx,cy in pixels (default: 60 degree horizontal FOV, centred)")
     geo.add_argument("--poses", help=".npz/.json with 'intrinsics' (3x3) to use for every video")
     geo.add_argument("--fov", type=float, default=60.0, help="horizontal FOV in degrees when intrinsics are unknown")
-    geo.add_argument("--stride", type=_positive_int, default=1, help="pair frame i with frame i+stride")
+    geo.add_argument("--stride", type=positive_int, default=None,
+                     help="pair every frame i with frame i+stride (default: pair frames by parallax)")
+    geo.add_argument("--min-parallax-px", type=float, default=None,
+                     help="parallax pairing: a frame pairs with the next one whose matches moved at least this median "
+                          "distance (default: 8%% of the frame width)")
+    geo.add_argument("--max-frames", type=positive_int, default=None, help="use only the first N frames per video")
     common(geo)
     geo.set_defaults(func=run_geometry)
 
@@ -479,16 +482,16 @@ def register(subparsers) -> None:
         "the best any model in that latent space can do",
     )
     phy.add_argument("--scenes", default="all", help="'all' or a comma list of scene names")
-    phy.add_argument("--seeds", type=_positive_int, default=2, help="seeds 0..N-1 per scene and view")
-    phy.add_argument("--views", type=_positive_int, default=4, help="camera views 0..N-1 (the paper uses 4)")
+    phy.add_argument("--seeds", type=positive_int, default=2, help="seeds 0..N-1 per scene and view")
+    phy.add_argument("--views", type=positive_int, default=4, help="camera views 0..N-1 (the paper uses 4)")
     phy.add_argument(
-        "--cond-frames", type=_positive_int, nargs="+", default=[1, 9], help="conditioning lengths (paper: 1 9)"
+        "--cond-frames", type=positive_int, nargs="+", default=[1, 9], help="conditioning lengths (paper: 1 9)"
     )
     phy.add_argument(
-        "--num-frames", type=_positive_int, default=33, help="clip length including conditioning (paper: 33)"
+        "--num-frames", type=positive_int, default=33, help="clip length including conditioning (paper: 33)"
     )
-    phy.add_argument("--height", type=_positive_int, default=64)
-    phy.add_argument("--width", type=_positive_int, default=64)
+    phy.add_argument("--height", type=positive_int, default=64)
+    phy.add_argument("--width", type=positive_int, default=64)
     phy.add_argument(
         "--fps",
         type=float,
@@ -498,7 +501,7 @@ def register(subparsers) -> None:
     phy.add_argument(
         "--max-colour-distance", type=float, default=48.0, help="RGB distance (0-255) for colour-matched masks"
     )
-    phy.add_argument("--num-inference-steps", type=_positive_int, default=None, help="passed to the pipeline")
+    phy.add_argument("--num-inference-steps", type=positive_int, default=None, help="passed to the pipeline")
     phy.add_argument("--guidance-scale", type=float, default=None, help="passed to the pipeline")
     phy.add_argument(
         "--condition-detail-transfer",

@@ -14,7 +14,13 @@ Conventions:
   (An essential matrix needs translation: a camera that only rotates, or moves very little relative to the scene
   depth, gives unreliable poses by construction. Plain RANSAC without local optimisation was 5-20x less accurate on
   the synthetic room of `synthetic.render_room`, hence USAC_ACCURATE.)
-- Frames are paired with their successor at `stride` (frame i with i+stride).
+- Frame pairs: by parallax (default). From an anchor frame, the next frame whose ratio-tested matches with the
+  anchor moved a median of at least `min_parallax_px` (default 8 % of the frame width) is its partner and the next
+  anchor; consecutive frames of a 30 fps handheld video have almost no baseline, so pairing them (the old default)
+  failed pose recovery on perfectly consistent footage. A pair too unlike its anchor to measure parallax (fewer
+  matches than the success rule needs) is evaluated as it is, so shuffled or inconsistent frames still fail. With
+  `stride`, frames are paired with their successor at that stride instead (frame i with i+stride).
+- SIFT runs once per frame that is used (features are cached), matching keeps at most `MAX_KEYPOINTS` per frame.
 - Without known intrinsics, K assumes square pixels, a centred principal point and a 60 degree horizontal FOV.
 """
 
@@ -25,6 +31,8 @@ import numpy as np
 RATIO_TEST = 0.75
 RANSAC_THRESHOLD_PX = 1.0
 RANSAC_CONFIDENCE = 0.999
+MAX_KEYPOINTS = 2000  # per frame; matching cost grows with the square of it
+DEFAULT_MIN_PARALLAX = 0.08  # of the frame width: the median match displacement that makes a pair
 
 
 @dataclass
@@ -50,20 +58,31 @@ def _gray(image):
     return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
 
 
-def sift_matches(image_a, image_b, ratio: float = RATIO_TEST, max_keypoints: int = 4000):
-    """Matched pixel coordinates (N, 2) float64 in each image (x = column, y = row), ratio-tested."""
+def sift_features(image, max_keypoints: int = 4000):
+    """(points (N, 2) float64 as (x, y), descriptors (N, 128) float32 or None) of one image."""
     import cv2
 
-    sift = cv2.SIFT_create(nfeatures=max_keypoints)
-    keypoints_a, descriptors_a = sift.detectAndCompute(_gray(image_a), None)
-    keypoints_b, descriptors_b = sift.detectAndCompute(_gray(image_b), None)
-    if descriptors_a is None or descriptors_b is None or len(keypoints_a) < 2 or len(keypoints_b) < 2:
+    keypoints, descriptors = cv2.SIFT_create(nfeatures=max_keypoints).detectAndCompute(_gray(image), None)
+    return np.array([k.pt for k in keypoints], dtype=np.float64).reshape(-1, 2), descriptors
+
+
+def match_features(features_a, features_b, ratio: float = RATIO_TEST):
+    """Ratio-tested matches between two `sift_features` results: matched points (N, 2) in each image."""
+    import cv2
+
+    (points_a, descriptors_a), (points_b, descriptors_b) = features_a, features_b
+    if descriptors_a is None or descriptors_b is None or len(points_a) < 2 or len(points_b) < 2:
         return np.zeros((0, 2)), np.zeros((0, 2))
     pairs = cv2.BFMatcher(cv2.NORM_L2).knnMatch(descriptors_a, descriptors_b, k=2)
     good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < ratio * p[1].distance]
-    points_a = np.array([keypoints_a[m.queryIdx].pt for m in good], dtype=np.float64).reshape(-1, 2)
-    points_b = np.array([keypoints_b[m.trainIdx].pt for m in good], dtype=np.float64).reshape(-1, 2)
-    return points_a, points_b
+    index_a = np.array([m.queryIdx for m in good], dtype=int)
+    index_b = np.array([m.trainIdx for m in good], dtype=int)
+    return points_a[index_a].reshape(-1, 2), points_b[index_b].reshape(-1, 2)
+
+
+def sift_matches(image_a, image_b, ratio: float = RATIO_TEST, max_keypoints: int = 4000):
+    """Matched pixel coordinates (N, 2) float64 in each image (x = column, y = row), ratio-tested."""
+    return match_features(sift_features(image_a, max_keypoints), sift_features(image_b, max_keypoints), ratio)
 
 
 def sampson_errors(fundamental, points_a, points_b) -> np.ndarray:
@@ -86,11 +105,12 @@ def fundamental_from_poses(intrinsics_a, intrinsics_b, rotation, translation) ->
     return np.linalg.inv(intrinsics_b).T @ essential @ np.linalg.inv(intrinsics_a)
 
 
-def analyse_pair(image_a, image_b, intrinsics, rule: PoseSuccessRule = PoseSuccessRule()) -> dict:
-    """SIFT matches, Sampson error (pixels) and relative pose (X_b = R X_a + t, |t| = 1) of one frame pair."""
+def analyse_pair(image_a, image_b, intrinsics, rule: PoseSuccessRule = PoseSuccessRule(), matches=None) -> dict:
+    """SIFT matches, Sampson error (pixels) and relative pose (X_b = R X_a + t, |t| = 1) of one frame pair.
+    `matches`: (points_a, points_b) already matched (then the images are not used)."""
     import cv2
 
-    points_a, points_b = sift_matches(image_a, image_b)
+    points_a, points_b = matches if matches is not None else sift_matches(image_a, image_b)
     result = {
         "num_matches": int(len(points_a)),
         "sampson_error_px": float("nan"),
@@ -149,28 +169,107 @@ def _validate_video(video):
 
 
 def geometric_consistency(
-    video, intrinsics=None, stride: int = 1, rule: PoseSuccessRule = PoseSuccessRule(), progress: bool = False
+    video,
+    intrinsics=None,
+    stride: int | None = None,
+    rule: PoseSuccessRule = PoseSuccessRule(),
+    progress: bool = False,
+    min_parallax_px: float | None = None,
+    max_frames: int | None = None,
 ) -> dict:
-    """Sampson error and pose-recovery success over the frame pairs (i, i+stride) of one video."""
+    """Sampson error and pose-recovery success over frame pairs of one video.
+
+    Pairs are chosen by parallax (see the module docstring; `min_parallax_px` defaults to 8 % of the frame width),
+    or are (i, i+stride) for every i when `stride` is given. `max_frames`: use only the first that many frames.
+    """
     from tqdm.auto import tqdm
 
     video = _validate_video(video)
-    if stride < 1 or stride >= len(video):
+    if max_frames is not None:
+        if max_frames < 2:
+            raise ValueError(f"max_frames must be >= 2 (a pair needs two frames), got {max_frames}")
+        video = video[:max_frames]
+    if stride is not None and (stride < 1 or stride >= len(video)):
         raise ValueError(f"stride must be in [1, {len(video) - 1}] for a {len(video)}-frame video, got {stride}")
+    if min_parallax_px is None:
+        min_parallax_px = DEFAULT_MIN_PARALLAX * video.shape[2]
+    if min_parallax_px < 0:
+        raise ValueError(f"min_parallax_px must be >= 0, got {min_parallax_px}")
     if intrinsics is None:
         intrinsics = default_intrinsics(*video.shape[1:3])
+
+    features = {}
+
+    def matches(i, j):
+        for k in (i, j):
+            if k not in features:
+                features[k] = sift_features(video[k], MAX_KEYPOINTS)
+        return match_features(features[i], features[j])
+
     pairs = []
-    for i in tqdm(range(len(video) - stride), desc="frame pairs", disable=not progress):
-        pair = analyse_pair(video[i], video[i + stride], intrinsics, rule)
-        pairs.append({k: v for k, v in pair.items() if k not in ("rotation", "translation")})
+    bar = tqdm(total=len(video) - 1, desc="frame pairs", unit="frame", disable=not progress)
+
+    def evaluate(i, j, matched, parallax):
+        pair = analyse_pair(None, None, intrinsics, rule, matches=matched)
+        pair = {k: v for k, v in pair.items() if k not in ("rotation", "translation")}
+        pairs.append({"frames": [int(i), int(j)], "parallax_px": parallax, **pair})
+
+    if stride is not None:
+        for i in range(len(video) - stride):
+            matched = matches(i, i + stride)
+            evaluate(i, i + stride, matched, _median_displacement(*matched))
+            bar.update(1)
+    else:
+        def far_enough(i, j):
+            matched = matches(i, j)
+            parallax = _median_displacement(*matched)
+            return len(matched[0]) < rule.min_matches or parallax >= min_parallax_px, matched, parallax
+
+        anchor, step = 0, 1
+        while anchor < len(video) - 1:
+            # Widen the gap (doubling) until the matches moved enough, or too few remain to measure it; then
+            # bisect back to the nearest such frame, so pairs have about the parallax asked for, not up to twice it.
+            near, j = anchor, min(anchor + step, len(video) - 1)
+            while True:
+                enough, matched, parallax = far_enough(anchor, j)
+                if enough or j == len(video) - 1:
+                    break
+                near, j, step = j, min(j + step, len(video) - 1), step * 2
+            while enough and j - near > 1:
+                middle = (near + j) // 2
+                closer = far_enough(anchor, middle)
+                if closer[0]:
+                    j, (enough, matched, parallax) = middle, closer
+                else:
+                    near = middle
+            if not enough and pairs:
+                break  # the rest of the video has too little parallax for another pair
+            evaluate(anchor, j, matched, parallax)
+            pairs[-1]["low_parallax"] = not enough
+            bar.update(j - anchor)
+            # Free the features of frames that can no longer be an anchor or partner.
+            for k in [k for k in features if k < j]:
+                del features[k]
+            step = max(1, (j - anchor) // 2)
+            anchor = j
+    bar.close()
     errors = [p["sampson_error_px"] for p in pairs if not np.isnan(p["sampson_error_px"])]
     successes = [p["pose_success"] for p in pairs]
     return {
         "num_pairs": len(pairs),
+        "num_frames": len(video),
         "sampson_error_px": float(np.mean(errors)) if errors else float("nan"),
         "pose_success_rate": float(np.mean(successes)),
         "video_pose_success": bool(all(successes)),
         "mean_matches": float(np.mean([p["num_matches"] for p in pairs])),
         "pairs": pairs,
         "stride": stride,
+        "min_parallax_px": None if stride is not None else float(min_parallax_px),
     }
+
+
+def _median_displacement(points_a, points_b) -> float:
+    """Median distance (pixels) that matched keypoints moved between two frames; 0 without matches."""
+    if len(points_a) == 0:
+        return 0.0
+    return float(np.median(np.linalg.norm(points_b - points_a, axis=1)))

@@ -3,14 +3,16 @@
 import json
 from pathlib import Path
 
+from ..utils import positive_int
+
 
 def register(subparsers):
     parser = subparsers.add_parser("tokenize", help="tokenize + reconstruct a video with a tokenizer folder")
     parser.add_argument("--model", required=True, help="tokenizer folder (from `cosmos-hf convert tokenizer` or save_pretrained)")
     parser.add_argument("--video", required=True, help="input video file (mp4, ...)")
     parser.add_argument("--out", required=True, help="output folder: tokens.safetensors, reconstruction.mp4, metrics.json")
-    parser.add_argument("--max-frames", type=int, default=None, help="read at most this many frames")
-    parser.add_argument("--chunk-latent-frames", type=int, default=None, help="stream in chunks of this many latent frames")
+    parser.add_argument("--max-frames", type=positive_int, default=None, help="read at most this many frames")
+    parser.add_argument("--chunk-latent-frames", type=positive_int, default=None, help="stream in chunks of this many latent frames")
     parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
     parser.set_defaults(func=run)
 

@@ -4,7 +4,10 @@
   picks a scene, clicks Generate and waits for a playable video; a screenshot is saved (to the path in
   COSMOS_HF_SPACE_SCREENSHOT when set: `make space-screenshot` writes docs/images/space.png this way);
 - through its API with gradio_client: the returned videos have the models' shape, and bad input (a blocked prompt,
-  an upload that is not a video) comes back as a readable error message, not a stack trace.
+  an upload that is not a video, an empty or unknown camera path) comes back as a readable error message, not a
+  stack trace;
+- the post-trained tabs (push the object, fly the camera) with the bundled action / camera pipelines, or, until
+  those are bundled, untrained ones built from the nano Video2World as `train_diffusion.py` starts them.
 
 Few sampling steps keep it fast; the pipelines load once for the module.
 """
@@ -42,11 +45,35 @@ def free_loopback_port() -> int:
         return sock.getsockname()[1]
 
 
+def build_untrained_post_trained_pipeline(condition: str, video2world: Path, out: Path):
+    """What `train_diffusion.py --condition action|camera` starts from, saved before any training step: the nano
+    config's conditioned pipeline around the bundled nano Video2World (new inputs zero, so it samples as the base)."""
+    import yaml
+
+    from cosmos_hf.diffusion.post_training import build_post_training_pipeline
+
+    config = yaml.safe_load((REPO_ROOT / "training" / "configs" / f"diffusion_nano_{condition}.yaml").read_text())
+    config["model"]["pretrained_pipeline"] = str(video2world)
+    build_post_training_pipeline(config).save_pretrained(out)
+
+
 @pytest.fixture(scope="module")
-def app():
+def app(tmp_path_factory):
+    """The app, its PIPELINES_DIR pointed at a folder of the bundled pipelines (links) plus, until the trained nano
+    action / camera pipelines are bundled, untrained ones built from the nano Video2World."""
     module = load_app()
-    if not (module.PIPELINES_DIR / module.PIPELINE_FOLDERS["video2world"] / "model_index.json").is_file():
-        pytest.skip(f"bundled nano pipelines not found in {module.PIPELINES_DIR}")
+    bundled = module.PIPELINES_DIR
+    if not (bundled / module.PIPELINE_FOLDERS["video2world"] / "model_index.json").is_file():
+        pytest.skip(f"bundled nano pipelines not found in {bundled}")
+    pipelines = tmp_path_factory.mktemp("pipelines")
+    for folder in bundled.iterdir():
+        if folder.is_dir():
+            (pipelines / folder.name).symlink_to(folder.resolve(), target_is_directory=True)
+    for kind, condition in (("action", "action"), ("camera", "camera")):
+        if not (pipelines / module.PIPELINE_FOLDERS[kind]).exists():
+            build_untrained_post_trained_pipeline(condition, bundled / module.PIPELINE_FOLDERS["video2world"],
+                                                  pipelines / module.PIPELINE_FOLDERS[kind])
+    module.PIPELINES_DIR = pipelines  # the module-level override of COSMOS_NANO_PIPELINES
     return module
 
 
@@ -157,16 +184,107 @@ def test_a_person_selects_a_scene_clicks_generate_and_gets_a_playable_video(serv
                     v.pause(); v.addEventListener('seeked', done, {once: true}); v.currentTime = v.duration * 0.8;
                 })))""")
             page.screenshot(path=str(screenshot), full_page=True)
+            # the same person opens the action tab and presses a move: the imagined video appears, one press long
+            page.get_by_role("tab", name="Push the object").click()
+            page.locator("#push-right").click()
+            page.wait_for_function(
+                """() => { const v = document.querySelector('#push-imagined video');
+                           return v && v.src && v.readyState >= 1 && v.duration > 0; }""", timeout=60_000)
+            page.wait_for_function("() => document.querySelector('#push-report').innerText.includes('right')")
+            push_report = page.locator("#push-report").inner_text()
         finally:
             browser.close()
     assert state["src"] and state["readyState"] >= 1 and state["duration"] > 0, state
     assert screenshot.stat().st_size > 10_000
+    assert "5 frames, 4 actions" in push_report and "right" in push_report, push_report
 
 
 def test_every_tab_is_wired_to_an_api_action(app):
-    # each tab's button calls a named endpoint (the gradio_client API); post-training tabs join TABS only when their
-    # pipelines exist
+    # each tab's button calls a named endpoint (the gradio_client API)
     demo = app.build_demo(default_steps=STEPS)
     names = {dep.api_name for dep in demo.fns.values() if dep.api_name}
-    assert names >= {"video2world", "text2world", "ar_video2world", "tokenizers"}
-    assert [title for title, _ in app.TABS] == ["Video2World", "Text2World", "AR Video2World (Medusa)", "Tokenizers"]
+    assert names >= {"video2world", "text2world", "ar_video2world", "tokenizers", "push_reset", "push_step", "camera"}
+    assert [title for title, _ in app.available_tabs()] == [
+        "Video2World", "Text2World", "AR Video2World (Medusa)", "Tokenizers", "Push the object", "Fly the camera"]
+
+
+def test_post_trained_tabs_appear_only_when_their_pipelines_are_installed(app, tmp_path, monkeypatch):
+    only_video2world = tmp_path / "pipelines"
+    only_video2world.mkdir()
+    (only_video2world / app.PIPELINE_FOLDERS["video2world"]).symlink_to(
+        app.PIPELINES_DIR / app.PIPELINE_FOLDERS["video2world"], target_is_directory=True)
+    monkeypatch.setattr(app, "PIPELINES_DIR", only_video2world)
+    assert [title for title, _ in app.available_tabs()] == [title for title, _ in app.TABS]
+    demo = app.build_demo(default_steps=STEPS)  # the Space still builds without them
+    assert not {"push_step", "camera"} & {dep.api_name for dep in demo.fns.values() if dep.api_name}
+
+
+# ---------------------------------------------------------------------------------------------------- post-trained
+
+
+def test_each_push_press_adds_one_chunk_of_imagined_frames_next_to_the_simulator(app, client):
+    session = gradio_client.Client(client.src, verbose=False, download_files=client.output_dir)  # its own gr.State
+    imagined, truth, report = session.predict(1, api_name="/push_reset")
+    assert read_frames(imagined).shape[0] == read_frames(truth).shape[0] == 1
+    chunk = app.PUSH_FRAMES_PER_PRESS
+    for press, move in enumerate(["lower", "right"], 1):
+        imagined, truth, report = session.predict(1, move, STEPS, api_name="/push_step")
+        imagined, truth = read_frames(imagined), read_frames(truth)
+        assert imagined.shape == truth.shape == (1 + press * chunk, app.SIZE, app.SIZE, 3), (press, move)
+        assert f"| {press} | {move} | {1 + (press - 1) * chunk}-{press * chunk} |" in report
+    assert "seconds per predicted frame" in report and "PSNR vs simulator" in report
+    # Reset starts over from the scene's first frame
+    imagined, truth, report = session.predict(1, api_name="/push_reset")
+    assert read_frames(imagined).shape[0] == 1 and "| 1 |" not in report
+
+
+def test_push_moves_drive_the_gripper_in_the_cameras_screen_directions(app):
+    # actions are Bridge-format (xyz in the end-effector frame); a button's direction is the world's, as view 0 sees
+    # it (+x right, +y away, +z up): replaying a press in the simulator must move the gripper that way
+    _, _, start = app.simulate_push_replay(2, np.zeros((0, 7)))
+    for move, axis, sign in [("right", 0, 1), ("away", 1, 1), ("lower", 2, -1), ("left", 0, -1)]:
+        _, executed, end = app.simulate_push_replay(2, app.push_actions(move, start))
+        moved = end[:3] - start[:3]
+        assert sign * moved[axis] == pytest.approx(app.PUSH_FRAMES_PER_PRESS * app.PUSH_STEP_M, abs=1e-6), move
+        assert np.abs(np.delete(moved, axis)).max() < 1e-6, move
+        assert executed.shape == (app.PUSH_FRAMES_PER_PRESS, 7)
+    _, _, closed = app.simulate_push_replay(2, app.push_actions("gripper", start))
+    assert start[6] == 1.0 and closed[6] == 0.0  # the gripper toggles (1 = open)
+    with pytest.raises(gr.Error, match="unknown move 'jump': choose one of left, right"):
+        app.push_actions("jump", start)
+
+
+def test_push_requests_out_of_range_are_refused_before_any_work(app):
+    with pytest.raises(gr.Error, match="unknown move 'jump': choose one of left, right"):
+        app.push_step(0, "jump", STEPS)
+    with pytest.raises(gr.Error, match=r"sampling steps must be a whole number in \[1, 50\], got 0"):
+        app.push_step(0, "right", 0)
+    full = {"seed": 0, "imagined": np.zeros((app.MAX_PUSH_FRAMES, 64, 64, 3), np.uint8)}
+    with pytest.raises(gr.Error, match=f"reached {app.MAX_PUSH_FRAMES} frames.*press Reset"):
+        app.push_step(0, "right", STEPS, full)
+
+
+def test_camera_api_renders_17_frames_along_the_joystick_path_next_to_the_simulator(app, client):
+    prediction, truth, report = client.predict(0, "forward, forward, turn_left", STEPS, api_name="/camera")
+    shape = (app.NUM_FRAMES, app.SIZE, app.SIZE, 3)
+    prediction, truth = read_frames(prediction), read_frames(truth)
+    assert prediction.shape == truth.shape == shape
+    assert np.abs(truth[-1].astype(int) - truth[0]).mean() > 1  # the simulator's camera moved
+    assert "forward, forward, turn_left, stay" in report and "PSNR" in report
+
+
+def test_bad_camera_paths_come_back_as_a_message_naming_the_problem(client):
+    with pytest.raises(gradio_client.exceptions.AppError, match="the camera path is empty"):
+        client.predict(0, "  ", STEPS, api_name="/camera")
+    with pytest.raises(gradio_client.exceptions.AppError, match=r"unknown joystick move\(s\) 'fly_sideways'"):
+        client.predict(0, "forward, fly_sideways", STEPS, api_name="/camera")
+    with pytest.raises(gradio_client.exceptions.AppError, match="the camera path has 17 moves; at most 16"):
+        client.predict(0, " ".join(["forward"] * 17), STEPS, api_name="/camera")
+
+
+def test_the_camera_scene_is_rendered_from_any_pose_as_the_camera_task_films_it(app):
+    # render_camera_scene rebuilds simulate_camera's scene from its random draws: along simulate_camera's own path it
+    # must give its frames exactly (this fails if camera_task changes what it draws)
+    for seed in (0, 5):
+        record = app.camera_scene(seed)
+        assert np.array_equal(app.render_camera_scene(seed, record.cam_to_world, record.intrinsics), record.video)

@@ -8,6 +8,11 @@ Tabs (each a `build_*_tab()` function, listed in `TABS`):
 - AR Video2World: the nano autoregressive model decodes greedily, once token by token and once with Medusa heads;
   both give the same tokens, and the tab shows the measured speed-up.
 - Tokenizers: the nano CV4x8x8 (continuous) and DV4x8x8 (discrete) tokenizers reconstruct a clip, with PSNR / SSIM.
+- Push the object (when `cosmos-nano-action-conditioned` is installed): arrow buttons drive the push task's gripper;
+  each press appends 4 Bridge-format actions and the action-conditioned model imagines the next 4 frames, next to the
+  simulator's replay of the same actions, with PSNR per press and the seconds per predicted frame.
+- Fly the camera (when `cosmos-nano-camera-control` is installed): joystick moves make a 16-move camera path through a
+  still camera-task scene; the camera-control model renders it, next to the simulator's render along the same path.
 
 The guardrail verdicts (prompt and output video) are shown under every generation; a blocked prompt, an upload that
 is not a video or a clip that is too small or too large gives an error message naming the problem.
@@ -62,7 +67,11 @@ PIPELINE_FOLDERS = {
     "video2world": "cosmos-nano-video2world",
     "text2world": "cosmos-nano-text2world",
     "ar_video2world": "cosmos-nano-ar-video2world",
+    # post-trained models: their tabs appear only when these folders exist (see `available_tabs`)
+    "action": "cosmos-nano-action-conditioned",
+    "camera": "cosmos-nano-camera-control",
 }
+POST_TRAINED_PIPELINE_CLASSES = {"action": "CosmosActionConditionedPipeline", "camera": "CosmosCameraControlPipeline"}
 TOKENIZER_FOLDERS = {"CV4x8x8": "cosmos-nano-tokenizer-cv4x8x8", "DV4x8x8": "cosmos-nano-tokenizer-dv4x8x8"}
 
 # What the nano models were trained on (training/configs/*nano*.yaml): 17 frames of 64x64 at 12 fps.
@@ -92,12 +101,34 @@ def load_pipeline(kind: str):
     if not (folder / "model_index.json").is_file():
         raise gr.Error(f"the {kind} pipeline is not installed: no model_index.json in {folder} "
                        "(set COSMOS_NANO_PIPELINES to the folder holding the nano pipelines)")
-    pipe = cosmos_demo.load_world_model(folder, kind).to(device())
+    if kind in POST_TRAINED_PIPELINE_CLASSES:
+        pipe = load_post_trained_pipeline(folder, kind).to(device())
+    else:
+        pipe = cosmos_demo.load_world_model(folder, kind).to(device())
     if kind == "ar_video2world":
         # the first call pays one-time costs (allocations, kernel choice): pay them here, so that the tab's timed
         # greedy and Medusa runs compare like with like
         pipe(video=np.zeros((1, SIZE, SIZE, 3), np.uint8), use_medusa=True, output_type="np")
     return pipe
+
+
+def load_post_trained_pipeline(folder: Path, kind: str):
+    """An action-conditioned or camera-control pipeline folder, checked to hold that pipeline class."""
+    import cosmos_hf  # noqa: F401  (the folder's entry point imports the project's components)
+    from diffusers import DiffusionPipeline
+
+    from cosmos_hf import pipelines
+
+    pipe = DiffusionPipeline.from_pretrained(str(folder), trust_remote_code=True)
+    expected = getattr(pipelines, POST_TRAINED_PIPELINE_CLASSES[kind])
+    if not isinstance(pipe, expected):
+        raise gr.Error(f"{folder} holds a {type(pipe).__name__}, not a {expected.__name__}")
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def pipeline_installed(kind: str) -> bool:
+    return (PIPELINES_DIR / PIPELINE_FOLDERS[kind] / "model_index.json").is_file()
 
 
 @functools.lru_cache(maxsize=None)
@@ -183,7 +214,7 @@ def select_clip(scene, seed, view, upload) -> dict:
     return uploaded_clip(upload) if upload else simulated_clip(scene, seed, view)
 
 
-def save_video(frames: np.ndarray) -> str:
+def save_video(frames: np.ndarray, fps: float = FPS) -> str:
     """Write uint8 frames to a fresh mp4 for a gr.Video output (files older than an hour are removed)."""
     from cosmos_hf.data import write_video
 
@@ -193,7 +224,7 @@ def save_video(frames: np.ndarray) -> str:
         if now - old.stat().st_mtime > OUTPUT_MAX_AGE_S:
             old.unlink(missing_ok=True)
     path = OUTPUT_DIR / f"{uuid.uuid4().hex}.mp4"
-    write_video(path, frames, fps=FPS)
+    write_video(path, frames, fps=fps)
     return str(path)
 
 
@@ -404,6 +435,226 @@ def tokenizer_round_trip(scene, seed, view, upload, progress=gr.Progress()):
             f"**{clip['name']}**\n\n{table}")
 
 
+# ---------------------------------------------------------------------------------------------------- post-trained
+
+# The push task (cosmos_hf.sim.push) as the action model is trained on it (configs/diffusion_nano_action.yaml):
+# 8 fps, view 0 (it looks along +y: +x is screen-right, +y is away from the camera).
+PUSH_FPS, PUSH_VIEW = 8, 0
+PUSH_FRAMES_PER_PRESS = 4  # each button press appends this many actions, and the model predicts as many frames
+PUSH_STEP_M = 0.02  # metres the gripper moves per frame (2 cm at 8 fps = 0.16 m/s, under the task's 0.30 m/s)
+MAX_PUSH_FRAMES = 1 + 16 * PUSH_FRAMES_PER_PRESS  # the simulator replays the whole history each press: keep it short
+PUSH_MOVES = {  # world-frame displacement per frame (view 0's screen directions); "gripper" toggles open / closed
+    "left": (-1, 0, 0), "right": (1, 0, 0), "away": (0, 1, 0), "toward": (0, -1, 0), "lower": (0, 0, -1),
+    "lift": (0, 0, 1), "hold": (0, 0, 0), "gripper": (0, 0, 0),
+}
+PUSH_BUTTONS = {"left": "← left", "right": "→ right", "away": "↑ away", "toward": "↓ toward",
+                "lower": "⤓ lower", "lift": "⤒ lift", "gripper": "open / close gripper", "hold": "hold"}
+ACTION_DEFAULT_STEPS = 8  # the action model is meant to be interactive: its slider starts at most here
+# The camera task (cosmos_hf.sim.camera_task) as the camera model was trained on it: 12 fps, 17-frame windows.
+CAMERA_FPS = 12
+CAMERA_PATH_MOVES = NUM_FRAMES - 1  # one joystick move per frame step
+
+
+def push_actions(move: str, ee_state: np.ndarray) -> np.ndarray:
+    """PUSH_FRAMES_PER_PRESS Bridge-format actions (cosmos_hf.sim.push): `move`'s world displacement expressed in the
+    end-effector frame (action xyz = R_t^T (p_{t+1} - p_t)), no turn, gripper absolute (toggled by "gripper")."""
+    from cosmos_hf.sim.world import euler_to_matrix
+
+    if move not in PUSH_MOVES:
+        raise gr.Error(f"unknown move {move!r}: choose one of {', '.join(PUSH_MOVES)}")
+    gripper = 1.0 - float(ee_state[6] > 0.5) if move == "gripper" else float(ee_state[6])
+    # the rotation is unchanged by these actions, so every action of the chunk uses the current one
+    local = euler_to_matrix(ee_state[3:6]).T @ (PUSH_STEP_M * np.asarray(PUSH_MOVES[move], np.float64))
+    action = np.concatenate([local, np.zeros(3), [gripper]])
+    return np.repeat(action[None], PUSH_FRAMES_PER_PRESS, 0)
+
+
+def simulate_push_replay(seed: int, actions: np.ndarray):
+    """The simulator's result of `actions` from the held-out scene `seed`: (uint8 video [N+1, 64, 64, 3], realised
+    actions [N, 7] after workspace clipping, end-effector state after the last action)."""
+    from cosmos_hf import sim
+
+    actions = np.asarray(actions, np.float64).reshape(-1, 7)
+    # no actions yet: the start frame, from a one-step replay (the simulator records at least 2 frames)
+    replayed = actions if len(actions) else np.array([[0, 0, 0, 0, 0, 0, 1.0]])
+    record = sim.simulate_push(seed=HELD_OUT_SEED_OFFSET + seed, num_frames=len(replayed) + 1, height=SIZE,
+                               width=SIZE, fps=PUSH_FPS, view=PUSH_VIEW, actions=replayed)
+    num_frames = len(actions) + 1
+    return (np.asarray(record.video[:num_frames]), np.asarray(record.extras["actions"])[:len(actions)],
+            np.asarray(record.extras["ee_states"][num_frames - 1]))
+
+
+def checked_held_out_seed(seed) -> int:
+    if seed is None or int(seed) != seed or not 0 <= seed < HELD_OUT_SEED_OFFSET:
+        raise gr.Error(f"seed must be a whole number in [0, {HELD_OUT_SEED_OFFSET - 1}], got {seed}")
+    return int(seed)
+
+
+def push_start(seed: int) -> dict:
+    """A fresh push session: the held-out scene's first frame, no actions yet."""
+    first, _, ee_state = simulate_push_replay(seed, np.zeros((0, 7)))
+    return {"seed": seed, "imagined": first, "truth": first, "actions": np.zeros((0, 7)), "ee_state": ee_state,
+            "presses": []}
+
+
+def push_report(session: dict) -> str:
+    """Markdown: the scene, then PSNR of each press's predicted frames against the simulator and the model's speed."""
+    lines = [f"**Push task, held-out seed {HELD_OUT_SEED_OFFSET + session['seed']}** (view {PUSH_VIEW}, {PUSH_FPS} "
+             f"fps): {len(session['imagined'])} frames, {len(session['actions'])} actions."]
+    if not session["presses"]:
+        return lines[0] + " Press a move: the model imagines the next frames under it."
+    lines += ["", "| press | move | frames | PSNR vs simulator (dB) | seconds per predicted frame | sampler steps |",
+              "|---|---|---|---|---|---|"]
+    for k, press in enumerate(session["presses"], 1):
+        psnr = "exact (inf)" if not np.isfinite(press["psnr"]) else f"{press['psnr']:.2f}"
+        lines.append(f"| {k} | {press['move']} | {press['frames']} | {psnr} | {press['seconds_per_frame']:.3f} | "
+                     f"{press['steps']} |")
+    lines += ["", "PSNR (TokenBench: one MSE over the press's new frames) of the imagined frames against the "
+                  "simulator's replay of the same actions; higher is better. Measured now, on this machine."]
+    return "\n".join(lines)
+
+
+@gpu
+@user_errors
+def push_reset(seed):
+    """Start over from the held-out scene `seed`. Returns (session, imagined video, simulator video, report)."""
+    session = push_start(checked_held_out_seed(seed))
+    return (session, save_video(session["imagined"], PUSH_FPS), save_video(session["truth"], PUSH_FPS),
+            push_report(session))
+
+
+@gpu
+@user_errors
+def push_step(seed, move, steps, session=None, progress=gr.Progress()):
+    """Apply one press: PUSH_FRAMES_PER_PRESS actions of `move`; the action model predicts as many frames from the
+    frames so far, the simulator replays all actions. Returns (session, imagined video, simulator video, report)."""
+    import torch
+
+    from cosmos_hf.data import frames_to_tensor
+    from cosmos_hf.evaluation.video_metrics import psnr
+
+    seed, steps = checked_held_out_seed(seed), checked_steps(steps)
+    if move not in PUSH_MOVES:
+        raise gr.Error(f"unknown move {move!r}: choose one of {', '.join(PUSH_MOVES)}")
+    if not session or session.get("seed") != seed:  # first press, or the seed was changed: start from that scene
+        session = push_start(seed)
+    if len(session["imagined"]) + PUSH_FRAMES_PER_PRESS > MAX_PUSH_FRAMES:
+        raise gr.Error(f"this rollout has reached {MAX_PUSH_FRAMES} frames, the most the Space keeps: press Reset "
+                       "to start over")
+    progress(0, desc="Simulating the actions (ground truth)")
+    requested = np.concatenate([session["actions"], push_actions(move, session["ee_state"])])
+    truth, actions, ee_state = simulate_push_replay(seed, requested)  # actions: as executed (workspace clipping)
+    progress(0.2, desc="Loading the nano action-conditioned pipeline")
+    pipe = load_pipeline("action")
+    # condition on the newest frames: 5 once there are 5 (two latent frames, as the model is trained with), else 1;
+    # the actions start at the first conditioning frame (action t takes frame t to t + 1)
+    frames = session["imagined"]
+    num_cond = 5 if len(frames) >= 5 else 1
+    chunk_actions = actions[len(frames) - num_cond:]
+    start = time.perf_counter()
+    # seeded by the press's position: the same presses give the same rollout
+    output = pipe(video=frames_to_tensor(frames[-num_cond:]), actions=torch.as_tensor(chunk_actions).float(),
+                  num_inference_steps=steps, generator=generator(len(frames)), output_type="np",
+                  callback_on_step_end=step_progress(progress, steps, "Denoising")).frames
+    seconds = time.perf_counter() - start
+    new_frames = pipeline_frames(output)[num_cond:]
+    imagined = np.concatenate([frames, new_frames])
+    press = {"move": move, "frames": f"{len(frames)}-{len(imagined) - 1}", "steps": steps,
+             "psnr": psnr(truth[len(frames):], new_frames), "seconds_per_frame": seconds / len(new_frames)}
+    session = {"seed": seed, "imagined": imagined, "truth": truth, "actions": actions, "ee_state": ee_state,
+               "presses": [*session["presses"], press]}
+    return (session, save_video(imagined, PUSH_FPS), save_video(truth, PUSH_FPS),
+            push_report(session) + "\n\n" + guardrail_markdown(video_verdict(pipe)))
+
+
+def camera_scene(seed: int):
+    """The held-out camera-task scene `seed` as `simulate_camera` films it: its record (first frame, pose, K)."""
+    from cosmos_hf import sim
+
+    return sim.simulate_camera(seed=HELD_OUT_SEED_OFFSET + seed, num_frames=NUM_FRAMES, height=SIZE, width=SIZE,
+                               fps=CAMERA_FPS)
+
+
+def render_camera_scene(seed: int, cam_to_world, intrinsics) -> np.ndarray:
+    """The simulator's render of the held-out camera-task scene `seed` from any poses [T, 4, 4] (uint8 frames).
+
+    `simulate_camera` films along its own paths only, so this rebuilds its scene from the same random draws (floor,
+    lighting, path kind and fov, then the objects) and renders the given poses; a test checks that it reproduces
+    `simulate_camera`'s frames for its own path.
+    """
+    from cosmos_hf.sim import camera_task
+    from cosmos_hf.sim.world import FLOOR_COLORS, Lighting, SimWorld
+
+    rng = np.random.default_rng(HELD_OUT_SEED_OFFSET + seed)
+    floor = list(FLOOR_COLORS)[int(rng.integers(0, len(FLOOR_COLORS)))]
+    lighting = Lighting.random(rng)
+    rng.integers(0, len(camera_task.TRAJECTORIES))  # the path kind simulate_camera draws next
+    rng.uniform(40, 60)  # and the field of view
+    with SimWorld(floor_color=floor) as world:
+        camera_task._build_static_scene(world, rng)
+        return np.stack([world.render(np.asarray(pose, np.float64), np.asarray(intrinsics, np.float64), SIZE, SIZE,
+                                      lighting)[0] for pose in cam_to_world])
+
+
+def parse_camera_moves(text) -> list[str]:
+    """'forward, forward turn_left' -> 16 moves (a shorter path holds still at its end); checked by the library."""
+    from cosmos_hf.diffusion.camera_control import JOYSTICK_MOVES
+
+    moves = [move for move in str(text or "").replace(",", " ").split() if move]
+    if not moves:
+        raise gr.Error(f"the camera path is empty: give 1 to {CAMERA_PATH_MOVES} joystick moves, e.g. "
+                       f"'forward, turn_left' (moves: {', '.join(JOYSTICK_MOVES)})")
+    if len(moves) > CAMERA_PATH_MOVES:
+        raise gr.Error(f"the camera path has {len(moves)} moves; at most {CAMERA_PATH_MOVES} (one per frame step of "
+                       f"the {NUM_FRAMES}-frame video)")
+    unknown = sorted({move for move in moves if move not in JOYSTICK_MOVES})
+    if unknown:
+        raise gr.Error(f"unknown joystick move(s) {', '.join(map(repr, unknown))}: choose from "
+                       f"{', '.join(JOYSTICK_MOVES)}")
+    return moves + ["stay"] * (CAMERA_PATH_MOVES - len(moves))
+
+
+@gpu
+@user_errors
+def camera_fly(seed, moves_text, steps, progress=gr.Progress()):
+    """Render the camera-control model's video along a joystick path from a held-out scene's first frame, and the
+    simulator's render along the same poses. Returns (model video, simulator video, report markdown)."""
+    import torch
+
+    from cosmos_hf.data import frames_to_tensor
+    from cosmos_hf.diffusion.camera_control import joystick_trajectory
+    from cosmos_hf.evaluation.video_metrics import psnr
+
+    seed, steps = checked_held_out_seed(seed), checked_steps(steps)
+    moves = parse_camera_moves(moves_text)
+    progress(0, desc="Preparing the scene")
+    scene = camera_scene(seed)
+    poses = joystick_trajectory(moves, NUM_FRAMES, start_cam_to_world=scene.cam_to_world[0])
+    truth = render_camera_scene(seed, poses.numpy(), scene.intrinsics)
+    # the scene's caption names the objects; its camera motion is replaced by the joystick's
+    objects = str(scene.caption).partition("a still scene of ")[2]
+    prompt = f"The camera moves through a still scene of {objects}" if objects else str(scene.caption)
+    progress(0.1, desc="Loading the nano camera-control pipeline")
+    pipe = load_pipeline("camera")
+    prompt_check = check_prompt(pipe, prompt)
+    start = time.perf_counter()
+    output = pipe(video=frames_to_tensor(scene.video[:NUM_CONDITION_FRAMES]), prompt=prompt,
+                  cam_to_world=poses.float(), intrinsics=torch.as_tensor(np.asarray(scene.intrinsics)).float(),
+                  height=SIZE, width=SIZE, num_frames=NUM_FRAMES, num_inference_steps=steps, generator=generator(seed),
+                  output_type="np", callback_on_step_end=step_progress(progress, steps, "Denoising")).frames
+    seconds = time.perf_counter() - start
+    prediction = pipeline_frames(output)
+    score = psnr(truth[NUM_CONDITION_FRAMES:], prediction[NUM_CONDITION_FRAMES:])
+    report = (f"**Camera task, held-out seed {HELD_OUT_SEED_OFFSET + seed}** — path: {', '.join(moves)}\n\n"
+              f"PSNR of frames {NUM_CONDITION_FRAMES}-{NUM_FRAMES - 1} against the simulator's render along the same "
+              f"poses: {'exact (inf)' if not np.isfinite(score) else f'{score:.2f}'} dB (higher is better); "
+              f"{seconds:.2f} s for {NUM_FRAMES - NUM_CONDITION_FRAMES} frames at {steps} sampler steps, measured "
+              f"now. Moves are in the camera's frame: 0.1 m per step, turns 5 degrees.")
+    return (save_video(prediction, CAMERA_FPS), save_video(truth, CAMERA_FPS), report + "\n\n" +
+            guardrail_markdown(prompt_check, video_verdict(pipe)))
+
+
+
 # ---------------------------------------------------------------------------------------------------- the UI
 
 
@@ -487,17 +738,85 @@ def build_tokenizer_tab():
                  api_name="tokenizers")
 
 
-# (tab title, builder(default_steps)). The post-trained world models get their tabs here once bundled nano folders
-# of them exist in pipelines/ (the pipeline classes do; trained nano weights do not yet, and an untrained camera
-# model samples exactly like its Video2World base): an action tab (CosmosActionConditionedPipeline: a push-task
-# start frame from `cosmos_hf.sim.simulate_push` and its 7-D actions, with the simulator's rollout as ground truth)
-# and a camera-joystick tab (CosmosCameraControlPipeline with `camera_moves`, e.g. ["forward", "turn_left"]).
+def build_action_tab(default_steps: int):
+    gr.Markdown(f"The nano action-conditioned model continues the push task under the gripper moves you press. Each "
+                f"press appends {PUSH_FRAMES_PER_PRESS} actions ({PUSH_STEP_M * 100:.0f} cm per frame in that "
+                f"direction, Bridge format) and the model imagines the next {PUSH_FRAMES_PER_PRESS} frames from the "
+                f"frames so far; the simulator replays the same actions beside it. Directions are as seen from this "
+                f"camera; lower the gripper to push an object.")
+    session = gr.State(None)
+    with gr.Row():
+        seed = gr.Number(value=0, precision=0, minimum=0, maximum=HELD_OUT_SEED_OFFSET - 1,
+                         label="Scene seed (held out)", elem_id="push-seed")
+        steps = gr.Slider(1, MAX_STEPS, value=min(default_steps, ACTION_DEFAULT_STEPS), step=1, label="Sampling steps",
+                          elem_id="push-steps")
+        reset = gr.Button("Reset", elem_id="push-reset")
+    with gr.Row():
+        buttons = {move: gr.Button(label, elem_id=f"push-{move}", min_width=80) for move, label in PUSH_BUTTONS.items()}
+    with gr.Row():
+        imagined = gr.Video(label="Imagined (nano action-conditioned)", elem_id="push-imagined", interactive=False,
+                            loop=True, autoplay=True)
+        truth = gr.Video(label="Simulator (same actions)", elem_id="push-truth", interactive=False, loop=True,
+                         autoplay=True)
+    with gr.Accordion("API: a move by name", open=False):
+        with gr.Row():
+            move = gr.Dropdown(list(PUSH_MOVES), value="right", label="Move", elem_id="push-move")
+            apply = gr.Button("Apply move", elem_id="push-apply")
+    report = gr.Markdown(elem_id="push-report")
+    outputs = [session, imagined, truth, report]
+    apply.click(push_step, [seed, move, steps, session], outputs, api_name="push_step")
+    for name, button in buttons.items():
+        button.click(lambda seed, steps, state, name=name: push_step(seed, name, steps, state), [seed, steps, session],
+                     outputs, api_visibility="private")
+    reset.click(push_reset, [seed], outputs, api_name="push_reset")
+
+
+def build_camera_tab(default_steps: int):
+    from cosmos_hf.diffusion.camera_control import JOYSTICK_MOVES
+
+    gr.Markdown(f"The nano camera-control model continues a still scene's first frame along a camera path you build "
+                f"from joystick moves ({CAMERA_PATH_MOVES} moves, one per frame; a shorter path holds still at its "
+                f"end). Beside it, the simulator renders the same scene along the same poses.")
+    with gr.Row():
+        seed = gr.Number(value=0, precision=0, minimum=0, maximum=HELD_OUT_SEED_OFFSET - 1,
+                         label="Scene seed (held out)", elem_id="cam-seed")
+        steps = gr.Slider(1, MAX_STEPS, value=default_steps, step=1, label="Sampling steps", elem_id="cam-steps")
+    moves = gr.Textbox(value=", ".join(["forward"] * 4 + ["turn_left"] * 8), elem_id="cam-moves",  # room for +4
+                       label=f"Camera path (1-{CAMERA_PATH_MOVES} moves: {', '.join(JOYSTICK_MOVES)})")
+    with gr.Row():
+        for name in [m for m in JOYSTICK_MOVES if m != "stay"]:
+            gr.Button(f"+4 {name}", elem_id=f"cam-add-{name}", min_width=80).click(
+                lambda text, name=name: ", ".join([*str(text or "").replace(",", " ").split(), *[name] * 4]),
+                moves, moves, api_visibility="private")
+        gr.Button("Clear", elem_id="cam-clear", min_width=80).click(lambda: "", None, moves, api_visibility="private")
+    button = gr.Button("Generate", variant="primary", elem_id="cam-generate")
+    with gr.Row():
+        prediction = gr.Video(label="Nano camera control", elem_id="cam-prediction", interactive=False, loop=True,
+                              autoplay=True)
+        truth = gr.Video(label="Simulator (same poses)", elem_id="cam-truth", interactive=False, loop=True,
+                         autoplay=True)
+    report = gr.Markdown(elem_id="cam-report")
+    button.click(camera_fly, [seed, moves, steps], [prediction, truth, report], api_name="camera")
+
+
+# (tab title, builder(default_steps)): always shown
 TABS = [
     ("Video2World", build_video2world_tab),
     ("Text2World", build_text2world_tab),
     ("AR Video2World (Medusa)", lambda steps: build_ar_video2world_tab()),
     ("Tokenizers", lambda steps: build_tokenizer_tab()),
 ]
+# (tab title, PIPELINE_FOLDERS key, builder(default_steps)): shown only when that pipeline folder is installed, so the
+# Space works before the post-trained nano models are bundled
+POST_TRAINED_TABS = [
+    ("Push the object", "action", build_action_tab),
+    ("Fly the camera", "camera", build_camera_tab),
+]
+
+
+def available_tabs() -> list:
+    """TABS, then the post-trained tabs whose pipelines are installed in PIPELINES_DIR."""
+    return TABS + [(title, build) for title, kind, build in POST_TRAINED_TABS if pipeline_installed(kind)]
 
 CSS = "video { image-rendering: pixelated; }  /* 64x64 clips, shown large: keep the pixels sharp */"
 THEME = gr.themes.Soft(font=["ui-sans-serif", "system-ui", "sans-serif"],  # no web fonts: works offline
@@ -510,7 +829,7 @@ def build_demo(default_steps: int = DEFAULT_STEPS) -> gr.Blocks:
                     "The bundled nano checkpoints of cosmos-hf (NVIDIA Cosmos world foundation models rebuilt on "
                     "diffusers / transformers), trained on 2 CPU cores, on held-out clips of its built-in physics "
                     "world (pybullet). They are small and undertrained: read their scores next to the baselines.")
-        for title, build in TABS:
+        for title, build in available_tabs():
             with gr.Tab(title):
                 build(default_steps)
     return demo

@@ -9,6 +9,10 @@ import json
 import os
 from pathlib import Path
 
+# diffusers loads a component recorded as ["cosmos_hf.pipelines.shared_weights", ...] (a vae whose weights are a
+# reference to a tokenizer folder) only from a module already imported; every cosmos-hf pipeline imports this module
+from . import shared_weights  # noqa: F401
+
 ENTRY_POINT_NAME = "pipeline"
 
 _ENTRY_POINT_TEMPLATE = '''"""Entry point for `DiffusionPipeline.from_pretrained(<this folder>, trust_remote_code=True)`.

@@ -77,7 +77,31 @@ def test_nano_ar_candidate_trees_accept_more_tokens_per_pass_than_the_heads_chai
     assert chain.mean_tokens_per_step > 1.5 and tree.mean_tokens_per_step > chain.mean_tokens_per_step + 0.5
 
 
-@pytest.mark.parametrize("name", ["cosmos-nano-video2world", "cosmos-nano-text2world", "cosmos-nano-ar-video2world"])
+def test_nano_action_conditioned_rolls_out_recorded_push_actions():
+    from cosmos_hf.data.post_training_datasets import PushActionClips
+
+    pipe = _load("cosmos-nano-action-conditioned")
+    assert type(pipe).__name__ == "CosmosActionConditionedPipeline"
+    assert pipe.transformer.config.num_action_frames == 16 and pipe.transformer.config.action_dim == 7
+    clip = PushActionClips(1, num_frames=21, height=64, width=64, fps=8, seed_offset=0, workers=1).clips[0]
+    first = torch.from_numpy(clip["video"][:1]).permute(3, 0, 1, 2)[None].float() / 127.5 - 1.0
+    video = pipe(video=first, actions=clip["actions"], num_inference_steps=2, output_type="np",
+                 generator=torch.Generator().manual_seed(0)).frames[0]
+    assert video.shape == (21, 64, 64, 3) and np.isfinite(video).all()  # 20 actions -> 20 frames after the first
+
+
+def test_nano_camera_control_follows_a_joystick_path():
+    pipe = _load("cosmos-nano-camera-control")
+    assert type(pipe).__name__ == "CosmosCameraControlPipeline"
+    record, frames = _first_frame()
+    outputs = [pipe(image=frames[0], prompt=record.caption, camera_moves=move, num_inference_steps=2, output_type="np",
+                    generator=torch.Generator().manual_seed(0)).frames[0] for move in ("turn_left", "turn_right")]
+    assert all(video.shape == (17, 64, 64, 3) and np.isfinite(video).all() for video in outputs)
+    assert not np.array_equal(outputs[0], outputs[1])  # the trained ray columns are not zero: the path reaches it
+
+
+@pytest.mark.parametrize("name", ["cosmos-nano-video2world", "cosmos-nano-text2world", "cosmos-nano-ar-video2world",
+                                  "cosmos-nano-action-conditioned", "cosmos-nano-camera-control"])
 def test_bundled_world_model_has_a_model_card(name):
     card = (PIPELINES / name / "README.md").read_text()
     assert card.startswith("---\nlibrary_name: diffusers\n") and "## Training" in card and "## Limitations" in card

@@ -824,7 +824,11 @@ def save_final(accelerator, module, pipe, ema, config, output_dir: Path, step: i
         accelerator.print(f"saved pipeline to {output_dir / 'pipeline'}")
 
 
-def _data_description(data: dict) -> str:
+def _data_description(data: dict, condition: str | None = None) -> str:
+    if condition in ("camera", "action", "multiview"):  # post-training data come from the matching sim task
+        task = {"camera": "camera task", "action": "push task", "multiview": "multi-camera rig"}[condition]
+        first = int(data.get("seed_offset") or 0)
+        return f"physics world {task}, {data.get('num_clips')} clips (simulator seeds {first}..{first + data.get('num_clips') - 1})"
     if data.get("type") == "physics":
         first = int(data.get("seed_offset") or 0)
         return f"physics world, {data.get('num_clips')} clips (simulator seeds {first}..{first + data.get('num_clips') - 1})"
@@ -843,6 +847,13 @@ def model_card(config: dict, class_name: str, output_dir: Path, step: int | None
     if model.get("condition") == "dv_tokens":
         kind = "diffusion decoder (DV tokens -> CV latents)"
     tag = "image-to-video" if kind == "Video2World" else "text-to-video"
+    if model.get("pretrained_pipeline"):  # post-training: the architecture and encoders are the base pipeline's
+        components = (f"| base pipeline | `{model['pretrained_pipeline']}` (transformer, text encoder, latent space) |\n"
+                      f"| condition | `{model.get('condition') or 'none'}` |")
+    else:
+        components = (f"| transformer | `{model.get('transformer')}` |\n"
+                      f"| text encoder | `{model.get('text_encoder')}` (max {model.get('max_sequence_length')} tokens) |\n"
+                      f"| latent space | `{model.get('vae') or 'pixels (CosmosPixelSpaceAutoencoder)'}` |")
     return f"""---
 library_name: diffusers
 pipeline_tag: {tag}
@@ -863,10 +874,8 @@ pipe = DiffusionPipeline.from_pretrained("<this folder>", trust_remote_code=True
 
 | | |
 |---|---|
-| transformer | `{model.get("transformer")}` |
-| text encoder | `{model.get("text_encoder")}` (max {model.get("max_sequence_length")} tokens) |
-| latent space | `{model.get("vae") or "pixels (CosmosPixelSpaceAutoencoder)"}` |
-| data | {_data_description(data)}, {data.get("num_frames")} frames at {data.get("height")}x{data.get("width")}, {data.get("fps")} fps |
+{components}
+| data | {_data_description(data, model.get("condition"))}, {data.get("num_frames")} frames at {data.get("height")}x{data.get("width")}, {data.get("fps")} fps |
 | steps | {step} (batch {training.get("batch_size")}, lr {training.get("learning_rate")}, EMA {training.get("ema_decay")}) |
 | last logged loss | {last.get("loss", "? (no log in this output_dir)")} |
 | objective | `{json.dumps(config.get("objective", {}))}` |

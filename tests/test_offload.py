@@ -5,6 +5,10 @@ sequential offload (weights on the meta device, loaded per module) gives outputs
 Without an accelerator the execution device is the CPU itself, so the moves are no-ops: what is checked is that the
 hooks fire for every component that runs and that nothing reads a weight the hooks have not loaded."""
 
+import functools
+import tempfile
+from pathlib import Path
+
 import pytest
 import torch
 from accelerate import cpu_offload
@@ -15,8 +19,22 @@ from cosmos_hf.diffusion.diffusion_decoder import CosmosDiffusionDecoderPipeline
 from cosmos_hf.diffusion.nano import tiny_cosmos_vae, tiny_t5_text_encoder, tiny_transformer
 from cosmos_hf.pipelines.pipeline_cosmos_ar_video2world import CosmosARVideo2WorldPipeline
 
+from test_pipelines_action_conditioned import action_pipeline, actions, rollout
 from test_pipelines_ar import frames, tiny_ar, tiny_dv
+from test_pipelines_camera_control import call as camera_call
+from test_pipelines_camera_control import camera_pipeline, orbit
 from test_pipelines_cosmos import make_t2w, make_v2w
+from test_pipelines_multiview import generate as multiview_call
+from test_pipelines_multiview import multiview_pipeline
+
+
+@functools.cache
+def tiny_base_folder():
+    """A saved tiny Video2World pipeline: the base the post-trained pipelines are made from (perturbed, so that
+    their new inputs matter)."""
+    folder = Path(tempfile.mkdtemp(prefix="offload_base_")) / "pipeline"
+    make_v2w(tiny_t5_text_encoder(), disable_safety_checker=True).save_pretrained(folder)
+    return folder
 
 
 def diffusion_decoder(dv):
@@ -64,6 +82,21 @@ CASES = {
         lambda: make_v2w(tiny_t5_text_encoder(), disable_safety_checker=True),
         lambda pipe: pipe(video=torch.rand(1, 3, 5, 32, 32) * 2 - 1, prompt="a red ball", num_inference_steps=2,
                           output_type="pt", **seeded()).frames,
+        {"text_encoder", "transformer", "vae"},
+    ),
+    "camera_control": (
+        lambda: camera_pipeline(tiny_base_folder(), perturb=True)[0],
+        lambda pipe: torch.from_numpy(camera_call(pipe, cam_to_world=orbit(), output_type="np")),
+        {"text_encoder", "transformer", "vae"},
+    ),
+    "action_conditioned": (
+        lambda: action_pipeline(tiny_base_folder(), perturb=True)[0],
+        lambda pipe: torch.from_numpy(rollout(pipe, actions(12))),
+        {"text_encoder", "transformer", "vae"},
+    ),
+    "multiview": (
+        lambda: multiview_pipeline(tiny_base_folder())[0],
+        lambda pipe: torch.from_numpy(multiview_call(pipe)),
         {"text_encoder", "transformer", "vae"},
     ),
 }

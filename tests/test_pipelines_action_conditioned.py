@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from cosmos_hf.diffusion.post_training import pipeline_from_video2world
 from cosmos_hf.data.post_training_datasets import ACTION_PROMPT
 from cosmos_hf.diffusion.action_conditioning import CosmosActionConditionedTransformer3DModel
 from cosmos_hf.pipelines.pipeline_cosmos_action_conditioned import CosmosActionConditionedPipeline
@@ -22,11 +23,7 @@ def action_pipeline(base_folder, perturb: bool = False):
         with torch.no_grad():
             layer = transformer.action_embedder_B_3D.fc2
             layer.weight.add_(torch.randn(layer.weight.shape, generator=torch.Generator().manual_seed(1)) * 0.5)
-    pipe = CosmosActionConditionedPipeline(
-        base.text_encoder, base.tokenizer, transformer, base.vae, base.scheduler, disable_safety_checker=True,
-        **{k: base.config[k] for k in ("default_height", "default_width", "default_num_frames", "default_fps",
-                                       "max_sequence_length", "condition_frame_channels", "default_guidance_scale")},
-    )
+    pipe = pipeline_from_video2world(CosmosActionConditionedPipeline, base, transformer, disable_safety_checker=True)
     pipe.set_progress_bar_config(disable=True)
     base.set_progress_bar_config(disable=True)
     return pipe, base

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from cosmos_hf.diffusion.post_training import pipeline_from_video2world
 from cosmos_hf.diffusion.camera_control import (
     CosmosCameraControlTransformer3DModel,
     joystick_trajectory,
@@ -23,11 +24,7 @@ def camera_pipeline(base_folder, perturb: bool = False):
         with torch.no_grad():
             weight = transformer.patch_embed.proj.weight
             weight.add_(torch.randn(weight.shape, generator=torch.Generator().manual_seed(1)) * 0.5)
-    pipe = CosmosCameraControlPipeline(
-        base.text_encoder, base.tokenizer, transformer, base.vae, base.scheduler, disable_safety_checker=True,
-        **{k: base.config[k] for k in ("default_height", "default_width", "default_num_frames", "default_fps",
-                                       "max_sequence_length", "condition_frame_channels", "default_guidance_scale")},
-    )
+    pipe = pipeline_from_video2world(CosmosCameraControlPipeline, base, transformer, disable_safety_checker=True)
     pipe.set_progress_bar_config(disable=True)
     base.set_progress_bar_config(disable=True)
     return pipe, base

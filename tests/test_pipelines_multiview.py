@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from cosmos_hf.diffusion.post_training import pipeline_from_video2world
 from cosmos_hf.diffusion.multiview import CosmosMultiViewTransformer3DModel
 from cosmos_hf.diffusion.post_training import multiview_condition
 from cosmos_hf.pipelines.pipeline_cosmos_multiview import CosmosMultiViewPipeline
@@ -16,11 +17,7 @@ def multiview_pipeline(base_folder, num_views=2, trajectory_dim=27):
     base = CosmosVideo2WorldPipeline.from_pretrained(base_folder, disable_safety_checker=True)
     transformer = CosmosMultiViewTransformer3DModel.from_video2world(
         base.transformer, num_views=num_views, view_embed_dim=4, trajectory_dim=trajectory_dim).eval()
-    pipe = CosmosMultiViewPipeline(
-        base.text_encoder, base.tokenizer, transformer, base.vae, base.scheduler, disable_safety_checker=True,
-        **{k: base.config[k] for k in ("default_height", "default_width", "default_num_frames", "default_fps",
-                                       "max_sequence_length", "condition_frame_channels", "default_guidance_scale")},
-    )
+    pipe = pipeline_from_video2world(CosmosMultiViewPipeline, base, transformer, disable_safety_checker=True)
     pipe.set_progress_bar_config(disable=True)
     base.set_progress_bar_config(disable=True)
     return pipe, base

@@ -162,11 +162,21 @@ def conditioned_transformer(condition: str, base_transformer, model: dict, data:
     raise ValueError(f"condition must be one of {list(POST_TRAINING_CONDITIONS)}, got {condition!r}")
 
 
+def pipeline_from_video2world(cls, base, transformer, safety_checker=None, **options):
+    """A post-trained pipeline of class `cls` around `transformer`, sharing the Video2World pipeline `base`'s text
+    encoder, tokenizer, vae and scheduler, with `base`'s config where `cls` accepts it (`options` override it)."""
+    import inspect
+
+    accepted = inspect.signature(cls.__init__).parameters
+    config = {name: base.config[name] for name in base.config if name in accepted and not name.startswith("_")
+              and name not in ("text_encoder", "tokenizer", "transformer", "vae", "scheduler", "safety_checker")}
+    return cls(base.text_encoder, base.tokenizer, transformer, base.vae, base.scheduler, safety_checker=safety_checker,
+               **{**config, **options})
+
+
 def build_post_training_pipeline(config: dict):
     """The pipeline of a `--condition` run: a Video2World pipeline folder (`model.pretrained_pipeline`) with its DiT
     turned into the conditioned one; a folder saved by a previous run of the same condition loads as it is."""
-    import inspect
-
     from ..pipelines.hub_layout import is_own_folder
     from ..pipelines.pipeline_cosmos_video2world import CosmosVideo2WorldPipeline
 
@@ -182,14 +192,10 @@ def build_post_training_pipeline(config: dict):
     else:
         base = CosmosVideo2WorldPipeline.from_pretrained(source)
         transformer = conditioned_transformer(condition, base.transformer, model, data)
-        accepted = inspect.signature(cls.__init__).parameters
-        options = {name: base.config[name] for name in base.config if name in accepted and not name.startswith("_")
-                   and name not in ("text_encoder", "tokenizer", "transformer", "vae", "scheduler", "safety_checker")}
         # call defaults: the size, length and frame rate of the post-training data (e.g. the push task's 8 fps)
-        options.update(default_height=int(data["height"]), default_width=int(data["width"]),
-                       default_num_frames=int(data["num_frames"]), default_fps=int(data["fps"]))
-        pipe = cls(base.text_encoder, base.tokenizer, transformer, base.vae, base.scheduler, safety_checker=None,
-                   **options)
+        pipe = pipeline_from_video2world(cls, base, transformer, default_height=int(data["height"]),
+                                         default_width=int(data["width"]), default_num_frames=int(data["num_frames"]),
+                                         default_fps=int(data["fps"]))
     check_objective_matches_pipeline(config.get("objective") or {}, pipe)
     return pipe
 

@@ -8,8 +8,8 @@ encode, `steps` EDM Euler steps of the DiT, decode, the pipeline's saved default
 guardrail off) from `c` conditioning frames predicts `window - c` new frames (window 17: 16 frames from 1 conditioning
 frame, 12 from 5). Reported: the median over `--repeats` of seconds per predicted frame and frames per second, for
 every (threads, steps, conditioning frames) candidate; candidates are interleaved within each repeat so that load
-changes hit all of them alike, and the machine's load average is recorded before and after. Goal (issue #17): 10
-predicted frames per second.
+changes hit all of them alike; the machine's load average (start and end), CPU flags and a `busy` flag are recorded
+(bench/timing.py). Goal (issue #17): 10 predicted frames per second.
 
 Without `--pipeline` (no trained nano action model yet) the model is the bundled nano Video2World turned into an
 action-conditioned one by `from_video2world` (its action layers zero-initialised): the same size and compute as a
@@ -18,14 +18,12 @@ trained one, which the JSON says (`model`).
 
 import argparse
 import json
-import os
-import platform
-import statistics
-import time
+import sys
 from pathlib import Path
 
 import numpy as np
 import torch
+from timing import finish_report, interleaved, machine_header, positive_repeats
 
 REPO = Path(__file__).resolve().parents[1]
 NANO_VIDEO2WORLD = REPO / "pipelines" / "cosmos-nano-video2world"
@@ -56,8 +54,9 @@ def main(argv=None):
                         help="conditioning frames per chunk (1 + 4k): chunks of window - c new frames")
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args(argv)
-    if args.repeats < 1 or min(args.threads) < 1 or min(args.steps) < 1:
-        parser.error("--repeats, --threads and --steps must be >= 1")
+    positive_repeats(parser, args.repeats)
+    if min(args.threads) < 1 or min(args.steps) < 1:
+        parser.error("--threads and --steps must be >= 1")
 
     from cosmos_hf.pipelines import CosmosActionConditionedPipeline
 
@@ -82,37 +81,30 @@ def main(argv=None):
         torch.set_num_threads(threads)
         video = torch.from_numpy(rng.uniform(-1, 1, (1, 3, cond, size, size)).astype(np.float32))
         actions = rng.normal(0, 0.02, (window - 1, 7)).astype(np.float32)  # one chunk: window - cond new frames
-        start = time.perf_counter()
         pipe(video=video, actions=actions, num_inference_steps=steps, output_type="np",
              generator=torch.Generator().manual_seed(0))
-        return time.perf_counter() - start
 
-    load_before = os.getloadavg()
-    run(max(args.threads), min(args.steps), args.condition_frames[0])  # warm-up (allocator, oneDNN caches)
-    times = {candidate: [] for candidate in candidates}
-    for _ in range(args.repeats):
-        for candidate in candidates:  # interleaved
-            times[candidate].append(run(*candidate))
-    load_after = os.getloadavg()
+    machine = machine_header()
+    # one warm-up round of every candidate (allocator, oneDNN caches), then the candidates interleaved
+    timings = interleaved({candidate: (lambda candidate=candidate: run(*candidate)) for candidate in candidates},
+                          repeats=args.repeats)
 
     rows = []
-    for (threads, steps, cond), values in times.items():
+    for (threads, steps, cond), timing in timings.items():
         predicted = window - cond
-        median = statistics.median(values)
+        median = timing["median_s"]
         rows.append({"threads": threads, "num_inference_steps": steps, "condition_frames": cond,
-                     "frames_per_chunk": predicted, "chunk_s": round(median, 4),
+                     "frames_per_chunk": predicted, "chunk_s": round(median, 4), "chunk": timing,
                      "s_per_frame": round(median / predicted, 4), "frames_per_s": round(predicted / median, 2),
                      "meets_10_fps": predicted / median >= 10.0})
     best = max(rows, key=lambda row: row["frames_per_s"])
-    print(json.dumps({
+    print(json.dumps(finish_report({
         "benchmark": "action-conditioned rollout latency per predicted frame (CPU)",
+        "command": " ".join(["bench/action_latency.py", *sys.argv[1:]]), "machine": machine,
         "model": model, "size": f"{size}x{size}", "window_frames": window, "repeats": args.repeats,
         "statistic": "median over repeats, candidates interleaved",
-        "machine": {"processor": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
-                    "load_average_before": [round(x, 2) for x in load_before],
-                    "load_average_after": [round(x, 2) for x in load_after]},
         "goal_frames_per_s": 10.0, "best": best, "results": rows,
-    }, indent=2))
+    }), indent=2))
 
 
 if __name__ == "__main__":

@@ -1,10 +1,12 @@
 """Benchmark of the autoregressive WFM on the CPU; prints one JSON object, every comparison a ratio within this run.
 
-    .venv/bin/python bench/autoregressive.py            # ~3-5 minutes on 2 cores (1-2 of them compiling)
+    .venv/bin/python bench/autoregressive.py            # several minutes on 2 cores (1-2 of them compiling)
     .venv/bin/python bench/autoregressive.py --quick    # smaller model, fewer steps
     .venv/bin/python bench/autoregressive.py --cache_comparison_only   # dynamic vs static vs compiled decoding
 
-Measured (random weights, sizes in the JSON):
+Every timed comparison is the median of `--repeats` (>= 5) interleaved runs of its candidates after a warm-up
+(bench/timing.py), next to the machine's load and CPU flags; `long_context_decoding` times one pass of its per-token
+loops. Measured (random weights, sizes in the JSON):
 - KV-cache decoding vs recomputing the whole prefix every step (generate(use_cache=True/False));
 - bfloat16 vs float32 prefill;
 - Medusa: heads self-distilled on the frozen model's own greedy continuations of 8 prompts, then greedy Medusa
@@ -31,11 +33,13 @@ from pathlib import Path
 
 import argparse
 import json
+import sys
 import time
 
 import statistics
 
 import torch
+from timing import finish_report, interleaved, machine_header, positive_repeats, speedup
 from transformers import CompileConfig, DynamicCache
 
 from cosmos_hf import CosmosARConfig, CosmosARForCausalLM
@@ -43,13 +47,17 @@ from cosmos_hf.autoregressive.medusa import init_medusa_heads_from_lm_head, medu
 from cosmos_hf.autoregressive.modeling_cosmos_ar import compute_medusa_loss
 
 
-def timed(fn, repeats=1):
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = fn()
-        best = min(best, time.perf_counter() - start)
-    return best, result
+def interleaved_with_outputs(candidates: dict, repeats: int):
+    """`timing.interleaved` over zero-argument callables that also keeps each candidate's last output."""
+    outputs = {}
+
+    def keep(name, fn):
+        def run():
+            outputs[name] = fn()
+        return run
+
+    timings = interleaved({name: keep(name, fn) for name, fn in candidates.items()}, repeats=repeats)
+    return timings, outputs
 
 
 def main():
@@ -66,20 +74,23 @@ def main():
     parser.add_argument("--cache_comparison_only", action="store_true",
                         help="only the dynamic vs static vs static + torch.compile decoding section")
     parser.add_argument("--cache_model", default=str(NANO_AR_MODEL), help="model folder for the cache comparison")
-    parser.add_argument("--repeats", type=int, default=5, help="interleaved repeats of the cache comparison")
+    parser.add_argument("--repeats", type=int, default=5,
+                        help="interleaved timed runs of every comparison after a warm-up (>= 5)")
     parser.add_argument("--new_tokens", type=int, default=None,
                         help="tokens decoded in the cache comparison (default: fill the latent grid)")
     args = parser.parse_args()
+    positive_repeats(parser, args.repeats)
+    torch.set_num_threads(args.threads)
+    header = {"benchmark": "autoregressive", "command": " ".join(["bench/autoregressive.py", *sys.argv[1:]]),
+              "machine": machine_header(), "repeats": args.repeats,
+              "statistic": "median over repeats, compared candidates interleaved"}
     if args.cache_comparison_only:
-        torch.set_num_threads(args.threads)
-        print(json.dumps({"decoding_cache_comparison": decoding_cache_comparison(
-            args.cache_model, args.repeats, args.new_tokens)}, indent=2))
+        print(json.dumps(finish_report({**header, "decoding_cache_comparison": decoding_cache_comparison(
+            args.cache_model, args.repeats, args.new_tokens)}), indent=2))
         return
     if args.skip_random:
-        torch.set_num_threads(args.threads)
-        print(json.dumps({"trained_model_medusa": trained_model_medusa(args)}, indent=2))
+        print(json.dumps(finish_report({**header, "trained_model_medusa": trained_model_medusa(args)}), indent=2))
         return
-    torch.set_num_threads(args.threads)
     torch.manual_seed(0)
 
     size = dict(hidden_size=128, num_hidden_layers=2) if args.quick else dict(hidden_size=256, num_hidden_layers=4)
@@ -96,25 +107,27 @@ def main():
     )
     model = CosmosARForCausalLM(config).eval()
     init_medusa_heads_from_lm_head(model)
-    report = {"model": {**size, "latent_shape": config.latent_shape, "vocab_size": config.vocab_size,
+    report = {**header, "model": {**size, "latent_shape": config.latent_shape, "vocab_size": config.vocab_size,
                         "parameters_M": round(sum(p.numel() for p in model.parameters()) / 1e6, 2),
                         "threads": args.threads}}
 
     prompt_len, new_tokens = 64, (48 if args.quick else 128)
     prompts = torch.randint(0, config.vocab_size, (12, prompt_len), generator=torch.Generator().manual_seed(1))
 
-    # 1. KV cache vs full recompute
+    # 1. KV cache vs full recompute (interleaved)
     with torch.no_grad():
-        t_cache, with_cache = timed(lambda: model.generate(prompts[:1], max_new_tokens=new_tokens, do_sample=False))
-        t_full, without = timed(
-            lambda: model.generate(prompts[:1], max_new_tokens=new_tokens, do_sample=False, use_cache=False)
-        )
+        timings, outputs = interleaved_with_outputs({
+            "cache": lambda: model.generate(prompts[:1], max_new_tokens=new_tokens, do_sample=False),
+            "no_cache": lambda: model.generate(prompts[:1], max_new_tokens=new_tokens, do_sample=False,
+                                               use_cache=False)}, args.repeats)
+    with_cache, without = outputs["cache"], outputs["no_cache"]
     report["kv_cache"] = {
         "new_tokens": new_tokens,
-        "tokens_per_s_cache": round(new_tokens / t_cache, 1),
-        "tokens_per_s_no_cache": round(new_tokens / t_full, 1),
-        "speedup": round(t_full / t_cache, 2),
+        "tokens_per_s_cache": round(new_tokens / timings["cache"]["median_s"], 1),
+        "tokens_per_s_no_cache": round(new_tokens / timings["no_cache"]["median_s"], 1),
+        "speedup": speedup(timings["no_cache"], timings["cache"]),
         "same_tokens": bool(torch.equal(with_cache, without)),
+        "timings": timings,
     }
 
     # incremental (cached) logits vs one full forward over the same 96 tokens
@@ -126,21 +139,24 @@ def main():
         steps += [model(sequence[:, i : i + 1], cache=cache).logits for i in range(prompt_len, 96)]
     report["kv_cache"]["max_abs_logit_diff_cached_vs_full"] = float((torch.cat(steps, 1) - full).abs().max())
 
-    # 2. bf16 vs fp32 prefill (full 256-token grid, batch 4)
+    # 2. bf16 vs fp32 prefill (full 256-token grid, batch 4; interleaved)
     grid = torch.randint(0, config.vocab_size, (4, config.num_video_tokens), generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
-        t32, logits32 = timed(lambda: model(grid, use_cache=False).logits, repeats=3)
         model_bf16 = CosmosARForCausalLM(config).eval()
         model_bf16.load_state_dict(model.state_dict())
         model_bf16.to(torch.bfloat16)
-        t16, logits16 = timed(lambda: model_bf16(grid, use_cache=False).logits, repeats=3)
+        timings, outputs = interleaved_with_outputs({
+            "fp32": lambda: model(grid, use_cache=False).logits,
+            "bf16": lambda: model_bf16(grid, use_cache=False).logits}, args.repeats)
+    logits32, logits16 = outputs["fp32"], outputs["bf16"]
     report["bf16_prefill"] = {
         "tokens": int(grid.numel()),
-        "seconds_fp32": round(t32, 4),
-        "seconds_bf16": round(t16, 4),
-        "speedup": round(t32 / t16, 2),
+        "seconds_fp32": round(timings["fp32"]["median_s"], 4),
+        "seconds_bf16": round(timings["bf16"]["median_s"], 4),
+        "speedup": speedup(timings["fp32"], timings["bf16"]),
         "max_abs_logit_diff": round(float((logits16.float() - logits32).abs().max()), 4),
         "argmax_agreement": round(float((logits16.argmax(-1) == logits32.argmax(-1)).float().mean()), 4),
+        "timings": timings,
     }
 
     # 3. Medusa: self-distil the heads on the frozen model's greedy continuations (Medusa-1: backbone frozen, so
@@ -167,16 +183,16 @@ def main():
         "distillation_seconds": round(train_seconds, 1),
         "final_medusa_loss": round(float(loss.detach()), 3),
         # prompts whose continuations the heads were distilled on: the heads can guess well
-        "distilled_prompts": compare_medusa(model, train_prompts[:2], new_tokens),
+        "distilled_prompts": compare_medusa(model, train_prompts[:2], new_tokens, repeats=args.repeats),
         # unseen prompts: a random-weight base model's continuations carry nothing the heads could generalise
-        "held_out_prompts": compare_medusa(model, test_prompts[:2], new_tokens),
+        "held_out_prompts": compare_medusa(model, test_prompts[:2], new_tokens, repeats=args.repeats),
     }
     report["reference_parity"] = reference_parity()
     report["long_context_decoding"] = long_context_decoding(size, contexts=(512, 2048))
     report["decoding_cache_comparison"] = decoding_cache_comparison(args.cache_model, args.repeats, args.new_tokens)
     if args.model:
         report["trained_model_medusa"] = trained_model_medusa(args)
-    print(json.dumps(report, indent=2))
+    print(json.dumps(finish_report(report), indent=2))
 
 
 NANO_AR_MODEL = Path(__file__).resolve().parents[1] / "pipelines" / "cosmos-nano-ar-video2world" / "ar_model"
@@ -312,7 +328,7 @@ def trained_model_medusa(args):
     new_tokens = model.config.num_video_tokens - prompt_len
     return {"model": str(args.model), "prompt_tokens": prompt_len, "new_tokens": new_tokens,
             "heads": model.config.medusa_num_heads, "threads": torch.get_num_threads(),
-            **compare_medusa(model, prompts, new_tokens, MEDUSA_TREES, repeats=2)}
+            **compare_medusa(model, prompts, new_tokens, MEDUSA_TREES, repeats=args.repeats)}
 
 
 def held_out_tokens(tokenizer_folder, grid, count):
@@ -340,24 +356,26 @@ MEDUSA_TREES = {
 }
 
 
-def compare_medusa(model, prompts, new_tokens, trees=None, repeats=1):
+def compare_medusa(model, prompts, new_tokens, trees=None, repeats=5):
     """Greedy Medusa vs plain greedy generate() on each prompt, per candidate tree: same tokens? tokens per forward
-    pass (= mean acceptance length), wall time. `trees` defaults to the plain chain. Each prompt is timed plain and
-    with every tree back to back (best of `repeats`), so a drifting machine load hits all of them alike."""
+    pass (= mean acceptance length), wall time. `trees` defaults to the plain chain. Per prompt, plain decoding and
+    every tree run interleaved `repeats` times after a warm-up (bench/timing.py); times are sums of medians."""
     trees = trees or {"heads_chain": {}}
     plain_time = 0.0
     stats = {name: {"time": 0.0, "passes": 0, "fed": 0, "identical": True} for name in trees}
     with torch.no_grad():
         for prompt in prompts:
-            t_plain, plain = timed(lambda: model.generate(prompt[None], max_new_tokens=new_tokens, do_sample=False),
-                                   repeats)
-            plain_time += t_plain
+            candidates = {"plain": lambda: model.generate(prompt[None], max_new_tokens=new_tokens, do_sample=False)}
             for name, kwargs in trees.items():
-                t_medusa, medusa = timed(lambda: medusa_generate(model, prompt[None], new_tokens, **kwargs), repeats)
-                stats[name]["time"] += t_medusa
+                candidates[name] = lambda kwargs=kwargs: medusa_generate(model, prompt[None], new_tokens, **kwargs)
+            timings, outputs = interleaved_with_outputs(candidates, repeats)
+            plain_time += timings["plain"]["median_s"]
+            for name in trees:
+                medusa = outputs[name]
+                stats[name]["time"] += timings[name]["median_s"]
                 stats[name]["passes"] += medusa.num_forward_passes
                 stats[name]["fed"] += sum(medusa.tree_sizes)
-                stats[name]["identical"] &= bool(torch.equal(plain, medusa.sequences))
+                stats[name]["identical"] &= bool(torch.equal(outputs["plain"], medusa.sequences))
     total = new_tokens * len(prompts)
     result = {"prompts": len(prompts), "tokens_per_s_plain": round(total / plain_time, 1)}
     for name, kwargs in trees.items():

@@ -4,17 +4,23 @@ shot detection scores for each detector, on videos built from physics-world shot
 
     python bench/curation.py [--videos 8] [--shots 3] [--size 64] [--transnet-weights PATH] [--split-frames 960]
 
-All runs use the same inputs and configuration on the same machine in one process; compare the ratios.
+All runs use the same inputs and configuration on the same machine in one process; compare the ratios. The
+executors run interleaved (local, Ray 1, Ray 2, Ray Data, local, ...) `--repeats` times after a warm-up round
+(bench/timing.py); each row holds the medians.
 """
 
 import argparse
+import itertools
 import json
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from timing import finish_report, interleaved, machine_header, positive_repeats
 
 
 def make_inputs(root: Path, videos: int, shots: int, size: int):
@@ -95,31 +101,50 @@ def main(argv=None):
     parser.add_argument("--transnet-weights", default=None)
     parser.add_argument("--skip-ray", action="store_true")
     parser.add_argument("--split-frames", type=int, default=960, help="frames of the split-memory video (256x256)")
+    parser.add_argument("--repeats", type=int, default=5, help="interleaved runs of every executor (>= 5)")
     args = parser.parse_args(argv)
+    positive_repeats(parser, args.repeats)
 
     from cosmos_hf.curation import LocalExecutor, RayDataExecutor, RayExecutor, ray_available
 
     work = Path(tempfile.mkdtemp(prefix="bench_curation_"))
     try:
         make_inputs(work / "in", args.videos, args.shots, args.size)
-        result = {"videos": args.videos, "shots_per_video": args.shots, "size": args.size, "cpus": os.cpu_count(),
-                  "local": time_run(work / "in", work / "local", LocalExecutor())}
-        if ray_available() and not args.skip_ray:
+        result = {"benchmark": "curation", "command": " ".join(["bench/curation.py", *(argv or sys.argv[1:])]),
+                  "machine": machine_header(), "videos": args.videos, "shots_per_video": args.shots,
+                  "size": args.size, "cpus": os.cpu_count(), "repeats": args.repeats,
+                  "statistic": "median over repeats, executors interleaved"}
+        executors = {"local": LocalExecutor}
+        use_ray = ray_available() and not args.skip_ray
+        if use_ray:
             import ray
 
             ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
             result["ray_version"] = ray.__version__
-            result["ray_1_worker"] = time_run(work / "in", work / "ray1", RayExecutor(workers=1))
-            result["ray_2_workers"] = time_run(work / "in", work / "ray2", RayExecutor(workers=2))
-            result["ray_data_1_worker"] = time_run(work / "in", work / "raydata1", RayDataExecutor(workers=1))
+            executors.update(ray_1_worker=lambda: RayExecutor(workers=1), ray_2_workers=lambda: RayExecutor(workers=2),
+                             ray_data_1_worker=lambda: RayDataExecutor(workers=1))
+        runs = {name: [] for name in executors}
+
+        def candidate(name, make_executor):
+            counter = itertools.count()
+            return lambda: runs[name].append(time_run(work / "in", work / f"{name}_{next(counter)}", make_executor()))
+
+        timings = interleaved({name: candidate(name, make) for name, make in executors.items()}, repeats=args.repeats)
+        if use_ray:
             ray.shutdown()
+        for name, rows in runs.items():
+            timed_rows = rows[1:]  # without the warm-up round
+            result[name] = {key: (round(statistics.median(row[key] for row in timed_rows), 3)
+                                  if isinstance(rows[0][key], float) else rows[-1][key]) for key in rows[0]}
+            result[name]["wall"] = timings[name]
+        if use_ray:
             one, two = result["ray_1_worker"], result["ray_2_workers"]
             result["speedup_2_vs_1_workers"] = round(one["seconds"] / two["seconds"], 3)
             result["speedup_2_vs_1_workers_after_startup"] = round(
                 two["clips_per_second_after_startup"] / one["clips_per_second_after_startup"], 3)
         result["split_memory"] = split_memory(work, args.split_frames)
         result["shotbench"] = shotbench(args.transnet_weights)
-        print(json.dumps(result, indent=1))
+        print(json.dumps(finish_report(result), indent=1))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0

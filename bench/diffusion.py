@@ -1,6 +1,6 @@
 """Benchmark the diffusion WFM machinery on the CPU and print JSON.
 
-    OMP_NUM_THREADS=2 .venv/bin/python bench/diffusion.py [--threads 2] [--steps 35] [--repeats 2]
+    OMP_NUM_THREADS=2 .venv/bin/python bench/diffusion.py [--threads 2] [--steps 35] [--repeats 5]
         [--pipeline pipelines/cosmos-nano-video2world ...] [--skip_random]
 
 Measures (randomly initialised weights; speed does not depend on training):
@@ -14,21 +14,20 @@ With `--pipeline DIR` (repeatable), also the end-to-end generation time of saved
 loaded with `DiffusionPipeline.from_pretrained(DIR, trust_remote_code=True)` and called as a user calls them, with
 their saved defaults (guidance, condition detail transfer, the default guardrail), text encoding and decoding
 included; 17 frames at 64x64 from one conditioning frame (Video2World, AR Video2World) or a prompt (Text2World).
-`--skip_random` runs only those rows.
+`--skip_random` runs only those rows. Every time is the median (with min, max, IQR) of `--repeats` runs of the
+compared candidates interleaved after a warm-up, next to the machine's load (bench/timing.py).
 Target from the issue: 17 frames at 64x64 in under 30 s on 2 CPU cores.
 """
 
 import argparse
 import json
-import platform
 import sys
 import time
 from pathlib import Path
 
-
 import numpy as np
 import torch
-from timing import best_of
+from timing import finish_report, interleaved, machine_header, positive_repeats, speedup
 
 
 class PassThroughChecker:
@@ -42,7 +41,8 @@ class PassThroughChecker:
         return video
 
 
-def bench_training(preset, latent_channels, batch, frames, size, gradient_checkpointing, repeats):
+def training_setup(preset, latent_channels, batch, frames, size, gradient_checkpointing):
+    """(row, step): one EDM training step (forward + backward + AdamW) of a random `preset` DiT and its description."""
     from diffusers import CosmosTransformer3DModel
 
     from cosmos_hf.diffusion.edm import EDMObjective
@@ -66,12 +66,10 @@ def bench_training(preset, latent_channels, batch, frames, size, gradient_checkp
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
-    step()  # warm-up
-    seconds = best_of(lambda: [step() for _ in range(3)], repeats) / 3
-    return {"preset": preset, "params": sum(p.numel() for p in transformer.parameters()),
-            "latent_batch": [batch, latent_channels, frames, size, size],
-            "gradient_checkpointing": gradient_checkpointing, "step_s": round(seconds, 4),
-            "steps_per_s": round(1 / seconds, 3)}
+    row = {"preset": preset, "params": sum(p.numel() for p in transformer.parameters()),
+           "latent_batch": [batch, latent_channels, frames, size, size],
+           "gradient_checkpointing": gradient_checkpointing}
+    return row, step
 
 
 def nano_v2w_components():
@@ -96,8 +94,8 @@ def nano_v2w_components():
 BENCH_PROMPT = "An orange ball falls from about 0.7 m onto a light grey floor and bounces."
 
 
-def bench_saved_pipeline(folder, steps, repeats):
-    """End-to-end generation time of a saved pipeline folder, 17 frames at 64x64, best of `repeats` calls."""
+def saved_pipeline_setup(folder, steps):
+    """(row, call): load a saved pipeline folder; `call` generates 17 frames at 64x64 as a user would."""
     from diffusers import DiffusionPipeline
     from PIL import Image
 
@@ -136,15 +134,14 @@ def bench_saved_pipeline(folder, steps, repeats):
     else:
         raise ValueError(f"--pipeline {folder}: {type(pipe).__name__} is not a Cosmos world-model pipeline")
     row["safety_checker"] = type(pipe.safety_checker).__name__ if pipe.safety_checker is not None else None
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
+    row["load_s"] = round(load_s, 3)
+
+    def checked_call():
         shape = np.asarray(call().frames).shape
-        times.append(time.perf_counter() - start)
         if shape != (1, 17, 64, 64, 3):
             raise ValueError(f"--pipeline {folder}: output shaped {shape}, expected (1, 17, 64, 64, 3)")
-    row.update(load_s=round(load_s, 3), generation_s=round(min(times), 3), under_30s_target=bool(min(times) < 30))
-    return row
+
+    return row, checked_call
 
 
 def bench_random_weights(args, results):
@@ -155,50 +152,59 @@ def bench_random_weights(args, results):
     from cosmos_hf.pipelines.pipeline_cosmos_video2world import CosmosVideo2WorldPipeline
 
     print("training steps ...", file=sys.stderr, flush=True)
-    results["training"] = [
-        bench_training("tiny", 16, 4, 5, 8, False, args.repeats),
-        bench_training("nano-latent", 16, 4, 5, 8, False, args.repeats),
-        bench_training("nano-latent", 16, 4, 5, 8, True, args.repeats),
-    ]
+    setups = {"tiny": training_setup("tiny", 16, 4, 5, 8, False),
+              "nano-latent": training_setup("nano-latent", 16, 4, 5, 8, False),
+              "nano-latent, checkpointing": training_setup("nano-latent", 16, 4, 5, 8, True)}
+    timings = interleaved({name: step for name, (_, step) in setups.items()}, repeats=args.repeats)
+    results["training"] = [{**row, "step": timings[name], "steps_per_s": round(1 / timings[name]["median_s"], 3)}
+                           for name, (row, _) in setups.items()]
 
     tokenizer, text_encoder, t2w, v2w, vae, scheduler = nano_v2w_components()
     common = dict(default_height=64, default_width=64, default_num_frames=17, default_fps=12, max_sequence_length=32)
-    text_pipe = CosmosText2WorldPipeline(text_encoder, tokenizer, t2w, vae, scheduler, **common)
-    video_pipe = CosmosVideo2WorldPipeline(text_encoder, tokenizer, v2w, vae, scheduler,
-                                           safety_checker=PassThroughChecker(), **common)
+    # guardrails off (they refuse prompt embeddings without a prompt); diffusers' gets a pass-through checker
+    text_pipe = CosmosText2WorldPipeline(text_encoder, tokenizer, t2w, vae, scheduler, disable_safety_checker=True,
+                                         **common)
+    video_pipe = CosmosVideo2WorldPipeline(text_encoder, tokenizer, v2w, vae, scheduler, disable_safety_checker=True,
+                                           **common)
     reference = CosmosVideoToWorldPipeline(text_encoder, tokenizer, v2w, vae, scheduler,
                                            safety_checker=PassThroughChecker())
     for pipe in (text_pipe, video_pipe, reference):
         pipe.set_progress_bar_config(disable=True)
     embeds = text_pipe._get_t5_prompt_embeds(["a red ball falls"], 32)
     conditioning = [np.random.default_rng(0).random((64, 64, 3)).astype(np.float32)]
-    generation = []
+    candidates = {}
     for guidance in (1.0, 7.0):
-        print(f"generation, guidance {guidance} ...", file=sys.stderr, flush=True)
-        t2w_s = best_of(lambda: text_pipe(prompt_embeds=embeds, negative_prompt_embeds=torch.zeros_like(embeds),
-                                          num_inference_steps=args.steps, guidance_scale=guidance,
-                                          output_type="np"), args.repeats)
+        candidates[f"text2world/{guidance}"] = lambda guidance=guidance: text_pipe(
+            prompt_embeds=embeds, negative_prompt_embeds=torch.zeros_like(embeds), num_inference_steps=args.steps,
+            guidance_scale=guidance, output_type="np")
         call = dict(video=conditioning, prompt_embeds=embeds, negative_prompt_embeds=torch.zeros_like(embeds),
                     height=64, width=64, num_frames=17, num_inference_steps=args.steps, guidance_scale=guidance,
                     output_type="np")
-        ours = best_of(lambda: video_pipe(**call), args.repeats)
-        row = {"frames": 17, "size": "64x64", "steps": args.steps, "guidance_scale": guidance,
-               "text2world_s": round(t2w_s, 3), "video2world_s": round(ours, 3),
-               "under_30s_target": bool(max(t2w_s, ours) < 30)}
+        candidates[f"video2world/{guidance}"] = lambda call=call: video_pipe(**call)
         if guidance == 1.0:  # side by side with diffusers' loop on the same components
-            theirs = best_of(lambda: reference(**call), args.repeats)
-            row.update(diffusers_video2world_s=round(theirs, 3), ours_over_diffusers=round(ours / theirs, 3))
+            candidates["diffusers_video2world/1.0"] = lambda call=call: reference(**call)
+    candidates["vae_decode_17x64x64"] = lambda: vae.decode(torch.randn(1, 16, 5, 8, 8))
+    print("generation ...", file=sys.stderr, flush=True)
+    timings = interleaved(candidates, repeats=args.repeats)
+    generation = []
+    for guidance in (1.0, 7.0):
+        t2w_timing, ours = timings[f"text2world/{guidance}"], timings[f"video2world/{guidance}"]
+        row = {"frames": 17, "size": "64x64", "steps": args.steps, "guidance_scale": guidance,
+               "text2world": t2w_timing, "video2world": ours,
+               "under_30s_target": bool(max(t2w_timing["median_s"], ours["median_s"]) < 30)}
+        if guidance == 1.0:
+            theirs = timings["diffusers_video2world/1.0"]
+            row.update(diffusers_video2world=theirs, ours_speedup_vs_diffusers=speedup(theirs, ours))
         generation.append(row)
     results["generation_nano_latent"] = generation
-    decode_s = best_of(lambda: vae.decode(torch.randn(1, 16, 5, 8, 8)), args.repeats)
-    results["vae_decode_17x64x64_s"] = round(decode_s, 3)
+    results["vae_decode_17x64x64"] = timings["vae_decode_17x64x64"]
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--steps", type=int, default=35)
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=5, help="interleaved timed runs after one warm-up (>= 5)")
     parser.add_argument("--pipeline", action="append", default=[], metavar="DIR",
                         help="a saved pipeline folder to time end to end (repeatable)")
     parser.add_argument("--skip_random", action="store_true",
@@ -206,21 +212,26 @@ def main():
     args = parser.parse_args()
     if args.skip_random and not args.pipeline:
         parser.error("--skip_random leaves nothing to run without --pipeline DIR")
-    if args.steps < 1 or args.repeats < 1 or args.threads < 1:
-        parser.error("--steps, --repeats and --threads must be >= 1")
+    positive_repeats(parser, args.repeats)
+    if args.steps < 1 or args.threads < 1:
+        parser.error("--steps and --threads must be >= 1")
     for folder in args.pipeline:  # fail before the long random-weight rows, not after
         if not (Path(folder) / "model_index.json").is_file():
             parser.error(f"--pipeline {folder}: not a saved pipeline folder (no model_index.json)")
     torch.set_num_threads(args.threads)
-    results = {"threads": args.threads, "torch": torch.__version__, "cpu": platform.processor() or platform.machine()}
+    results = {"benchmark": "diffusion", "command": " ".join(["bench/diffusion.py", *sys.argv[1:]]),
+               "machine": machine_header(), "repeats": args.repeats,
+               "statistic": "median over repeats, candidates interleaved"}
     if not args.skip_random:
         bench_random_weights(args, results)
     if args.pipeline:
-        results["saved_pipelines"] = []
-        for folder in args.pipeline:
-            print(f"saved pipeline {folder} ...", file=sys.stderr, flush=True)
-            results["saved_pipelines"].append(bench_saved_pipeline(folder, args.steps, args.repeats))
-    print(json.dumps(results, indent=2))
+        print("saved pipelines ...", file=sys.stderr, flush=True)
+        setups = {folder: saved_pipeline_setup(folder, args.steps) for folder in args.pipeline}
+        timings = interleaved({folder: call for folder, (_, call) in setups.items()}, repeats=args.repeats)
+        results["saved_pipelines"] = [
+            {**row, "generation": timings[folder], "generation_s": round(timings[folder]["median_s"], 3),
+             "under_30s_target": bool(timings[folder]["median_s"] < 30)} for folder, (row, _) in setups.items()]
+    print(json.dumps(finish_report(results), indent=2))
 
 
 if __name__ == "__main__":

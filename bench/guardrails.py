@@ -12,28 +12,24 @@
   against the same lists with fuzzy/typo matching turned off (what the extra recall costs).
 * face pixelation (Haar, offline default): frames per second at 256x256 and 704x1280 (a Cosmos frame size),
   frontal-only versus frontal+profile (both directions) cascades, side by side.
+Speeds are medians of `--repeats` interleaved runs of the compared candidates after a warm-up (bench/timing.py).
 """
 
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
+from timing import finish_report, interleaved, machine_header, positive_repeats
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 
-def rate(fn, items, repeat=3):
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        for item in items:
-            fn(item)
-        best = min(best, time.perf_counter() - start)
-    return len(items) / best
+def over(fn, items):
+    """A zero-argument callable that runs `fn` on every item (one timed candidate)."""
+    return lambda: [fn(item) for item in items]
 
 
 RED_TEAM_SETS = {
@@ -66,47 +62,56 @@ def red_team_rates(blocklist) -> dict:
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", choices=("redteam",), help="run only this part")
+    parser.add_argument("--repeats", type=int, default=5, help="interleaved timed runs after one warm-up (>= 5)")
     args = parser.parse_args()
+    positive_repeats(parser, args.repeats)
     from cosmos_hf.guardrails import FacePixelator, HaarCascadeFaceDetector, KeywordBlocklist
     from cosmos_hf.guardrails.red_team import load_red_team
 
     blocklist = KeywordBlocklist.default()
-    result = {"redteam": red_team_rates(blocklist)}
+    result = {"benchmark": "guardrails", "command": " ".join(["bench/guardrails.py", *sys.argv[1:]]),
+              "machine": machine_header(), "redteam": red_team_rates(blocklist)}
     if args.only == "redteam":
-        print(json.dumps(result, indent=2, ensure_ascii=False))
+        print(json.dumps(finish_report(result), indent=2, ensure_ascii=False))
         return
     from test_guardrails_video import draw_face
 
     prompts = [r["prompt"] for path in RED_TEAM_SETS.values() for r in load_red_team(path)]
-    full = rate(blocklist.check, prompts)
-    no_fuzzy = rate(KeywordBlocklist.default(enable_fuzzy=False).check, prompts)
+    timings = interleaved({"full": over(blocklist.check, prompts),
+                           "without_fuzzy": over(KeywordBlocklist.default(enable_fuzzy=False).check, prompts)},
+                          repeats=args.repeats)
+    full, no_fuzzy = (len(prompts) / timings[name]["median_s"] for name in ("full", "without_fuzzy"))
     result.update({
+        "repeats": args.repeats, "statistic": "median over repeats, candidates interleaved",
         "blocklist": {
             "num_prompts": len(prompts),
             "prompts_per_s": round(full, 1),
             "prompts_per_s_without_fuzzy": round(no_fuzzy, 1),
             "fuzzy_cost_ratio": round(no_fuzzy / full, 2),
+            "timings": timings,
         },
         "face_pixelation_haar": {},
     })
     import cv2
 
+    frontal = FacePixelator(detector=HaarCascadeFaceDetector(cascades=("haarcascade_frontalface_default.xml",)))
+    both = FacePixelator()
     for height, width in ((256, 256), (704, 1280)):
         frame = np.full((height, width, 3), 200, np.uint8)
         face = draw_face(min(height, width) // 2)
         frame[: face.shape[0], : face.shape[1]] = face
         video = np.stack([frame] * 4)
-        frontal = FacePixelator(detector=HaarCascadeFaceDetector(cascades=("haarcascade_frontalface_default.xml",)))
-        both = FacePixelator()
-        fps_frontal = rate(lambda v: frontal(v), [video], repeat=2) * len(video)
-        fps_both = rate(lambda v: both(v), [video], repeat=2) * len(video)
+        timings = interleaved({"frontal": lambda video=video: frontal(video), "both": lambda video=video: both(video)},
+                              repeats=args.repeats)
+        fps_frontal, fps_both = (len(video) / timings[name]["median_s"] for name in ("frontal", "both"))
         result["face_pixelation_haar"][f"{height}x{width}"] = {
             "frames_per_s_frontal": round(fps_frontal, 2),
             "frames_per_s_frontal_and_profile": round(fps_both, 2),
             "profile_cost_ratio": round(fps_frontal / fps_both, 2),
+            "timings": timings,
         }
     result["opencv"] = cv2.__version__
-    print(json.dumps(result, indent=2, ensure_ascii=False))
+    print(json.dumps(finish_report(result), indent=2, ensure_ascii=False))
 
 
 if __name__ == "__main__":

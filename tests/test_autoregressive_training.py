@@ -128,12 +128,14 @@ def test_config_errors_are_clear(tmp_path):
 
 
 def test_token_cache_cycles_views_and_refuses_a_cache_of_other_clips(tmp_path):
+    from cosmos_hf.data import physics_token_cache
+
     script = load_script()
     tokenizer = script.load_dv_tokenizer("tiny")
     data = {"num_clips": 2, "seed_offset": 5, "scenes": ["free_fall"], "num_frames": 5, "height": 32, "width": 32,
             "fps": 12, "views": [0, 1]}
     cache = tmp_path / "token_cache.safetensors"
-    tokens, captions = script.tokenize_physics_clips(data, tokenizer, cache, is_main=True)
+    tokens, captions = physics_token_cache(data, tokenizer, cache, write=True)
     assert tokens.shape == (2, 2, 4, 4) and len(captions) == 2
     # clip 1 is the same scene seen from view 1
     from cosmos_hf.sim import simulate
@@ -141,10 +143,10 @@ def test_token_cache_cycles_views_and_refuses_a_cache_of_other_clips(tmp_path):
     video = simulate("free_fall", seed=6, num_frames=5, height=32, width=32, fps=12, view=1).video
     expected = tokenizer.tokenize(torch.from_numpy(video).permute(3, 0, 1, 2)[None].float() / 127.5 - 1.0)[0]
     assert torch.equal(tokens[1], expected)
-    again, _ = script.tokenize_physics_clips(data, tokenizer, cache, is_main=True)  # read back from the cache
+    again, _ = physics_token_cache(data, tokenizer, cache, write=True)  # read back from the cache
     assert torch.equal(again, tokens)
-    with pytest.raises(ValueError, match=r"made for other clips \(views differ\)"):
-        script.tokenize_physics_clips({**data, "views": [0]}, tokenizer, cache, is_main=True)
+    with pytest.raises(ValueError, match=r"made for other clips \(views: cache \[0, 1\] vs config \[0\]\)"):
+        physics_token_cache({**data, "views": [0]}, tokenizer, cache, write=True)
 
 
 class WritesAMarkerWhenUnpickled:

@@ -145,20 +145,6 @@ def test_config_errors_name_the_problem(tmp_path, video_folder):
         script.build_dataset({**script.DEFAULT_CONFIG["data"], "path": str(empty)})
 
 
-def test_physics_dataset_cycles_camera_views_over_every_scene():
-    from cosmos_hf.sim import SCENES, simulate
-
-    script = load_script()
-    dataset = script.PhysicsWorldDataset(2 * len(SCENES), 5, 32, 32, fps=12, seed_offset=7, views=[0, 2])
-    same_scene_next_view = len(SCENES)  # clip i uses scene i % 8 and view (i // 8) % len(views)
-    for index, view in [(0, 0), (same_scene_next_view, 2)]:
-        expected = simulate(SCENES[0], seed=7 + index, num_frames=5, height=32, width=32, fps=12, view=view).video
-        np.testing.assert_allclose(dataset[index]["video"].numpy(), expected.transpose(3, 0, 1, 2) / 127.5 - 1,
-                                   atol=1e-6)
-    with pytest.raises(ValueError, match="views must be a non-empty list of camera views in 0..3"):
-        script.PhysicsWorldDataset(4, 5, 32, 32, fps=12, views=[4])
-
-
 # ------------------------------------------------------------------------------------- resume, data, post-training
 RESUME_ARGS = ["--config", CONFIGS / "diffusion_tiny_t2w.yaml", "--max_train_steps", 4,
                "--set", "validation.prompts=[]", "--set", "training.log_every=1",

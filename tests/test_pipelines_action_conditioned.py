@@ -140,6 +140,9 @@ def test_output_types_and_batched_actions(pipes):
     (dict(action_values=np.zeros((8, 7)), num_frames=5), "num_action_frames \\+ 1 = 9"),
     (dict(action_values=np.zeros((8, 7)), output_type="latent"), "output_type"),
     (dict(action_values=np.zeros((3, 7)), video=torch.zeros(1, 3, 5, 32, 32)), "at least 5"),
+    (dict(action_values=np.zeros((2, 8, 6))), r"\[B, N, 7\] \(this model takes 7-D actions\)"),
+    (dict(action_values=np.zeros(7)), r"\[N, 7\]"),
+    (dict(action_values=np.zeros((2, 8, 7)), prompt=["a", "b", "c"]), "actions batch 2 does not match 3"),
 ])
 def test_bad_action_input_is_refused_with_a_clear_error(pipes, bad, message):
     pipe, _ = pipes

@@ -121,6 +121,10 @@ def test_output_types(pipes):
     (dict(camera_moves="fly"), "unknown joystick moves"),
     (dict(camera_moves="left", intrinsics=np.eye(4)), "intrinsics must be"),
     (dict(cam_to_world=np.full((9, 4, 4), np.nan)), "NaN"),
+    (dict(cam_to_world=np.repeat(np.eye(4)[None, :3], 9, 0)), r"cam_to_world must be \[T, 4, 4\]"),
+    (dict(cam_to_world=np.repeat(np.eye(4)[None, None], 2, 0).repeat(9, 1)), "cam_to_world batch 2 does not match 1"),
+    (dict(camera_moves="left", intrinsics=np.repeat(np.eye(3)[None], 5, 0)), "for 5 frames but num_frames=9"),
+    (dict(camera_moves="left", intrinsics=np.tile(np.eye(3), (2, 9, 1, 1))), "intrinsics batch 2 does not match 1"),
 ])
 def test_bad_camera_input_is_refused_with_a_clear_error(pipes, bad, message):
     pipe, _ = pipes

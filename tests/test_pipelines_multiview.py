@@ -95,6 +95,9 @@ def test_saved_folder_loads_back_as_the_multiview_pipeline(pipes, tmp_path):
     (dict(trajectory=None), "pass `trajectory`"),
     (dict(video=VIDEO[:1]), "2 views"),
     (dict(video=[VIDEO[:1, :, :1], torch.zeros(1, 3, 5, 32, 32)]), "same number of conditioning frames"),
+    (dict(video=[VIDEO[:1]] * 3), "conditioning videos for 3 views; this model has 2"),
+    (dict(video=torch.zeros(3, 3, 1, 32, 32)), r"\(2 views\), got \(3, 3, 1, 32, 32\)"),
+    (dict(trajectory=np.zeros((2, 27))), r"27 values per sample .*got shape \(2, 27\)"),
     (dict(output_type="latent"), "output_type"),
 ])
 def test_bad_multiview_input_is_refused_with_a_clear_error(pipes, bad, message):

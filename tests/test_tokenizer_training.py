@@ -118,8 +118,8 @@ def test_zero_init_residual_branches_zeroes_only_the_last_layer_of_each_branch()
     sys.path.insert(0, str(SCRIPT.parent))
     import train_tokenizer
 
-    overrides = {"channels": 8, "channels_mult": [1, 2], "num_res_blocks": 1, "attn_resolutions": [16],
-                 "spatial_compression": 4}  # two levels downsample once: 8x would be more than this network does
+    overrides = {"channels": 8, "channels_mult": [1, 2, 2], "num_res_blocks": 1, "attn_resolutions": [16],
+                 "spatial_compression": 4}  # three levels, one downsampling (two would leave the decoder short)
     model = train_tokenizer.build_model({"config_name": "CV4x8x8", "overrides": overrides})
     zeroed = {name for name, p in model.named_parameters() if not p.abs().sum()}
     assert zeroed and all((".conv2.conv_t." in n) or ".to_out." in n or n.endswith("norm.bias") for n in zeroed)

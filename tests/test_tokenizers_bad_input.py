@@ -108,3 +108,19 @@ def test_tokenize_command_refuses_zero_frame_counts(flag, capsys):
         main(["tokenize", "--model", "m", "--video", "v.mp4", "--out", "o", flag, "0"])
     assert exit_info.value.code == 2
     assert "must be a positive integer (>= 1), got 0" in capsys.readouterr().err
+
+
+def test_cv_layout_whose_decoder_cannot_undo_the_compression_is_refused():
+    # 4x spatial with two levels: the reference layout never upsamples in the decoder's first block, so this decoder
+    # returned 32x32 frames for 64x64 inputs; three levels build the intended model
+    from cosmos_hf.tokenizers import from_config_name
+
+    layout = dict(spatial_compression=4, channels=8, num_res_blocks=1, attn_resolutions=[])
+    with pytest.raises(ValueError, match="add a level"):
+        from_config_name("CV4x8x8", channels_mult=[1, 2], **layout)
+    model = from_config_name("CV4x8x8", channels_mult=[1, 2, 2], **layout).eval()
+    with torch.no_grad():
+        latent = model.encode(torch.zeros(1, 3, 5, 32, 32)).latent_dist.mode()
+        assert tuple(latent.shape) == (1, 16, 2, 8, 8)
+        decoded = model.decode(latent)
+    assert tuple(getattr(decoded, "sample", decoded).shape) == (1, 3, 5, 32, 32)

@@ -10,8 +10,9 @@
 
 Data: clips of the built-in physics world (`cosmos_hf.sim`) are simulated once, tokenized with a DV tokenizer
 (config `tokenizer: <folder>`, e.g. the nano DV4x8x8 trained by train_tokenizer.py) and cached in
-`output_dir/token_cache.safetensors`; each sample is one clip's token grid flattened t-major (`<bov>` first for
-Video2World models, which also get the clip caption through their text encoder for cross-attention).
+`output_dir/token_cache.safetensors` (`cosmos_hf.data.physics_token_cache`); each sample is one clip's token grid
+flattened t-major (`<bov>` first for Video2World models, which also get the clip caption through their text encoder
+for cross-attention).
 
 Loss: `CosmosARForCausalLM`'s cross-entropy + `z_loss_coeff * mean(logsumexp(logits)^2)`.
 
@@ -21,26 +22,33 @@ from the LM head, and train them with everything frozen except the heads, the la
 next-token loss stays in the objective.
 
 Outputs in `output_dir`: `checkpoint-<step>/` (safetensors + JSON, no pickle, written atomically; a resumed run
-continues the data order and RNG states exactly), `train_log.jsonl` (one line per logged step), and at the
-end `model/` (`save_pretrained`, loadable with `AutoModelForCausalLM.from_pretrained` after `import cosmos_hf`) with
-a model card.
+continues the data order and RNG states exactly), `config.yaml`, `train_log.jsonl` (one line per logged step;
+`training.log_with` adds accelerate trackers such as tensorboard under `logs/`), and at the end `model/`
+(`save_pretrained`, loadable with `AutoModelForCausalLM.from_pretrained` after `import cosmos_hf`) with a model card.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
-import json
 import logging
 import math
-import os
 import time
 from pathlib import Path
 
 import torch
-import yaml
-from cosmos_hf.training_utils import epoch_data_loader, resume_training_state, save_checkpoint, truncate_log
+from cosmos_hf.data import physics_token_cache
+from cosmos_hf.training_utils import (
+    build_lr_scheduler,
+    epoch_data_loader,
+    read_log,
+    resume_training_state,
+    save_checkpoint,
+    setup_accelerator,
+    truncate_log,
+)
 from cosmos_hf.training_utils import load_config as load_training_config
+from cosmos_hf.training_utils import model_card as hub_model_card
 from torch.utils.data import Dataset
 
 logger = logging.getLogger("train_autoregressive")
@@ -72,6 +80,7 @@ DEFAULT_CONFIG = {
         "batch_size": 4,
         "gradient_accumulation_steps": 1,
         "learning_rate": 3e-4,
+        "lr_scheduler": "constant_with_warmup",  # diffusers' get_scheduler name (training_utils.LR_SCHEDULERS)
         "lr_warmup_steps": 0,
         "adam_betas": [0.9, 0.95],
         "adam_weight_decay": 0.1,
@@ -81,6 +90,7 @@ DEFAULT_CONFIG = {
         "checkpointing_steps": 50,
         "checkpoints_total_limit": 3,
         "log_every": 10,
+        "log_with": [],  # accelerate trackers besides train_log.jsonl, e.g. [tensorboard]
     },
     "medusa": {
         "enabled": False,
@@ -118,55 +128,19 @@ def load_dv_tokenizer(name_or_folder):
     return model.eval()
 
 
-@torch.no_grad()
-def tokenize_physics_clips(data: dict, dv_tokenizer, cache_path: Path, is_main: bool):
-    """Simulate and tokenize `data.num_clips` clips once; returns (tokens int64 [N, T', H', W'], captions)."""
-    from safetensors.torch import load_file, save_file
-
-    from cosmos_hf.sim import SCENES, physics_scene_and_view, simulate
-    from cosmos_hf.utils import atomic_path
-
-    from safetensors import safe_open
-
-    views = [int(v) for v in (data.get("views") or [0])]
-    if any(not 0 <= v <= 3 for v in views):
-        raise ValueError(f"data.views must be camera views in 0..3, got {views}")
-    # what the cache depends on; a cache made for other clips is refused (caches without it are trusted)
-    key = {name: json.dumps(data.get(name)) for name in ("num_clips", "seed_offset", "scenes", "num_frames", "height",
-                                                          "width", "fps")}
-    key["views"] = json.dumps(views)
-    captions_path = cache_path.with_suffix(".captions.json")
-    if cache_path.is_file() and captions_path.is_file():
-        with safe_open(str(cache_path), "pt") as handle:
-            saved = handle.metadata() or {}
-        differs = sorted(name for name in key if saved and saved.get(name) != key[name])
-        if differs:
-            raise ValueError(f"{cache_path} was made for other clips ({', '.join(differs)} differ); delete it or use "
-                             f"another output_dir")
-        tokens = load_file(str(cache_path))["tokens"]
-        captions = json.loads(captions_path.read_text())
-        if len(captions) == len(tokens) == data["num_clips"]:
-            return tokens, captions
-    scenes = list(data.get("scenes") or SCENES)
-    unknown = sorted(set(scenes) - set(SCENES))
-    if unknown:
-        raise ValueError(f"unknown physics scenes {unknown}; valid: {list(SCENES)}")
-    tokens, captions = [], []
-    for index in range(int(data["num_clips"])):
-        scene, view = physics_scene_and_view(index, scenes, views)
-        record = simulate(scene, seed=int(data["seed_offset"]) + index,
-                          num_frames=data["num_frames"], height=data["height"], width=data["width"], fps=data["fps"],
-                          view=view)
-        video = torch.from_numpy(record.video).permute(3, 0, 1, 2)[None].float() / 127.5 - 1.0
-        tokens.append(dv_tokenizer.tokenize(video.to(dv_tokenizer.dtype))[0].cpu())
-        captions.append(record.caption)
-    tokens = torch.stack(tokens)
-    if is_main:
-        with atomic_path(cache_path) as tmp:
-            save_file({"tokens": tokens.contiguous()}, str(tmp), metadata=key)
-        with atomic_path(captions_path) as tmp:
-            tmp.write_text(json.dumps(captions))
-    return tokens, captions
+def load_training_tokens(config: dict, accelerator):
+    """The DV tokens of the training clips (`cosmos_hf.data.physics_token_cache`, cached in
+    `output_dir/token_cache.safetensors`: tokenized once on the main process, read from the cache by the others).
+    Returns (tokens int64 [N, T', H', W'], captions, latent_shape, codebook_size)."""
+    data = config["data"]
+    dv_tokenizer = load_dv_tokenizer(config["tokenizer"])
+    latent_shape = tuple(dv_tokenizer.latent_shape(data["num_frames"], data["height"], data["width"]))
+    cache_path = Path(config["output_dir"]) / "token_cache.safetensors"
+    with accelerator.main_process_first():
+        tokens, captions = physics_token_cache(data, dv_tokenizer, cache_path, write=accelerator.is_main_process)
+    if tuple(tokens.shape[1:]) != latent_shape:
+        raise RuntimeError(f"tokenized clips have grid {tuple(tokens.shape[1:])}, expected {latent_shape}")
+    return tokens, captions, latent_shape, dv_tokenizer.codebook_size
 
 
 class TokenClipDataset(Dataset):
@@ -256,7 +230,24 @@ def freeze_for_medusa(model, unfreeze_last_layers: int = 2) -> list[str]:
     return trainable
 
 
-# ---------------------------------------------------------------------------------------------------------- checkpoints
+def load_text_encoder_for(model, config: dict, device):
+    """(tokenizer, text encoder) for a Video2World model (cross-attention to the clip caption), else (None, None)."""
+    if not model.config.insert_cross_attention:
+        return None, None
+    from cosmos_hf.diffusion.text_encoding import load_text_encoder
+
+    name = config["model"].get("text_encoder")
+    if not name:
+        raise ValueError("this model has cross-attention (Video2World): set model.text_encoder")
+    if name == "tiny-t5":
+        from cosmos_hf.diffusion.nano import tiny_t5_text_encoder
+
+        tokenizer, text_encoder = tiny_t5_text_encoder(d_model=model.config.cross_attention_dim)
+    else:
+        tokenizer, text_encoder = load_text_encoder(name)
+    return tokenizer, text_encoder.to(device).requires_grad_(False).eval()
+
+
 # ---------------------------------------------------------------------------------------------------------- training
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description="Next-token training of the Cosmos autoregressive world model")
@@ -272,15 +263,8 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def main(argv=None):
-    from accelerate import Accelerator
-    from accelerate.utils import ProjectConfiguration, set_seed
-    from diffusers.optimization import get_scheduler
-    from tqdm.auto import tqdm
-
-    from cosmos_hf.utils import atomic_path
-
-    args = parse_args(argv)
+def resolve_config(args) -> dict:
+    """The YAML config with `--set` overrides, then the command-line options that override it."""
     config = load_config(args.config, args.overrides)
     if args.output_dir:
         config["output_dir"] = args.output_dir
@@ -290,53 +274,48 @@ def main(argv=None):
         config["model"]["pretrained_model"] = args.pretrained_model
     if args.medusa:
         config["medusa"]["enabled"] = True
+    return config
+
+
+def train_step(model, batch, text_encoding, config, accelerator, optimizer, lr_scheduler, trainable, step: int):
+    """One forward/backward/optimizer step (inside `accelerator.accumulate`); returns the model output."""
+    input_ids = batch["input_ids"].to(accelerator.device)
+    text = {}
+    if text_encoding[1] is not None:
+        from cosmos_hf.diffusion.text_encoding import encode_prompts
+
+        with torch.no_grad():
+            text["encoder_hidden_states"] = encode_prompts(*text_encoding, batch["caption"],
+                                                           config["model"]["max_sequence_length"],
+                                                           device=accelerator.device, dtype=torch.float32)
+    out = model(input_ids=input_ids, labels=input_ids, use_cache=False, **text)
+    if not torch.isfinite(out.loss):
+        raise RuntimeError(f"loss is {out.loss.item()} at step {step} (ce {out.ce_loss.item()}, z "
+                           f"{out.z_loss.item()}); stopping without saving. Lower training.learning_rate or check "
+                           "the data.")
+    accelerator.backward(out.loss)
+    if accelerator.sync_gradients and config["training"]["max_grad_norm"]:
+        accelerator.clip_grad_norm_(trainable, config["training"]["max_grad_norm"])
+    optimizer.step()
+    lr_scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    return out
+
+
+def main(argv=None):
+    from tqdm.auto import tqdm
+
+    from cosmos_hf.utils import atomic_path
+
+    args = parse_args(argv)
+    config = resolve_config(args)
     train_cfg, data_cfg, medusa_cfg = config["training"], config["data"], config["medusa"]
     output_dir = Path(config["output_dir"])
+    accelerator = setup_accelerator(config, "train_autoregressive")
 
-    multi_process_cpu = not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
-    accelerator = Accelerator(
-        cpu=multi_process_cpu,
-        gradient_accumulation_steps=train_cfg["gradient_accumulation_steps"],
-        mixed_precision=train_cfg["mixed_precision"],
-        project_config=ProjectConfiguration(project_dir=str(output_dir)),
-    )
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    set_seed(config["seed"], device_specific=True)
-    if accelerator.is_main_process:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        with atomic_path(output_dir / "config.yaml") as tmp:
-            tmp.write_text(yaml.safe_dump(config, sort_keys=False))
-    device = accelerator.device
-
-    # data: tokenized once on the main process, read from the cache by the others
-    dv_tokenizer = load_dv_tokenizer(config["tokenizer"])
-    latent_shape = dv_tokenizer.latent_shape(data_cfg["num_frames"], data_cfg["height"], data_cfg["width"])
-    cache_path = output_dir / "token_cache.safetensors"
-    if accelerator.is_main_process:
-        tokens, captions = tokenize_physics_clips(data_cfg, dv_tokenizer, cache_path, True)
-    accelerator.wait_for_everyone()
-    if not accelerator.is_main_process:
-        tokens, captions = tokenize_physics_clips(data_cfg, dv_tokenizer, cache_path, False)
-    codebook_size = dv_tokenizer.codebook_size
-    del dv_tokenizer
-    if tuple(tokens.shape[1:]) != tuple(latent_shape):
-        raise RuntimeError(f"tokenized clips have grid {tuple(tokens.shape[1:])}, expected {tuple(latent_shape)}")
-
+    tokens, captions, latent_shape, codebook_size = load_training_tokens(config, accelerator)
     model = build_model(config, latent_shape, codebook_size, medusa_cfg)
-    text_encoder = tokenizer = None
-    if model.config.insert_cross_attention:
-        from cosmos_hf.diffusion.text_encoding import load_text_encoder
-
-        name = config["model"].get("text_encoder")
-        if not name:
-            raise ValueError("this model has cross-attention (Video2World): set model.text_encoder")
-        if name == "tiny-t5":
-            from cosmos_hf.diffusion.nano import tiny_t5_text_encoder
-
-            tokenizer, text_encoder = tiny_t5_text_encoder(d_model=model.config.cross_attention_dim)
-        else:
-            tokenizer, text_encoder = load_text_encoder(name)
-        text_encoder.to(device).requires_grad_(False).eval()
+    text_encoding = load_text_encoder_for(model, config, accelerator.device)
     if train_cfg["gradient_checkpointing"]:
         model.gradient_checkpointing_enable()
     model.train()
@@ -349,21 +328,18 @@ def main(argv=None):
     dataset = TokenClipDataset(tokens, captions, model.config.bov_token_id)
     optimizer = torch.optim.AdamW(trainable, lr=train_cfg["learning_rate"], betas=tuple(train_cfg["adam_betas"]),
                                   weight_decay=train_cfg["adam_weight_decay"])
-    lr_scheduler = get_scheduler("constant_with_warmup", optimizer=optimizer,
-                                 num_warmup_steps=train_cfg["lr_warmup_steps"] * accelerator.num_processes)
+    lr_scheduler = build_lr_scheduler(optimizer, train_cfg, accelerator.num_processes)
     # the data loader is not prepared by accelerate: each epoch's order (and each process's share) comes from the
     # seed and the epoch, so a resumed run continues it exactly (training_utils.epoch_data_loader)
     model, optimizer, lr_scheduler = accelerator.prepare(model, optimizer, lr_scheduler)
     training_state = dict(models=[model], optimizers=[optimizer], schedulers=[lr_scheduler])
-
     resumed = resume_training_state(accelerator, args.resume_from_checkpoint, output_dir, **training_state)
     global_step = resumed["global_step"]
     epoch, batches_in_epoch = resumed.get("epoch", 0), resumed.get("batches_in_epoch", 0)  # the data position
+    truncate_log(output_dir / "train_log.jsonl", global_step, accelerator)  # later steps are trained again
 
     max_steps = train_cfg["max_train_steps"]
     progress = tqdm(range(max_steps), initial=global_step, desc="steps", disable=not accelerator.is_local_main_process)
-    log_path = output_dir / "train_log.jsonl"
-    truncate_log(log_path, global_step, accelerator)  # steps logged after the checkpoint are trained again
     start = time.time()
     while global_step < max_steps:
         loader = epoch_data_loader(dataset, train_cfg["batch_size"], config["seed"], epoch, batches_in_epoch,
@@ -371,26 +347,8 @@ def main(argv=None):
         for batch in loader:
             batches_in_epoch += 1
             with accelerator.accumulate(model):
-                input_ids = batch["input_ids"].to(device)
-                text = {}
-                if text_encoder is not None:
-                    from cosmos_hf.diffusion.text_encoding import encode_prompts
-
-                    with torch.no_grad():
-                        text["encoder_hidden_states"] = encode_prompts(
-                            tokenizer, text_encoder, batch["caption"], config["model"]["max_sequence_length"],
-                            device=device, dtype=torch.float32)
-                out = model(input_ids=input_ids, labels=input_ids, use_cache=False, **text)
-                if not torch.isfinite(out.loss):
-                    raise RuntimeError(f"loss is {out.loss.item()} at step {global_step} (ce {out.ce_loss.item()}, "
-                                       f"z {out.z_loss.item()}); stopping without saving. Lower "
-                                       "training.learning_rate or check the data.")
-                accelerator.backward(out.loss)
-                if accelerator.sync_gradients and train_cfg["max_grad_norm"]:
-                    accelerator.clip_grad_norm_(trainable, train_cfg["max_grad_norm"])
-                optimizer.step()
-                lr_scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
+                out = train_step(model, batch, text_encoding, config, accelerator, optimizer, lr_scheduler,
+                                 trainable, global_step)
             if not accelerator.sync_gradients:
                 continue
             global_step += 1
@@ -400,12 +358,9 @@ def main(argv=None):
             logs = {k: accelerator.gather(v.detach().float()[None]).mean().item() for k, v in terms.items()}
             progress.update(1)
             progress.set_postfix(loss=f"{logs['loss']:.4f}", ce=f"{logs['ce_loss']:.4f}")
-            if accelerator.is_main_process and (global_step % train_cfg["log_every"] == 0
-                                                or global_step in (1, max_steps)):
-                logs.update(step=global_step, lr=lr_scheduler.get_last_lr()[0], seconds=round(time.time() - start, 1),
-                            perplexity=math.exp(min(logs["ce_loss"], 50.0)))
-                with open(log_path, "a") as handle:
-                    handle.write(json.dumps(logs) + "\n")
+            if global_step % train_cfg["log_every"] == 0 or global_step in (1, max_steps):
+                accelerator.log({**logs, "lr": lr_scheduler.get_last_lr()[0], "seconds": round(time.time() - start, 1),
+                                 "perplexity": math.exp(min(logs["ce_loss"], 50.0))}, step=global_step)
             if train_cfg["checkpointing_steps"] and global_step % train_cfg["checkpointing_steps"] == 0:
                 save_checkpoint(accelerator, output_dir, global_step, train_cfg["checkpoints_total_limit"],
                                 **training_state, train_state={"epoch": epoch, "batches_in_epoch": batches_in_epoch})
@@ -430,19 +385,11 @@ def main(argv=None):
 
 
 def model_card(config: dict, model_config, output_dir: Path) -> str:
-    """A Hub model card (YAML front matter + facts read from this run's own log)."""
-    log_path = output_dir / "train_log.jsonl"
-    entries = [json.loads(line) for line in log_path.read_text().splitlines()] if log_path.is_file() else []
+    """A Hub model card (metadata + facts read from this run's own log)."""
+    entries = read_log(output_dir / "train_log.jsonl")
     last = entries[-1] if entries else {}
     data, training, medusa = config["data"], config["training"], config["medusa"]
-    return f"""---
-library_name: transformers
-pipeline_tag: image-to-video
-tags: [cosmos, cosmos-hf, world-model, autoregressive{", medusa" if medusa["enabled"] else ""}]
-license: apache-2.0
----
-
-# cosmos-hf autoregressive world model (CosmosARForCausalLM)
+    body = f"""# cosmos-hf autoregressive world model (CosmosARForCausalLM)
 
 A Cosmos-Predict1-style autoregressive world model (Llama-style decoder over discrete video tokens, 3D RoPE,
 z-loss) trained with `training/train_autoregressive.py` of cosmos-hf{" with Medusa heads" if medusa["enabled"] else ""}.
@@ -461,9 +408,11 @@ model = AutoModelForCausalLM.from_pretrained("<this folder>")
 | Medusa heads | {model_config.medusa_num_heads} |
 | DV tokenizer | `{config["tokenizer"]}` |
 | data | physics world, {data["num_clips"]} clips of {data["num_frames"]} frames at {data["height"]}x{data["width"]}, seeds from {data["seed_offset"]} |
-| steps | {last.get("step", "?")} (batch {training["batch_size"]}, lr {training["learning_rate"]}) |
+| steps | {last.get("step", "?")} (batch {training["batch_size"]}, lr {training["learning_rate"]}, {training["lr_scheduler"]}) |
 | last logged loss | {last.get("loss", "?")} (cross-entropy {last.get("ce_loss", "?")}) |
 """
+    tags = ["cosmos", "cosmos-hf", "world-model", "autoregressive"] + (["medusa"] if medusa["enabled"] else [])
+    return hub_model_card(body, library_name="transformers", pipeline_tag="image-to-video", tags=tags)
 
 
 if __name__ == "__main__":

@@ -11,8 +11,10 @@ Modes (config `model`):
 * post-training from a pipeline folder (`pretrained_pipeline: <folder>`): full fine-tuning, or LoRA when
   `training.lora` is set (peft `add_adapter`; saved with `save_lora_weights`, loadable with `load_lora_weights`).
 
-Data (config `data.type`): `folder` (videos/*.mp4 + metas/*.txt captions with the same stem), `webdataset`
-(tar shards with .mp4 + .txt), `physics` (clips simulated on the fly by `cosmos_hf.sim`).
+Data (config `data.type`, read by `cosmos_hf.data.build_dataset`): `folder` (videos/*.mp4 + metas/*.txt captions
+with the same stem), `webdataset` (tar shards with .mp4 + .txt), `physics` (clips simulated on the fly by
+`cosmos_hf.sim`), `clips` (a clip archive from `cosmos-hf sim export-clips`: the same clips as `physics` with the same
+seed_offset, views and size, for machines without pybullet).
 
 Diffusion decoder of the autoregressive WFM (config `model.condition: dv_tokens`, or `--condition dv_tokens`): the
 DiT learns CV-tokenizer latents conditioned on the clip's DV tokens (`model.dv_tokenizer: <folder>`), embedded
@@ -25,8 +27,9 @@ Post-training takes the architecture (pipeline kind, text length, sigma_data, Vi
 pipeline folder, not from the YAML (`adopt_pretrained_architecture`).
 
 Outputs in `output_dir`: `checkpoint-<step>/` (safetensors + JSON, no pickle, written atomically; a resumed run
-continues the data order, RNG states and EMA exactly, see cosmos_hf.training_utils), `validation/*.mp4`,
-and at the end `pipeline/` (full model, Hub layout) or `pytorch_lora_weights.safetensors` (LoRA).
+continues the data order, RNG states and EMA exactly, see cosmos_hf.training_utils), `config.yaml`,
+`train_log.jsonl` (`training.log_with` adds accelerate trackers under `logs/`), `validation/*.mp4`, and at the end
+`pipeline/` (full model with a model card, Hub layout) or `pytorch_lora_weights.safetensors` (LoRA).
 """
 
 from __future__ import annotations
@@ -35,19 +38,27 @@ import argparse
 import copy
 import json
 import logging
-import os
 import random
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 from torch import nn
-from cosmos_hf.training_utils import epoch_data_loader, fork_rng_state, resume_training_state, save_checkpoint
+from cosmos_hf.data import build_dataset, latent_cache_key, load_tensor_cache, save_tensor_cache
+from cosmos_hf.data import collate_videos as collate
+from cosmos_hf.training_utils import (
+    build_lr_scheduler,
+    epoch_data_loader,
+    fork_rng_state,
+    read_log,
+    resume_training_state,
+    save_checkpoint,
+    setup_accelerator,
+    truncate_log,
+)
 from cosmos_hf.training_utils import load_config as load_training_config
-from cosmos_hf.training_utils import truncate_log
-from torch.utils.data import Dataset, IterableDataset
+from cosmos_hf.training_utils import model_card as hub_model_card
+from torch.utils.data import IterableDataset
 
 logger = logging.getLogger("train_diffusion")
 
@@ -82,7 +93,7 @@ DEFAULT_CONFIG = {
     },
     "objective": {},  # cosmos_hf.diffusion.edm.EDMConfig fields
     "data": {
-        "type": "folder",
+        "type": "folder",  # folder | webdataset | physics | clips (cosmos_hf.data.build_dataset)
         "path": None,
         "num_frames": 17,
         "height": 64,
@@ -107,6 +118,7 @@ DEFAULT_CONFIG = {
         "batch_size": 1,
         "gradient_accumulation_steps": 1,
         "learning_rate": 1e-4,
+        "lr_scheduler": "constant_with_warmup",  # diffusers' get_scheduler name (training_utils.LR_SCHEDULERS)
         "lr_warmup_steps": 0,
         "adam_betas": [0.9, 0.99],
         "adam_weight_decay": 0.1,
@@ -120,6 +132,7 @@ DEFAULT_CONFIG = {
         "checkpoints_total_limit": 3,
         "lora": None,  # {"rank": 8, "alpha": 8, "target_modules": [...], "dropout": 0.0}
         "log_every": 10,
+        "log_with": [],  # accelerate trackers besides train_log.jsonl, e.g. [tensorboard]
     },
     "validation": {
         "every_steps": 0,  # 0 = only at the end (if prompts given)
@@ -156,138 +169,6 @@ def load_config(path, overrides=()) -> dict:
         if not config["model"].get("dv_tokenizer") and not config["model"].get("pretrained_pipeline"):
             raise ValueError("model.condition=dv_tokens needs model.dv_tokenizer (a DV tokenizer folder)")
     return config
-
-
-# ---------------------------------------------------------------------------------------------------------- data
-def resize_frames(frames: np.ndarray, height: int, width: int) -> np.ndarray:
-    if frames.shape[1:3] == (height, width):
-        return frames
-    import cv2
-
-    return np.stack([cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA) for f in frames])
-
-
-def pick_clip(frames: np.ndarray, num_frames: int, stride: int, rng: random.Random | None, source: str):
-    span = (num_frames - 1) * stride + 1
-    if len(frames) < span:
-        raise ValueError(f"{source} has {len(frames)} frames; need at least {span} ({num_frames} at stride {stride})")
-    start = rng.randint(0, len(frames) - span) if rng is not None else 0
-    return frames[start : start + span : stride]
-
-
-def to_tensor(frames: np.ndarray) -> torch.Tensor:
-    """uint8 [T,H,W,3] -> float [3,T,H,W] in [-1, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(frames)).permute(3, 0, 1, 2).float() / 127.5 - 1.0
-
-
-class VideoFolderDataset(Dataset):
-    """`videos/*.mp4` + `metas/*.txt` (one caption per video, same stem)."""
-
-    def __init__(self, root, num_frames, height, width, frame_stride=1, random_start=True):
-        from cosmos_hf.data import read_video
-
-        self.read_video = read_video
-        root = Path(root)
-        videos = sorted((root / "videos").glob("*.mp4"))
-        if not videos:
-            raise ValueError(f"no videos found in {root / 'videos'} (expected videos/*.mp4 + metas/*.txt)")
-        missing = [v.stem for v in videos if not (root / "metas" / f"{v.stem}.txt").is_file()]
-        if missing:
-            raise ValueError(f"{len(missing)} videos have no caption in {root / 'metas'}: {missing[:5]}")
-        self.items = [(v, (root / "metas" / f"{v.stem}.txt").read_text().strip()) for v in videos]
-        self.num_frames, self.height, self.width = num_frames, height, width
-        self.frame_stride, self.random_start = frame_stride, random_start
-        self.seed, self.epoch = 0, 0
-
-    def set_sample_seed(self, seed: int, epoch: int):
-        """The clip start of item i in an epoch is drawn from (seed, epoch, i), not from the global RNG, so a resumed
-        run reads the same frames as an uninterrupted one (whatever the loader's workers or prefetching)."""
-        self.seed, self.epoch = seed, epoch
-
-    def __len__(self):
-        return len(self.items)
-
-    def __getitem__(self, index):
-        path, caption = self.items[index]
-        frames, fps = self.read_video(path)
-        rng = random.Random(f"{self.seed}/{self.epoch}/{index}") if self.random_start else None
-        clip = pick_clip(frames, self.num_frames, self.frame_stride, rng, str(path))
-        return {"video": to_tensor(resize_frames(clip, self.height, self.width)), "caption": caption}
-
-
-class WebDatasetShards(IterableDataset):
-    """webdataset tar shards whose samples hold `<key>.mp4` and `<key>.txt`."""
-
-    def __init__(self, urls, num_frames, height, width, frame_stride=1):
-        self.urls, self.num_frames, self.height, self.width, self.frame_stride = urls, num_frames, height, width, frame_stride
-
-    def __iter__(self):
-        import webdataset as wds
-
-        from cosmos_hf.data import read_video
-
-        dataset = wds.WebDataset(self.urls, shardshuffle=False, nodesplitter=wds.split_by_node,
-                                 workersplitter=wds.split_by_worker)
-        rng = random.Random(torch.randint(0, 2**31, (1,)).item())
-        for sample in dataset:
-            key = sample.get("__key__", "?")
-            if "mp4" not in sample or "txt" not in sample:
-                raise ValueError(f"webdataset sample {key} needs .mp4 and .txt entries, has {sorted(sample)}")
-            with tempfile.NamedTemporaryFile(suffix=".mp4") as tmp:
-                tmp.write(sample["mp4"])
-                tmp.flush()
-                frames, _ = read_video(tmp.name)
-            clip = pick_clip(frames, self.num_frames, self.frame_stride, rng, f"webdataset sample {key}")
-            caption = sample["txt"].decode() if isinstance(sample["txt"], bytes) else sample["txt"]
-            yield {"video": to_tensor(resize_frames(clip, self.height, self.width)), "caption": caption.strip()}
-
-
-class PhysicsWorldDataset(Dataset):
-    """Clips simulated on the fly by the built-in physics world (`cosmos_hf.sim`); clip i uses seed offset + i."""
-
-    def __init__(self, num_clips, num_frames, height, width, fps, scenes=None, seed_offset=0, views=(0,)):
-        from cosmos_hf.sim import physics_scene_and_view, physics_scenes
-
-        self.simulate, self.scene_and_view = physics_scenes.simulate, physics_scene_and_view
-        self.scenes = list(scenes or physics_scenes.SCENES)
-        unknown = sorted(set(self.scenes) - set(physics_scenes.SCENES))
-        if unknown:
-            raise ValueError(f"unknown physics scenes {unknown}; valid: {list(physics_scenes.SCENES)}")
-        self.num_clips, self.num_frames, self.height, self.width, self.fps = num_clips, num_frames, height, width, fps
-        self.seed_offset = seed_offset
-        self.views = [int(v) for v in views]
-        if not self.views or any(not 0 <= v <= 3 for v in self.views):
-            raise ValueError(f"data.views must be a non-empty list of camera views in 0..3, got {views}")
-
-    def __len__(self):
-        return self.num_clips
-
-    def __getitem__(self, index):
-        scene, view = self.scene_and_view(index, self.scenes, self.views)
-        record = self.simulate(scene, seed=self.seed_offset + index, num_frames=self.num_frames,
-                               height=self.height, width=self.width, fps=self.fps, view=view)
-        return {"video": to_tensor(record.video), "caption": record.caption}
-
-
-def build_dataset(data: dict, training: bool = True):
-    kind = data["type"]
-    size = (data["num_frames"], data["height"], data["width"])
-    if kind == "folder":
-        if not data.get("path"):
-            raise ValueError("data.path is required for data.type=folder")
-        return VideoFolderDataset(data["path"], *size, frame_stride=data["frame_stride"], random_start=training)
-    if kind == "webdataset":
-        if not data.get("path"):
-            raise ValueError("data.path (shard pattern or list) is required for data.type=webdataset")
-        return WebDatasetShards(data["path"], *size, frame_stride=data["frame_stride"])
-    if kind == "physics":
-        return PhysicsWorldDataset(data["num_clips"], *size, fps=data["fps"], scenes=data.get("scenes"),
-                                   seed_offset=data.get("seed_offset", 0), views=data.get("views") or [0])
-    raise ValueError(f"data.type must be folder, webdataset or physics, got {kind!r}")
-
-
-def collate(items):
-    return {"video": torch.stack([i["video"] for i in items]), "caption": [i["caption"] for i in items]}
 
 
 # ---------------------------------------------------------------------------------------------------------- model
@@ -466,7 +347,6 @@ def build_pipeline(config: dict):
     return cls(text_encoder, tokenizer, transformer, vae, scheduler, safety_checker=None, **kwargs)
 
 
-# ---------------------------------------------------------------------------------------------------------- checkpoints
 # ---------------------------------------------------------------------------------------------------------- training
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description="EDM training of Cosmos-Predict1 diffusion world models")
@@ -495,18 +375,9 @@ def encode_batch(pipe, batch, config, device, cache=None):
     return latents, text
 
 
-def main(argv=None):
-    from accelerate import Accelerator
-    from accelerate.utils import ProjectConfiguration, set_seed
-    from diffusers.optimization import get_scheduler
-    from diffusers.training_utils import EMAModel
-    from tqdm.auto import tqdm
-
-    from cosmos_hf.data import write_video
-    from cosmos_hf.diffusion.edm import EDMObjective
-    from cosmos_hf.utils import atomic_path
-
-    args = parse_args(argv)
+def resolve_config(args) -> dict:
+    """The YAML config with `--set` overrides, then the command-line options; post-training takes the architecture
+    from the pipeline folder (`adopt_pretrained_architecture`)."""
     if args.condition:  # same as model.condition in the YAML (validated with the rest of the config)
         args.overrides = [*args.overrides, f"model.condition={args.condition}"]
     config = load_config(args.config, args.overrides)
@@ -518,95 +389,150 @@ def main(argv=None):
         config["model"]["pretrained_pipeline"] = args.pretrained_pipeline
     if config["model"].get("pretrained_pipeline") and not config["model"].get("condition"):
         config = adopt_pretrained_architecture(config)
-    train_cfg, data_cfg, val_cfg = config["training"], config["data"], config["validation"]
-    output_dir = Path(config["output_dir"])
+    return config
 
-    # several processes on a machine without CUDA (e.g. training/accelerate/cpu_2proc.yaml): gloo on the CPU
-    multi_process_cpu = not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
-    accelerator = Accelerator(
-        cpu=multi_process_cpu,
-        gradient_accumulation_steps=train_cfg["gradient_accumulation_steps"],
-        mixed_precision=train_cfg["mixed_precision"],
-        project_config=ProjectConfiguration(project_dir=str(output_dir)),
-    )
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    set_seed(config["seed"], device_specific=True)  # different noise on each process, reproducible per rank
-    if accelerator.is_main_process:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        with atomic_path(output_dir / "config.yaml") as tmp:
-            tmp.write_text(yaml.safe_dump(config, sort_keys=False))
 
-    dv_condition = config["model"].get("condition") == "dv_tokens"
-    post_condition = config["model"].get("condition") if config["model"].get("condition") in POST_TRAINING_CONDITIONS \
-        else None
-    if post_condition:  # camera / action / multiview: the Video2World DiT becomes the conditioned one
-        from cosmos_hf.data.post_training_datasets import build_post_training_dataset, collate_post_training
-        from cosmos_hf.diffusion import post_training
+def post_training_condition(config: dict) -> str | None:
+    condition = config["model"].get("condition")
+    return condition if condition in POST_TRAINING_CONDITIONS else None
 
+
+def build_training_pipeline(config: dict, device):
+    """The pipeline whose DiT is trained (plain, diffusion decoder, or post-trained), its frozen encoders on `device`,
+    and LoRA / gradient checkpointing applied to the DiT as the config asks."""
+    from cosmos_hf.diffusion import post_training
+
+    condition = post_training_condition(config)
+    if condition:  # camera / action / multiview: the Video2World DiT becomes the conditioned one
         pipe = post_training.build_post_training_pipeline(config)
+    elif config["model"].get("condition") == "dv_tokens":
+        pipe = build_decoder_pipeline(config)
     else:
-        pipe = build_decoder_pipeline(config) if dv_condition else build_pipeline(config)
+        pipe = build_pipeline(config)
     pipe.set_progress_bar_config(disable=True)
     # the pipeline's own argument checks: frame count vs VAE, size vs patch and transformer max_size
-    pipe.check_call_inputs("-", None, data_cfg["height"], data_cfg["width"], data_cfg["num_frames"], 1, 1.0, 1, "np")
-    device = accelerator.device
+    data = config["data"]
+    pipe.check_call_inputs("-", None, data["height"], data["width"], data["num_frames"], 1, 1.0, 1, "np")
     pipe.text_encoder.to(device).requires_grad_(False)
     pipe.vae.to(device).requires_grad_(False).eval()
-    transformer = pipe.transformer
-    lora_cfg = train_cfg.get("lora")
-    if lora_cfg:
+    transformer, lora = pipe.transformer, config["training"].get("lora")
+    if lora:
         from peft import LoraConfig
 
         # post-training: the conditioned DiT's new layers are trained fully beside the LoRA (peft's modules_to_save)
-        new_parameters = post_training.new_parameter_names(transformer) if post_condition else []
+        new_parameters = post_training.new_parameter_names(transformer) if condition else []
         transformer.requires_grad_(False)
         transformer.add_adapter(LoraConfig(
-            r=int(lora_cfg.get("rank", 8)), lora_alpha=float(lora_cfg.get("alpha", lora_cfg.get("rank", 8))),
-            lora_dropout=float(lora_cfg.get("dropout", 0.0)), init_lora_weights=True,
-            target_modules=list(lora_cfg.get("target_modules", LORA_TARGET_MODULES)),
+            r=int(lora.get("rank", 8)), lora_alpha=float(lora.get("alpha", lora.get("rank", 8))),
+            lora_dropout=float(lora.get("dropout", 0.0)), init_lora_weights=True,
+            target_modules=list(lora.get("target_modules", LORA_TARGET_MODULES)),
         ))
         for name, parameter in transformer.named_parameters():
             if name in new_parameters:
                 parameter.requires_grad_(True)
-    if train_cfg["gradient_checkpointing"]:
+    if config["training"]["gradient_checkpointing"]:
         transformer.enable_gradient_checkpointing()
     transformer.train()
-    if dv_condition:
+    return pipe
+
+
+def build_training_module(config: dict, pipe, device) -> nn.Module:
+    """DiT (+ token embedder) + EDM objective in one module, so accelerate wraps (DDP/FSDP) a single thing."""
+    from cosmos_hf.diffusion import post_training
+    from cosmos_hf.diffusion.edm import EDMObjective
+
+    condition = post_training_condition(config)
+    if config["model"].get("condition") == "dv_tokens":
         from cosmos_hf.diffusion.diffusion_decoder import DVTokenConditionedEDMObjective
 
         pipe.dv_tokenizer.to(device).requires_grad_(False).eval()
-        pipe.token_embedder.requires_grad_(not lora_cfg).train()
+        pipe.token_embedder.requires_grad_(not config["training"].get("lora")).train()
         objective = DVTokenConditionedEDMObjective(config["objective"], config["model"]["token_dropout"])
-        module = DVTokenDecoderTrainingModule(transformer, pipe.token_embedder, objective)
-    elif post_condition:
-        objective = EDMObjective(config["objective"])
-        num_views = transformer.config["num_views"] if post_condition == "multiview" else None
-        module = post_training.PostTrainingDenoiserModule(transformer, objective, num_views=num_views)
+        return DVTokenDecoderTrainingModule(pipe.transformer, pipe.token_embedder, objective)
+    if condition:
+        num_views = pipe.transformer.config["num_views"] if condition == "multiview" else None
+        return post_training.PostTrainingDenoiserModule(pipe.transformer, EDMObjective(config["objective"]),
+                                                        num_views=num_views)
+    return DenoiserTrainingModule(pipe.transformer, EDMObjective(config["objective"]))
+
+
+def build_training_data(config: dict, pipe, module, device, accelerator):
+    """(dataset, DataLoader kwargs): the clips of `data:` (cosmos_hf.data), optionally pre-encoded once (cached
+    latents + text features)."""
+    data, condition = config["data"], post_training_condition(config)
+    if condition:  # physics-world clips with actions / camera poses / rigs, simulated up front
+        from cosmos_hf.data.post_training_datasets import build_post_training_dataset, collate_post_training
+        from cosmos_hf.diffusion import post_training
+
+        dataset = build_post_training_dataset(condition, data, num_views=getattr(module, "num_views", None))
+        if data["cache_latents"]:
+            dataset = post_training.cache_post_training_latents(dataset, pipe, condition,
+                                                                config["model"]["max_sequence_length"], device)
+        collate_fn = collate_post_training
     else:
-        objective = EDMObjective(config["objective"])
-        module = DenoiserTrainingModule(transformer, objective)
+        dataset = build_dataset(data, training=True)
+        if data["cache_latents"]:
+            dataset = cache_latents(dataset, pipe, config, device, Path(config["output_dir"]), accelerator)
+        collate_fn = collate
+    return dataset, dict(collate_fn=None if data["cache_latents"] else collate_fn, num_workers=data["num_workers"])
+
+
+def train_step(module, pipe, batch, config, accelerator, optimizer, lr_scheduler, trainable):
+    """One forward/backward/optimizer step (inside `accelerator.accumulate`); returns the objective's outputs."""
+    from cosmos_hf.diffusion import post_training
+
+    device, data, condition = accelerator.device, config["data"], post_training_condition(config)
+    dv_condition = config["model"].get("condition") == "dv_tokens"
+    extra_inputs = {}
+    if condition:  # latents, text and the conditioned DiT's extra inputs (plucker / action / ...)
+        latents, text, extra_inputs = post_training.post_training_inputs(
+            pipe, batch, condition, config["model"]["max_sequence_length"], device)
+    elif data["cache_latents"]:
+        latents, text = batch["latents"].to(device), batch["text"].to(device)
+        if dv_condition:
+            extra_inputs["tokens"] = batch["tokens"].to(device)
+    else:
+        if random.random() < config["training"]["image_batch_probability"]:  # joint image + video batches
+            frame = random.randrange(batch["video"].shape[2])
+            batch = {**batch, "video": batch["video"][:, :, frame : frame + 1]}
+        latents, text = encode_batch(pipe, batch, config, device)
+        if dv_condition:
+            with torch.no_grad():
+                extra_inputs["tokens"] = pipe.dv_tokenizer.tokenize(batch["video"].to(device, pipe.dv_tokenizer.dtype))
+    out = module(latents, text, fps=data["fps"], **extra_inputs)
+    accelerator.backward(out["loss"])
+    if accelerator.sync_gradients and config["training"]["max_grad_norm"]:
+        accelerator.clip_grad_norm_(trainable, config["training"]["max_grad_norm"])
+    optimizer.step()
+    lr_scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    return out
+
+
+def main(argv=None):
+    from diffusers.training_utils import EMAModel
+    from tqdm.auto import tqdm
+
+    from cosmos_hf.data import write_video
+
+    args = parse_args(argv)
+    config = resolve_config(args)
+    train_cfg, val_cfg = config["training"], config["validation"]
+    output_dir = Path(config["output_dir"])
+    accelerator = setup_accelerator(config, "train_diffusion")  # seeds every process differently (its own noise)
+    device = accelerator.device
+
+    pipe = build_training_pipeline(config, device)
+    module = build_training_module(config, pipe, device)
     trainable = [p for p in module.parameters() if p.requires_grad]
     accelerator.print(f"processes: {accelerator.num_processes} ({accelerator.distributed_type}); "
                       f"trainable parameters: {sum(p.numel() for p in trainable):,} "
-                      f"(transformer total {sum(p.numel() for p in transformer.parameters()):,})")
-
-    # data (optionally pre-encoded once: cached latents + text features)
-    if post_condition:  # physics-world clips with actions / camera poses / rigs, simulated up front
-        dataset = build_post_training_dataset(post_condition, data_cfg, num_views=getattr(module, "num_views", None))
-        if data_cfg["cache_latents"]:
-            dataset = post_training.cache_post_training_latents(dataset, pipe, post_condition,
-                                                                config["model"]["max_sequence_length"], device)
-    else:
-        dataset = build_dataset(data_cfg, training=True)
-        if data_cfg["cache_latents"]:
-            dataset = cache_latents(dataset, pipe, config, device, output_dir, accelerator)
-    loader_kwargs = dict(collate_fn=None if data_cfg["cache_latents"] else collate_post_training if post_condition
-                         else collate, num_workers=data_cfg["num_workers"])
+                      f"(transformer total {sum(p.numel() for p in pipe.transformer.parameters()):,})")
+    dataset, loader_kwargs = build_training_data(config, pipe, module, device, accelerator)
 
     optimizer = torch.optim.AdamW(trainable, lr=train_cfg["learning_rate"], betas=tuple(train_cfg["adam_betas"]),
                                   weight_decay=train_cfg["adam_weight_decay"], eps=train_cfg["adam_epsilon"])
-    lr_scheduler = get_scheduler("constant_with_warmup", optimizer=optimizer,
-                                 num_warmup_steps=train_cfg["lr_warmup_steps"] * accelerator.num_processes)
+    lr_scheduler = build_lr_scheduler(optimizer, train_cfg, accelerator.num_processes)
     # the data loader is not prepared by accelerate: each epoch's order (and each process's share) comes from the
     # seed and the epoch, so a resumed run continues it exactly (training_utils.epoch_data_loader)
     module, optimizer, lr_scheduler = accelerator.prepare(module, optimizer, lr_scheduler)
@@ -616,18 +542,15 @@ def main(argv=None):
                        decay=float(train_cfg["ema_decay"]))
     training_state = dict(models=[module], optimizers=[optimizer], schedulers=[lr_scheduler],
                           objects={"ema": ema} if ema is not None else {})
-
     resumed = resume_training_state(accelerator, args.resume_from_checkpoint, output_dir, **training_state)
     global_step = resumed["global_step"]
     epoch, batches_in_epoch = resumed.get("epoch", 0), resumed.get("batches_in_epoch", 0)  # the data position
     if ema is not None:
         ema.to(device)  # loaded on the CPU
+    truncate_log(output_dir / "train_log.jsonl", global_step, accelerator)  # later steps are trained again
 
     max_steps = train_cfg["max_train_steps"]
     progress = tqdm(range(max_steps), initial=global_step, desc="steps", disable=not accelerator.is_local_main_process)
-    fps = data_cfg["fps"]
-    log_path = output_dir / "train_log.jsonl"
-    truncate_log(log_path, global_step, accelerator)  # steps logged after the checkpoint are trained again
     validation_clip = first_video(dataset) if val_cfg["prompts"] else None  # the same clip, resumed or not
     while global_step < max_steps:
         loader = epoch_data_loader(dataset, train_cfg["batch_size"], config["seed"], epoch, batches_in_epoch,
@@ -637,32 +560,7 @@ def main(argv=None):
             if validation_clip is None:
                 validation_clip = batch["video"][:1].cpu() if "video" in batch else None
             with accelerator.accumulate(module):
-                condition_inputs = {}
-                if post_condition:  # latents, text and the conditioned DiT's extra inputs (plucker / action / ...)
-                    latents, text, condition_inputs = post_training.post_training_inputs(
-                        pipe, batch, post_condition, config["model"]["max_sequence_length"], device)
-                elif data_cfg["cache_latents"]:
-                    latents, text = batch["latents"].to(device), batch["text"].to(device)
-                    if dv_condition:
-                        tokens = batch["tokens"].to(device)
-                else:
-                    if random.random() < train_cfg["image_batch_probability"]:  # joint image + video batches
-                        frame = random.randrange(batch["video"].shape[2])
-                        batch = {**batch, "video": batch["video"][:, :, frame : frame + 1]}
-                    latents, text = encode_batch(pipe, batch, config, device)
-                if dv_condition:
-                    if not data_cfg["cache_latents"]:
-                        with torch.no_grad():
-                            tokens = pipe.dv_tokenizer.tokenize(batch["video"].to(device, pipe.dv_tokenizer.dtype))
-                    out = module(latents, text, fps=fps, tokens=tokens)
-                else:
-                    out = module(latents, text, fps=fps, **condition_inputs)
-                accelerator.backward(out["loss"])
-                if accelerator.sync_gradients and train_cfg["max_grad_norm"]:
-                    accelerator.clip_grad_norm_(trainable, train_cfg["max_grad_norm"])
-                optimizer.step()
-                lr_scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
+                out = train_step(module, pipe, batch, config, accelerator, optimizer, lr_scheduler, trainable)
             if not accelerator.sync_gradients:
                 continue
             global_step += 1
@@ -671,14 +569,12 @@ def main(argv=None):
             loss = accelerator.gather(out["loss"].detach()[None]).mean().item()
             progress.update(1)
             progress.set_postfix(loss=f"{loss:.4f}", lr=f"{lr_scheduler.get_last_lr()[0]:.2e}")
-            if accelerator.is_main_process and (global_step % train_cfg["log_every"] == 0 or global_step in (1, max_steps)):
-                with open(log_path, "a") as handle:
-                    handle.write(json.dumps({"step": global_step, "loss": loss, "edm_loss": out["edm_loss"].item(),
-                                             "mse": out["mse"].item()}) + "\n")
-            data_position = {"epoch": epoch, "batches_in_epoch": batches_in_epoch}
+            if global_step % train_cfg["log_every"] == 0 or global_step in (1, max_steps):
+                accelerator.log({"loss": loss, "edm_loss": out["edm_loss"].item(), "mse": out["mse"].item()},
+                                step=global_step)
             if train_cfg["checkpointing_steps"] and global_step % train_cfg["checkpointing_steps"] == 0:
                 save_checkpoint(accelerator, output_dir, global_step, train_cfg["checkpoints_total_limit"],
-                                **training_state, train_state=data_position)
+                                **training_state, train_state={"epoch": epoch, "batches_in_epoch": batches_in_epoch})
             if val_cfg["every_steps"] and global_step % val_cfg["every_steps"] == 0:
                 with fork_rng_state():  # sampling must not shift the training noise (resume == uninterrupted)
                     run_validation(accelerator, module, pipe, ema, config, validation_clip, output_dir, global_step,
@@ -710,46 +606,19 @@ def first_video(dataset):
     return item["video"][None] if isinstance(item, dict) and "video" in item else None
 
 
-def latent_cache_key(config: dict) -> dict:
-    """What a latent cache depends on: the clips, the encoders and the text length (not the model being trained),
-    so a Text2World run may reuse a Video2World run's cache, and a cache made for other data is refused."""
-    model, data = config["model"], config["data"]
-    key = {name: data.get(name) for name in ("type", "path", "num_clips", "seed_offset", "scenes", "num_frames",
-                                              "height", "width", "fps", "frame_stride")}
-    key.update(vae=model.get("vae"), text_encoder=model.get("text_encoder"),
-               max_sequence_length=model.get("max_sequence_length"))
-    if model.get("condition") == "dv_tokens":
-        key["dv_tokenizer"] = model.get("dv_tokenizer")
-    return {name: json.dumps(value) for name, value in key.items()}
-
-
 def cache_latents(dataset, pipe, config, device, output_dir, accelerator):
     """Encode every clip once (first frames, no random crop) and keep latents + text features (+ the DV tokens for
     the diffusion decoder) in memory; the cache file records `latent_cache_key` and is refused for other data."""
-    from safetensors import safe_open
-    from safetensors.torch import load_file, save_file
-
-    from cosmos_hf.utils import atomic_path
-
     if isinstance(dataset, IterableDataset):
-        raise ValueError("data.cache_latents needs a map-style dataset (folder or physics), not webdataset")
+        raise ValueError("data.cache_latents needs a map-style dataset (folder, physics or clips), not webdataset")
     dv_condition = config["model"].get("condition") == "dv_tokens"
     key = latent_cache_key(config)
     cache_path = output_dir / "latent_cache.safetensors"
-    if cache_path.is_file():
-        with safe_open(str(cache_path), "pt") as handle:
-            saved = handle.metadata() or {}
-        if saved:  # caches written before the key was recorded are trusted as they are
-            differs = sorted(name for name in set(key) | set(saved) if key.get(name) != saved.get(name))
-            if differs:
-                details = ", ".join(f"{name}: cache {saved.get(name)} vs config {key.get(name)}" for name in differs)
-                raise ValueError(f"{cache_path} was made for other data or encoders ({details}); delete it or use "
-                                 f"another output_dir")
-        tensors = load_file(str(cache_path))
-        if dv_condition and "tokens" not in tensors:
-            raise ValueError(f"{cache_path} has no DV tokens (it was made for a model without model.condition="
-                             f"dv_tokens); delete it or use another output_dir")
-    else:
+    tensors = load_tensor_cache(cache_path, key, what="data or encoders")
+    if tensors is not None and dv_condition and "tokens" not in tensors:
+        raise ValueError(f"{cache_path} has no DV tokens (it was made for a model without model.condition="
+                         f"dv_tokens); delete it or use another output_dir")
+    if tensors is None:
         if hasattr(dataset, "random_start"):
             dataset.random_start = False
         latents, texts, tokens = [], [], []
@@ -766,8 +635,7 @@ def cache_latents(dataset, pipe, config, device, output_dir, accelerator):
         if dv_condition:
             tensors["tokens"] = torch.stack(tokens)
         if accelerator.is_main_process:
-            with atomic_path(cache_path) as tmp:
-                save_file(tensors, str(tmp), metadata=key)
+            save_tensor_cache(cache_path, tensors, key)
     accelerator.print(f"cached latents {tuple(tensors['latents'].shape)}")
     names = [name for name in ("latents", "text", "tokens") if name in tensors]
     return [dict(zip(names, values)) for values in zip(*(tensors[name] for name in names))]
@@ -836,10 +704,8 @@ def _data_description(data: dict, condition: str | None = None) -> str:
 
 
 def model_card(config: dict, class_name: str, output_dir: Path, step: int | None = None) -> str:
-    """A Hub model card (YAML front matter + training facts read from this run's own log)."""
-    log_path = output_dir / "train_log.jsonl"
-    entries = [json.loads(line) for line in log_path.read_text().splitlines()] if log_path.is_file() else []
-    entries = [entry for entry in entries if step is None or entry.get("step", 0) <= step]
+    """A Hub model card (metadata + training facts read from this run's own log)."""
+    entries = read_log(output_dir / "train_log.jsonl", up_to_step=step)
     last = entries[-1] if entries else {}
     step = step if step is not None else last.get("step", "?")
     model, data, training = config["model"], config["data"], config["training"]
@@ -854,14 +720,7 @@ def model_card(config: dict, class_name: str, output_dir: Path, step: int | None
         components = (f"| transformer | `{model.get('transformer')}` |\n"
                       f"| text encoder | `{model.get('text_encoder')}` (max {model.get('max_sequence_length')} tokens) |\n"
                       f"| latent space | `{model.get('vae') or 'pixels (CosmosPixelSpaceAutoencoder)'}` |")
-    return f"""---
-library_name: diffusers
-pipeline_tag: {tag}
-tags: [cosmos, cosmos-hf, world-model, edm]
-license: apache-2.0
----
-
-# cosmos-hf {kind} ({class_name})
+    body = f"""# cosmos-hf {kind} ({class_name})
 
 A Cosmos-Predict1-style diffusion world model (`CosmosTransformer3DModel`, AdaLN-LoRA DiT, EDM) trained with
 `training/train_diffusion.py` of cosmos-hf.
@@ -876,12 +735,14 @@ pipe = DiffusionPipeline.from_pretrained("<this folder>", trust_remote_code=True
 |---|---|
 {components}
 | data | {_data_description(data, model.get("condition"))}, {data.get("num_frames")} frames at {data.get("height")}x{data.get("width")}, {data.get("fps")} fps |
-| steps | {step} (batch {training.get("batch_size")}, lr {training.get("learning_rate")}, EMA {training.get("ema_decay")}) |
+| steps | {step} (batch {training.get("batch_size")}, lr {training.get("learning_rate")}, {training.get("lr_scheduler")}, EMA {training.get("ema_decay")}) |
 | last logged loss | {last.get("loss", "? (no log in this output_dir)")} |
 | objective | `{json.dumps(config.get("objective", {}))}` |
 
 No guardrail is bundled: pass `safety_checker=` to run one.
 """
+    return hub_model_card(body, library_name="diffusers", pipeline_tag=tag, tags=["cosmos", "cosmos-hf", "world-model",
+                                                                                  "edm"])
 
 
 @torch.no_grad()

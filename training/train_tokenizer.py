@@ -11,39 +11,42 @@ Not in the reference, for small tokenizers trained from scratch (off by default;
 `loss.mse` (a squared-error term), `model.colour_path_init`, `training.freeze_encoder_steps` (decoder first).
 
 Data (`data.source`): `physics` (clips simulated on the fly by cosmos_hf.sim, an endless stream), `folder`
-(a folder with videos/*.mp4, as `cosmos-hf sim generate` writes) or `webdataset` (tar shards holding *.mp4).
+(a folder with videos/*.mp4, as `cosmos-hf sim generate` writes), `clips` (a clip archive .npz written by
+`cosmos-hf sim export-clips`, for machines without pybullet; its last `validation_clips` clips are held out) or
+`webdataset` (tar shards holding *.mp4).
 Clips are cropped to valid causal lengths (1 + k * temporal_compression) and to `height` x `width`.
 
+Data come from `cosmos_hf.data.ClipSource`, addressed by step (`clip_key`), so a resumed run trains on the same
+clips, bit-identical to an uninterrupted one; `data.views` (default null: a view drawn per clip) puts the physics
+stream on the physics datasets' scene/view rule. The learning rate follows `training.lr_scheduler` (default
+`cosine_to_10_percent`: warm-up, cosine decay to 10%; the encoder's parameter group is held at 0 for
+`training.freeze_encoder_steps`, then warms up again).
+
 Outputs in `output_dir`: `checkpoint-<step>/` (safetensors + JSON, no pickle; see cosmos_hf.training_utils),
-`model/` (save_pretrained folder, written at the end), `metrics.jsonl` (losses and held-out PSNR/SSIM, one line a
-step). Data are addressed by step (`clip_key`), so a resumed run trains on the same clips, bit-identical to an
-uninterrupted one.
+`config.yaml`, `model/` (save_pretrained folder with a model card, written at the end), `metrics.jsonl` (losses and
+held-out PSNR/SSIM, one line a step: the JSON-lines log the other scripts call `train_log.jsonl`; `training.log_with`
+adds accelerate trackers under `logs/`).
 """
 
 import argparse
-import io
-import json
-import math
-import random
-import tarfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from accelerate import Accelerator
-from accelerate.utils import ProjectConfiguration, set_seed
 from tqdm.auto import tqdm
 
-from cosmos_hf.data import frames_to_tensor, read_video, tensor_to_frames
+from cosmos_hf.data import ClipSource, clip_key, tensor_to_frames
 from cosmos_hf.tokenizers import (
     from_config_name,
     load_tokenizer,
     model_from_reference_kwargs,
 )
 from cosmos_hf.tokenizers import losses as tokenizer_losses
+from cosmos_hf.training_utils import build_lr_scheduler, resume_training_state, save_checkpoint, setup_accelerator
 from cosmos_hf.training_utils import load_config as load_training_config
-from cosmos_hf.training_utils import resume_training_state, save_checkpoint, truncate_log
+from cosmos_hf.training_utils import model_card as hub_model_card
+from cosmos_hf.training_utils import truncate_log
 from cosmos_hf.utils import atomic_path
 
 STAGE_DEFAULTS = {
@@ -56,22 +59,29 @@ DEFAULT_CONFIG = dict(
     seed=0,
     model=dict(config_name="DV4x8x8", overrides={}, pretrained=None, reference_config=None, zero_init_residual=True,
                colour_path_init=False, colour_path_chroma_gain=1.0),
-    data=dict(source="physics", path=None, num_frames=17, height=64, width=64, scenes=None, image_every=4,
+    data=dict(source="physics", path=None, num_frames=17, height=64, width=64, scenes=None, views=None, image_every=4,
               color_augmentation=0.0, validation_clips=8, validation_seed=1_000_000),
-    training=dict(batch_size=4, learning_rate=1e-3, adam_beta1=0.9, adam_beta2=0.99, weight_decay=0.0,
-                  max_train_steps=1000, lr_warmup_steps=50, gradient_accumulation_steps=1, max_grad_norm=1.0,
-                  checkpointing_steps=200, checkpoints_total_limit=2, validation_steps=200, mixed_precision="no",
-                  freeze_encoder_steps=0),
+    training=dict(batch_size=4, learning_rate=1e-3, adam_betas=[0.9, 0.99], adam_weight_decay=0.0,
+                  max_train_steps=1000, lr_scheduler="cosine_to_10_percent", lr_warmup_steps=50,
+                  gradient_accumulation_steps=1, max_grad_norm=1.0, checkpointing_steps=200, checkpoints_total_limit=2,
+                  validation_steps=200, mixed_precision="no", freeze_encoder_steps=0, log_every=1, log_with=[]),
     # loss weights left at None take the stage's default (STAGE_DEFAULTS)
     loss=dict(stage=1, **{name: None for name in STAGE_DEFAULTS[1]}, vgg_weights=None, raft_weights=None,
               adversarial_start_step=0, discriminator_lr=1e-4, chroma_warmup_steps=0),
 )
 
 
+# keys this script had before every training script used the same names
+RENAMED_KEYS = {"training.adam_beta1": "training.adam_betas: [beta1, beta2]",
+                "training.adam_beta2": "training.adam_betas: [beta1, beta2]",
+                "training.weight_decay": "training.adam_weight_decay"}
+
+
 def load_config(path, overrides=()):
     """DEFAULT_CONFIG merged with the YAML file, then `key.path=value` overrides (`--set`), then stage defaults.
-    Unknown keys are errors; the section `train:` of older configs is refused with its new name `training:`."""
-    config = load_training_config(path, DEFAULT_CONFIG, overrides, renamed_sections={"train": "training"})
+    Unknown keys are errors; the section `train:` and keys of older configs are refused with their new names."""
+    config = load_training_config(path, DEFAULT_CONFIG, overrides, renamed_sections={"train": "training"},
+                                  renamed_keys=RENAMED_KEYS)
     stage = int(config["loss"].get("stage", 1))
     if stage not in STAGE_DEFAULTS:
         raise ValueError(f"loss.stage must be 1 or 2, got {stage}")
@@ -194,72 +204,7 @@ def compression(model):
     return int(temporal), int(spatial), is_video
 
 
-# -- data --------------------------------------------------------------------------------------------------------
-def crop_clip(frames: np.ndarray, num_frames: int, height: int, width: int, rng: random.Random) -> np.ndarray:
-    """Random temporal + spatial crop of uint8 [T,H,W,3]; a clip shorter than `num_frames` is an error upstream."""
-    start = rng.randint(0, len(frames) - num_frames)
-    top = rng.randint(0, frames.shape[1] - height)
-    left = rng.randint(0, frames.shape[2] - width)
-    return frames[start : start + num_frames, top : top + height, left : left + width]
-
-
-class ClipSource:
-    """Endless, seed-addressed clips: `clip(key)` returns uint8 [T,H,W,3] deterministically for a given key."""
-
-    def __init__(self, data_config, num_frames):
-        self.config = data_config
-        self.num_frames = num_frames
-        self.height, self.width = int(data_config["height"]), int(data_config["width"])
-        source = data_config["source"]
-        if source == "physics":
-            from cosmos_hf import sim
-
-            self.scenes = data_config.get("scenes") or list(sim.SCENES)
-            self._sim = sim
-        elif source == "folder":
-            self.files = sorted(Path(data_config["path"], "videos").glob("*.mp4"))
-            if not self.files:
-                raise ValueError(f"no videos/*.mp4 under {data_config['path']}")
-        elif source == "webdataset":
-            self.files = sorted(Path(data_config["path"]).glob("*.tar"))
-            if not self.files:
-                raise ValueError(f"no *.tar shards under {data_config['path']}")
-            self._members = [(shard, name) for shard in self.files for name in tarfile.open(shard).getnames()
-                             if name.endswith(".mp4")]
-        else:
-            raise ValueError(f"data.source must be physics, folder or webdataset, got {source!r}")
-        self.source = source
-
-    def _read(self, key: int):
-        rng = random.Random(key)
-        if self.source == "physics":
-            scene = self.scenes[key % len(self.scenes)]
-            record = self._sim.simulate(scene, seed=key, num_frames=self.num_frames, height=self.height,
-                                        width=self.width, view=rng.randrange(self._sim.NUM_VIEWS))
-            return record.video
-        if self.source == "folder":
-            frames, _ = read_video(self.files[key % len(self.files)])
-        else:
-            shard, name = self._members[key % len(self._members)]
-            with tarfile.open(shard) as archive:
-                data = archive.extractfile(name).read()
-            tmp = io.BytesIO(data)
-            import av
-
-            with av.open(tmp) as container:
-                frames = np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
-        if len(frames) < self.num_frames or frames.shape[1] < self.height or frames.shape[2] < self.width:
-            raise ValueError(f"clip {key} is {frames.shape[:3]}, smaller than the crop "
-                             f"{self.num_frames}x{self.height}x{self.width}")
-        return crop_clip(frames, self.num_frames, self.height, self.width, rng)
-
-    def batch(self, keys, num_frames=None):
-        clips = [self._read(k) for k in keys]
-        if num_frames is not None:
-            clips = [clip[:num_frames] for clip in clips]
-        return torch.cat([frames_to_tensor(clip) for clip in clips], dim=0)
-
-
+# -- data (cosmos_hf.data.ClipSource) ---------------------------------------------------------------------
 def augment_colors(video: torch.Tensor, strength: float, generator: torch.Generator) -> torch.Tensor:
     """Per-clip random RGB permutation + per-channel gain/offset on [-1,1] video `[B,3,...]` (`data.color_augmentation`).
 
@@ -275,10 +220,6 @@ def augment_colors(video: torch.Tensor, strength: float, generator: torch.Genera
     gain = 1 + strength * (2 * torch.rand(shape, generator=generator) - 1)
     offset = strength * (2 * torch.rand(shape, generator=generator) - 1)
     return (video * gain.to(video) + offset.to(video)).clamp(-1, 1)
-
-
-def clip_key(seed: int, step: int, index: int) -> int:
-    return (seed * 1_000_003 + step * 9_973 + index) % (2**31 - 1)
 
 
 # -- training ----------------------------------------------------------------------------------------------------
@@ -306,78 +247,160 @@ def evaluate(model, clips: torch.Tensor):
     return float(np.mean(psnrs)), float(np.mean(ssims)), float(np.mean(chroma_errors))
 
 
-def main(argv=None):
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", required=True, help="YAML config (see DEFAULT_CONFIG in this file)")
     parser.add_argument("--resume_from_checkpoint", default=None, help="'latest' or a checkpoint folder")
     parser.add_argument("--output_dir", default=None)
     parser.add_argument("--max_train_steps", type=int, default=None)
+    parser.add_argument("--max_train_minutes", type=float, default=None,
+                        help="wall-clock budget: after 30 steps the run measures its speed and lowers max_train_steps "
+                             "(and the LR schedule's length with it) to what fits; for lent machines with a time limit")
     parser.add_argument("--export_only", action="store_true",
                         help="write `model/` from the checkpoint given by --resume_from_checkpoint, without training")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value, e.g. --set training.learning_rate=0.0005")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
 
+
+def resolve_config(args) -> dict:
+    """The YAML config with `--set` overrides, then the command-line options that override it."""
     config = load_config(args.config, args.overrides)
     if args.output_dir:
         config["output_dir"] = args.output_dir
     if args.max_train_steps is not None:
         config["training"]["max_train_steps"] = args.max_train_steps
-    train_cfg, loss_cfg, data_cfg = config["training"], config["loss"], config["data"]
-    output_dir = Path(config["output_dir"])
+    return config
 
-    accelerator = Accelerator(
-        gradient_accumulation_steps=int(train_cfg["gradient_accumulation_steps"]),
-        mixed_precision=train_cfg["mixed_precision"],
-        project_config=ProjectConfiguration(project_dir=str(output_dir)),
-    )
-    set_seed(int(config["seed"]))
-    model = build_model(config["model"])
+
+def clip_frames(model, data: dict) -> tuple[int, bool]:
+    """(frames per training clip, whether the tokenizer is a video one), with the clip size checked against the
+    tokenizer's compression."""
     temporal, spatial, is_video = compression(model)
-    num_frames = int(data_cfg["num_frames"]) if is_video else 1
+    num_frames = int(data["num_frames"]) if is_video else 1
     if is_video and (num_frames - 1) % temporal:
         raise ValueError(f"data.num_frames must be 1 + k*{temporal} for this tokenizer, got {num_frames}")
-    for name, size in (("height", data_cfg["height"]), ("width", data_cfg["width"])):
+    for name, size in (("height", data["height"]), ("width", data["width"])):
         if int(size) % spatial:
             raise ValueError(f"data.{name} must be a multiple of the spatial compression {spatial}, got {size}")
+    return num_frames, is_video
 
-    vgg = None
-    if loss_cfg["perceptual"] > 0 or loss_cfg["gram"] > 0:
-        if loss_cfg.get("vgg_weights"):
-            vgg = tokenizer_losses.VGGFeatures(loss_cfg["vgg_weights"]).to(accelerator.device)
+
+def build_loss_networks(loss: dict, accelerator):
+    """(VGG16 features or None, flow network or None); without local weights the terms that need them are off."""
+    vgg = flow_fn = None
+    if loss["perceptual"] > 0 or loss["gram"] > 0:
+        if loss.get("vgg_weights"):
+            vgg = tokenizer_losses.VGGFeatures(loss["vgg_weights"]).to(accelerator.device)
         else:
             accelerator.print("warning: loss.vgg_weights not given (VGG16 weights cannot be downloaded here): "
                               "perceptual and Gram losses are disabled; training uses the remaining terms.")
-    flow_fn = None
-    if loss_cfg["flow"] > 0 and loss_cfg.get("raft_weights"):
-        flow_fn = tokenizer_losses.RAFTFlow(loss_cfg["raft_weights"]).to(accelerator.device)
+    if loss["flow"] > 0 and loss.get("raft_weights"):
+        flow_fn = tokenizer_losses.RAFTFlow(loss["raft_weights"]).to(accelerator.device)
+    return vgg, flow_fn
 
-    # Two parameter groups so that the encoder can start later (training.freeze_encoder_steps): the decoder first
-    # learns to use what the initial latent carries (with model.colour_path_init: colour), then the encoder warms up.
+
+def build_optimizer(model, training: dict):
+    """AdamW over two parameter groups, so that the encoder can start later (training.freeze_encoder_steps): the
+    decoder first learns to use what the initial latent carries (with model.colour_path_init: colour), then the
+    encoder warms up."""
     encoder_params = encoder_parameters(model)
     encoder_ids = {id(p) for p in encoder_params}
-    optimizer = torch.optim.AdamW(
+    return torch.optim.AdamW(
         [{"params": [p for p in model.parameters() if id(p) not in encoder_ids]}, {"params": encoder_params}],
-        lr=float(train_cfg["learning_rate"]),
-        betas=(float(train_cfg["adam_beta1"]), float(train_cfg["adam_beta2"])),
-        weight_decay=float(train_cfg["weight_decay"]),
+        lr=float(training["learning_rate"]), betas=tuple(float(b) for b in training["adam_betas"]),
+        weight_decay=float(training["adam_weight_decay"]),
     )
+
+
+def loss_terms(model, video, loss: dict, vgg, flow_fn, discriminator, step: int):
+    """(total loss, its terms, the reconstruction, whether the adversarial term is on) for one batch."""
+    recon = reconstruct(model, video)
+    terms = {"l1": (recon - video).abs().mean()}
+    if loss["mse"] > 0:
+        terms["mse"] = ((recon - video) ** 2).mean()
+    if loss["chroma"] > 0:
+        terms["chroma"] = tokenizer_losses.chroma_l1_loss(recon, video)
+    if vgg is not None and loss["perceptual"] > 0:
+        terms["perceptual"] = tokenizer_losses.perceptual_loss(vgg, recon, video)
+    if vgg is not None and loss["gram"] > 0:
+        terms["gram"] = tokenizer_losses.gram_loss(vgg, recon, video)
+    if loss["flow"] > 0 and recon.ndim == 5 and recon.shape[2] > 1:
+        terms["flow"] = tokenizer_losses.flow_loss(recon, video, flow_fn)
+    use_adversarial = discriminator is not None and step >= int(loss["adversarial_start_step"])
+    if use_adversarial:
+        discriminator.requires_grad_(False)
+        terms["adversarial"] = tokenizer_losses.hinge_generator_loss(discriminator(recon))
+        discriminator.requires_grad_(True)
+    weights = {name: float(loss[name]) for name in terms}
+    if "chroma" in terms and int(loss.get("chroma_warmup_steps") or 0) > 0:
+        weights["chroma"] *= min(1.0, step / int(loss["chroma_warmup_steps"]))
+    total = sum(weights[name] * value for name, value in terms.items())
+    if not torch.isfinite(total):
+        raise RuntimeError(f"loss is {total.item()} at step {step} ({ {k: v.item() for k, v in terms.items()} }); "
+                           "stopping without saving. Lower training.learning_rate or check the data.")
+    return total, terms, recon, use_adversarial
+
+
+def train_step(model, video, config, losses, accelerator, optimizers, scheduler, step: int):
+    """One generator (and discriminator) update inside `accelerator.accumulate`; returns (loss, terms)."""
+    vgg, flow_fn, discriminator = losses
+    optimizer, disc_optimizer = optimizers
+    loss, terms, recon, use_adversarial = loss_terms(model, video, config["loss"], vgg, flow_fn, discriminator, step)
+    accelerator.backward(loss)
+    if accelerator.sync_gradients:
+        accelerator.clip_grad_norm_(model.parameters(), float(config["training"]["max_grad_norm"]))
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad()
+    if use_adversarial:
+        disc_loss = tokenizer_losses.hinge_discriminator_loss(discriminator(video), discriminator(recon.detach()))
+        accelerator.backward(disc_loss)
+        disc_optimizer.step()
+        disc_optimizer.zero_grad()
+        terms["discriminator"] = disc_loss
+    return loss, terms
+
+
+class WallClockBudget:
+    """`--max_train_minutes`: after 30 steps, `max_train_steps` is lowered to the steps that fit in the budget at the
+    speed of steps 10..30 (the cosine schedule reads the lowered length); 5% is kept for validation and saving."""
+
+    def __init__(self, minutes: float | None, first_step: int, start_time: float):
+        self.minutes, self.first_step, self.start_time, self.timing_start = minutes, first_step, start_time, None
+
+    def before_step(self, step: int):
+        if self.minutes and step == self.first_step + 10:  # after warm-up (allocator, autotuning)
+            self.timing_start = time.time()
+
+    def steps_that_fit(self, step: int, max_steps: int, accelerator) -> int:
+        """`max_steps`, lowered once (after step first + 30) to what fits."""
+        if not self.minutes or step != self.first_step + 30:
+            return max_steps
+        seconds_per_step = (time.time() - self.timing_start) / 20
+        fitting = step + int((0.95 * self.minutes * 60 - (time.time() - self.start_time)) / seconds_per_step)
+        if fitting >= max_steps:
+            return max_steps
+        accelerator.print(f"--max_train_minutes {self.minutes}: {seconds_per_step:.3f} s/step, max_train_steps "
+                          f"lowered to {max(step, fitting)}")
+        return max(step, fitting)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    config = resolve_config(args)
+    train_cfg, loss_cfg, data_cfg = config["training"], config["loss"], config["data"]
+    output_dir = Path(config["output_dir"])
+    # the same seed on every process: the model starts identical everywhere; each process reads other clips
+    accelerator = setup_accelerator(config, "train_tokenizer", log_file="metrics.jsonl", device_specific_seed=False)
+    model = build_model(config["model"])
+    num_frames, is_video = clip_frames(model, data_cfg)
+    vgg, flow_fn = build_loss_networks(loss_cfg, accelerator)
+
+    optimizer = build_optimizer(model, train_cfg)
     max_steps = int(train_cfg["max_train_steps"])
-    warmup = int(train_cfg["lr_warmup_steps"])
-    frozen = int(train_cfg.get("freeze_encoder_steps") or 0)
-
-    def lr_lambda(step):  # linear warm-up, cosine decay to 10%
-        if step < warmup:
-            return (step + 1) / max(1, warmup)
-        progress = (step - warmup) / max(1, max_steps - warmup)
-        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-
-    def encoder_lr_lambda(step):  # 0 while frozen, then its own linear warm-up (no full-size first Adam step)
-        if step < frozen:
-            return 0.0
-        return min(1.0, (step - frozen + 1) / max(1, warmup)) * lr_lambda(step)
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, [lr_lambda, encoder_lr_lambda])
+    scheduler = build_lr_scheduler(optimizer, train_cfg, accelerator.num_processes, max_train_steps=lambda: max_steps,
+                                   held_groups={1: int(train_cfg.get("freeze_encoder_steps") or 0)})
     discriminator = disc_optimizer = None
     if loss_cfg["adversarial"] > 0:
         discriminator = tokenizer_losses.PatchDiscriminator3D()
@@ -390,31 +413,27 @@ def main(argv=None):
     else:
         model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
         training_state = dict(models=[model], optimizers=[optimizer], schedulers=[scheduler])
-
     global_step = resume_training_state(accelerator, args.resume_from_checkpoint, output_dir,
                                         **training_state)["global_step"]
-
     if args.export_only:
         if not args.resume_from_checkpoint or global_step == 0:
             raise ValueError("--export_only needs --resume_from_checkpoint pointing at an existing checkpoint")
         max_steps = global_step  # skip the loop: save what the checkpoint holds
+    else:
+        truncate_log(output_dir / "metrics.jsonl", global_step, accelerator)  # later steps are trained again
 
     source = ClipSource(data_cfg, num_frames)
-    validation = source.batch([int(data_cfg["validation_seed"]) + i for i in range(int(data_cfg["validation_clips"]))])
+    validation = source.validation_batch(int(data_cfg["validation_seed"]), int(data_cfg["validation_clips"]))
     image_every = int(data_cfg.get("image_every") or 0) if is_video else 0
     color_augmentation = float(data_cfg.get("color_augmentation") or 0.0)
     batch_size = int(train_cfg["batch_size"])
-    metrics_path = output_dir / "metrics.jsonl"
-    if accelerator.is_main_process:
-        output_dir.mkdir(parents=True, exist_ok=True)
-    if not args.export_only:
-        truncate_log(metrics_path, global_step, accelerator)  # steps logged after the checkpoint are trained again
-
     progress = tqdm(range(global_step, max_steps), initial=global_step, total=max_steps,
                     disable=not accelerator.is_local_main_process, desc="tokenizer")
     model.train()
     start_time = time.time()
+    budget = WallClockBudget(args.max_train_minutes, global_step, start_time)
     while global_step < max_steps:
+        budget.before_step(global_step)
         image_step = image_every > 0 and global_step % image_every == image_every - 1
         keys = [clip_key(int(config["seed"]), global_step, accelerator.process_index * batch_size + i)
                 for i in range(batch_size)]
@@ -423,71 +442,66 @@ def main(argv=None):
         if not is_video:
             video = video[:, :, 0]
         with accelerator.accumulate(model):
-            recon = reconstruct(model, video)
-            terms = {"l1": (recon - video).abs().mean()}
-            if loss_cfg["mse"] > 0:
-                terms["mse"] = ((recon - video) ** 2).mean()
-            if loss_cfg["chroma"] > 0:
-                terms["chroma"] = tokenizer_losses.chroma_l1_loss(recon, video)
-            if vgg is not None and loss_cfg["perceptual"] > 0:
-                terms["perceptual"] = tokenizer_losses.perceptual_loss(vgg, recon, video)
-            if vgg is not None and loss_cfg["gram"] > 0:
-                terms["gram"] = tokenizer_losses.gram_loss(vgg, recon, video)
-            if loss_cfg["flow"] > 0 and recon.ndim == 5 and recon.shape[2] > 1:
-                terms["flow"] = tokenizer_losses.flow_loss(recon, video, flow_fn)
-            use_adversarial = discriminator is not None and global_step >= int(loss_cfg["adversarial_start_step"])
-            if use_adversarial:
-                discriminator.requires_grad_(False)
-                terms["adversarial"] = tokenizer_losses.hinge_generator_loss(discriminator(recon))
-                discriminator.requires_grad_(True)
-            weights = {name: float(loss_cfg[name]) for name in terms}
-            if "chroma" in terms and int(loss_cfg.get("chroma_warmup_steps") or 0) > 0:
-                weights["chroma"] *= min(1.0, global_step / int(loss_cfg["chroma_warmup_steps"]))
-            loss = sum(weights[name] * value for name, value in terms.items())
-            if not torch.isfinite(loss):
-                raise RuntimeError(
-                    f"loss is {loss.item()} at step {global_step} ({ {k: v.item() for k, v in terms.items()} }); "
-                    "stopping without saving. Lower training.learning_rate or check the data."
-                )
-            accelerator.backward(loss)
-            if accelerator.sync_gradients:
-                accelerator.clip_grad_norm_(model.parameters(), float(train_cfg["max_grad_norm"]))
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad()
-            if use_adversarial:
-                disc_loss = tokenizer_losses.hinge_discriminator_loss(discriminator(video), discriminator(recon.detach()))
-                accelerator.backward(disc_loss)
-                disc_optimizer.step()
-                disc_optimizer.zero_grad()
-                terms["discriminator"] = disc_loss
-
-        if accelerator.sync_gradients:
-            global_step += 1
-            progress.update(1)
-            logs = {"step": global_step, "loss": loss.item(), "lr": scheduler.get_last_lr()[0],
-                    **{k: round(v.item(), 6) for k, v in terms.items()}, "image_batch": image_step,
-                    "seconds": round(time.time() - start_time, 1)}
-            progress.set_postfix(loss=f"{loss.item():.4f}")
-            if global_step % int(train_cfg["validation_steps"]) == 0 or global_step == max_steps:
-                logs["val_psnr"], logs["val_ssim"], logs["val_chroma_error"] = evaluate(
-                    accelerator.unwrap_model(model), validation if is_video else validation[:, :, 0])
-                accelerator.print(f"step {global_step}: held-out PSNR {logs['val_psnr']:.2f} dB, "
-                                  f"SSIM {logs['val_ssim']:.4f}, chroma error {logs['val_chroma_error']:.4f}")
-            if accelerator.is_main_process:
-                with open(metrics_path, "a") as handle:
-                    handle.write(json.dumps(logs) + "\n")
-            if global_step % int(train_cfg["checkpointing_steps"]) == 0 or global_step == max_steps:
-                save_checkpoint(accelerator, output_dir, global_step, int(train_cfg["checkpoints_total_limit"]) or None,
-                                **training_state)
+            loss, terms = train_step(model, video, config, (vgg, flow_fn, discriminator), accelerator,
+                                     (optimizer, disc_optimizer), scheduler, global_step)
+        if not accelerator.sync_gradients:
+            continue
+        global_step += 1
+        progress.update(1)
+        max_steps = progress.total = budget.steps_that_fit(global_step, max_steps, accelerator)
+        logs = {"loss": loss.item(), "lr": scheduler.get_last_lr()[0],
+                **{k: round(v.item(), 6) for k, v in terms.items()}, "image_batch": image_step,
+                "seconds": round(time.time() - start_time, 1)}
+        progress.set_postfix(loss=f"{loss.item():.4f}")
+        validate = global_step % int(train_cfg["validation_steps"]) == 0 or global_step == max_steps
+        if validate:
+            logs["val_psnr"], logs["val_ssim"], logs["val_chroma_error"] = evaluate(
+                accelerator.unwrap_model(model), validation if is_video else validation[:, :, 0])
+            accelerator.print(f"step {global_step}: held-out PSNR {logs['val_psnr']:.2f} dB, "
+                              f"SSIM {logs['val_ssim']:.4f}, chroma error {logs['val_chroma_error']:.4f}")
+        if validate or global_step % int(train_cfg["log_every"]) == 0:
+            accelerator.log(logs, step=global_step)
+        if global_step % int(train_cfg["checkpointing_steps"]) == 0 or global_step == max_steps:
+            save_checkpoint(accelerator, output_dir, global_step, int(train_cfg["checkpoints_total_limit"]) or None,
+                            **training_state)
 
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         unwrapped = accelerator.unwrap_model(model)
         with atomic_path(output_dir / "model", is_dir=True) as tmp:
             unwrapped.save_pretrained(tmp, safe_serialization=True)
+            (tmp / "README.md").write_text(model_card(config, type(unwrapped).__name__, output_dir, global_step))
         accelerator.print(f"saved {output_dir / 'model'}")
     accelerator.end_training()
+
+
+def model_card(config: dict, class_name: str, output_dir: Path, step: int) -> str:
+    """A Hub model card (metadata + facts read from this run's own log)."""
+    from cosmos_hf.training_utils import read_log
+
+    entries = read_log(output_dir / "metrics.jsonl", up_to_step=step)
+    validated = [entry for entry in entries if "val_psnr" in entry]
+    last = validated[-1] if validated else {}
+    model, data, training = config["model"], config["data"], config["training"]
+    architecture = model.get("pretrained") or model.get("reference_config") or model.get("config_name")
+    body = f"""# cosmos-hf tokenizer ({class_name})
+
+A Cosmos-Tokenize1-style tokenizer trained with `training/train_tokenizer.py` of cosmos-hf.
+
+```python
+from cosmos_hf import load_tokenizer
+
+tokenizer = load_tokenizer("<this folder>")
+```
+
+| | |
+|---|---|
+| architecture | `{architecture}` (overrides `{model.get("overrides") or {}}`) |
+| data | `{data.get("source")}` {data.get("path") or ""}, {data.get("num_frames")} frames at {data.get("height")}x{data.get("width")} |
+| steps | {step} (batch {training.get("batch_size")}, lr {training.get("learning_rate")}, {training.get("lr_scheduler")}) |
+| held-out PSNR / SSIM | {last.get("val_psnr", "?")} dB / {last.get("val_ssim", "?")} (step {last.get("step", "?")}) |
+"""
+    return hub_model_card(body, library_name="diffusers", pipeline_tag=None, tags=["cosmos", "cosmos-hf", "tokenizer"])
 
 
 if __name__ == "__main__":

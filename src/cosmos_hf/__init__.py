@@ -31,7 +31,7 @@ _LAZY_IMPORTS = {
     "CosmosPixelSpaceAutoencoder": "diffusion.pixel_space",
     "EDMObjective": "diffusion.edm",
     "EDMConfig": "diffusion.edm",
-    "CosmosDiffusionDecoderPipeline": "diffusion.diffusion_decoder",
+    "CosmosDiffusionDecoderPipeline": "pipelines.pipeline_cosmos_diffusion_decoder",
     "MiniLMTextEncoder": "diffusion.text_encoding",
     "CosmosDVTokenEmbedder": "diffusion.diffusion_decoder",
     # guardrails

@@ -1,6 +1,8 @@
 """Shared plumbing of the `training/*.py` scripts: YAML configs checked against each script's defaults (with
-`--set key.path=value` overrides), a data order that a resumed run can recompute, and checkpoints that hold no
-pickle.
+`--set key.path=value` overrides), one accelerator set-up (`setup_accelerator`: accelerate trackers with a
+`train_log.jsonl` writer, seeds, config.yaml), the learning-rate schedule (`training.lr_scheduler`), a data order that
+a resumed run can recompute, and checkpoints that hold no pickle. Their data (datasets, clip streams, token and latent
+caches) is `cosmos_hf.data.training_data`.
 
 A checkpoint folder `checkpoint-<step>/` holds safetensors for tensors and JSON for everything else:
 
@@ -22,6 +24,7 @@ checkpoint appears complete, with `train_state.json`, or not at all. Model and o
 import contextlib
 import copy
 import json
+import math
 import os
 import random
 import re
@@ -30,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from accelerate.tracking import GeneralTracker, on_main_process
 from torch.utils.data import Sampler
 
 CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
@@ -62,12 +66,14 @@ def check_known_keys(values: dict, defaults: dict, source: str, prefix: str = ""
             check_known_keys(value, default, source, prefix=f"{name}.")
 
 
-def load_config(path, defaults: dict, overrides=(), renamed_sections: dict | None = None) -> dict:
+def load_config(path, defaults: dict, overrides=(), renamed_sections: dict | None = None,
+                renamed_keys: dict | None = None) -> dict:
     """`defaults` merged with the YAML file at `path`, then `key.path=value` overrides (`--set`, values parsed as YAML).
 
     Every key, in the file or in an override, must exist in `defaults` (free-form sections excepted, see
     `check_known_keys`): a misspelt key is an error naming the valid ones, not a silently ignored setting.
-    `renamed_sections` maps old section names to new ones (e.g. {"train": "training"}); the old name is refused with
+    `renamed_sections` maps old section names to new ones (e.g. {"train": "training"}), `renamed_keys` old dotted keys
+    to what replaced them (e.g. {"training.weight_decay": "training.adam_weight_decay"}); an old name is refused with
     the new one in the message.
     """
     import yaml
@@ -90,6 +96,16 @@ def load_config(path, defaults: dict, overrides=(), renamed_sections: dict | Non
         if used_in:
             raise ValueError(f"config section `{old}:` is now called `{new}:` (the name every training script uses); "
                              f"rename it in {', '.join(used_in)}")
+    for old, new in (renamed_keys or {}).items():
+        parts = old.split(".")
+        node = user
+        for part in parts[:-1]:
+            node = node.get(part) if isinstance(node, dict) else None
+        used_in = [f"{path}"] if isinstance(node, dict) and parts[-1] in node else []
+        used_in += [f"--set {old}=..." for keys, _ in parsed_overrides if keys == parts]
+        if used_in:
+            raise ValueError(f"config key `{old}` is now `{new}` (the name every training script uses); change it in "
+                             f"{', '.join(used_in)}")
     check_known_keys(user, defaults, str(path))
     config = merge_config(defaults, user)
     for parts, value in parsed_overrides:
@@ -447,3 +463,178 @@ def epoch_data_loader(dataset, batch_size: int, seed: int, epoch: int, skip_batc
     # the loader's own generator (worker seeds) instead of one draw from the global RNG at every epoch start
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=True,
                       generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch), **loader_kwargs)
+
+
+# ---------------------------------------------------------------------------------------------------------- set-up
+# `training.lr_scheduler`: diffusers' `get_scheduler` names, plus train_tokenizer.py's own schedule
+DIFFUSERS_LR_SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant",
+                           "constant_with_warmup")
+COSINE_TO_10_PERCENT = "cosine_to_10_percent"
+LR_SCHEDULERS = (*DIFFUSERS_LR_SCHEDULERS, COSINE_TO_10_PERCENT)
+
+
+class JSONLinesTracker(GeneralTracker):
+    """An accelerate tracker (`Accelerator(log_with=[...])`) that appends one JSON line per `accelerator.log` call to a
+    file: `{"step": step, **values}`, the `train_log.jsonl` that model cards, reports and tests read. Only the main
+    process writes."""
+
+    name = "jsonl"
+    requires_logging_directory = False
+    main_process_only = True
+
+    def __init__(self, path):
+        super().__init__()
+        self.path = Path(path)
+
+    @property
+    def tracker(self):
+        return self.path
+
+    @on_main_process
+    def store_init_configuration(self, values: dict):
+        pass  # the scripts write the whole config to config.yaml
+
+    @on_main_process
+    def log(self, values: dict, step: int | None = None, **kwargs):
+        entry = {"step": step, **values} if step is not None else dict(values)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a") as handle:
+            handle.write(json.dumps(entry) + "\n")
+
+
+def read_log(path: Path, up_to_step: int | None = None) -> list[dict]:
+    """The entries of a JSON-lines training log (those up to `up_to_step` if given); [] when there is none."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    entries = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [entry for entry in entries if up_to_step is None or entry.get("step", 0) <= up_to_step]
+
+
+def flat_config(config: dict, prefix: str = "") -> dict:
+    """A nested config as `section.key: value` pairs of str/int/float/bool (what `init_trackers` hyperparameters
+    accept: TensorBoard refuses lists, dicts and None)."""
+    flat = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            flat.update(flat_config(value, f"{name}."))
+        elif isinstance(value, (bool, int, float, str)):
+            flat[name] = value
+        else:
+            flat[name] = json.dumps(value)
+    return flat
+
+
+def setup_accelerator(config: dict, project_name: str, log_file: str = "train_log.jsonl",
+                      device_specific_seed: bool = True):
+    """The one accelerator set-up of the training scripts; returns the `Accelerator`.
+
+    - `Accelerator` with `training.gradient_accumulation_steps` and `training.mixed_precision`; several processes on
+      a machine without CUDA (e.g. training/accelerate/cpu_2proc.yaml) run on the CPU (gloo);
+    - trackers: `JSONLinesTracker(output_dir / log_file)` always, plus accelerate's `training.log_with` (e.g.
+      ["tensorboard"], logging under `output_dir/logs`), started with the flattened config;
+    - `set_seed(seed)` (different on each process with `device_specific_seed`, reproducible per rank);
+    - `output_dir/config.yaml`: the resolved config (main process, atomic).
+    """
+    import logging
+
+    import yaml
+    from accelerate import Accelerator
+    from accelerate.utils import ProjectConfiguration, set_seed
+
+    from cosmos_hf.utils import atomic_path
+
+    training, output_dir = config["training"], Path(config["output_dir"])
+    log_with = training.get("log_with") or []
+    if isinstance(log_with, str):
+        log_with = [log_with]
+    multi_process_cpu = not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
+    accelerator = Accelerator(
+        cpu=multi_process_cpu,
+        gradient_accumulation_steps=int(training["gradient_accumulation_steps"]),
+        mixed_precision=training["mixed_precision"],
+        log_with=[JSONLinesTracker(output_dir / log_file), *log_with],
+        project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / "logs")),
+    )
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    set_seed(int(config["seed"]), device_specific=device_specific_seed)
+    if accelerator.is_main_process:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        with atomic_path(output_dir / "config.yaml") as tmp:
+            tmp.write_text(yaml.safe_dump(config, sort_keys=False))
+    accelerator.init_trackers(project_name, config=flat_config(config))
+    return accelerator
+
+
+def build_lr_scheduler(optimizer, training: dict, num_processes: int = 1, max_train_steps=None,
+                       held_groups: dict | None = None):
+    """`training.lr_scheduler` with `training.lr_warmup_steps` over `training.max_train_steps`.
+
+    Names: diffusers' `get_scheduler` ones (DIFFUSERS_LR_SCHEDULERS), or `cosine_to_10_percent` (train_tokenizer.py's
+    schedule: linear warm-up counting the first step, (s + 1) / warmup, then cosine decay to 10% of the peak). Step
+    counts are scaled by `num_processes`, since accelerate's prepared scheduler steps once per process per optimizer
+    step (diffusers' training examples do the same).
+
+    `max_train_steps`: the run's length if not `training.max_train_steps`; a zero-argument callable is read at every
+    step by `cosine_to_10_percent` (a run that shortens itself, e.g. train_tokenizer.py --max_train_minutes; diffusers'
+    schedules read it once). `held_groups` {param group index: steps}: that group's factor is 0 for its first `steps`
+    steps, then warms up again over `lr_warmup_steps` (train_tokenizer.py's `training.freeze_encoder_steps`).
+    """
+    from diffusers.optimization import get_scheduler
+
+    name = training.get("lr_scheduler")
+    if name not in LR_SCHEDULERS:
+        raise ValueError(f"training.lr_scheduler must be one of {', '.join(LR_SCHEDULERS)}, got {name!r}")
+    warmup = int(training.get("lr_warmup_steps") or 0) * num_processes
+    steps = int(training["max_train_steps"]) if max_train_steps is None else max_train_steps
+    total = (lambda: int(steps()) * num_processes) if callable(steps) else int(steps) * num_processes
+    if name == COSINE_TO_10_PERCENT:
+        schedule = cosine_to_10_percent(warmup, total)
+    else:
+        scheduler = get_scheduler(name, optimizer=optimizer, num_warmup_steps=warmup,
+                                  num_training_steps=total() if callable(total) else total)
+        if not held_groups:
+            return scheduler
+        schedule = scheduler.lr_lambdas[0]
+    held = {int(index): int(count) * num_processes for index, count in (held_groups or {}).items()}
+    lambdas = [held_then_warm_up(schedule, held[index], warmup) if index in held else schedule
+               for index in range(len(optimizer.param_groups))]
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambdas)
+
+
+def cosine_to_10_percent(warmup: int, total):
+    """The LR factor of step s: (s + 1) / warmup during the warm-up, then cosine from 1 down to 0.1 at `total` (an int,
+    or a zero-argument callable read at every step)."""
+
+    def lr_lambda(step):
+        if step < warmup:
+            return (step + 1) / max(1, warmup)
+        length = total() if callable(total) else total
+        progress = (step - warmup) / max(1, length - warmup)
+        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    return lr_lambda
+
+
+def held_then_warm_up(schedule, held_steps: int, warmup: int):
+    """`schedule` at 0 for the first `held_steps` steps, then with its own linear warm-up over `warmup` steps (a frozen
+    parameter group that starts later gets no full-size first Adam step)."""
+
+    def lr_lambda(step):
+        if step < held_steps:
+            return 0.0
+        return min(1.0, (step - held_steps + 1) / max(1, warmup)) * schedule(step)
+
+    return lr_lambda
+
+
+def model_card(body: str, library_name: str, pipeline_tag: str | None, tags: list[str]) -> str:
+    """A Hub model card: metadata (huggingface_hub's `ModelCardData`, tags added with diffusers' `populate_model_card`,
+    no network) over `body` (Markdown)."""
+    from diffusers.utils.hub_utils import populate_model_card
+    from huggingface_hub import ModelCard, ModelCardData
+
+    data = ModelCardData(library_name=library_name, pipeline_tag=pipeline_tag, license="apache-2.0")
+    card = populate_model_card(ModelCard(f"---\n{data.to_yaml()}\n---\n\n{body.strip()}\n"), tags=tags)
+    return str(card)

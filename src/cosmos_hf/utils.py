@@ -118,17 +118,26 @@ def load_state_dict_file(path, allow_pickle: bool = False):
 def lazy_exports(package: str, table: dict):
     """`__getattr__` and `__dir__` for a package whose public names live in submodules imported on first use.
 
-    `table` maps a public name to its submodule (relative to `package`); keeps `import cosmos_hf...` cheap.
+    The package's one lazy-import mechanism (every `cosmos_hf` package `__init__` uses it, like transformers'
+    `_LazyModule`): `table` maps a public name to its submodule (relative to `package`), and an attribute that names
+    a submodule (`cosmos_hf.sim.physics_scenes`) imports it, so `import cosmos_hf...` stays cheap and no package
+    needs eager imports for attribute access. Usage, at the end of a package's `__init__.py`:
+
+        __getattr__, __dir__ = lazy_exports(__name__, {"PublicName": "submodule", ...})
     """
     import importlib
+    import importlib.util
     import sys
 
     def __getattr__(name):
         if name in table:
             value = getattr(importlib.import_module(f"{package}.{table[name]}"), name)
-            setattr(sys.modules[package], name, value)
-            return value
-        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        elif not name.startswith("__") and importlib.util.find_spec(f"{package}.{name}") is not None:
+            value = importlib.import_module(f"{package}.{name}")
+        else:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        setattr(sys.modules[package], name, value)
+        return value
 
     def __dir__():
         return sorted(set(vars(sys.modules[package])) | set(table))

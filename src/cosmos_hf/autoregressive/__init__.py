@@ -9,6 +9,7 @@ import importlib
 
 from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
 
+from ..utils import lazy_exports
 from .configuration_cosmos_ar import CosmosARConfig
 
 _MODELING = "cosmos_hf.autoregressive.modeling_cosmos_ar"
@@ -48,14 +49,14 @@ AutoModel.register(CosmosARConfig, _lazy_auto_entry("CosmosARModel"), exist_ok=T
 AutoModelForCausalLM.register(CosmosARConfig, _lazy_auto_entry("CosmosARForCausalLM"), exist_ok=True)
 
 
-def __getattr__(name):
-    if name in ("CosmosARModel", "CosmosARForCausalLM", "CosmosARPreTrainedModel"):
-        return getattr(importlib.import_module(_MODELING), name)
-    if name == "convert_ar_checkpoint":
-        return importlib.import_module("cosmos_hf.autoregressive.convert").convert_ar_checkpoint
-    if name == "medusa_generate":
-        return importlib.import_module("cosmos_hf.autoregressive.medusa").medusa_generate
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+_LAZY = {
+    "CosmosARModel": "modeling_cosmos_ar",
+    "CosmosARForCausalLM": "modeling_cosmos_ar",
+    "CosmosARPreTrainedModel": "modeling_cosmos_ar",
+    "convert_ar_checkpoint": "convert",
+    "medusa_generate": "medusa",
+}
 
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 __all__ = ["CosmosARConfig", "CosmosARModel", "CosmosARForCausalLM", "convert_ar_checkpoint", "medusa_generate"]

@@ -4,29 +4,25 @@ Entry points: `run_curation(input_dir, output_dir, CurationConfig(...))` and `co
 without it the pipeline runs in-process (`LocalExecutor`).
 """
 
-from .engine import LocalExecutor, RayDataExecutor, RayExecutor, make_executor, ray_available
-from .pipeline import CurationConfig, discover_inputs, finalize, run_curation
-from .shot_detection import (
-           ContentDetector,
-           Transition,
-           TransNetV2,
-           clip_spans,
-           score_transitions,
-)
+from ..utils import lazy_exports
 
-__all__ = [
-           "ContentDetector",
-           "CurationConfig",
-           "LocalExecutor",
-           "RayDataExecutor",
-           "RayExecutor",
-           "TransNetV2",
-           "Transition",
-           "clip_spans",
-           "discover_inputs",
-           "finalize",
-           "make_executor",
-           "ray_available",
-           "run_curation",
-           "score_transitions",
-]
+_LAZY = {
+    "LocalExecutor": "engine",
+    "RayDataExecutor": "engine",
+    "RayExecutor": "engine",
+    "make_executor": "engine",
+    "ray_available": "engine",
+    "CurationConfig": "pipeline",
+    "discover_inputs": "pipeline",
+    "finalize": "pipeline",
+    "run_curation": "pipeline",
+    "ContentDetector": "shot_detection",
+    "Transition": "shot_detection",
+    "TransNetV2": "shot_detection",
+    "clip_spans": "shot_detection",
+    "score_transitions": "shot_detection",
+}
+
+__all__ = sorted(_LAZY)
+
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

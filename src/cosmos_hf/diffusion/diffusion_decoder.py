@@ -24,32 +24,22 @@ that generates CV-tokenizer latents conditioned on the DV tokens. Layout, checke
   for the two blending modes (the reference's, and a fix of its seam misalignment);
 * inference defaults of the reference's decoder: guidance 1.8, 15 steps.
 
-`CosmosDiffusionDecoderPipeline` bundles it (DV tokenizer, CV tokenizer, text encoder, DiT, token embedder, EDM
-scheduler) and is what `training/train_diffusion.py` saves with `model.condition: dv_tokens`.
+`cosmos_hf.pipelines.CosmosDiffusionDecoderPipeline` bundles it (DV tokenizer, CV tokenizer, text encoder, DiT, token
+embedder, EDM scheduler) and is what `training/train_diffusion.py` saves with `model.condition: dv_tokens`. It used to
+live here; `from cosmos_hf.diffusion.diffusion_decoder import CosmosDiffusionDecoderPipeline` still works (a lazy alias,
+see `__getattr__` below: this package must not import `cosmos_hf.pipelines`, which imports it).
 """
 
 from __future__ import annotations
+
+import importlib
 
 import torch
 import torch.nn.functional as F
 from diffusers import EDMEulerScheduler
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
-from diffusers.pipelines.cosmos.pipeline_output import CosmosPipelineOutput
-from diffusers.utils.torch_utils import randn_tensor
 from torch import nn
-
-from ..pipelines.input_checks import (
-    check_generator,
-    check_guardrail_coverage,
-    check_number,
-    check_output_type,
-    check_pixel_range,
-)
-from ..pipelines.pipeline_cosmos_text2world import (
-    OUTPUT_TYPES,
-    CosmosText2WorldPipeline,
-)
 
 # imported so that saved decoder folders load: diffusers resolves custom components through already-imported modules
 from ..tokenizers.modeling_discrete_video import CosmosDiscreteVideoTokenizer  # noqa: F401
@@ -108,7 +98,7 @@ class CosmosDVTokenEmbedder(ModelMixin, ConfigMixin):
         embedded = self.embedding(tokens.long())  # [B, T, H', W', D]
         if latent_size is not None:
             target_frames, target_h, target_w = (int(s) for s in latent_size)
-            _check_frame_counts(frames, target_frames)
+            check_token_frames(frames, target_frames)
             if (target_h, target_w) != (height, width):
                 per_frame = embedded.flatten(0, 1).permute(0, 3, 1, 2)  # [B*T, D, H', W']
                 # torchvision's tensor resize (what the reference calls): bilinear, antialias, computed in float32
@@ -136,14 +126,14 @@ def split_reference_token_embedder(state_dict: dict) -> tuple[CosmosDVTokenEmbed
     return embedder, {k: v for k, v in state_dict.items() if k != keys[0]}
 
 
-def _check_frame_counts(token_frames: int, latent_frames: int) -> None:
+def check_token_frames(token_frames: int, latent_frames: int) -> None:
     if token_frames != latent_frames:
         raise ValueError(f"DV token grid has {token_frames} frames but the latent grid has {latent_frames}: the "
                          "diffusion decoder resizes only H and W (as the reference), so the DV and CV tokenizers must "
                          "have the same temporal compression")
 
 
-def _extra_input_channels(transformer, latent_channels: int, token_channels: int) -> int:
+def decoder_input_extra_channels(transformer, latent_channels: int, token_channels: int) -> int:
     """Input channels of the DiT beyond [latents | tokens]: 0 (reference layout) or 1 (earlier cosmos-hf layout)."""
     in_channels = getattr(getattr(transformer, "config", None), "in_channels", None)
     if in_channels is None:
@@ -175,7 +165,7 @@ def decoder_denoise(
     if token_channels.shape[0] != batch or token_channels.shape[2:] != noisy_latents.shape[2:]:
         raise ValueError(f"token channels {tuple(token_channels.shape)} do not match latents "
                          f"{tuple(noisy_latents.shape)} (batch and [T, H, W] must agree)")
-    extra = _extra_input_channels(transformer, noisy_latents.shape[1], token_channels.shape[1])
+    extra = decoder_input_extra_channels(transformer, noisy_latents.shape[1], token_channels.shape[1])
     sigma = torch.as_tensor(sigma, dtype=torch.float32, device=noisy_latents.device).reshape(-1).expand(batch)
     c_skip, c_out, c_in, c_noise = (_expand(c, noisy_latents.ndim) for c in edm_scalings(sigma, sigma_data))
     dtype = _module_dtype(transformer)
@@ -313,192 +303,24 @@ def blend_chunks(chunks: list[torch.Tensor], starts: list[int], num_frames: int)
     return out / weight_sum
 
 
-class CosmosDiffusionDecoderPipeline(CosmosText2WorldPipeline):
-    r"""DV tokens (or a video, tokenized first) -> refined video through the diffusion decoder.
-
-    Components: `text_encoder`, `tokenizer`, `transformer` (`CosmosTransformer3DModel`, in_channels = C + 32),
-    `vae` (CV tokenizer, `AutoencoderKLCosmos`), `scheduler` (`EDMEulerScheduler`, see `decoder_scheduler`),
-    `dv_tokenizer` (`CosmosDiscreteVideoTokenizer`, only needed to tokenize video input), `token_embedder`
-    (`CosmosDVTokenEmbedder`), optional `safety_checker`.
-
-    Chunking (`chunk_latent_frames`, the decoder's training length; None = the whole grid at once): chunks start every
-    ``chunk_latent_frames - chunk_overlap`` latent frames. `chunk_blend` chooses how they are joined:
-
-    * ``"pixel"`` (default, the reference's `split_with_overlap` + `linear_blend_video_list`): every chunk has exactly
-      `chunk_latent_frames` frames (a last chunk running past the end, or a grid shorter than one chunk, is padded by
-      mirroring the token frames), is decoded to pixels on its own (clamped to [-1, 1]), and consecutive chunks are
-      joined over `chunk_overlap` *pixel* frames; the video is cut to the grid's frame count. With more than one chunk
-      this is misaligned in time: chunks share `chunk_overlap` *latent* frames (about ``(overlap - 1) * temporal
-      compression + 1`` pixel frames), so at every seam about that many frames minus `chunk_overlap` are repeated
-      and the end of the video is cut off. The reference's 33-frame AR output is a single chunk and never shows it.
-    * ``"latent"`` (the fix): windows lie inside the grid (the last one moved back instead of padded), overlapping
-      latent frames are blended with linear ramps, and the whole grid is decoded once, so time stays aligned.
-    """
-
-    _optional_components = ["safety_checker", "dv_tokenizer"]
-
-    def __init__(self, text_encoder, tokenizer, transformer, vae, scheduler, token_embedder, dv_tokenizer=None,
-                 safety_checker=None, default_height: int = 704, default_width: int = 1280,
-                 default_num_frames: int = 121, default_fps: int = 30, max_sequence_length: int = 512,
-                 chunk_latent_frames: int | None = None, chunk_overlap: int = DEFAULT_CHUNK_OVERLAP,
-                 chunk_blend: str = "pixel", disable_safety_checker: bool = False,
-                 default_guidance_scale: float = DEFAULT_GUIDANCE_SCALE):
-        super().__init__(text_encoder, tokenizer, transformer, vae, scheduler, safety_checker, default_height,
-                         default_width, default_num_frames, default_fps, max_sequence_length,
-                         disable_safety_checker=disable_safety_checker, default_guidance_scale=default_guidance_scale)
-        self.register_modules(token_embedder=token_embedder, dv_tokenizer=dv_tokenizer)
-        _check_chunk_blend(chunk_blend)
-        if int(chunk_overlap) < 0:
-            raise ValueError(f"chunk_overlap must be >= 0 latent frames, got {chunk_overlap}")
-        self.register_to_config(chunk_latent_frames=chunk_latent_frames, chunk_overlap=int(chunk_overlap),
-                                chunk_blend=chunk_blend)
-        _extra_input_channels(transformer, vae.config.latent_channels, token_embedder.config.embedding_dim)
-
-    def latent_grid_for_tokens(self, token_shape) -> tuple[int, int, int]:
-        """CV latent grid [T, H, W] matching a DV token grid: same video frames and pixels."""
-        t, h, w = token_shape[-3:]
-        if self.dv_tokenizer is None:  # without the DV tokenizer the grids must already agree
-            return t, h, w
-        dv = self.dv_tokenizer.config
-        num_frames = 1 + (t - 1) * dv.temporal_compression
-        return ((num_frames - 1) // self.vae_scale_factor_temporal + 1,
-                h * dv.spatial_compression // self.vae_scale_factor_spatial,
-                w * dv.spatial_compression // self.vae_scale_factor_spatial)
-
-    def _sample_chunk(self, token_channels, uncond_channels, text, uncond_text, guidance_scale, num_inference_steps,
-                      fps, generator, progress_bar):
-        """EDM Euler sampling of one chunk of CV latents (diffusion space) with classifier-free guidance."""
-        batch, _, frames, height, width = token_channels.shape
-        device = token_channels.device
-        sigma_data = self.scheduler.config.sigma_data
-        self.scheduler.set_timesteps(num_inference_steps, device=device)
-        shape = (batch, self.vae.config.latent_channels, frames, height, width)
-        latents = randn_tensor(shape, generator=generator, device=device, dtype=torch.float32)
-        latents = latents * self.scheduler.init_noise_sigma
-        for i, t in enumerate(self.scheduler.timesteps):
-            self.scheduler.scale_model_input(latents, t)  # sets the step index
-            sigma = self.scheduler.sigmas[i]
-            x0 = decoder_denoise(self.transformer, latents, sigma, text, token_channels, sigma_data, fps)
-            if guidance_scale > 0:
-                x0_uncond = decoder_denoise(self.transformer, latents, sigma, uncond_text, uncond_channels,
-                                            sigma_data, fps)
-                x0 = x0 + guidance_scale * (x0 - x0_uncond)
-            latents = self.scheduler.step(x0, t, latents, return_dict=False, pred_original_sample=x0)[0]
-            progress_bar.update()
-        return latents
-
-    def _decode_to_pixels(self, latents) -> torch.Tensor:
-        video = self.vae.decode(self.denormalize_latents(latents).to(self.vae.dtype), return_dict=False)[0]
-        return video.float().clamp(-1, 1)
-
-    @torch.no_grad()
-    def __call__(
-        self,
-        tokens: torch.LongTensor | None = None,
-        video: torch.Tensor | None = None,
-        prompt: str | list[str] = "",
-        num_inference_steps: int = DEFAULT_NUM_INFERENCE_STEPS,
-        guidance_scale: float | None = None,
-        chunk_latent_frames: int | None = None,
-        chunk_blend: str | None = None,
-        fps: int | None = None,
-        generator: torch.Generator | None = None,
-        output_type: str = "pil",
-        return_dict: bool = True,
-        max_sequence_length: int | None = None,
-    ):
-        r"""Decode DV `tokens` `[B, T', H', W']` (or `video` `[B, 3, T, H, W]` in [-1, 1], DV-tokenized first).
-
-        `guidance_scale` g: ``x0 = x0_cond + g * (x0_cond - x0_uncond)`` (0 disables guidance; the unconditional branch
-        has zero text features and token id 0 everywhere); `None` uses the config's `default_guidance_scale` (1.8, the
-        reference's). `chunk_latent_frames` / `chunk_blend` default to the
-        pipeline config (see the class docstring). The reference's base AR pipeline passes the prompt
-        `REFERENCE_GENERIC_PROMPT`. Returns `.frames` like the other pipelines.
-        """
-        if (tokens is None) == (video is None):
-            raise ValueError("pass exactly one of `tokens` (DV token ids [B, T, H, W]) or `video`")
-        guidance_scale = self._resolve_guidance_scale(guidance_scale)
-        check_number("guidance_scale", guidance_scale, minimum=0, note="0 disables guidance")
-        check_number("num_inference_steps", num_inference_steps, minimum=1, integer=True)
-        if fps is not None:
-            check_number("fps", fps, minimum=0, exclusive_minimum=True, note="frames per second of the output video")
-        check_generator(generator)
-        check_output_type(output_type, OUTPUT_TYPES)
-        # latent output skips the video guard: refused while a guard is configured
-        check_guardrail_coverage(self.safety_checker, prompt, None, output_type)
-        if video is not None:
-            if self.dv_tokenizer is None:
-                raise ValueError("decoding a `video` needs the pipeline's dv_tokenizer to tokenize it first")
-            check_pixel_range("video", video)
-            tokens = self.dv_tokenizer.tokenize(video.to(self._execution_device, self.dv_tokenizer.dtype))
-        chunk_blend = chunk_blend or self.config.get("chunk_blend", "pixel")
-        _check_chunk_blend(chunk_blend)
-        device = self._execution_device
-        tokens = tokens.to(device)
-        self.token_embedder.check_tokens(tokens)
-        grid = self.latent_grid_for_tokens(tokens.shape)
-        _check_frame_counts(tokens.shape[1], grid[0])
-        batch = tokens.shape[0]
-        _, _, fps, max_sequence_length = self._resolve_defaults(None, None, None, fps, max_sequence_length)[1:]
-        prompts = [prompt] * batch if isinstance(prompt, str) else list(prompt)
-        if len(prompts) != batch:
-            raise ValueError(f"got {len(prompts)} prompts for {batch} token grids")
-        # the reference decodes with an empty or generic prompt; any text a caller writes goes through the text guard
-        self._check_prompt_safety([text for text in prompts if text.strip()], device)
-        text = self._get_t5_prompt_embeds(prompts, max_sequence_length, device).float()
-        uncond_text = torch.zeros_like(text)  # the reference drops text to zero features in the unconditional branch
-        chunk = int(chunk_latent_frames or self.config.chunk_latent_frames or grid[0])
-        if chunk < 1:
-            raise ValueError(f"chunk_latent_frames must be >= 1, got {chunk}")
-        overlap = int(self.config.get("chunk_overlap", DEFAULT_CHUNK_OVERLAP))
-        _, p_h, p_w = self.transformer.config.patch_size
-        if grid[1] % p_h or grid[2] % p_w:
-            raise ValueError(f"latent grid {grid[1]}x{grid[2]} is not a multiple of the DiT patch {p_h}x{p_w}")
-        if chunk_blend == "pixel":
-            starts = reference_chunk_starts(grid[0], chunk, overlap) if chunk < grid[0] else [0]
-            length = chunk  # every chunk has the chunk length (padded), as in the reference
-        else:
-            starts = chunk_starts(grid[0], chunk, overlap)
-            length = min(chunk, grid[0])
-        max_t = self.transformer.config.max_size[0]
-        if length > max_t:
-            raise ValueError(f"{length} latent frames per chunk exceed the DiT's max_size ({max_t}); "
-                             f"pass chunk_latent_frames <= {max_t}")
-        if chunk_blend == "pixel" and output_type == "latent" and len(starts) > 1:
-            raise ValueError("chunk_blend='pixel' joins chunks after decoding, so there is no latent output for "
-                             f"{len(starts)} chunks; use chunk_blend='latent' or output_type != 'latent'")
-        self._guidance_scale = guidance_scale
-        results = []
-        with self.progress_bar(total=len(starts) * num_inference_steps) as progress_bar:
-            for start in starts:
-                chunk_tokens = reflect_pad_frames(tokens[:, start : start + length], length, dim=1)
-                cond = self.token_embedder(chunk_tokens, (length, *grid[1:])).float()
-                uncond = self.token_embedder(torch.full_like(chunk_tokens, UNCONDITIONAL_TOKEN_ID),
-                                             (length, *grid[1:])).float()
-                results.append(self._sample_chunk(cond, uncond, text, uncond_text, guidance_scale,
-                                                  num_inference_steps, fps, generator, progress_bar))
-        if chunk_blend == "latent":
-            video_out = self._decode(blend_chunks(results, starts, grid[0]), output_type, device)
-        elif output_type == "latent":
-            video_out = results[0][:, :, : grid[0]]
-        else:
-            num_pixel_frames = 1 + (grid[0] - 1) * self.vae_scale_factor_temporal
-            pixels = blend_pixel_chunks([self._decode_to_pixels(latents) for latents in results], overlap)
-            video_out = self._finish_video(pixels[:, :, :num_pixel_frames], output_type, device)
-        self.maybe_free_model_hooks()
-        if not return_dict:
-            return (video_out,)
-        return CosmosPipelineOutput(frames=video_out)
-
-
-def _check_chunk_blend(mode):
+def check_chunk_blend(mode):
     if mode not in CHUNK_BLEND_MODES:
         raise ValueError(f"chunk_blend must be one of {CHUNK_BLEND_MODES}, got {mode!r}")
 
 
+# names that moved to cosmos_hf.pipelines, resolved on first use (PEP 562) so that old imports and the `pipeline.py` of
+# decoder folders saved before the move keep working without this module importing cosmos_hf.pipelines
+_MOVED_TO_PIPELINES = {"CosmosDiffusionDecoderPipeline": "cosmos_hf.pipelines.pipeline_cosmos_diffusion_decoder"}
+
+
+def __getattr__(name):
+    if name in _MOVED_TO_PIPELINES:
+        return getattr(importlib.import_module(_MOVED_TO_PIPELINES[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "CosmosDVTokenEmbedder",
-    "CosmosDiffusionDecoderPipeline",
     "DVTokenConditionedEDMObjective",
     "decoder_denoise",
     "decoder_scheduler",
@@ -509,6 +331,9 @@ __all__ = [
     "blend_pixel_chunks",
     "chunk_starts",
     "blend_chunks",
+    "check_chunk_blend",
+    "check_token_frames",
+    "decoder_input_extra_channels",
     "DEFAULT_GUIDANCE_SCALE",
     "DEFAULT_NUM_INFERENCE_STEPS",
     "REFERENCE_GENERIC_PROMPT",

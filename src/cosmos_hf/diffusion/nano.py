@@ -15,6 +15,11 @@ NANO_TRANSFORMER_CONFIGS = {
         num_attention_heads=4, attention_head_dim=32, num_layers=6, mlp_ratio=4.0, adaln_lora_dim=32,
         max_size=(16, 16, 16), patch_size=(1, 1, 1), rope_scale=(1.0, 1.0, 1.0),
     ),
+    # latent space of a 4x4x4 CV tokenizer at 64x64x17 -> 5x16x16 latents, patch 1x2x2 -> the same 320 tokens
+    "nano-latent-p2": dict(
+        num_attention_heads=4, attention_head_dim=32, num_layers=6, mlp_ratio=4.0, adaln_lora_dim=32,
+        max_size=(16, 32, 32), patch_size=(1, 2, 2), rope_scale=(1.0, 1.0, 1.0),
+    ),
     # pixel space 64x64, patch 1x4x4 (the DESIGN.md trials) -> 16x16 tokens a frame
     "nano-pixel": dict(
         num_attention_heads=4, attention_head_dim=32, num_layers=4, mlp_ratio=4.0, adaln_lora_dim=32,

@@ -6,8 +6,9 @@
 * `MultiViewVideoCondition`: Video2World conditioning for views laid out along time (`[B, C, V*T, h, w]`): the
   conditioning frames are the first n latent frames *of every view*, and "the last conditioning frame" (the extra
   input channels of `condition_frame_channels`) is taken per view.
-* the training glue: build the post-trained pipeline around a Video2World one (`build_post_training_pipeline`),
-  turn a batch into (latents, text, forward kwargs) (`post_training_inputs`), pre-encode a dataset once
+* the training glue: the conditioned DiT around a Video2World one (`conditioned_transformer`) and the pipeline around
+  it (`pipeline_from_video2world`; `cosmos_hf.pipelines.post_training.build_post_training_pipeline` puts them
+  together), turn a batch into (latents, text, forward kwargs) (`post_training_inputs`), pre-encode a dataset once
   (`cache_post_training_latents`) and the training module (`PostTrainingDenoiserModule`).
 """
 
@@ -123,21 +124,17 @@ def sample_multiview_condition(objective, latents, num_views, generator=None) ->
 
 
 # ---------------------------------------------------------------------------------------------------------- training
-def post_training_pipeline_class(condition: str):
-    """The pipeline class a `--condition` post-training run saves."""
-    if condition == "camera":
-        from ..pipelines.pipeline_cosmos_camera_control import CosmosCameraControlPipeline
+# names that moved to cosmos_hf.pipelines.post_training (they name the pipeline classes, and this package must not
+# import cosmos_hf.pipelines, which imports it), resolved on first use (PEP 562) for older callers
+_MOVED_TO_PIPELINES = ("post_training_pipeline_class", "build_post_training_pipeline")
 
-        return CosmosCameraControlPipeline
-    if condition == "action":
-        from ..pipelines.pipeline_cosmos_action_conditioned import CosmosActionConditionedPipeline
 
-        return CosmosActionConditionedPipeline
-    if condition == "multiview":
-        from ..pipelines.pipeline_cosmos_multiview import CosmosMultiViewPipeline
+def __getattr__(name):
+    if name in _MOVED_TO_PIPELINES:
+        import importlib
 
-        return CosmosMultiViewPipeline
-    raise ValueError(f"condition must be one of {list(POST_TRAINING_CONDITIONS)}, got {condition!r}")
+        return getattr(importlib.import_module("cosmos_hf.pipelines.post_training"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def conditioned_transformer(condition: str, base_transformer, model: dict, data: dict):
@@ -164,40 +161,14 @@ def conditioned_transformer(condition: str, base_transformer, model: dict, data:
 
 def pipeline_from_video2world(cls, base, transformer, safety_checker=None, **options):
     """A post-trained pipeline of class `cls` around `transformer`, sharing the Video2World pipeline `base`'s text
-    encoder, tokenizer, vae and scheduler, with `base`'s config where `cls` accepts it (`options` override it)."""
-    import inspect
+    encoder, tokenizer, vae and scheduler, with `base`'s config where `cls` accepts it (`options` override it).
 
-    accepted = inspect.signature(cls.__init__).parameters
-    config = {name: base.config[name] for name in base.config if name in accepted and not name.startswith("_")
-              and name not in ("text_encoder", "tokenizer", "transformer", "vae", "scheduler", "safety_checker")}
-    return cls(base.text_encoder, base.tokenizer, transformer, base.vae, base.scheduler, safety_checker=safety_checker,
-               **{**config, **options})
-
-
-def build_post_training_pipeline(config: dict):
-    """The pipeline of a `--condition` run: a Video2World pipeline folder (`model.pretrained_pipeline`) with its DiT
-    turned into the conditioned one; a folder saved by a previous run of the same condition loads as it is."""
-    from ..pipelines.hub_layout import is_own_folder
-    from ..pipelines.pipeline_cosmos_video2world import CosmosVideo2WorldPipeline
-
-    model, data = config["model"], config["data"]
-    condition = model["condition"]
-    cls = post_training_pipeline_class(condition)
-    source = model.get("pretrained_pipeline")
-    if not source:
-        raise ValueError(f"--condition {condition} post-trains a Video2World pipeline: set --pretrained_pipeline "
-                         f"(model.pretrained_pipeline), e.g. pipelines/cosmos-nano-video2world")
-    if is_own_folder(source, cls):
-        pipe = cls.from_pretrained(source)
-    else:
-        base = CosmosVideo2WorldPipeline.from_pretrained(source)
-        transformer = conditioned_transformer(condition, base.transformer, model, data)
-        # call defaults: the size, length and frame rate of the post-training data (e.g. the push task's 8 fps)
-        pipe = pipeline_from_video2world(cls, base, transformer, default_height=int(data["height"]),
-                                         default_width=int(data["width"]), default_num_frames=int(data["num_frames"]),
-                                         default_fps=int(data["fps"]))
-    check_objective_matches_pipeline(config.get("objective") or {}, pipe)
-    return pipe
+    This is diffusers' `cls.from_pipe(base, transformer=transformer, ...)` (no weights are copied). The guardrail is
+    not taken from `base`: `safety_checker=None` gives the default `CosmosSafetyChecker()` unless `options` has
+    `disable_safety_checker=True`. Every component ends in the transformer's dtype (from_pipe casts the pipeline).
+    """
+    return cls.from_pipe(base, transformer=transformer, safety_checker=safety_checker, dtype=transformer.dtype,
+                         **options)
 
 
 def check_objective_matches_pipeline(objective: dict, pipe) -> None:

@@ -4,7 +4,7 @@ Each file holds one concern; `commands.py` exposes them as `cosmos-hf eval token
 Names are imported lazily so that `cosmos-hf --help` does not pay for torch, OpenCV or matplotlib.
 """
 
-import importlib
+from ..utils import lazy_exports
 
 _EXPORTS = {
     "video_metrics": ["psnr", "psnr_per_frame", "ssim", "ssim_per_frame", "mask_iou", "mask_iou_per_frame"],
@@ -25,8 +25,4 @@ _EXPORTS = {
 _NAME_TO_MODULE = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = sorted(_NAME_TO_MODULE)
 
-
-def __getattr__(name):
-    if name in _NAME_TO_MODULE:
-        return getattr(importlib.import_module(f".{_NAME_TO_MODULE[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _NAME_TO_MODULE)

@@ -267,7 +267,7 @@ def run_camera(args) -> int:
         intrinsics = _parse_intrinsics(args.intrinsics, *video.shape[1:3], args.fov)
     if len(cam_to_world) != len(video):
         raise ValueError(f"{args.poses} has {len(cam_to_world)} poses but {args.video} has {len(video)} frames")
-    result = camera_control_errors(video, cam_to_world, intrinsics)
+    result = camera_control_errors(video, cam_to_world, intrinsics, matcher=args.matcher)
     result.update(benchmark="camera", video=str(args.video), poses=str(args.poses), command=_command_line())
     out = Path(args.out)
     write_json(out / "results.json", result)
@@ -303,7 +303,9 @@ def run_camera(args) -> int:
         ]
     )
     write_text(out / "report.md", text)
-    print(f"RotErr {result['rotation_error_deg']:.3f} deg, TransErr {result['translation_error']:.4f} -> {out}")
+    translation = result["translation_error"]  # None when the requested camera centre does not move (a pan)
+    translation = "n/a (no requested translation)" if translation is None else f"{translation:.4f}"
+    print(f"RotErr {result['rotation_error_deg']:.3f} deg, TransErr {translation} -> {out}")
     return 0
 
 
@@ -461,6 +463,9 @@ def register(subparsers) -> None:
     )
     cam.add_argument("--intrinsics", help="fx,fy,cx,cy overriding the file's intrinsics")
     cam.add_argument("--fov", type=float, default=60.0, help="horizontal FOV when no intrinsics are given")
+    cam.add_argument("--matcher", choices=("sift", "klt"), default="sift",
+                     help="frame-pair correspondences: SIFT (default) or KLT corner tracking, which still recovers "
+                          "poses from small (64x64), textureless frames where SIFT finds too few matches")
     common(cam)
     cam.set_defaults(func=run_camera)
 

@@ -10,6 +10,8 @@ _LAZY = {
     "CosmosCameraControlPipeline": "pipeline_cosmos_camera_control",
     "CosmosActionConditionedPipeline": "pipeline_cosmos_action_conditioned",
     "CosmosMultiViewPipeline": "pipeline_cosmos_multiview",
+    # the autoregressive model's diffusion decoder (train_diffusion.py --condition dv_tokens)
+    "CosmosDiffusionDecoderPipeline": "pipeline_cosmos_diffusion_decoder",
 }
 
 __all__ = sorted(_LAZY)

@@ -16,12 +16,16 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from diffusers import EDMEulerScheduler
 from diffusers.pipelines.cosmos.pipeline_output import CosmosPipelineOutput
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 # imported so that saved folders load: diffusers resolves our components through already-imported modules
-from ..diffusion.action_conditioning import CosmosActionConditionedTransformer3DModel  # noqa: F401
+from ..diffusion.action_conditioning import CosmosActionConditionedTransformer3DModel
 from ..data.post_training_datasets import ACTION_PROMPT
 from ..diffusion.post_training import extra_transformer_inputs
+from ..guardrails.checker import CosmosSafetyChecker
+from .pipeline_cosmos_text2world import CosmosVAE
 from .pipeline_cosmos_video2world import CosmosVideo2WorldPipeline
 
 
@@ -34,6 +38,34 @@ class CosmosActionConditionedPipeline(CosmosVideo2WorldPipeline):
     Components and config are those of :class:`CosmosVideo2WorldPipeline`; the transformer is a
     `CosmosActionConditionedTransformer3DModel` (config `action_dim`, `num_action_frames`).
     """
+
+    # every argument spelled out: diffusers reads the saved config back through this signature, and `from_pipe` keeps
+    # a component only when its class is in the type hint
+    def __init__(
+        self,
+        text_encoder: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        transformer: CosmosActionConditionedTransformer3DModel,
+        vae: CosmosVAE,
+        scheduler: EDMEulerScheduler,
+        safety_checker: CosmosSafetyChecker | None = None,
+        default_height: int = 704,
+        default_width: int = 1280,
+        default_num_frames: int = 121,
+        default_fps: int = 30,
+        max_sequence_length: int = 512,
+        condition_frame_channels: bool = False,
+        residual_from_last_condition_frame: bool = False,
+        disable_safety_checker: bool = False,
+        default_guidance_scale: float = 7.0,
+        default_condition_detail_transfer: bool = False,
+    ):
+        super().__init__(
+            text_encoder, tokenizer, transformer, vae, scheduler, safety_checker, default_height, default_width,
+            default_num_frames, default_fps, max_sequence_length, condition_frame_channels,
+            residual_from_last_condition_frame, disable_safety_checker, default_guidance_scale,
+            default_condition_detail_transfer,
+        )
 
     def _model_action_shape(self):
         config = self.transformer.config
@@ -157,6 +189,8 @@ class CosmosActionConditionedPipeline(CosmosVideo2WorldPipeline):
                 )[0]
             predicted = out.permute(0, 2, 1, 3, 4).to(video) * 2 - 1  # [B, 3, window, H, W] in [-1, 1]
             video = torch.cat([video, predicted[:, :, num_cond:]], dim=2)
+            if self.interrupt:  # a callback stopped sampling (`pipe._interrupt = True`): no further chunks
+                break
         video = video[:, :, :total]
         # chunks already passed the guardrail; only the format conversion is left
         result = self.video_processor.postprocess_video(video, output_type=output_type)

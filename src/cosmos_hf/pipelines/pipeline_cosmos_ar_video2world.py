@@ -15,25 +15,20 @@ pipeline was built (or loaded) with `disable_safety_checker=True`. Arguments are
 
 from __future__ import annotations
 
-import numpy as np
 import torch
-from diffusers import DiffusionPipeline
+from diffusers import AutoencoderKLCosmos, CosmosTransformer3DModel, DiffusionPipeline, EDMEulerScheduler
 from diffusers.pipelines.cosmos.pipeline_output import CosmosPipelineOutput
 from diffusers.video_processor import VideoProcessor
-from transformers import DynamicCache
+from transformers import DynamicCache, PreTrainedModel, PreTrainedTokenizerBase
 from transformers.generation.logits_process import TopKLogitsWarper, TopPLogitsWarper
 
 # imported so that saved folders load: diffusers resolves custom components through already-imported modules
-from ..autoregressive.modeling_cosmos_ar import CosmosARForCausalLM  # noqa: F401
-from ..diffusion.diffusion_decoder import (
-    DEFAULT_GUIDANCE_SCALE,
-    DEFAULT_NUM_INFERENCE_STEPS,
-    CosmosDiffusionDecoderPipeline,
-    CosmosDVTokenEmbedder,  # noqa: F401
-)
+from ..autoregressive.modeling_cosmos_ar import CosmosARForCausalLM
+from ..diffusion.diffusion_decoder import DEFAULT_GUIDANCE_SCALE, DEFAULT_NUM_INFERENCE_STEPS, CosmosDVTokenEmbedder
 from ..diffusion.text_encoding import encode_prompts
-from ..guardrails.checker import resolve_safety_checker
-from ..tokenizers.modeling_discrete_video import CosmosDiscreteVideoTokenizer  # noqa: F401
+from ..guardrails.checker import CosmosSafetyChecker, resolve_safety_checker
+from ..tokenizers.modeling_discrete_video import CosmosDiscreteVideoTokenizer
+from .guardrail import check_prompt_safety, guard_videos
 from .hub_layout import HubLayoutMixin
 from .input_checks import (
     check_generator,
@@ -42,6 +37,8 @@ from .input_checks import (
     check_output_type,
     preprocess_conditioning_frames,
 )
+from .pipeline_cosmos_diffusion_decoder import CosmosDiffusionDecoderPipeline
+from .shared_weights import ReferencedAutoencoderKLCosmos
 
 OUTPUT_TYPES = ("pil", "np", "pt", "tokens")
 # `use_medusa=True` verifies the heads' guesses and the previous latent frame's next 16 tokens in one candidate tree
@@ -88,12 +85,27 @@ class CosmosARVideo2WorldPipeline(HubLayoutMixin, DiffusionPipeline):
                              "decoder_transformer->decoder_vae")
     _exclude_from_cpu_offload = ["safety_checker"]
 
-    def __init__(self, ar_model, dv_tokenizer, text_encoder=None, tokenizer=None, decoder_transformer=None,
-                 decoder_token_embedder=None, decoder_vae=None, decoder_scheduler=None, decoder_text_encoder=None,
-                 decoder_tokenizer=None, safety_checker=None, max_sequence_length: int = 512,
-                 decoder_max_sequence_length: int = 512, decoder_chunk_latent_frames: int | None = None,
-                 decoder_chunk_blend: str = "pixel", default_fps: int = 24, disable_safety_checker: bool = False,
-                 default_use_diffusion_decoder: bool = True):
+    def __init__(
+        self,
+        ar_model: CosmosARForCausalLM,
+        dv_tokenizer: CosmosDiscreteVideoTokenizer,
+        text_encoder: PreTrainedModel | None = None,
+        tokenizer: PreTrainedTokenizerBase | None = None,
+        decoder_transformer: CosmosTransformer3DModel | None = None,
+        decoder_token_embedder: CosmosDVTokenEmbedder | None = None,
+        decoder_vae: AutoencoderKLCosmos | ReferencedAutoencoderKLCosmos | None = None,
+        decoder_scheduler: EDMEulerScheduler | None = None,
+        decoder_text_encoder: PreTrainedModel | None = None,
+        decoder_tokenizer: PreTrainedTokenizerBase | None = None,
+        safety_checker: CosmosSafetyChecker | None = None,
+        max_sequence_length: int = 512,
+        decoder_max_sequence_length: int = 512,
+        decoder_chunk_latent_frames: int | None = None,
+        decoder_chunk_blend: str = "pixel",
+        default_fps: int = 24,
+        disable_safety_checker: bool = False,
+        default_use_diffusion_decoder: bool = True,
+    ):
         super().__init__()
         # guardrails on by default (our CosmosSafetyChecker), off only with disable_safety_checker=True
         safety_checker = resolve_safety_checker(safety_checker, disable_safety_checker)
@@ -271,7 +283,8 @@ class CosmosARVideo2WorldPipeline(HubLayoutMixin, DiffusionPipeline):
         `MEDUSA_DEFAULTS` (the candidate tree: `head_top_k`, `temporal_candidates`, ...). `output_type="tokens"`
         returns the token grid `[B, T', H', W']` without decoding. With a diffusion decoder and
         `use_diffusion_decoder`, the tokens are refined by it (`decoder_num_inference_steps` 15,
-        `decoder_guidance_scale` 1.8, the reference defaults);
+        `decoder_guidance_scale` 1.8, the reference defaults; it is the decoder's `guidance_scale`: the Cosmos rule
+        ``x0_cond + g * (x0_cond - x0_uncond)``, 0 disables guidance);
         `use_diffusion_decoder=None` uses the config's `default_use_diffusion_decoder` (True unless saved otherwise).
         """
         if use_diffusion_decoder is None:
@@ -288,10 +301,7 @@ class CosmosARVideo2WorldPipeline(HubLayoutMixin, DiffusionPipeline):
         if bov is not None:
             input_ids = torch.cat([input_ids.new_full((batch, 1), bov), input_ids], dim=1)
         max_new_tokens = (grid[0] - prompt_tokens.shape[1]) * grid[1] * grid[2]
-        if self.safety_checker is not None and prompt is not None:
-            for text in [prompt] if isinstance(prompt, str) else prompt:
-                if not self.safety_checker.check_text_safety(text):
-                    raise ValueError(f"the safety checker rejected the prompt: {text!r}")
+        check_prompt_safety(self.safety_checker, prompt, device)
         text = self._text_features(prompt, batch, device)
         sequences = self.generate_tokens(input_ids, max_new_tokens, text, do_sample, temperature, top_k,
                                          top_p if do_sample else None, generator, use_medusa, medusa_kwargs)
@@ -305,10 +315,7 @@ class CosmosARVideo2WorldPipeline(HubLayoutMixin, DiffusionPipeline):
                                             output_type=output_type).frames
         else:  # the diffusion decoder pipeline above runs the same guard on its own output
             decoded = self.dv_tokenizer.detokenize(video_tokens).float().clamp(-1, 1)
-            if self.safety_checker is not None:
-                clips = (self.video_processor.postprocess_video(decoded, output_type="np") * 255).round()
-                clips = np.stack([self.safety_checker.check_video_safety(c.astype(np.uint8)) for c in clips])
-                decoded = torch.from_numpy(clips.astype(np.float32) / 127.5 - 1).permute(0, 4, 1, 2, 3)
+            decoded = guard_videos(self.safety_checker, self.video_processor, decoded, device, round_to_nearest=True)
             result = self.video_processor.postprocess_video(decoded, output_type=output_type)
         self.maybe_free_model_hooks()
         if not return_dict:

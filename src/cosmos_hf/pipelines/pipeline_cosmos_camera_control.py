@@ -15,11 +15,15 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from diffusers import EDMEulerScheduler
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 # imported so that saved folders load: diffusers resolves our components through already-imported modules
-from ..diffusion.camera_control import CosmosCameraControlTransformer3DModel  # noqa: F401
+from ..diffusion.camera_control import CosmosCameraControlTransformer3DModel
 from ..diffusion.camera_control import joystick_trajectory, latent_frame_poses, plucker_rays
 from ..diffusion.post_training import extra_transformer_inputs
+from ..guardrails.checker import CosmosSafetyChecker
+from .pipeline_cosmos_text2world import CosmosVAE
 from .pipeline_cosmos_video2world import CosmosVideo2WorldPipeline
 
 
@@ -44,15 +48,16 @@ class CosmosCameraControlPipeline(CosmosVideo2WorldPipeline):
     field of view of the intrinsics used when a call passes none.
     """
 
-    # every argument spelled out: diffusers reads the saved config back through this signature
+    # every argument spelled out: diffusers reads the saved config back through this signature, and `from_pipe` keeps
+    # a component only when its class is in the type hint
     def __init__(
         self,
-        text_encoder,
-        tokenizer,
-        transformer,
-        vae,
-        scheduler,
-        safety_checker=None,
+        text_encoder: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        transformer: CosmosCameraControlTransformer3DModel,
+        vae: CosmosVAE,
+        scheduler: EDMEulerScheduler,
+        safety_checker: CosmosSafetyChecker | None = None,
         default_height: int = 704,
         default_width: int = 1280,
         default_num_frames: int = 121,

@@ -17,14 +17,19 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from diffusers import EDMEulerScheduler
 from diffusers.pipelines.cosmos.pipeline_output import CosmosPipelineOutput
 from diffusers.utils.torch_utils import randn_tensor
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from ..diffusion.edm import denoise
 
 # imported so that saved folders load: diffusers resolves our components through already-imported modules
-from ..diffusion.edm import denoise
-from ..diffusion.multiview import CosmosMultiViewTransformer3DModel  # noqa: F401
+from ..diffusion.multiview import CosmosMultiViewTransformer3DModel
 from ..diffusion.post_training import extra_transformer_inputs, multiview_condition
+from ..guardrails.checker import CosmosSafetyChecker
 from .input_checks import check_generator, check_number
+from .pipeline_cosmos_text2world import CosmosVAE
 from .pipeline_cosmos_video2world import CosmosVideo2WorldPipeline
 
 
@@ -39,6 +44,34 @@ class CosmosMultiViewPipeline(CosmosVideo2WorldPipeline):
     `CosmosMultiViewTransformer3DModel` (config `num_views`, `view_embed_dim`, `trajectory_dim`). Sizes and frame
     counts (`height`, `width`, `num_frames`) are per view.
     """
+
+    # every argument spelled out: diffusers reads the saved config back through this signature, and `from_pipe` keeps
+    # a component only when its class is in the type hint
+    def __init__(
+        self,
+        text_encoder: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        transformer: CosmosMultiViewTransformer3DModel,
+        vae: CosmosVAE,
+        scheduler: EDMEulerScheduler,
+        safety_checker: CosmosSafetyChecker | None = None,
+        default_height: int = 704,
+        default_width: int = 1280,
+        default_num_frames: int = 121,
+        default_fps: int = 30,
+        max_sequence_length: int = 512,
+        condition_frame_channels: bool = False,
+        residual_from_last_condition_frame: bool = False,
+        disable_safety_checker: bool = False,
+        default_guidance_scale: float = 7.0,
+        default_condition_detail_transfer: bool = False,
+    ):
+        super().__init__(
+            text_encoder, tokenizer, transformer, vae, scheduler, safety_checker, default_height, default_width,
+            default_num_frames, default_fps, max_sequence_length, condition_frame_channels,
+            residual_from_last_condition_frame, disable_safety_checker, default_guidance_scale,
+            default_condition_detail_transfer,
+        )
 
     @property
     def num_views(self) -> int:
@@ -114,6 +147,48 @@ class CosmosMultiViewPipeline(CosmosVideo2WorldPipeline):
                              f"{[v.shape[2] for v in per_view]}")
         return torch.stack(per_view, dim=1)
 
+    def encode_prompt(self, prompt, max_sequence_length: int = 512, device=None, dtype=None):
+        """Per-view captions -> `(prompt_embeds, negative_prompt_embeds)` in the DiT's layout `[B, V*L, D]`.
+
+        `prompt` as `view_prompts` takes it; the unconditional branch is "no text" (zero features), as text dropout
+        trains it (a multi-view call has no negative prompt).
+        """
+        samples = self.view_prompts(prompt)
+        captions = [caption for sample in samples for caption in sample]
+        text = self._get_t5_prompt_embeds(captions, max_sequence_length, device, dtype)
+        prompt_embeds = self.views_text_embeds(text.unflatten(0, (len(samples), self.num_views)))
+        return prompt_embeds, torch.zeros_like(prompt_embeds)
+
+    def prepare_latents(
+        self,
+        video: torch.Tensor | None,
+        batch_size: int,
+        height: int = 704,
+        width: int = 1280,
+        num_frames: int = 121,
+        device: torch.device | None = None,
+        generator: torch.Generator | list[torch.Generator] | None = None,
+    ):
+        """Starting latents and conditioning latents, views laid out along time `[B, C, V*T', h, w]`.
+
+        `video`: per-view conditioning frames `[B, V, 3, T_cond, H, W]` (`views_conditioning_video`) or None (every
+        view from text: zero conditioning latents). Returns `(latents, conditioning_latents, num_cond_latent)`:
+        standard normal times `sigma_max`, the encoded frames (diffusers' order: encode, then draw), and the number
+        of conditioning latent frames per view.
+        """
+        device = device or self._execution_device
+        views = self.num_views
+        per_view_shape = self._latent_shape(batch_size * views, height, width, num_frames)  # [B*V, C, T', h, w]
+        latent_frames = per_view_shape[2]
+        shape = (batch_size, per_view_shape[1], views * latent_frames, *per_view_shape[3:])
+        num_cond_latent = 0
+        conditioning_latents = torch.zeros(shape, device=device)
+        if video is not None:
+            flat, num_cond_latent = self.encode_conditioning(video.flatten(0, 1), num_frames, generator)
+            conditioning_latents = flat.unflatten(0, (batch_size, views)).permute(0, 2, 1, 3, 4, 5).flatten(2, 3)
+        latents = randn_tensor(shape, generator=generator, device=device, dtype=torch.float32)
+        return latents * self.scheduler.config.sigma_max, conditioning_latents, num_cond_latent
+
     def _views_to_output(self, video: torch.Tensor, batch: int, output_type: str, device):
         """Decoded clips [B*V, 3, T, H, W] -> guardrail (per view) -> the documented multi-view layout."""
         clips = self._finish_video(video, output_type, device)
@@ -142,6 +217,8 @@ class CosmosMultiViewPipeline(CosmosVideo2WorldPipeline):
         return_dict: bool = True,
         max_sequence_length: int | None = None,
         condition_detail_transfer: bool | None = None,
+        callback_on_step_end=None,
+        callback_on_step_end_tensor_inputs: list[str] = ["latents"],
     ):
         r"""Generate V synchronised views.
 
@@ -154,8 +231,12 @@ class CosmosMultiViewPipeline(CosmosVideo2WorldPipeline):
                 the model has a trajectory input.
             view_indices: which learned view embedding each view uses (`[V]` or `[B, V]`, default 0..V-1).
             height, width, num_frames: per view (defaults from the config).
-            guidance_scale: classifier-free guidance against "no text" (zero features); `None` = the config's.
+            guidance_scale: classifier-free guidance against "no text" (zero features), g > 1 as in
+                :class:`CosmosText2WorldPipeline` (``x0_cond + g * (x0_cond - x0_uncond)``; 1 = none); `None` = the
+                config's.
             condition_detail_transfer: as in :class:`CosmosVideo2WorldPipeline`, per view (only with `video`).
+            callback_on_step_end, callback_on_step_end_tensor_inputs: as in diffusers (`denoising_loop`); the
+                latents are in the view-major layout `[B, C, V*T', h, w]`. `pipe._interrupt = True` stops early.
         Returns `CosmosPipelineOutput` whose `.frames` follows the layout in the module docstring.
         """
         height, width, num_frames, fps, max_sequence_length = self._resolve_defaults(
@@ -167,7 +248,8 @@ class CosmosMultiViewPipeline(CosmosVideo2WorldPipeline):
         samples = self.view_prompts(prompt)
         flat_prompts = [caption for sample in samples for caption in sample]
         self.check_inputs(flat_prompts, None, height, width, num_frames, num_inference_steps, guidance_scale, 1,
-                          output_type, fps=fps, generator=generator, max_sequence_length=max_sequence_length)
+                          output_type, fps=fps, generator=generator, max_sequence_length=max_sequence_length,
+                          callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs)
         augment_sigma = check_number("augment_sigma", augment_sigma, minimum=0,
                                      note="noise level of the conditioning latents")
         if condition_detail_transfer is None:
@@ -181,55 +263,37 @@ class CosmosMultiViewPipeline(CosmosVideo2WorldPipeline):
         device = self._execution_device
         self._check_prompt_safety(flat_prompts, device)
 
-        text = self._get_t5_prompt_embeds(flat_prompts, max_sequence_length, device)
-        prompt_embeds = self.views_text_embeds(text.unflatten(0, (batch, views)))
-        negative_prompt_embeds = torch.zeros_like(prompt_embeds)  # "no text", as text dropout trains it
+        prompt_embeds, negative_prompt_embeds = self.encode_prompt(prompt, max_sequence_length, device)
         self.scheduler.set_timesteps(num_inference_steps, device=device)
-        timesteps = self.scheduler.timesteps
-
-        per_view_shape = self._latent_shape(batch * views, height, width, num_frames)  # [B*V, C, T', h, w]
-        latent_frames = per_view_shape[2]
-        shape = (batch, per_view_shape[1], views * latent_frames, *per_view_shape[3:])
         frames = None
-        num_cond_latent = 0
-        conditioning_latents = torch.zeros(shape, device=device)
         if video is not None:
             frames = self.views_conditioning_video(video, height, width, num_frames, batch).to(device)
-            flat, num_cond_latent = self.encode_conditioning(frames.flatten(0, 1), num_frames, generator)
-            conditioning_latents = flat.unflatten(0, (batch, views)).permute(0, 2, 1, 3, 4, 5).flatten(2, 3)
         elif condition_detail_transfer:
             condition_detail_transfer = False  # nothing to transfer without conditioning frames
-        latents = randn_tensor(shape, generator=generator, device=device, dtype=torch.float32)
-        latents = latents * self.scheduler.config.sigma_max
+        latents, conditioning_latents, num_cond_latent = self.prepare_latents(frames, batch, height, width,
+                                                                              num_frames, device, generator)
+        latent_frames = latents.shape[2] // views
         options = dict(
             sigma_data=self.scheduler.config.sigma_data, fps=fps,
             condition_frame_channels=self.config.condition_frame_channels,
             residual_from_last_condition_frame=self.config.residual_from_last_condition_frame,
         )
-        self._num_timesteps = len(timesteps)
+        step_noise = {}
 
-        with self.progress_bar(total=len(timesteps)) as progress_bar, extra_transformer_inputs(
-            self.transformer, trajectory=trajectory, view_indices=view_indices
-        ):
-            for i, t in enumerate(timesteps):
-                if self.interrupt:
-                    continue
-                self._current_timestep = t
-                self.scheduler.scale_model_input(latents, t)  # sets the step index (the scaling happens in denoise)
-                sigma = self.scheduler.sigmas[i]
-                inject = bool(augment_sigma < sigma)  # the Video2World rule for the conditioning values
-                noise = randn_tensor(shape, generator=generator, device=device, dtype=torch.float32)
-                condition = multiview_condition(conditioning_latents, views, num_cond_latent, augment_sigma, noise)
-                x0 = denoise(self.transformer, latents, sigma, prompt_embeds, condition=condition,
-                             use_condition_values=inject, **options)
-                if self.do_classifier_free_guidance:
-                    x0_uncond = denoise(self.transformer, latents, sigma, negative_prompt_embeds, condition=condition,
-                                        use_condition_values=inject, **options)
-                    x0 = x0 + self.guidance_scale * (x0 - x0_uncond)
-                latents = self.scheduler.step(x0, t, latents, return_dict=False, pred_original_sample=x0)[0]
-                progress_bar.update()
+        def denoise_branch(latents, sigma, text_embeds, conditional):
+            if conditional:  # one augmentation noise per step, shared by both branches
+                step_noise["noise"] = randn_tensor(latents.shape, generator=generator, device=device,
+                                                   dtype=torch.float32)
+            condition = multiview_condition(conditioning_latents, views, num_cond_latent, augment_sigma,
+                                            step_noise["noise"])
+            # the Video2World rule: below the augmentation noise the conditioning values are not injected
+            return denoise(self.transformer, latents, sigma, text_embeds, condition=condition,
+                           use_condition_values=bool(augment_sigma < sigma), **options)
 
-        self._current_timestep = None
+        with extra_transformer_inputs(self.transformer, trajectory=trajectory, view_indices=view_indices):
+            latents = self.denoising_loop(latents, denoise_branch, prompt_embeds, negative_prompt_embeds,
+                                          callback_on_step_end, callback_on_step_end_tensor_inputs)
+
         per_view_latents = latents.unflatten(2, (views, latent_frames)).permute(0, 2, 1, 3, 4, 5).flatten(0, 1)
         decoded = self._decode_latents(per_view_latents).float()
         if condition_detail_transfer:

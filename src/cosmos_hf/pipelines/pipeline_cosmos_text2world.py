@@ -19,25 +19,45 @@ Differences from diffusers' pipeline, all deliberate:
 * `vae` may be `CosmosPixelSpaceAutoencoder` (pixel-space models);
 * default size, frame count, fps and text length come from the pipeline config (set by the trainer);
 * with no `negative_prompt`, the unconditional branch uses zero text features — what text dropout trains.
+
+The pipeline reads like diffusers' (`check_inputs`, `encode_prompt`, `prepare_latents`, `callback_on_step_end`,
+`interrupt`), and its `denoising_loop` is the one EDM sampling loop of every cosmos-hf diffusion pipeline
+(Text2World, Video2World and its camera / action / multi-view variants, the autoregressive model's diffusion decoder):
+each pipeline only says how one denoiser branch is evaluated.
+
+`guidance_scale` g means the same in all of them: classifier-free guidance with the Cosmos rule
+``x0 = x0_cond + g * (x0_cond - x0_uncond)``. What differs is only which g skips the unconditional branch: the world
+pipelines follow diffusers' Cosmos pipelines (branch evaluated when g > 1, values below 1 refused, so g = 1 is "no
+guidance"); the diffusion decoder follows the reference decoder (branch evaluated when g > 0, default 1.8).
 """
 
 from __future__ import annotations
 
-import numpy as np
+from contextlib import nullcontext
+from typing import Callable
+
 import torch
-from diffusers import CosmosTextToWorldPipeline, DiffusionPipeline
+from diffusers import (
+    AutoencoderKLCosmos,
+    CosmosTextToWorldPipeline,
+    CosmosTransformer3DModel,
+    DiffusionPipeline,
+    EDMEulerScheduler,
+)
 from diffusers.loaders import CosmosLoraLoaderMixin
 from diffusers.pipelines.cosmos.pipeline_output import CosmosPipelineOutput
 from diffusers.utils.torch_utils import randn_tensor
 from diffusers.video_processor import VideoProcessor
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from ..diffusion.edm import denoise
 
 # imported so that pipeline folders whose vae is the pixel-space identity load (diffusers resolves custom components
 # through already-imported modules)
-from ..diffusion.pixel_space import CosmosPixelSpaceAutoencoder  # noqa: F401
+from ..diffusion.pixel_space import CosmosPixelSpaceAutoencoder
 from ..diffusion.text_encoding import encode_prompts
-from ..guardrails.checker import resolve_safety_checker
+from ..guardrails.checker import CosmosSafetyChecker, resolve_safety_checker
+from .guardrail import check_prompt_safety, guard_videos
 from .hub_layout import HubLayoutMixin
 from .input_checks import (
     check_finite_tensor,
@@ -46,8 +66,13 @@ from .input_checks import (
     check_number,
     check_output_type,
 )
+from .shared_weights import ReferencedAutoencoderKLCosmos
 
 OUTPUT_TYPES = ("pil", "np", "pt", "latent")
+
+# Component type hints of the pipelines' `__init__`: diffusers' `from_pipe` hands a model component over to the new
+# pipeline only when its exact class is listed in the new pipeline's hint (a missing hint drops it).
+CosmosVAE = AutoencoderKLCosmos | ReferencedAutoencoderKLCosmos | CosmosPixelSpaceAutoencoder
 
 
 class CosmosText2WorldPipeline(HubLayoutMixin, CosmosTextToWorldPipeline, CosmosLoraLoaderMixin):
@@ -68,15 +93,17 @@ class CosmosText2WorldPipeline(HubLayoutMixin, CosmosTextToWorldPipeline, Cosmos
     """
 
     _optional_components = ["safety_checker"]
+    # what `callback_on_step_end_tensor_inputs` may name (diffusers' Cosmos pipelines offer the same three)
+    _callback_tensor_inputs = ["latents", "prompt_embeds", "negative_prompt_embeds"]
 
     def __init__(
         self,
-        text_encoder,
-        tokenizer,
-        transformer,
-        vae,
-        scheduler,
-        safety_checker=None,
+        text_encoder: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        transformer: CosmosTransformer3DModel,
+        vae: CosmosVAE,
+        scheduler: EDMEulerScheduler,
+        safety_checker: CosmosSafetyChecker | None = None,
         default_height: int = 704,
         default_width: int = 1280,
         default_num_frames: int = 121,
@@ -115,12 +142,29 @@ class CosmosText2WorldPipeline(HubLayoutMixin, CosmosTextToWorldPipeline, Cosmos
             dtype=dtype or self.text_encoder.dtype,
         )
 
-    def _encode_text(self, prompt, negative_prompt, prompt_embeds, negative_prompt_embeds, num_videos_per_prompt,
-                     max_sequence_length, device):
+    def encode_prompt(
+        self,
+        prompt: str | list[str] | None,
+        negative_prompt: str | list[str] | None = None,
+        do_classifier_free_guidance: bool = True,
+        num_videos_per_prompt: int = 1,
+        prompt_embeds: torch.Tensor | None = None,
+        negative_prompt_embeds: torch.Tensor | None = None,
+        max_sequence_length: int = 512,
+        device: torch.device | None = None,
+        dtype: torch.dtype | None = None,
+    ):
+        r"""Text features `[B * num_videos_per_prompt, L, D]` for both guidance branches (diffusers' signature).
+
+        Differs from diffusers' in one deliberate way: with guidance and no `negative_prompt`, the unconditional branch
+        gets zero features ("no text", what text dropout trains) instead of diffusers' long negative prompt.
+        Returns `(prompt_embeds, negative_prompt_embeds)`; the second is None without guidance.
+        """
+        device = device or self._execution_device
         if prompt_embeds is None:
-            prompt_embeds = self._get_t5_prompt_embeds(prompt, max_sequence_length, device)
+            prompt_embeds = self._get_t5_prompt_embeds(prompt, max_sequence_length, device, dtype)
         prompt_embeds = prompt_embeds.to(device).repeat_interleave(num_videos_per_prompt, dim=0)
-        if not self.do_classifier_free_guidance:
+        if not do_classifier_free_guidance:
             return prompt_embeds, None
         if negative_prompt_embeds is None:
             if negative_prompt is None:
@@ -130,7 +174,7 @@ class CosmosText2WorldPipeline(HubLayoutMixin, CosmosTextToWorldPipeline, Cosmos
                 negative = [negative_prompt] * batch if isinstance(negative_prompt, str) else list(negative_prompt)
                 if len(negative) != batch:
                     raise ValueError(f"negative_prompt has {len(negative)} entries but there are {batch} prompts")
-                negative_prompt_embeds = self._get_t5_prompt_embeds(negative, max_sequence_length, device)
+                negative_prompt_embeds = self._get_t5_prompt_embeds(negative, max_sequence_length, device, dtype)
                 negative_prompt_embeds = negative_prompt_embeds.repeat_interleave(num_videos_per_prompt, dim=0)
         else:
             negative_prompt_embeds = negative_prompt_embeds.to(device).repeat_interleave(num_videos_per_prompt, dim=0)
@@ -140,6 +184,12 @@ class CosmosText2WorldPipeline(HubLayoutMixin, CosmosTextToWorldPipeline, Cosmos
                 f"shape {tuple(prompt_embeds.shape)}"
             )
         return prompt_embeds, negative_prompt_embeds
+
+    def _encode_text(self, prompt, negative_prompt, prompt_embeds, negative_prompt_embeds, num_videos_per_prompt,
+                     max_sequence_length, device):
+        # the call's text step (kept under this name: callers wrap it), guidance as the call set it
+        return self.encode_prompt(prompt, negative_prompt, self.do_classifier_free_guidance, num_videos_per_prompt,
+                                  prompt_embeds, negative_prompt_embeds, max_sequence_length, device)
 
     # ------------------------------------------------------------------ checks
     def _resolve_guidance_scale(self, guidance_scale):
@@ -160,12 +210,13 @@ class CosmosText2WorldPipeline(HubLayoutMixin, CosmosTextToWorldPipeline, Cosmos
 
     def check_inputs(self, prompt, prompt_embeds, height, width, num_frames, num_inference_steps, guidance_scale,
                      num_videos_per_prompt, output_type, *, fps=None, negative_prompt_embeds=None, latents=None,
-                     generator=None, max_sequence_length=None):
+                     generator=None, max_sequence_length=None, callback_on_step_end_tensor_inputs=None):
         """Validate call arguments before any work; every error names the argument and its valid range.
 
         Keyword arguments left at None are not checked (callers such as the trainer check only the video size).
         Also refuses calls that would get past the guardrail (see `input_checks.check_guardrail_coverage`).
         """
+        self.check_callback_tensor_inputs(callback_on_step_end_tensor_inputs)
         if prompt is not None and prompt_embeds is not None:
             raise ValueError("pass either `prompt` or `prompt_embeds`, not both")
         if prompt is None and prompt_embeds is None:
@@ -219,11 +270,46 @@ class CosmosText2WorldPipeline(HubLayoutMixin, CosmosTextToWorldPipeline, Cosmos
     # the name earlier versions (and training/train_diffusion.py) call
     check_call_inputs = check_inputs
 
+    def check_callback_tensor_inputs(self, names) -> None:
+        """`callback_on_step_end_tensor_inputs` may only name tensors the loop hands out (`_callback_tensor_inputs`)."""
+        if names is None:
+            return
+        unknown = [name for name in names if name not in self._callback_tensor_inputs]
+        if unknown:
+            raise ValueError(f"callback_on_step_end_tensor_inputs may name {self._callback_tensor_inputs}, got "
+                             f"{unknown}")
+
     # ------------------------------------------------------------------ latents
-    def _latent_shape(self, batch, height, width, num_frames):
-        channels = self.vae.config.latent_channels
+    def _latent_shape(self, batch, height, width, num_frames, num_channels_latents=None):
+        channels = self.vae.config.latent_channels if num_channels_latents is None else num_channels_latents
         return (batch, channels, (num_frames - 1) // self.vae_scale_factor_temporal + 1,
                 height // self.vae_scale_factor_spatial, width // self.vae_scale_factor_spatial)
+
+    def prepare_latents(
+        self,
+        batch_size: int,
+        num_channels_latents: int | None = None,
+        height: int = 704,
+        width: int = 1280,
+        num_frames: int = 121,
+        dtype: torch.dtype | None = None,
+        device: torch.device | None = None,
+        generator: torch.Generator | list[torch.Generator] | None = None,
+        latents: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The starting point of sampling: `latents` (standard normal, drawn from `generator` unless given) times the
+        scheduler's `sigma_max`, `[B, C, T', H', W']` in float32 (the loop's precision whatever the model dtype).
+
+        `num_channels_latents=None` is the VAE's latent channels; `latents` must have exactly the latent shape.
+        """
+        shape = self._latent_shape(batch_size, height, width, num_frames, num_channels_latents)
+        dtype = torch.float32 if dtype is None else dtype
+        device = device or self._execution_device
+        if latents is None:
+            latents = randn_tensor(shape, generator=generator, device=device, dtype=dtype)
+        elif tuple(latents.shape) != shape:
+            raise ValueError(f"latents must have shape {shape}, got {tuple(latents.shape)}")
+        return latents.to(device, dtype) * self.scheduler.config.sigma_max
 
     def _latent_statistics(self, latents):
         mean, std = self.vae.config.latents_mean, self.vae.config.latents_std
@@ -256,12 +342,7 @@ class CosmosText2WorldPipeline(HubLayoutMixin, CosmosTextToWorldPipeline, Cosmos
 
     def _finish_video(self, video, output_type, device):
         """Guardrail (if any) and conversion of a [-1, 1] video `[B, 3, T, H, W]` to `output_type`."""
-        if self.safety_checker is not None:
-            frames = (self.video_processor.postprocess_video(video, output_type="np") * 255).astype(np.uint8)
-            if hasattr(self.safety_checker, "to"):
-                self.safety_checker.to(device)
-            frames = np.stack([self.safety_checker.check_video_safety(clip) for clip in frames])
-            video = torch.from_numpy(frames.astype(np.float32) / 255.0 * 2 - 1).permute(0, 4, 1, 2, 3)
+        video = guard_videos(self.safety_checker, self.video_processor, video, device)
         return self.video_processor.postprocess_video(video, output_type=output_type)
 
     def _upsample_prompt(self, prompt, upsample_prompt: bool, prompt_upsampler):
@@ -278,13 +359,59 @@ class CosmosText2WorldPipeline(HubLayoutMixin, CosmosTextToWorldPipeline, Cosmos
         return upsampled[0] if isinstance(prompt, str) else upsampled
 
     def _check_prompt_safety(self, prompt, device):
-        if self.safety_checker is None or prompt is None:
-            return
-        if hasattr(self.safety_checker, "to"):
-            self.safety_checker.to(device)
-        for text in [prompt] if isinstance(prompt, str) else prompt:
-            if not self.safety_checker.check_text_safety(text):
-                raise ValueError(f"the safety checker rejected the prompt: {text!r}")
+        check_prompt_safety(self.safety_checker, prompt, device)
+
+    # ------------------------------------------------------------------ sampling
+    def denoising_loop(
+        self,
+        latents: torch.Tensor,
+        denoise_branch: Callable[..., torch.Tensor],
+        prompt_embeds: torch.Tensor,
+        negative_prompt_embeds: torch.Tensor | None = None,
+        callback_on_step_end: Callable | None = None,
+        callback_on_step_end_tensor_inputs: list[str] = ("latents",),
+        progress_bar=None,
+    ) -> torch.Tensor:
+        r"""The EDM sampling loop every cosmos-hf diffusion pipeline runs, over `self.scheduler.timesteps` (set them
+        first); returns the final latents.
+
+        At each step `denoise_branch(latents, sigma, text_embeds, conditional=True)` gives the conditional x0
+        prediction (`cosmos_hf.diffusion.edm.denoise` or the decoder's, with whatever conditioning the pipeline adds)
+        and, when `self.do_classifier_free_guidance`, `denoise_branch(latents, sigma, negative_prompt_embeds,
+        conditional=False)` the unconditional one, combined as ``x0 + guidance_scale * (x0 - x0_uncond)``; the
+        scheduler then steps to the next noise level with that x0.
+
+        As in diffusers: `self.interrupt` (set `pipe._interrupt = True`, e.g. from a callback) skips the remaining
+        steps, and `callback_on_step_end(pipe, step, timestep, callback_kwargs)` runs after each step with the tensors
+        named in `callback_on_step_end_tensor_inputs` (`_callback_tensor_inputs`); tensors it returns replace them.
+        `progress_bar`: an open progress bar to advance (one per call when None).
+        """
+        timesteps = self.scheduler.timesteps
+        self._num_timesteps = len(timesteps)
+        bar = nullcontext(progress_bar) if progress_bar is not None else self.progress_bar(total=len(timesteps))
+        with bar as progress_bar:
+            for i, t in enumerate(timesteps):
+                if self.interrupt:
+                    continue
+                self._current_timestep = t
+                self.scheduler.scale_model_input(latents, t)  # sets the step index (the scaling happens in denoise)
+                sigma = self.scheduler.sigmas[i]
+                x0 = denoise_branch(latents, sigma, prompt_embeds, conditional=True)
+                if self.do_classifier_free_guidance:
+                    x0_uncond = denoise_branch(latents, sigma, negative_prompt_embeds, conditional=False)
+                    x0 = x0 + self.guidance_scale * (x0 - x0_uncond)
+                latents = self.scheduler.step(x0, t, latents, return_dict=False, pred_original_sample=x0)[0]
+                if callback_on_step_end is not None:
+                    tensors = {"latents": latents, "prompt_embeds": prompt_embeds,
+                               "negative_prompt_embeds": negative_prompt_embeds}
+                    callback_kwargs = {name: tensors[name] for name in callback_on_step_end_tensor_inputs}
+                    outputs = callback_on_step_end(self, i, t, callback_kwargs)
+                    latents = outputs.pop("latents", latents)
+                    prompt_embeds = outputs.pop("prompt_embeds", prompt_embeds)
+                    negative_prompt_embeds = outputs.pop("negative_prompt_embeds", negative_prompt_embeds)
+                progress_bar.update()
+        self._current_timestep = None
+        return latents
 
     # ------------------------------------------------------------------ call
     @torch.no_grad()
@@ -314,9 +441,11 @@ class CosmosText2WorldPipeline(HubLayoutMixin, CosmosTextToWorldPipeline, Cosmos
         r"""Generate videos from text.
 
         Returns `CosmosPipelineOutput` whose `.frames` is a list of PIL lists (`"pil"`), an array [B,T,H,W,3] in
-        [0, 1] (`"np"`), a tensor [B,T,3,H,W] (`"pt"`) or the final latents (`"latent"`). `guidance_scale` > 1 turns
-        on classifier-free guidance with the Cosmos rule ``x0 = x0_cond + s * (x0_cond - x0_uncond)``; `None` uses the
-        pipeline config's `default_guidance_scale` (7.0 as in diffusers, 1.0 for the nano checkpoints).
+        [0, 1] (`"np"`), a tensor [B,T,3,H,W] (`"pt"`) or the final latents (`"latent"`). `guidance_scale` g > 1 turns
+        on classifier-free guidance with the Cosmos rule ``x0 = x0_cond + g * (x0_cond - x0_uncond)`` (g = 1: none);
+        `None` uses the pipeline config's `default_guidance_scale` (7.0 as in diffusers, 1.0 for the nano checkpoints).
+        `callback_on_step_end(pipe, step, timestep, callback_kwargs)` and `pipe._interrupt` work as in diffusers
+        (see `denoising_loop`).
         """
         height, width, num_frames, fps, max_sequence_length = self._resolve_defaults(
             height, width, num_frames, fps, max_sequence_length
@@ -324,7 +453,8 @@ class CosmosText2WorldPipeline(HubLayoutMixin, CosmosTextToWorldPipeline, Cosmos
         guidance_scale = self._resolve_guidance_scale(guidance_scale)
         self.check_inputs(prompt, prompt_embeds, height, width, num_frames, num_inference_steps, guidance_scale,
                           num_videos_per_prompt, output_type, fps=fps, negative_prompt_embeds=negative_prompt_embeds,
-                          latents=latents, generator=generator, max_sequence_length=max_sequence_length)
+                          latents=latents, generator=generator, max_sequence_length=max_sequence_length,
+                          callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs)
         self._guidance_scale = guidance_scale
         self._current_timestep = None
         self._interrupt = False
@@ -338,41 +468,16 @@ class CosmosText2WorldPipeline(HubLayoutMixin, CosmosTextToWorldPipeline, Cosmos
         )
         batch = prompt_embeds.shape[0]
         self.scheduler.set_timesteps(num_inference_steps, device=device)
-        timesteps = self.scheduler.timesteps
-
-        shape = self._latent_shape(batch, height, width, num_frames)
         check_generator(generator, batch)
-        if latents is None:
-            latents = randn_tensor(shape, generator=generator, device=device, dtype=torch.float32)
-        elif tuple(latents.shape) != shape:
-            raise ValueError(f"latents must have shape {shape}, got {tuple(latents.shape)}")
-        latents = latents.to(device, torch.float32) * self.scheduler.config.sigma_max
+        latents = self.prepare_latents(batch, None, height, width, num_frames, torch.float32, device, generator,
+                                       latents)
         sigma_data = self.scheduler.config.sigma_data
-        self._num_timesteps = len(timesteps)
 
-        with self.progress_bar(total=len(timesteps)) as progress_bar:
-            for i, t in enumerate(timesteps):
-                if self.interrupt:
-                    continue
-                self._current_timestep = t
-                self.scheduler.scale_model_input(latents, t)  # sets the step index (the scaling happens in denoise)
-                sigma = self.scheduler.sigmas[i]
-                x0 = denoise(self.transformer, latents, sigma, prompt_embeds, sigma_data=sigma_data, fps=fps)
-                if self.do_classifier_free_guidance:
-                    x0_uncond = denoise(self.transformer, latents, sigma, negative_prompt_embeds,
-                                        sigma_data=sigma_data, fps=fps)
-                    x0 = x0 + self.guidance_scale * (x0 - x0_uncond)
-                latents = self.scheduler.step(x0, t, latents, return_dict=False, pred_original_sample=x0)[0]
-                if callback_on_step_end is not None:
-                    # locals() of the loop body, read outside the comprehension: before Python 3.12 a
-                    # comprehension's locals() are its own (KeyError 'latents')
-                    step_locals = locals()
-                    callback_kwargs = {k: step_locals[k] for k in callback_on_step_end_tensor_inputs}
-                    outputs = callback_on_step_end(self, i, t, callback_kwargs)
-                    latents = outputs.pop("latents", latents)
-                progress_bar.update()
+        def denoise_branch(latents, sigma, text_embeds, conditional):
+            return denoise(self.transformer, latents, sigma, text_embeds, sigma_data=sigma_data, fps=fps)
 
-        self._current_timestep = None
+        latents = self.denoising_loop(latents, denoise_branch, prompt_embeds, negative_prompt_embeds,
+                                      callback_on_step_end, callback_on_step_end_tensor_inputs)
         video = self._decode(latents, output_type, device)
         self.maybe_free_model_hooks()
         if not return_dict:

@@ -10,13 +10,18 @@ denoised estimate keeps them. With default options this is numerically diffusers
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
+from diffusers import CosmosTransformer3DModel, EDMEulerScheduler
 from diffusers.pipelines.cosmos.pipeline_output import CosmosPipelineOutput
 from diffusers.utils.torch_utils import randn_tensor
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from ..diffusion.edm import VideoCondition, denoise
+from ..guardrails.checker import CosmosSafetyChecker
 from .input_checks import check_generator, check_number, preprocess_conditioning_frames
-from .pipeline_cosmos_text2world import CosmosText2WorldPipeline
+from .pipeline_cosmos_text2world import CosmosText2WorldPipeline, CosmosVAE
 
 
 class CosmosVideo2WorldPipeline(CosmosText2WorldPipeline):
@@ -31,12 +36,12 @@ class CosmosVideo2WorldPipeline(CosmosText2WorldPipeline):
 
     def __init__(
         self,
-        text_encoder,
-        tokenizer,
-        transformer,
-        vae,
-        scheduler,
-        safety_checker=None,
+        text_encoder: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        transformer: CosmosTransformer3DModel,
+        vae: CosmosVAE,
+        scheduler: EDMEulerScheduler,
+        safety_checker: CosmosSafetyChecker | None = None,
         default_height: int = 704,
         default_width: int = 1280,
         default_num_frames: int = 121,
@@ -87,6 +92,50 @@ class CosmosVideo2WorldPipeline(CosmosText2WorldPipeline):
         latents = torch.cat([self.vae.encode(clip[None]).latent_dist.sample(generator) for clip in full])
         num_cond_latent = (num_cond - 1) // self.vae_scale_factor_temporal + 1
         return self.normalize_latents(latents.float()), num_cond_latent
+
+    def prepare_latents(
+        self,
+        video: torch.Tensor,
+        batch_size: int,
+        num_channels_latents: int | None = None,
+        height: int = 704,
+        width: int = 1280,
+        num_frames: int = 121,
+        do_classifier_free_guidance: bool = True,
+        input_frames_guidance: bool = False,
+        dtype: torch.dtype | None = None,
+        device: torch.device | None = None,
+        generator: torch.Generator | list[torch.Generator] | None = None,
+        latents: torch.Tensor | None = None,
+        augment_sigma: float = 0.001,
+    ):
+        """Encode the conditioning frames and draw the starting latents (diffusers' order: encode, then draw).
+
+        Arguments in the order of diffusers' `CosmosVideoToWorldPipeline.prepare_latents`, plus `augment_sigma`, the
+        noise level of the conditioning latents. `video`: preprocessed conditioning frames `[B, 3, T_cond, H, W]` in
+        [-1, 1] (`_conditioning_video`).
+        Returns `(latents, condition, uncondition)`: the starting latents (`Text2World.prepare_latents`) and the
+        `VideoCondition` of each guidance branch (None for the unconditional one without guidance) with
+        `augment_noise=None`: `denoising_loop` draws a fresh augmentation noise at every step. The unconditional
+        branch sees the conditioning frames too, unless `input_frames_guidance` (then zero values and zero mask).
+        """
+        device = device or self._execution_device
+        conditioning_latents, num_cond_latent = self.encode_conditioning(video, num_frames, generator)
+        latents = super().prepare_latents(batch_size, num_channels_latents, height, width, num_frames, dtype, device,
+                                          generator, latents)
+        latent_frames, latent_height, latent_width = latents.shape[2:]
+        indicator = (torch.arange(latent_frames, device=device) < num_cond_latent).float()[None, None, :, None, None]
+        indicator = indicator.expand(batch_size, -1, -1, -1, -1)
+        mask = indicator.expand(batch_size, 1, latent_frames, latent_height, latent_width)
+        augment = torch.full((batch_size,), float(augment_sigma), device=device)
+        condition = VideoCondition(indicator, mask, conditioning_latents, augment, augment_noise=None)
+        uncondition = None
+        if do_classifier_free_guidance:
+            uncondition = condition
+            if input_frames_guidance:
+                uncondition = VideoCondition(indicator, torch.zeros_like(mask), torch.zeros_like(conditioning_latents),
+                                             augment, augment_noise=None)
+        return latents, condition, uncondition
 
     def condition_detail(self, frames, num_frames):
         """What the tokenizer loses of a still video of the last conditioning frame: that video minus its round trip.
@@ -143,7 +192,9 @@ class CosmosVideo2WorldPipeline(CosmosText2WorldPipeline):
         The output has `num_frames` frames whose first ones reproduce the conditioning frames. `augment_sigma` is
         the noise level of the conditioning latents (diffusers' default 0.001); `input_frames_guidance=True` makes
         the unconditional branch drop the conditioning frames (zero values and zero mask, as the reference trains
-        with `condition_dropout`). `guidance_scale=None` uses the config's `default_guidance_scale`.
+        with `condition_dropout`). `guidance_scale` g as in :class:`CosmosText2WorldPipeline`: g > 1 guides with
+        ``x0_cond + g * (x0_cond - x0_uncond)``, g = 1 does not; `None` uses the config's `default_guidance_scale`.
+        `callback_on_step_end` / `pipe._interrupt`: as in diffusers (`denoising_loop`).
 
         `condition_detail_transfer=True` (not in the reference; `None` uses the config's
         `default_condition_detail_transfer`) adds `condition_detail(...)` to the decoded video: the pixels the
@@ -162,7 +213,8 @@ class CosmosVideo2WorldPipeline(CosmosText2WorldPipeline):
                              "output_type='latent'")
         self.check_inputs(prompt, prompt_embeds, height, width, num_frames, num_inference_steps, guidance_scale,
                           num_videos_per_prompt, output_type, fps=fps, negative_prompt_embeds=negative_prompt_embeds,
-                          latents=latents, generator=generator, max_sequence_length=max_sequence_length)
+                          latents=latents, generator=generator, max_sequence_length=max_sequence_length,
+                          callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs)
         augment_sigma = check_number("augment_sigma", augment_sigma, minimum=0,
                                      note="noise level of the conditioning latents")
         self._guidance_scale = guidance_scale
@@ -179,64 +231,28 @@ class CosmosVideo2WorldPipeline(CosmosText2WorldPipeline):
         batch = prompt_embeds.shape[0]
         check_generator(generator, batch)
         self.scheduler.set_timesteps(num_inference_steps, device=device)
-        timesteps = self.scheduler.timesteps
 
         frames = self._conditioning_video(image, video, height, width, num_frames, batch).to(device)
-        conditioning_latents, num_cond_latent = self.encode_conditioning(frames, num_frames, generator)
-        shape = self._latent_shape(batch, height, width, num_frames)
-        if latents is None:
-            latents = randn_tensor(shape, generator=generator, device=device, dtype=torch.float32)
-        elif tuple(latents.shape) != shape:
-            raise ValueError(f"latents must have shape {shape}, got {tuple(latents.shape)}")
-        latents = latents.to(device, torch.float32) * self.scheduler.config.sigma_max
-
-        latent_frames = shape[2]
-        indicator = (torch.arange(latent_frames, device=device) < num_cond_latent).float()[None, None, :, None, None]
-        mask = indicator.expand(batch, 1, latent_frames, shape[3], shape[4])
-        augment = torch.full((batch,), float(augment_sigma), device=device)
-        uncond_latents, uncond_mask = conditioning_latents, mask
-        if input_frames_guidance:
-            uncond_latents, uncond_mask = torch.zeros_like(conditioning_latents), torch.zeros_like(mask)
-        sigma_data = self.scheduler.config.sigma_data
+        latents, condition, uncondition = self.prepare_latents(
+            frames, batch, None, height, width, num_frames, self.do_classifier_free_guidance, input_frames_guidance,
+            torch.float32, device, generator, latents, augment_sigma,
+        )
         options = dict(
-            sigma_data=sigma_data, fps=fps,
+            sigma_data=self.scheduler.config.sigma_data, fps=fps,
             condition_frame_channels=self.config.condition_frame_channels,
             residual_from_last_condition_frame=self.config.residual_from_last_condition_frame,
         )
-        self._num_timesteps = len(timesteps)
 
-        with self.progress_bar(total=len(timesteps)) as progress_bar:
-            for i, t in enumerate(timesteps):
-                if self.interrupt:
-                    continue
-                self._current_timestep = t
-                self.scheduler.scale_model_input(latents, t)  # sets the step index (the scaling happens in denoise)
-                sigma = self.scheduler.sigmas[i]
-                # below the augmentation noise the conditioning values are not injected (diffusers' rule)
-                inject = bool(augment_sigma < sigma)
-                cond_noise = randn_tensor(shape, generator=generator, device=device, dtype=torch.float32)
-                condition = VideoCondition(indicator.expand(batch, -1, -1, -1, -1), mask, conditioning_latents,
-                                           augment, cond_noise)
-                x0 = denoise(self.transformer, latents, sigma, prompt_embeds, condition=condition,
-                             use_condition_values=inject, **options)
-                if self.do_classifier_free_guidance:
-                    uncond_noise = randn_tensor(shape, generator=generator, device=device, dtype=torch.float32)
-                    uncondition = VideoCondition(indicator.expand(batch, -1, -1, -1, -1), uncond_mask,
-                                                 uncond_latents, augment, uncond_noise)
-                    x0_uncond = denoise(self.transformer, latents, sigma, negative_prompt_embeds,
-                                        condition=uncondition, use_condition_values=inject, **options)
-                    x0 = x0 + self.guidance_scale * (x0 - x0_uncond)
-                latents = self.scheduler.step(x0, t, latents, return_dict=False, pred_original_sample=x0)[0]
-                if callback_on_step_end is not None:
-                    # locals() of the loop body, read outside the comprehension: before Python 3.12 a
-                    # comprehension's locals() are its own (KeyError 'latents')
-                    step_locals = locals()
-                    callback_kwargs = {k: step_locals[k] for k in callback_on_step_end_tensor_inputs}
-                    outputs = callback_on_step_end(self, i, t, callback_kwargs)
-                    latents = outputs.pop("latents", latents)
-                progress_bar.update()
+        def denoise_branch(latents, sigma, text_embeds, conditional):
+            # a fresh augmentation noise for each branch at each step, as diffusers' Video2World loop draws it
+            noise = randn_tensor(latents.shape, generator=generator, device=device, dtype=torch.float32)
+            branch = dataclasses.replace(condition if conditional else uncondition, augment_noise=noise)
+            # below the augmentation noise the conditioning values are not injected (diffusers' rule)
+            return denoise(self.transformer, latents, sigma, text_embeds, condition=branch,
+                           use_condition_values=bool(augment_sigma < sigma), **options)
 
-        self._current_timestep = None
+        latents = self.denoising_loop(latents, denoise_branch, prompt_embeds, negative_prompt_embeds,
+                                      callback_on_step_end, callback_on_step_end_tensor_inputs)
         if condition_detail_transfer:
             video = (self._decode_latents(latents).float() + self.condition_detail(frames, num_frames)).clamp(-1.0, 1.0)
             video_out = self._finish_video(video, output_type, device)

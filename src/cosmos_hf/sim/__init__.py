@@ -9,29 +9,27 @@
 Every function returns a `WorldRecord`; cameras follow OpenCV (x right, y down, z forward), see `world.py`.
 """
 
-from .camera_task import TRAJECTORIES, simulate_camera
-from .contact_sheet import physics_contact_sheet, save_contact_sheet
-from .dataset import TASKS, generate_dataset, physics_scene_and_view
-from .multiview import simulate_multiview
-from .physics_scenes import NUM_VIEWS, SCENES, simulate
-from .push import POLICIES, actions_from_states, apply_action, simulate_push
-from .record import WorldRecord
+from ..utils import lazy_exports
 
-__all__ = [
-    "SCENES",
-    "NUM_VIEWS",
-    "TASKS",
-    "POLICIES",
-    "TRAJECTORIES",
-    "WorldRecord",
-    "simulate",
-    "simulate_push",
-    "simulate_camera",
-    "simulate_multiview",
-    "apply_action",
-    "actions_from_states",
-    "generate_dataset",
-    "physics_scene_and_view",
-    "physics_contact_sheet",
-    "save_contact_sheet",
-]
+_LAZY = {
+    "SCENES": "physics_scenes",
+    "NUM_VIEWS": "physics_scenes",
+    "simulate": "physics_scenes",
+    "TASKS": "dataset",
+    "generate_dataset": "dataset",
+    "physics_scene_and_view": "dataset",
+    "POLICIES": "push",
+    "simulate_push": "push",
+    "apply_action": "push",
+    "actions_from_states": "push",
+    "TRAJECTORIES": "camera_task",
+    "simulate_camera": "camera_task",
+    "simulate_multiview": "multiview",
+    "WorldRecord": "record",
+    "physics_contact_sheet": "contact_sheet",
+    "save_contact_sheet": "contact_sheet",
+}
+
+__all__ = list(_LAZY)
+
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

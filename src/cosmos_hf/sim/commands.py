@@ -35,7 +35,7 @@ def _contact_sheet(args) -> int:
 
 
 def _render(args) -> int:
-    from ..data import write_video
+    from ..video_io import write_video
     from .dataset import parse_size, simulate_spec
 
     height, width = parse_size(args.size)
@@ -48,6 +48,19 @@ def _render(args) -> int:
     video = record.video if record.video.ndim == 4 else record.video[0]
     write_video(args.out, video, fps=fps)
     print(json.dumps({"out": args.out, "caption": record.caption}))
+    return 0
+
+
+def _export_clips(args) -> int:
+    from .clip_archive import simulate_clip_archive
+    from .dataset import parse_size
+
+    height, width = parse_size(args.size)
+    scenes = [s.strip() for s in args.scenes.split(",")] if args.scenes else None
+    out = simulate_clip_archive(args.out, args.num, num_frames=args.frames, height=height, width=width, fps=args.fps,
+                                seed_offset=args.seed_offset, views=args.views, scenes=scenes,
+                                progress=not args.quiet, overwrite=args.overwrite)
+    print(f"wrote {args.num} physics clips to {out} ({out.stat().st_size / 1e6:.1f} MB)")
     return 0
 
 
@@ -91,6 +104,23 @@ def register(subparsers) -> None:
     sheet.add_argument("--seed", type=int, default=0)
     sheet.add_argument("--view", type=int, default=0)
     sheet.set_defaults(func=_contact_sheet)
+
+    export = sim_sub.add_parser("export-clips", help="simulate N physics clips into one compressed clip archive (.npz)",
+                                description="Physics clips simulated once into one .npz (uint8 video, captions, scene, "
+                                            "view, seed): the training scripts read it with data.source/type: clips "
+                                            "on machines without pybullet (cosmos_hf.data.clip_archive).",
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    export.add_argument("--num", type=int, required=True, help="number of clips")
+    export.add_argument("--out", required=True, help="output .npz file")
+    export.add_argument("--frames", type=int, default=17, help="frames per clip")
+    export.add_argument("--size", default="64x64", help="HxW, multiples of 8 in [16, 1024]")
+    export.add_argument("--fps", type=float, default=12.0)
+    export.add_argument("--seed-offset", type=int, default=1000, help="clip i uses simulator seed seed_offset + i")
+    export.add_argument("--views", type=int, nargs="+", default=[0, 1, 2, 3], help="camera views cycled over scenes")
+    export.add_argument("--scenes", default=None, help=f"comma-separated subset of {','.join(SCENES)}")
+    export.add_argument("--overwrite", action="store_true", help="replace an existing file")
+    export.add_argument("--quiet", action="store_true", help="no progress bar")
+    export.set_defaults(func=_export_clips)
 
     render = sim_sub.add_parser("render", help="simulate one clip and write it as an mp4",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)

@@ -165,7 +165,7 @@ def _write_text(path, text: str) -> None:
 
 def write_record(record, root, sample_id: str) -> dict:
     """Write one record's files under `root`; returns its annotation (the metadata row)."""
-    from ..data import write_video
+    from ..video_io import write_video
 
     root = Path(root)
     ann = record_to_annotation(record, sample_id)

@@ -1,24 +1,26 @@
-"""Cosmos-Tokenize1: causal video and image tokenizers (continuous CV/CI, discrete DV/DI with FSQ), converters."""
+"""Cosmos-Tokenize1: causal video and image tokenizers (continuous CV/CI, discrete DV/DI with FSQ), converters.
 
-from .configs import REFERENCE_CONFIGS, from_config_name, model_from_reference_kwargs
-from .convert import convert_tokenizer_checkpoint, load_tokenizer, save_converted
-from .fsq import FSQ
-from .modeling_continuous_video import CosmosContinuousVideoTokenizer
-from .modeling_discrete_video import CosmosDiscreteVideoTokenizer
-from .modeling_image import CosmosDiscreteImageTokenizer, CosmosImageTokenizer
-from .validation import pad_video_frames
+Names are imported lazily (`cosmos_hf.utils.lazy_exports`) so that `cosmos-hf tokenize --help` does not import
+torch.
+"""
 
-__all__ = [
-    "FSQ",
-    "CosmosContinuousVideoTokenizer",
-    "CosmosDiscreteVideoTokenizer",
-    "CosmosImageTokenizer",
-    "CosmosDiscreteImageTokenizer",
-    "REFERENCE_CONFIGS",
-    "from_config_name",
-    "model_from_reference_kwargs",
-    "convert_tokenizer_checkpoint",
-    "save_converted",
-    "load_tokenizer",
-    "pad_video_frames",
-]
+from ..utils import lazy_exports
+
+_LAZY = {
+    "FSQ": "fsq",
+    "CosmosContinuousVideoTokenizer": "modeling_continuous_video",
+    "CosmosDiscreteVideoTokenizer": "modeling_discrete_video",
+    "CosmosImageTokenizer": "modeling_image",
+    "CosmosDiscreteImageTokenizer": "modeling_image",
+    "REFERENCE_CONFIGS": "configs",
+    "from_config_name": "configs",
+    "model_from_reference_kwargs": "configs",
+    "convert_tokenizer_checkpoint": "convert",
+    "save_converted": "convert",
+    "load_tokenizer": "convert",
+    "pad_video_frames": "validation",
+}
+
+__all__ = list(_LAZY)
+
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

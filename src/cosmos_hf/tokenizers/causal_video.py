@@ -83,6 +83,34 @@ def causal_conv(conv, x, state: CausalStreamState | None = None):
         return _causal_conv(conv, x, state)
 
 
+def _store_weight_channels_last(conv):
+    """Keep a CPU conv weight channels-last, like the activations it meets.
+
+    oneDNN convolves a channels-last input with a channels-last weight and reorders any other weight on every call:
+    for a 512x512x3x3 kernel on a small frame that copy cost about a third of the convolution itself. Converting the
+    stored weight once removes it. Values, `state_dict()` and saved files are unchanged (only the memory layout of
+    the parameter differs). A weight that an offload hook swaps in on every call is converted per call instead, so
+    that offloaded and resident models compute bit-identical outputs.
+    """
+    weight = conv.weight
+    if weight.device.type != "cpu" or weight.dim() != 5 or weight.is_contiguous(memory_format=torch.channels_last_3d):
+        return weight
+    if getattr(conv, "_hf_hook", None) is not None:
+        return weight.contiguous(memory_format=torch.channels_last_3d)
+    with torch.no_grad():
+        weight.data = weight.data.contiguous(memory_format=torch.channels_last_3d)
+    return weight
+
+
+def _prepend_frames(previous, x):
+    """torch.cat([previous, x], dim=2) that stays channels-last (cat of an expanded first frame would not)."""
+    out = torch.empty(*x.shape[:2], previous.shape[2] + x.shape[2], *x.shape[3:], dtype=x.dtype, device=x.device,
+                      memory_format=torch.channels_last_3d)
+    out[:, :, : previous.shape[2]] = previous
+    out[:, :, previous.shape[2] :] = x
+    return out
+
+
 def _causal_conv(conv, x, state):
     # Channels-last (B, T, H, W, C in memory) lets the frame and temporal reshapes below be free views and puts
     # oneDNN on its fast convolution path; a no-op when the input already is.
@@ -91,13 +119,13 @@ def _causal_conv(conv, x, state):
     if pad > 0:
         cached = state.conv_cache.get(id(conv)) if state is not None else None
         previous = cached if cached is not None else x[:, :, :1].expand(-1, -1, pad, -1, -1)
-        x = torch.cat([previous, x], dim=2)
+        x = _prepend_frames(previous, x)
         if state is not None:
             state.conv_cache[id(conv)] = x[:, :, -pad:]
     kt, kh, kw = conv.kernel_size
     st, sh, sw = conv.stride
     spatial_pad = conv.spatial_pad[0]
-    weight, bias = conv.weight, conv.bias
+    weight, bias = _store_weight_channels_last(conv), conv.bias
     if kt == 1 and st == 1:
         # Purely spatial: a 2D conv over the batch of frames.
         frames, batch = _frames_2d(x)

@@ -72,6 +72,25 @@ class CosmosContinuousVideoTokenizer(causal_video.CausalStreamingMixin, StrictLo
         if legacy_mode:
             apply_legacy_upsampling(self.decoder, len(encoder_block_out_channels) - 1, patch_size,
                                     spatial_compression_ratio, temporal_compression_ratio)
+        self._check_decoder_upsampling()
+
+    def _check_decoder_upsampling(self):
+        """Refuse a block layout whose decoder does not undo the compression. The layout rule (the reference's, which
+        diffusers follows) never upsamples in the decoder's first block, so e.g. 4x4x4 with two encoder levels
+        would build a decoder that returns 32x32 frames for 64x64 inputs: a silent wrong result, not a model."""
+        spatial = temporal = self.config.patch_size
+        for block in self.decoder.up_blocks:
+            for upsampler in block.upsamplers or []:
+                spatial *= 2 if upsampler.spatial_upsample else 1
+                temporal *= 2 if upsampler.temporal_upsample else 1
+        if (spatial, temporal) != (self.config.spatial_compression_ratio, self.config.temporal_compression_ratio):
+            raise ValueError(
+                f"this block layout ({len(self.config.encoder_block_out_channels) - 1} levels: "
+                f"encoder_block_out_channels={list(self.config.encoder_block_out_channels)}) builds a decoder that "
+                f"upsamples {temporal}x in time and {spatial}x in space, not the configured "
+                f"temporal_compression_ratio={self.config.temporal_compression_ratio} and spatial_compression_ratio="
+                f"{self.config.spatial_compression_ratio}: add a level (one more entry in channels_mult)"
+            )
 
     @property
     def temporal_compression_factor(self) -> int:

@@ -125,6 +125,10 @@ def test_output_types(pipes):
     (dict(cam_to_world=np.repeat(np.eye(4)[None, None], 2, 0).repeat(9, 1)), "cam_to_world batch 2 does not match 1"),
     (dict(camera_moves="left", intrinsics=np.repeat(np.eye(3)[None], 5, 0)), "for 5 frames but num_frames=9"),
     (dict(camera_moves="left", intrinsics=np.tile(np.eye(3), (2, 9, 1, 1))), "intrinsics batch 2 does not match 1"),
+    # not rigid: a scaled rotation block, a mirror (det -1), a projective bottom row
+    (dict(cam_to_world=np.repeat(np.diag([2.0, 2.0, 2.0, 1.0])[None], 9, 0)), "rigid poses"),
+    (dict(cam_to_world=np.repeat(np.diag([-1.0, 1.0, 1.0, 1.0])[None], 9, 0)), "rigid poses"),
+    (dict(cam_to_world=np.repeat((np.eye(4) + np.pad([[0.5]], ((3, 0), (2, 1))))[None], 9, 0)), "rigid poses"),
 ])
 def test_bad_camera_input_is_refused_with_a_clear_error(pipes, bad, message):
     pipe, _ = pipes

@@ -18,6 +18,7 @@ import sys
 
 import torch
 from timing import finish_report, interleaved, machine_header, positive_repeats
+from video_tokenizers import same_weight_cv8x8x8
 
 CATEGORIES = {
     "convolution": ("conv", "mkldnn_convolution", "slow_conv", "addmm", "mm"),
@@ -107,22 +108,13 @@ def main():
     args.size = args.size or (64 if args.quick else 128)
     torch.set_num_threads(args.threads)
 
-    from diffusers import AutoencoderKLCosmos
-
-    from cosmos_hf.tokenizers import from_config_name
 
     report = {"benchmark": "profile_tokenizers", "command": " ".join(["bench/profile_tokenizers.py", *sys.argv[1:]]),
               "machine": machine_header(), "input": f"1x3x{args.frames}x{args.size}x{args.size}",
               "statistic": "torch.profiler self CPU time: median of --repeats calls, models and steps interleaved"}
     torch.manual_seed(0)
     video = torch.rand(1, 3, args.frames, args.size, args.size) * 2 - 1
-    ours = from_config_name("CV8x8x8").eval()
-    plain = AutoencoderKLCosmos(**{k: v for k, v in ours.config.items() if not k.startswith("_") and k != "legacy_mode"})
-    plain.load_state_dict(ours.state_dict())
-    plain.eval()
-    ours_bf16 = from_config_name("CV8x8x8").eval()
-    ours_bf16.load_state_dict(ours.state_dict())
-    ours_bf16 = ours_bf16.to(torch.bfloat16)
+    ours, plain, ours_bf16 = same_weight_cv8x8x8()
     models = {"ours_fp32": (ours, torch.float32), "diffusers_fp32": (plain, torch.float32),
               "ours_bf16": (ours_bf16, torch.bfloat16)}
     gemm = gemm_gflops(args.repeats)

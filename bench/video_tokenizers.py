@@ -33,23 +33,32 @@ from timing import finish_report, interleaved, machine_header, positive_repeats,
 REPO = Path(__file__).resolve().parents[1]
 
 
+def same_weight_cv8x8x8():
+    """A random CV8x8x8 as (ours fp32, diffusers' AutoencoderKLCosmos with the same weights, ours bf16): the
+    candidates every tokenizer comparison here times against each other."""
+    from diffusers import AutoencoderKLCosmos
+
+    from cosmos_hf.tokenizers import from_config_name
+
+    ours = from_config_name("CV8x8x8").eval()
+    plain = AutoencoderKLCosmos(**{k: v for k, v in ours.config.items() if not k.startswith("_") and k != "legacy_mode"})
+    plain.load_state_dict(ours.state_dict())
+    ours_bf16 = from_config_name("CV8x8x8").eval()
+    ours_bf16.load_state_dict(ours.state_dict())
+    return ours, plain.eval(), ours_bf16.to(torch.bfloat16)
+
+
 def throughput(args):
     """Encode and decode of every model, all interleaved in one loop (so load changes hit them alike)."""
-    from diffusers import AutoencoderKLCogVideoX, AutoencoderKLCosmos
+    from diffusers import AutoencoderKLCogVideoX
 
     from cosmos_hf.tokenizers import from_config_name
 
     torch.manual_seed(0)
     video = torch.rand(1, 3, args.frames, args.size, args.size) * 2 - 1
 
-    cv = from_config_name("CV8x8x8").eval()
-    plain = AutoencoderKLCosmos(**{k: v for k, v in cv.config.items() if not k.startswith("_") and k != "legacy_mode"})
-    plain.load_state_dict(cv.state_dict())
-    plain.eval()
+    cv, plain, cv_bf16 = same_weight_cv8x8x8()
     dv = from_config_name("DV8x8x8").eval()
-    cv_bf16 = from_config_name("CV8x8x8").eval()
-    cv_bf16.load_state_dict(cv.state_dict())
-    cv_bf16 = cv_bf16.to(torch.bfloat16)
 
     def vae_pair(model, dtype=torch.float32):
         return (lambda x: model.encode(x.to(dtype)).latent_dist.mode()), (lambda z: model.decode(z.to(dtype)).sample)

@@ -41,6 +41,7 @@ from cosmos_hf.data import physics_token_cache
 from cosmos_hf.training_utils import (
     build_lr_scheduler,
     epoch_data_loader,
+    optimizer_step,
     read_log,
     resume_training_state,
     save_checkpoint,
@@ -293,12 +294,7 @@ def train_step(model, batch, text_encoding, config, accelerator, optimizer, lr_s
         raise RuntimeError(f"loss is {out.loss.item()} at step {step} (ce {out.ce_loss.item()}, z "
                            f"{out.z_loss.item()}); stopping without saving. Lower training.learning_rate or check "
                            "the data.")
-    accelerator.backward(out.loss)
-    if accelerator.sync_gradients and config["training"]["max_grad_norm"]:
-        accelerator.clip_grad_norm_(trainable, config["training"]["max_grad_norm"])
-    optimizer.step()
-    lr_scheduler.step()
-    optimizer.zero_grad(set_to_none=True)
+    optimizer_step(accelerator, out.loss, trainable, config["training"]["max_grad_norm"], optimizer, lr_scheduler)
     return out
 
 

@@ -49,6 +49,7 @@ from cosmos_hf.data import collate_videos as collate
 from cosmos_hf.training_utils import (
     build_lr_scheduler,
     epoch_data_loader,
+    optimizer_step,
     fork_rng_state,
     read_log,
     resume_training_state,
@@ -500,12 +501,7 @@ def train_step(module, pipe, batch, config, accelerator, optimizer, lr_scheduler
             with torch.no_grad():
                 extra_inputs["tokens"] = pipe.dv_tokenizer.tokenize(batch["video"].to(device, pipe.dv_tokenizer.dtype))
     out = module(latents, text, fps=data["fps"], **extra_inputs)
-    accelerator.backward(out["loss"])
-    if accelerator.sync_gradients and config["training"]["max_grad_norm"]:
-        accelerator.clip_grad_norm_(trainable, config["training"]["max_grad_norm"])
-    optimizer.step()
-    lr_scheduler.step()
-    optimizer.zero_grad(set_to_none=True)
+    optimizer_step(accelerator, out["loss"], trainable, config["training"]["max_grad_norm"], optimizer, lr_scheduler)
     return out
 
 

@@ -567,6 +567,17 @@ def setup_accelerator(config: dict, project_name: str, log_file: str = "train_lo
     return accelerator
 
 
+def optimizer_step(accelerator, loss, trainable, max_grad_norm, optimizer, lr_scheduler):
+    """Backward, clip the gradient norm (when `max_grad_norm` is set, on the step that syncs gradients), step the
+    optimizer and the LR schedule, clear the gradients: the end of every train step inside `accelerator.accumulate`."""
+    accelerator.backward(loss)
+    if accelerator.sync_gradients and max_grad_norm:
+        accelerator.clip_grad_norm_(trainable, max_grad_norm)
+    optimizer.step()
+    lr_scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+
+
 def build_lr_scheduler(optimizer, training: dict, num_processes: int = 1, max_train_steps=None,
                        held_groups: dict | None = None):
     """`training.lr_scheduler` with `training.lr_warmup_steps` over `training.max_train_steps`.

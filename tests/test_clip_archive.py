@@ -25,6 +25,17 @@ def test_archive_holds_the_clips_the_physics_dataset_simulates(archive_path):
     assert list(archive.seeds) == [7, 8, 9]
 
 
+def test_parallel_export_writes_the_serial_archive(archive_path, tmp_path):
+    parallel = simulate_clip_archive(tmp_path / "parallel.npz", num_clips=3, num_frames=5, height=32, width=32,
+                                     fps=12.0, seed_offset=7, views=[0, 1], progress=False, workers=2)
+    serial, other = ClipArchive(archive_path), ClipArchive(parallel)
+    assert np.array_equal(serial.videos, other.videos)
+    assert [serial.caption(i) for i in range(3)] == [other.caption(i) for i in range(3)]
+    assert list(serial.views) == list(other.views) and list(serial.scenes) == list(other.scenes)
+    with pytest.raises(ValueError, match="workers"):
+        simulate_clip_archive(tmp_path / "w.npz", num_clips=1, workers=0, progress=False)
+
+
 def test_export_refuses_to_overwrite_and_writes_nothing_half_done(archive_path, tmp_path):
     with pytest.raises(FileExistsError, match="overwrite"):
         simulate_clip_archive(archive_path, num_clips=1, num_frames=5, height=32, width=32, progress=False)

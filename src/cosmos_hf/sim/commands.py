@@ -59,7 +59,7 @@ def _export_clips(args) -> int:
     scenes = [s.strip() for s in args.scenes.split(",")] if args.scenes else None
     out = simulate_clip_archive(args.out, args.num, num_frames=args.frames, height=height, width=width, fps=args.fps,
                                 seed_offset=args.seed_offset, views=args.views, scenes=scenes,
-                                progress=not args.quiet, overwrite=args.overwrite)
+                                progress=not args.quiet, overwrite=args.overwrite, workers=args.workers)
     print(f"wrote {args.num} physics clips to {out} ({out.stat().st_size / 1e6:.1f} MB)")
     return 0
 
@@ -118,6 +118,7 @@ def register(subparsers) -> None:
     export.add_argument("--seed-offset", type=int, default=1000, help="clip i uses simulator seed seed_offset + i")
     export.add_argument("--views", type=int, nargs="+", default=[0, 1, 2, 3], help="camera views cycled over scenes")
     export.add_argument("--scenes", default=None, help=f"comma-separated subset of {','.join(SCENES)}")
+    export.add_argument("--workers", type=int, default=1, help="parallel processes (the same archive as serial)")
     export.add_argument("--overwrite", action="store_true", help="replace an existing file")
     export.add_argument("--quiet", action="store_true", help="no progress bar")
     export.set_defaults(func=_export_clips)

@@ -354,3 +354,13 @@ def test_from_pipe_keeps_every_component_of_the_decoder_and_autoregressive_pipel
     ar_copy = CosmosARVideo2WorldPipeline.from_pipe(ar, disable_safety_checker=True)
     assert all(getattr(ar_copy, name) is module for name, module in ar.components.items())
     assert ar_copy.decoder_vae is decoder.vae and ar_copy.decoder_token_embedder is decoder.token_embedder
+
+
+def test_the_loop_checks_for_emulated_bf16_with_the_transformers_dtype(t2w, monkeypatch):
+    import cosmos_hf.pipelines.pipeline_cosmos_text2world as module
+
+    seen = []
+    monkeypatch.setattr(module, "warn_if_emulated_bf16", lambda dtype, device, what: seen.append((dtype, device, what)))
+    CALLS["text2world"][1](t2w, steps=1)
+    assert seen == [(torch.float32, torch.device("cpu"),
+                     "CosmosText2WorldPipeline's CosmosTransformer3DModel")]

@@ -233,3 +233,26 @@ def test_diffusion_decoder_latent_output_and_prompt_go_through_its_guard(dv):
         decoder(tokens=tokens, num_inference_steps=1, generator=42)
     with pytest.raises(ValueError, match="fps must be > 0"):
         decoder(tokens=tokens, num_inference_steps=1, fps=0)
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_bf16_on_a_cpu_without_native_bf16_warns_that_float32_is_faster(dv, native, monkeypatch):
+    import warnings
+
+    from cosmos_hf import utils
+
+    monkeypatch.setattr(utils, "cpu_has_native_bf16", lambda: native)
+    monkeypatch.setattr(utils, "_WARNED_EMULATED_BF16", set())
+    pipeline = CosmosARVideo2WorldPipeline(tiny_ar().to(torch.bfloat16), dv, disable_safety_checker=True)
+    pipeline.set_progress_bar_config(disable=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        pipeline(video=frames(5), output_type="tokens")
+        pipeline(video=frames(5), output_type="tokens")
+    messages = [str(w.message) for w in caught if "native bf16" in str(w.message)]
+    if native:
+        assert messages == []
+    else:  # once per process, naming what runs in bf16 and the fix
+        assert len(messages) == 1 and "CosmosARForCausalLM runs in bfloat16" in messages[0]
+        assert "torch_dtype=torch.float32" in messages[0]
+    assert not utils.warn_if_emulated_bf16(torch.float32, "cpu", "a float32 model")

@@ -154,3 +154,36 @@ def positive_int(text) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer (>= 1), got {value}")
     return value
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX, as oneDNN reports it). Elsewhere (e.g. an
+    AVX2-only CPU) PyTorch emulates bf16 arithmetic, and a bf16 model runs slower than the same model in float32."""
+    import torch
+
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+_WARNED_EMULATED_BF16: set[str] = set()
+
+
+def warn_if_emulated_bf16(dtype, device, what: str) -> bool:
+    """Warn (once per `what` and process) that `what` runs in bfloat16 on a CPU without native bf16, where it is
+    slower than float32 and only saves memory. Returns whether the condition holds (warned now or before)."""
+    import warnings
+
+    import torch
+
+    if dtype != torch.bfloat16 or torch.device(device).type != "cpu" or cpu_has_native_bf16():
+        return False
+    if what not in _WARNED_EMULATED_BF16:
+        _WARNED_EMULATED_BF16.add(what)
+        capability = torch.backends.cpu.get_cpu_capability()
+        warnings.warn(
+            f"{what} runs in bfloat16 on a CPU without native bf16 (PyTorch CPU capability {capability}; no "
+            "AVX512-BF16 or AMX): PyTorch emulates bf16 here, which is slower than float32 and only saves memory. "
+            "Load it with torch_dtype=torch.float32 for speed.",
+            UserWarning,
+            stacklevel=3,
+        )
+    return True

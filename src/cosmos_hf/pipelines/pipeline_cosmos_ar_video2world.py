@@ -38,6 +38,7 @@ from .input_checks import (
     preprocess_conditioning_frames,
 )
 from .pipeline_cosmos_diffusion_decoder import CosmosDiffusionDecoderPipeline
+from ..utils import warn_if_emulated_bf16
 from .shared_weights import ReferencedAutoencoderKLCosmos
 
 OUTPUT_TYPES = ("pil", "np", "pt", "tokens")
@@ -231,6 +232,7 @@ class CosmosARVideo2WorldPipeline(HubLayoutMixin, DiffusionPipeline):
                         use_medusa=False, medusa_kwargs=None):
         """Continue `input_ids` [B, L] by `max_new_tokens` tokens with the KV cache (or Medusa, one row at a time)."""
         model = self.ar_model
+        warn_if_emulated_bf16(model.dtype, input_ids.device, f"{type(self).__name__}'s {type(model).__name__}")
         if use_medusa:
             from ..autoregressive.medusa import medusa_generate
 

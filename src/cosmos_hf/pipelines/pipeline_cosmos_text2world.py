@@ -66,6 +66,7 @@ from .input_checks import (
     check_number,
     check_output_type,
 )
+from ..utils import warn_if_emulated_bf16
 from .shared_weights import ReferencedAutoencoderKLCosmos
 
 OUTPUT_TYPES = ("pil", "np", "pt", "latent")
@@ -388,6 +389,8 @@ class CosmosText2WorldPipeline(HubLayoutMixin, CosmosTextToWorldPipeline, Cosmos
         """
         timesteps = self.scheduler.timesteps
         self._num_timesteps = len(timesteps)
+        warn_if_emulated_bf16(self.transformer.dtype, latents.device,
+                              f"{type(self).__name__}'s {type(self.transformer).__name__}")
         bar = nullcontext(progress_bar) if progress_bar is not None else self.progress_bar(total=len(timesteps))
         with bar as progress_bar:
             for i, t in enumerate(timesteps):

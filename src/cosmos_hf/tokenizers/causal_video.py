@@ -20,11 +20,13 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from ..utils import cpu_has_native_bf16
+
 
 # oneDNN runs bf16 convolutions natively only on CPUs with AVX512-BF16 / AMX; elsewhere PyTorch falls back to an
 # emulated kernel about 8x slower than fp32. There, bf16 models keep bf16 activations and weights (the memory saving)
 # but each convolution computes in fp32.
-NATIVE_BF16_CONV = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()) or torch.cuda.is_available()
+NATIVE_BF16_CONV = cpu_has_native_bf16() or torch.cuda.is_available()
 
 
 def _conv2d(x, weight, bias, **kwargs):

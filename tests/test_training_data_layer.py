@@ -51,6 +51,10 @@ def test_clip_archive_dataset_holds_the_clips_the_physics_dataset_simulates(tmp_
     for index in range(2):
         assert torch.equal(clips[index]["video"], physics[index]["video"])
         assert clips[index]["caption"] == physics[index]["caption"]
+    first = build_dataset({**data, "type": "clips", "path": str(archive), "num_clips": 1})
+    assert len(first) == 1 and torch.equal(first[0]["video"], physics[0]["video"])
+    with pytest.raises(ValueError, match=r"data.num_clips must be in \[1, 2\]"):
+        build_dataset({**data, "type": "clips", "path": str(archive), "num_clips": 3})
     with pytest.raises(ValueError, match="12.0 fps; the config asks for 24 fps"):
         build_dataset({**data, "type": "clips", "path": str(archive), "fps": 24})
     with pytest.raises(ValueError, match="data.path .* is required for data.type=clips"):

@@ -176,24 +176,28 @@ def build_dataset(data: dict, training: bool = True):
         if not data.get("path"):
             raise ValueError("data.path (a clip archive .npz from `cosmos-hf sim export-clips`) is required for "
                              "data.type=clips")
-        return ClipArchiveDataset(data["path"], *size, fps=data.get("fps"))
+        return ClipArchiveDataset(data["path"], *size, fps=data.get("fps"), num_clips=data.get("num_clips"))
     raise ValueError(f"data.type must be one of {', '.join(DATASET_TYPES)}, got {kind!r}")
 
 
 class ClipArchiveDataset(Dataset):
     """The clips of a clip archive (`cosmos_hf.data.clip_archive`): clip i is the archive's clip i, its first
     `num_frames` frames (an archive written with the same seed_offset, views, size and fps as a `physics` config holds
-    exactly that config's clips)."""
+    exactly that config's clips). `num_clips` keeps the archive's first clips only (default: all of them)."""
 
-    def __init__(self, path, num_frames, height, width, fps=None):
+    def __init__(self, path, num_frames, height, width, fps=None, num_clips=None):
         from .clip_archive import ClipArchive
 
         self.archive = ClipArchive(path)
         self.archive.check_matches(num_frames, height, width, fps)
         self.num_frames, self.height, self.width = num_frames, height, width
+        self.num_clips = len(self.archive) if num_clips is None else int(num_clips)
+        if not 1 <= self.num_clips <= len(self.archive):
+            raise ValueError(f"data.num_clips must be in [1, {len(self.archive)}] (the clips in {path}), "
+                             f"got {num_clips}")
 
     def __len__(self):
-        return len(self.archive)
+        return self.num_clips
 
     def __getitem__(self, index):
         frames = self.archive.video(index)[: self.num_frames]

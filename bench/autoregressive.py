@@ -318,15 +318,17 @@ def trained_model_medusa(args):
                          "--held_out_tokenizer (the DV tokenizer folder: prompts from held-out simulator clips)")
     if args.prompts:
         tokens = load_file(args.prompts)["tokens"][: args.num_prompts]
+        source = "training-set clips (token cache)"
     else:
         tokens = held_out_tokens(args.held_out_tokenizer, grid, count=args.num_prompts)
+        source = "held-out simulator clips, camera views cycling 0-3"
     tokens = tokens.reshape(len(tokens), -1)
     prompt_len = args.prompt_latent_frames * per_frame
     prompts = tokens[:, :prompt_len]
     if model.config.bov_token_id is not None:
         prompts = torch.cat([torch.full((len(prompts), 1), model.config.bov_token_id), prompts], dim=1)
     new_tokens = model.config.num_video_tokens - prompt_len
-    return {"model": str(args.model), "prompt_tokens": prompt_len, "new_tokens": new_tokens,
+    return {"model": str(args.model), "prompt_source": source, "prompt_tokens": prompt_len, "new_tokens": new_tokens,
             "heads": model.config.medusa_num_heads, "threads": torch.get_num_threads(),
             **compare_medusa(model, prompts, new_tokens, MEDUSA_TREES, repeats=args.repeats)}
 

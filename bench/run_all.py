@@ -1,15 +1,20 @@
-"""`make bench`: run the benchmarks behind the README's tables, write their JSON to bench/results/, render the tables.
+"""`make bench`: run the benchmarks behind the documents' tables, write their JSON to bench/results/, render the tables.
 
     .venv/bin/python bench/run_all.py [--only NAME ...] [--no-render] [--results DIR]
 
 Each entry of BENCHES runs as `python bench/<script>.py <args>` in a fresh process (each prints one JSON object);
 the object, with the script's wall time added, is written atomically to bench/results/<name>.json, then
-bench/render_readme_tables.py rewrites the README's tables between their marker comments from those files. The
-arguments are the scripts' quick settings, meant to keep the whole run under 10 minutes on 2 idle cores (each
-JSON records its `run_all.wall_s`);
-every script also has a fuller default (see its docstring). Benchmarks not listed here (autoregressive, sim,
-guardrails, curation, evaluation, text_overlay, planning, gpu_real_size) are run by hand; the README quotes their
-commands.
+bench/render_readme_tables.py rewrites the tables between their marker comments in README.md and
+pipelines/*/README.md from those files. The arguments are the scripts' quick settings, meant to keep the whole run
+under 15 minutes on 2 idle cores (each JSON records its `run_all.wall_s`; before each entry the run waits, at most
+150 s, for the load average to settle); every script also has a fuller default (see its docstring).
+
+Wall times on the 2-core AMD EPYC: idle, video_tokenizers ~3 min, profile_tokenizers, nano_world_models and
+action_latency_nano ~30-40 s each; measured while the machine was busy (upper bounds), autoregressive ~70 s (random
+model, long context, static cache + torch.compile on the nano AR model), ar_medusa_nano ~2 min (the nano AR
+checkpoint's Medusa trees on 8 held-out prompts), sim ~1 min, curation ~70 s (in-process executor, shot detection,
+split memory; Ray is left out, its actor start-up alone takes minutes), guardrails ~20 s, evaluation ~10 s.
+Benchmarks not listed here (text_overlay, planning, gpu_real_size) are run by hand; the README quotes their commands.
 """
 
 import argparse
@@ -33,6 +38,13 @@ BENCHES = {
                                             "--pipeline", NANO + "text2world", "--pipeline", NANO + "ar-video2world"]),
     "action_latency_nano": ("action_latency.py", ["--pipeline", NANO + "action-conditioned", "--threads", "1", "2",
                                                   "--steps", "35", "4", "--condition_frames", "1", "5"]),
+    "autoregressive": ("autoregressive.py", ["--quick"]),
+    "ar_medusa_nano": ("autoregressive.py", ["--skip_random", "--model", NANO + "ar-video2world/ar_model",
+                                             "--held_out_tokenizer", NANO + "tokenizer-dv4x8x8"]),
+    "sim": ("sim.py", []),
+    "guardrails": ("guardrails.py", []),
+    "curation": ("curation.py", ["--videos", "4", "--skip-ray"]),
+    "evaluation": ("evaluation.py", []),
 }
 
 

@@ -3,11 +3,13 @@
 
     .venv/bin/python training/report_nano_tokenizers.py [--clips 32] [--frames 17] [--out outputs/nano_tokenizer_report.json]
     .venv/bin/python training/report_nano_tokenizers.py --cv outputs/tokenizer_nano_cv4x8x8/model --dv ...  # candidates
+    .venv/bin/python training/report_nano_tokenizers.py --cv4x4x4 outputs/tokenizer_nano_cv4x4x4/model
 
 Clips: physics-world scenes with seeds 900000+ (training draws its seeds from a different stream), all 8 scenes,
 views 0-3, 64x64. Baselines keep one frame per latent frame (every 4th, held until the next) and shrink it
 bilinearly so that the stored budget equals the tokenizer's:
 - CV4x8x8 keeps 16 float channels per 4x8x8 block, i.e. 16/768 of the pixel values -> spatial factor 8*sqrt(3/16);
+- CV4x4x4 keeps 16 float channels per 4x4x4 block, i.e. 16/192 of the pixel values -> spatial factor 4*sqrt(3/16);
 - DV4x8x8 keeps one token per 4x8x8 block, log2(codebook size) bits (16 for the reference's 64,000 codes, ~10 for
   the nano's 1,000) against 24-bit pixels -> spatial factor 8*sqrt(24/bits).
 Colour: `chroma_error` is the mean |(pixel - its RGB mean) of the reconstruction - the same of the input| on [-1, 1]
@@ -44,12 +46,15 @@ def main():
     parser.add_argument("--out", default="outputs/nano_tokenizer_report.json")
     parser.add_argument("--cv", default=str(NANO_TOKENIZERS["CV4x8x8"]), help="CV4x8x8 tokenizer folder")
     parser.add_argument("--dv", default=str(NANO_TOKENIZERS["DV4x8x8"]), help="DV4x8x8 tokenizer folder")
+    parser.add_argument("--cv4x4x4", default=str(NANO_TOKENIZERS["CV4x4x4"]), help="CV4x4x4 tokenizer folder")
     args = parser.parse_args()
     torch.set_num_threads(1)
 
-    models = {"CV4x8x8": load_tokenizer(args.cv).eval(), "DV4x8x8": load_tokenizer(args.dv).eval()}
+    models = {"CV4x8x8": load_tokenizer(args.cv).eval(), "DV4x8x8": load_tokenizer(args.dv).eval(),
+              "CV4x4x4": load_tokenizer(args.cv4x4x4).eval()}
     bits = dv_bits(models["DV4x8x8"])
-    baselines = {"bilinear (CV budget)": 8 * (3 / 16) ** 0.5, f"bilinear (DV budget, {bits:.1f} bits)": 8 * (24 / bits) ** 0.5}
+    baselines = {"bilinear (CV budget)": 8 * (3 / 16) ** 0.5, f"bilinear (DV budget, {bits:.1f} bits)": 8 * (24 / bits) ** 0.5,
+                 "bilinear (CV4x4x4 budget)": 4 * (3 / 16) ** 0.5}
     scores = {name: {"psnr": [], "ssim": [], "chroma_error": []} for name in [*models, *baselines]}
     grey_errors = []
     for i in range(args.clips):

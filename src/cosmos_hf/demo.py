@@ -40,6 +40,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 NANO_TOKENIZERS = {
     "CV4x8x8": REPO_ROOT / "pipelines" / "cosmos-nano-tokenizer-cv4x8x8",
     "DV4x8x8": REPO_ROOT / "pipelines" / "cosmos-nano-tokenizer-dv4x8x8",
+    "CV4x4x4": REPO_ROOT / "pipelines" / "cosmos-nano-tokenizer-cv4x4x4",
 }
 NANO_WORLD_MODELS = {
     "video2world": REPO_ROOT / "pipelines" / "cosmos-nano-video2world",
@@ -86,7 +87,7 @@ def reconstruct(model, frames: np.ndarray) -> np.ndarray:
 
 # ---------------------------------------------------------------------------------------------------- videos
 
-TOKENIZER_COLUMNS = ("input", "CV4x8x8", "DV4x8x8")
+TOKENIZER_COLUMNS = ("input", "CV4x8x8", "DV4x8x8", "CV4x4x4")
 WORLD_MODEL_COLUMNS = {
     "video2world": ("ground truth", "copy-last", "Video2World"),
     "text2world": ("simulator clip", "Text2World"),
@@ -155,7 +156,7 @@ def run_tokenizers(clips, out: Path) -> dict:
         for name, recon in outputs.items():
             metrics[name]["psnr"].append(psnr(frames, recon))
             metrics[name]["ssim"].append(float(np.mean(ssim_per_frame(frames, recon))))
-        rows.append([frames, outputs["CV4x8x8"], outputs["DV4x8x8"]])
+        rows.append([frames, outputs["CV4x8x8"], outputs["DV4x8x8"], outputs["CV4x4x4"]])
         print(f"{clip['scene']:>15}: " + ", ".join(f"{name} {metrics[name]['psnr'][-1]:.2f} dB" for name in outputs))
 
     write_video(out / "tokenizers.mp4", labelled_grid(rows, TOKENIZER_COLUMNS), fps=DEMO_FPS)
@@ -334,7 +335,7 @@ def describe_metrics(args) -> dict:
         "ssim": "SSIM of each scored frame (7x7 window), mean over frames and clips; 1 = identical",
         "exact_clips": "clips predicted exactly (PSNR +inf, e.g. copy-last on a clip where nothing moves), left out "
                        "of the PSNR mean",
-        "CV4x8x8, DV4x8x8": "the nano tokenizers' reconstruction (encode + decode) of every frame of each clip",
+        "CV4x8x8, DV4x8x8, CV4x4x4": "the nano tokenizers' reconstruction (encode + decode) of every frame of each clip",
         "bilinear_baseline": "a codec that learns nothing, with CV4x8x8's budget of stored values: every 4th frame "
                              "shrunk bilinearly, then enlarged and held",
         "video2world, ar_video2world": f"the world models, given {given} of each clip (and its caption, where the "

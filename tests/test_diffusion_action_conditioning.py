@@ -139,3 +139,81 @@ def test_action_model_runs_in_bfloat16():
     inputs = {k: (v.to(torch.bfloat16) if torch.is_tensor(v) else v) for k, v in _inputs().items()}
     out = model(**inputs, action=_actions(), return_dict=False)[0]
     assert out.dtype == torch.bfloat16 and torch.isfinite(out.float()).all()
+
+
+# --- actions_per_latent_frame (not the reference): each latent frame modulated by its own actions ---
+
+
+def _per_frame_model(**config):
+    return _action_model(num_action_frames=4, actions_per_latent_frame=2, **config)  # 1 + 4 / 2 = 3 latent frames
+
+
+def test_per_latent_frame_features_are_own_actions_and_running_sum():
+    _, model = _per_frame_model()
+    action = _actions(frames=4)
+    features = model.action_features(action).reshape(2, 3, 3 * 7)
+    assert model.action_embedder_B_3D.fc1.weight.shape[1] == 3 * 7
+    assert not features[:, 0].any()  # latent frame 0 is the first frame: nothing has been done yet
+    torch.testing.assert_close(features[:, 1, :14], action[:, 0:2].flatten(1))
+    torch.testing.assert_close(features[:, 2, :14], action[:, 2:4].flatten(1))
+    torch.testing.assert_close(features[:, 1, 14:], action[:, :2].sum(1))
+    torch.testing.assert_close(features[:, 2, 14:], action.sum(1))
+
+
+def test_per_latent_frame_model_starts_as_base_and_modulates_each_frame():
+    base, model = _per_frame_model()
+    inputs = _inputs()
+    expected = base(**inputs, return_dict=False)[0]
+    torch.testing.assert_close(model(**inputs, action=_actions(frames=4) * 5, return_dict=False)[0], expected,
+                               rtol=0, atol=1e-6)
+    _perturb(model.action_embedder_B_3D)
+    captured = []
+    hook = model.time_embed.register_forward_hook(lambda module, args, out: captured.append(out[0].detach()))
+    early, late = _actions(frames=4), _actions(frames=4)
+    late[:, 2:] += 1.0  # differ only in the actions that lead into the last latent frame
+    out_early = model(**inputs, action=early, return_dict=False)[0]
+    out_late = model(**inputs, action=late, return_dict=False)[0]
+    hook.remove()
+    temb_early, temb_late = (t.reshape(2, 3, -1) for t in captured)
+    assert torch.equal(temb_early[:, :2], temb_late[:, :2])  # frames 0 and 1 get the same modulation ...
+    assert (temb_early[:, 2] - temb_late[:, 2]).abs().max() > 1e-4  # ... frame 2 its own
+    assert (out_early - out_late).abs().max() > 1e-4
+
+
+def test_per_latent_frame_model_rejects_mismatched_windows():
+    with pytest.raises(ValueError, match="must be >= 1 and divide num_action_frames \\(4\\), got 3"):
+        _action_model(num_action_frames=4, actions_per_latent_frame=3)
+    _, model = _per_frame_model()
+    with pytest.raises(ValueError, match="4 actions need 1 \\+ 4 / 2 = 3 latent frames, got 5"):
+        model(**_inputs(frames=5), action=_actions(frames=4))
+
+
+def test_action_normalisation_standardises_what_the_embedders_read(tmp_path):
+    from cosmos_hf.diffusion.action_conditioning import action_statistics
+
+    actions = torch.randn(64, 2, 7) * torch.tensor([0.01, 0.02, 0.02, 0.01, 0.01, 0.1, 0.5]) + 0.3
+    mean, std = action_statistics(actions)
+    torch.testing.assert_close(torch.tensor(mean), actions.reshape(-1, 7).double().mean(0), check_dtype=False)
+    _, model = _action_model()
+    raw = model.action_features(actions[:2])
+    model.set_action_normalization(mean, std)
+    normalised = model.action_features(actions).reshape(-1, 7)
+    torch.testing.assert_close(normalised.mean(0), torch.zeros(7), atol=1e-5, rtol=0)
+    torch.testing.assert_close(normalised.std(0), torch.ones(7), atol=1e-4, rtol=0)
+    assert not torch.allclose(model.action_features(actions[:2]), raw)
+    # saved with the model
+    _perturb(model.action_embedder_B_3D)
+    model.save_pretrained(tmp_path)
+    loaded = CosmosActionConditionedTransformer3DModel.from_pretrained(tmp_path)
+    assert loaded.config.action_std == model.config.action_std
+    inputs = _inputs()
+    torch.testing.assert_close(loaded(**inputs, action=actions[:2], return_dict=False)[0],
+                               model(**inputs, action=actions[:2], return_dict=False)[0])
+    # a dimension that never varies keeps a floor, not a division by zero
+    assert action_statistics(torch.zeros(5, 7))[1] == [1e-3] * 7
+    with pytest.raises(ValueError, match="need 7 values"):
+        model.set_action_normalization([0.0] * 6, [1.0] * 6)
+    with pytest.raises(ValueError, match="finite and > 0"):
+        model.set_action_normalization([0.0] * 7, [1.0] * 6 + [0.0])
+    with pytest.raises(ValueError, match="must be given together"):
+        _action_model(action_mean=[0.0] * 7)

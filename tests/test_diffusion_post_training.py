@@ -66,6 +66,18 @@ def test_action_post_training_saves_an_action_pipeline_that_rolls_out(tiny_video
     assert frames.shape == (1, 11, 32, 32, 3) and np.isfinite(frames).all()
 
 
+def test_action_post_training_with_normalised_per_latent_frame_actions(tiny_video2world_folder, tmp_path):
+    folder = post_train("action", tiny_video2world_folder, tmp_path / "action", "--set", "model.normalize_actions=true",
+                        "--set", "model.actions_per_latent_frame=4")
+    pipe = load_remote(folder)
+    config = pipe.transformer.config
+    assert config.actions_per_latent_frame == 4 and len(config.action_std) == 7
+    # the statistics are the training clips' (translations: millimetres per frame; the gripper: 0 or 1)
+    assert max(config.action_std[:3]) < 0.1 and all(std > 0 for std in config.action_std)
+    frames = pipe(video=CONDITION, actions=np.zeros((10, 7)), num_inference_steps=1, output_type="np").frames
+    assert frames.shape == (1, 11, 32, 32, 3) and np.isfinite(frames).all()
+
+
 def test_multiview_post_training_saves_a_multiview_pipeline_that_generates(tiny_video2world_folder, tmp_path):
     from cosmos_hf.pipelines import CosmosMultiViewPipeline
 

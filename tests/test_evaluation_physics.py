@@ -277,3 +277,29 @@ def test_tokenizer_bound_works_for_a_discrete_tokenizer():
         expected = tensor_to_frames(tokenizer.detokenize(tokenizer.tokenize(frames_to_tensor(sample.frames))).float())
     np.testing.assert_array_equal(predicted[1:], expected[1:])
     assert 10 < psnr(sample.frames[1:], predicted[1:]) < math.inf
+
+
+def test_tokenizer_bound_detail_gate_leaves_no_trace_where_an_object_moved_away():
+    from cosmos_hf.evaluation.commands import build_predictors
+    from cosmos_hf.evaluation.predictors import TokenizerRoundTripPredictor
+    from cosmos_hf.evaluation.tokenizer_metrics import reconstruct_with_autoencoder
+
+    folder = Path(__file__).resolve().parents[1] / "pipelines" / "cosmos-nano-tokenizer-cv4x8x8"
+    sample = moving_squares_sample(seed=1, num_frames=9, height=32, width=32)
+    context = {"ground_truth": sample.frames, "seed": 0}
+    ungated = TokenizerRoundTripPredictor(folder, condition_detail_transfer=True)(sample.frames[:1], "", 9, context)
+    gated_predictor = TokenizerRoundTripPredictor(folder, condition_detail_transfer=True, condition_detail_gate=0.05)
+    gated = gated_predictor(sample.frames[:1], "", 9, context)
+    round_trip = reconstruct_with_autoencoder(gated_predictor.autoencoder, sample.frames).astype(int)
+    still = np.repeat(sample.frames[:1], 9, axis=0)
+    still_round_trip = reconstruct_with_autoencoder(gated_predictor.autoencoder, still).astype(int)
+    moved = np.abs(round_trip - still_round_trip).max(-1) > 0.05 * 255  # where the clip departs from its first frame
+    assert moved[1:].any() and (~moved[1:]).any()
+    # where it departed the gate adds nothing (the plain round trip); elsewhere it adds a share of the detail
+    np.testing.assert_array_equal(gated[1:][moved[1:]], np.clip(round_trip[1:][moved[1:]], 0, 255))
+    assert np.abs(ungated[1:][moved[1:]].astype(int) - round_trip[1:][moved[1:]]).max() > 5  # the ungated trace
+    assert gated_predictor.name.endswith("+ detail transfer (gate 0.05)")
+    with pytest.raises(ValueError, match="needs condition_detail_transfer=True"):
+        TokenizerRoundTripPredictor(folder, condition_detail_gate=0.05)
+    bound = build_predictors([], tokenizer_bound=folder, condition_detail_transfer="on", condition_detail_gate=0.1)
+    assert [p.condition_detail_gate for p in bound.values()] == [0.1]

@@ -15,10 +15,10 @@ from cosmos_hf.pipelines.pipeline_cosmos_video2world import CosmosVideo2WorldPip
 WINDOW = 9  # the tiny base: 9 frames = 3 latent frames -> 8 actions per window
 
 
-def action_pipeline(base_folder, perturb: bool = False):
+def action_pipeline(base_folder, perturb: bool = False, **config):
     base = CosmosVideo2WorldPipeline.from_pretrained(base_folder, disable_safety_checker=True)
     transformer = CosmosActionConditionedTransformer3DModel.from_video2world(
-        base.transformer, action_dim=7, num_action_frames=WINDOW - 1).eval()
+        base.transformer, action_dim=7, num_action_frames=WINDOW - 1, **config).eval()
     if perturb:  # give the zero-initialised last layer of the AdaLN-LoRA action embedder some weight
         with torch.no_grad():
             layer = transformer.action_embedder_B_3D.fc2
@@ -106,6 +106,23 @@ def test_actions_change_the_rollout_once_the_embedder_is_trained(tiny_video2worl
     other = rollout(pipe, actions(8, seed=1))
     assert np.abs(first - other).max() > 1e-3
     np.testing.assert_array_equal(rollout(pipe, actions(8, seed=0)), first)  # same generator seed: same video
+
+
+def test_per_latent_frame_actions_roll_out_and_load_back(tiny_video2world_folder, tmp_path):
+    from diffusers import DiffusionPipeline
+
+    pipe, _ = action_pipeline(tiny_video2world_folder, perturb=True, actions_per_latent_frame=4)  # 1 + 8 / 4 = 3
+    first = rollout(pipe, actions(16, seed=0))
+    late = actions(16, seed=0)
+    late[12:] += 0.5  # only the actions leading into the second chunk's last latent frame
+    assert first.shape == (1, 17, 32, 32, 3)
+    assert np.abs(rollout(pipe, late) - first).max() > 1e-3
+    pipe.save_pretrained(tmp_path / "action")
+    loaded = DiffusionPipeline.from_pretrained(tmp_path / "action", trust_remote_code=True,
+                                               disable_safety_checker=True)
+    assert loaded.transformer.config.actions_per_latent_frame == 4
+    loaded.set_progress_bar_config(disable=True)
+    np.testing.assert_allclose(rollout(loaded, actions(16, seed=0)), first, atol=1e-5)
 
 
 def test_saved_folder_loads_back_as_the_action_pipeline(pipes, tmp_path):

@@ -167,6 +167,42 @@ def test_condition_detail_transfer_adds_what_the_tokenizer_loses_of_the_last_fra
         loaded(output_type="latent", **args)
 
 
+def test_condition_detail_gate_adds_the_detail_only_where_the_model_kept_the_still_frame(text_parts, tmp_path):
+    pipe = make_v2w(text_parts)
+    video = torch.rand(1, 3, 5, 32, 32) * 2 - 1
+    still = video[:, :, -1:].expand(-1, -1, 9, -1, -1)
+    ungated = pipe.condition_detail(video, 9)
+    round_trip = still - ungated
+    # a decoded video that keeps the still round trip on the left half and departs by 0.2 (image units) on the right
+    decoded = round_trip.clone()
+    decoded[..., 16:] += 0.4
+    gated = pipe.condition_detail(video, 9, decoded=decoded, gate=0.1)
+    torch.testing.assert_close(gated[..., :16], ungated[..., :16])  # kept the still frame: the whole detail
+    assert not gated[..., 16:].any()  # departed by more than the gate: none
+    half = pipe.condition_detail(video, 9, decoded=decoded, gate=0.4)  # departed by half the gate: half the detail
+    torch.testing.assert_close(half[..., 16:], ungated[..., 16:] * 0.5)
+    with pytest.raises(ValueError, match="a gate needs the decoded video"):
+        pipe.condition_detail(video, 9, gate=0.1)
+    # the call applies it to the decoded video, and the saved default is used when the call passes None
+    args = dict(video=video, prompt="a ball", num_inference_steps=2, guidance_scale=1.0, output_type="pt",
+                condition_detail_transfer=True)
+    guard, pipe.safety_checker = pipe.safety_checker, None
+    latents = pipe(generator=seeded(), **{**args, "output_type": "latent", "condition_detail_transfer": False}).frames
+    pipe.safety_checker = guard
+    decoded = pipe.vae.decode(pipe.denormalize_latents(latents)).sample
+    expected = ((decoded + pipe.condition_detail(video, 9, decoded=decoded, gate=0.05)).clamp(-1, 1) + 1) / 2
+    got = pipe(generator=seeded(), condition_detail_gate=0.05, **args).frames
+    torch.testing.assert_close(got, expected.permute(0, 2, 1, 3, 4), rtol=0, atol=1 / 255 + 1e-6)
+    pipe.register_to_config(default_condition_detail_gate=0.05)
+    pipe.save_pretrained(tmp_path / "v2w")
+    loaded = DiffusionPipeline.from_pretrained(tmp_path / "v2w", trust_remote_code=True)
+    loaded.set_progress_bar_config(disable=True)
+    torch.testing.assert_close(loaded(generator=seeded(), **args).frames, got, rtol=0, atol=1e-5)
+    for bad in (0, 1.5, float("nan")):
+        with pytest.raises(ValueError, match="condition_detail_gate must be > 0 and <= 1"):
+            loaded(condition_detail_gate=bad, **args)
+
+
 def test_generator_determinism_and_output_types(text_parts):
     pipe = make_t2w(text_parts)
     a = pipe("a cube", num_inference_steps=2, generator=seeded(1), output_type="np").frames

@@ -88,6 +88,10 @@ DEFAULT_CONFIG = {
         # post-trained world models (condition camera | action | multiview, from a Video2World pretrained_pipeline)
         "action_dim": 7,  # action: Bridge-format end-effector actions
         "num_action_frames": None,  # action: actions per window (null = data.num_frames - 1)
+        "fix_timestep_action_path": False,  # action: also feed the timestep path (the reference does not)
+        "actions_per_latent_frame": None,  # action: k = modulate each latent frame by its own k actions (not the
+                                           # reference, which embeds all actions as one vector)
+        "normalize_actions": False,  # action: standardise actions with the training data's per-dimension mean/std
         "num_views": 6,  # multiview: cameras of the rig (laid out along time)
         "view_embed_dim": 32,  # multiview: width of the learned view embedding
         "trajectory_dim": None,  # multiview: width of the rig-trajectory input (null = no trajectory input)
@@ -466,6 +470,13 @@ def build_training_data(config: dict, pipe, module, device, accelerator):
         from cosmos_hf.diffusion import post_training
 
         dataset = build_post_training_dataset(condition, data, num_views=getattr(module, "num_views", None))
+        if condition == "action" and config["model"].get("normalize_actions"):
+            from cosmos_hf.diffusion.action_conditioning import action_statistics
+
+            # computed from the same simulated clips on every (re)start, so a resumed run gets the same values
+            mean, std = action_statistics(np.concatenate([clip["actions"] for clip in dataset.clips]))
+            accelerator.unwrap_model(module).transformer.set_action_normalization(mean, std)
+            logger.info("action normalisation: mean %s, std %s", np.round(mean, 4), np.round(std, 4))
         if data["cache_latents"]:
             dataset = post_training.cache_post_training_latents(dataset, pipe, condition,
                                                                 config["model"]["max_sequence_length"], device)

@@ -27,6 +27,8 @@ forward is reused unchanged.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from diffusers import CosmosTransformer3DModel
 # diffusers picks a pipeline component's loader by looking up `ModelMixin` in the module that defines its class
@@ -49,6 +51,25 @@ class CosmosActionEmbedder(nn.Module):
 
     def forward(self, action: torch.Tensor) -> torch.Tensor:
         return self.fc2(self.act(self.fc1(action)))
+
+
+def _check_action_statistics(mean, std, action_dim: int) -> None:
+    if (mean is None) != (std is None):
+        raise ValueError("action_mean and action_std must be given together")
+    if std is None:
+        return
+    if len(mean) != action_dim or len(std) != action_dim:
+        raise ValueError(f"action_mean and action_std need {action_dim} values (action_dim), got {len(mean)} and "
+                         f"{len(std)}")
+    if not all(math.isfinite(v) for v in [*mean, *std]) or min(std) <= 0:
+        raise ValueError(f"action_mean must be finite and action_std finite and > 0, got {list(mean)} / {list(std)}")
+
+
+def action_statistics(actions, min_std: float = 1e-3) -> tuple[list[float], list[float]]:
+    """(mean, std) per action dimension of `actions` `[..., dim]`; std is floored at `min_std` so that a dimension
+    that never varies in the data (e.g. a fixed wrist roll) is not blown up at inference."""
+    values = torch.as_tensor(actions, dtype=torch.float64).reshape(-1, torch.as_tensor(actions).shape[-1])
+    return values.mean(0).tolist(), values.std(0).clamp(min=min_std).tolist()
 
 
 class CosmosActionTimestepEmbedding(CosmosEmbedding):
@@ -89,6 +110,17 @@ class CosmosActionConditionedTransformer3DModel(CosmosTransformer3DModel):
         action_hidden_dim (`int`, *optional*): hidden width of the embedders; default 4 x model width (reference).
         fix_timestep_action_path (`bool`, defaults to False): also add `action_embedder_B_D`'s output to the
             timestep embedding (the reference computes it but never uses it; see the module docstring).
+        actions_per_latent_frame (`int`, *optional*): not the reference. With k (the VAE's temporal compression,
+            4 for the nano tokenizers) the actions modulate each latent frame separately instead of the whole clip
+            with one vector: latent frame j >= 1 reads its own k actions (those that lead into its frames) and the
+            sum of all actions up to its last frame (where the end effector should be by then, relative to the first
+            frame); latent frame 0 reads zeros. The embedders then take ``(k + 1) * action_dim`` inputs and the
+            timestep is given per frame. A window of N actions must have ``1 + N / k`` latent frames. `None` (the
+            default) keeps the reference: one embedding of all actions for every frame.
+        action_mean, action_std (`list[float]`, *optional*): not the reference. Per-dimension statistics of the
+            training actions; the embedders then read ``(action - mean) / std``. Raw end-effector deltas are a few
+            millimetres per frame beside a 0/1 gripper value, so without this the translation barely moves the
+            embedders' input (`set_action_normalization`; the training script's `model.normalize_actions`).
     """
 
     @register_to_config
@@ -118,11 +150,21 @@ class CosmosActionConditionedTransformer3DModel(CosmosTransformer3DModel):
         num_action_frames: int = 1,
         action_hidden_dim: int | None = None,
         fix_timestep_action_path: bool = False,
+        actions_per_latent_frame: int | None = None,
+        action_mean: list[float] | None = None,
+        action_std: list[float] | None = None,
     ) -> None:
         if action_dim < 1 or num_action_frames < 1:
             raise ValueError(
                 f"action_dim and num_action_frames must be >= 1, got {action_dim} and {num_action_frames}"
             )
+        if actions_per_latent_frame is not None:
+            if actions_per_latent_frame < 1 or num_action_frames % actions_per_latent_frame:
+                raise ValueError(f"actions_per_latent_frame must be >= 1 and divide num_action_frames "
+                                 f"({num_action_frames}), got {actions_per_latent_frame}")
+            if patch_size[0] != 1:
+                raise ValueError(f"actions_per_latent_frame needs a temporal patch size of 1, got {patch_size[0]}")
+        _check_action_statistics(action_mean, action_std, action_dim)
         super().__init__(
             in_channels=in_channels,
             out_channels=out_channels,
@@ -147,7 +189,10 @@ class CosmosActionConditionedTransformer3DModel(CosmosTransformer3DModel):
         )
         hidden_size = num_attention_heads * attention_head_dim
         self.time_embed = CosmosActionTimestepEmbedding(hidden_size, hidden_size)
-        action_features = action_dim * num_action_frames
+        if actions_per_latent_frame is None:
+            action_features = action_dim * num_action_frames
+        else:  # the latent frame's own actions + the running sum of all actions so far
+            action_features = action_dim * (actions_per_latent_frame + 1)
         action_hidden_dim = action_hidden_dim or 4 * hidden_size
         self.action_embedder_B_D = CosmosActionEmbedder(action_features, action_hidden_dim, hidden_size)
         self.action_embedder_B_3D = CosmosActionEmbedder(action_features, action_hidden_dim, 3 * hidden_size)
@@ -162,7 +207,9 @@ class CosmosActionConditionedTransformer3DModel(CosmosTransformer3DModel):
         any action (their gradients are non-zero, so training moves them on the first step).
         """
         _check_extra_config(
-            cls, extra_config, ["action_dim", "num_action_frames", "action_hidden_dim", "fix_timestep_action_path"]
+            cls, extra_config,
+            ["action_dim", "num_action_frames", "action_hidden_dim", "fix_timestep_action_path",
+             "actions_per_latent_frame", "action_mean", "action_std"],
         )
         model = cls(**{**base_config_dict(base), **extra_config})
         for embedder in (model.action_embedder_B_D, model.action_embedder_B_3D):
@@ -171,9 +218,34 @@ class CosmosActionConditionedTransformer3DModel(CosmosTransformer3DModel):
         load_base_weights(model, base)
         return model.train(base.training)
 
+    def set_action_normalization(self, mean, std) -> None:
+        """Store per-dimension action statistics in the config (saved with the model); the embedders then read
+        ``(action - mean) / std``. Set them before training: the embedders learn on that scale."""
+        mean = [float(v) for v in mean]
+        std = [float(v) for v in std]
+        _check_action_statistics(mean, std, self.config.action_dim)
+        self.register_to_config(action_mean=mean, action_std=std)
+
+    def action_features(self, action: torch.Tensor) -> torch.Tensor:
+        """The embedders' input for `action` `[B, N, dim]`: `[B, N * dim]` (reference) or, with
+        `actions_per_latent_frame` k, `[B * (1 + N / k), (k + 1) * dim]` (frame-minor rows; see the class docstring)."""
+        if self.config.get("action_std") is not None:
+            mean = action.new_tensor(self.config["action_mean"])
+            action = (action - mean) / action.new_tensor(self.config["action_std"])
+        action = action.to(self.action_embedder_B_3D.fc1.weight.dtype)
+        k = self.config.get("actions_per_latent_frame")
+        if k is None:
+            return action.flatten(1)
+        batch, num_actions, dim = action.shape
+        own = action.reshape(batch, num_actions // k, k * dim)
+        running_sum = action.cumsum(dim=1)[:, k - 1 :: k]  # summed up to each latent frame's last frame
+        features = torch.cat([own, running_sum], dim=2)
+        first = features.new_zeros(batch, 1, features.shape[2])  # latent frame 0 is the first frame: no action yet
+        return torch.cat([first, features], dim=1).flatten(0, 1)
+
     def embed_action(self, action: torch.Tensor):
         """(B_D embedding, or None when the reference quirk is kept; B_3D embedding) for `action` `[B, N, dim]`."""
-        action = action.flatten(1).to(self.action_embedder_B_3D.fc1.weight.dtype)
+        action = self.action_features(action)
         embedding_B_3D = self.action_embedder_B_3D(action)
         embedding_B_D = self.action_embedder_B_D(action)  # computed either way, as the reference does
         if self.config.fix_timestep_action_path:
@@ -212,6 +284,14 @@ class CosmosActionConditionedTransformer3DModel(CosmosTransformer3DModel):
             raise ValueError(f"action batch size {action.shape[0]} differs from hidden_states' {shape[0]}")
         if not torch.isfinite(action).all():
             raise ValueError("action contains NaN or infinite values")
+        k = self.config.get("actions_per_latent_frame")
+        if k is not None:
+            latent_frames = hidden_states.shape[2]
+            if latent_frames != 1 + shape[1] // k:
+                raise ValueError(f"with actions_per_latent_frame={k}, {shape[1]} actions need 1 + {shape[1]} / {k} = "
+                                 f"{1 + shape[1] // k} latent frames, got {latent_frames}")
+            if timestep.ndim == 1:  # one noise level per sample -> the same level for each frame, modulated per frame
+                timestep = timestep.reshape(-1, 1, 1, 1, 1).expand(shape[0], 1, latent_frames, 1, 1)
         self.time_embed.action_embeddings = self.embed_action(action)
         try:
             return super().forward(
@@ -229,4 +309,5 @@ class CosmosActionConditionedTransformer3DModel(CosmosTransformer3DModel):
             self.time_embed.action_embeddings = None
 
 
-__all__ = ["CosmosActionConditionedTransformer3DModel", "CosmosActionEmbedder", "CosmosActionTimestepEmbedding"]
+__all__ = ["CosmosActionConditionedTransformer3DModel", "CosmosActionEmbedder", "CosmosActionTimestepEmbedding",
+           "action_statistics"]

@@ -148,8 +148,11 @@ def conditioned_transformer(condition: str, base_transformer, model: dict, data:
         from .action_conditioning import CosmosActionConditionedTransformer3DModel
 
         num_action_frames = model.get("num_action_frames") or int(data["num_frames"]) - 1
+        per_latent_frame = model.get("actions_per_latent_frame")
         return CosmosActionConditionedTransformer3DModel.from_video2world(
-            base_transformer, action_dim=int(model.get("action_dim") or 7), num_action_frames=int(num_action_frames))
+            base_transformer, action_dim=int(model.get("action_dim") or 7), num_action_frames=int(num_action_frames),
+            fix_timestep_action_path=bool(model.get("fix_timestep_action_path", False)),
+            actions_per_latent_frame=None if per_latent_frame is None else int(per_latent_frame))
     if condition == "multiview":
         from .multiview import CosmosMultiViewTransformer3DModel
 

@@ -331,7 +331,8 @@ def parse_call_kwargs(items) -> dict:
 
 
 def build_predictors(names, pipeline=None, device="cpu", num_inference_steps=None, guidance_scale=None, seed=0,
-                     tokenizer_bound=None, condition_detail_transfer="config", call_kwargs=None):
+                     tokenizer_bound=None, condition_detail_transfer="config", call_kwargs=None,
+                     condition_detail_gate=None):
     from .predictors import BASELINES, DiffusersPipelinePredictor, TokenizerRoundTripPredictor
 
     predictors = {}
@@ -345,6 +346,8 @@ def build_predictors(names, pipeline=None, device="cpu", num_inference_steps=Non
     if pipeline:
         for transfer in DETAIL_TRANSFER_VARIANTS[condition_detail_transfer]:
             kwargs = dict(call_kwargs or {})
+            if condition_detail_gate is not None:
+                kwargs["condition_detail_gate"] = condition_detail_gate
             if transfer is not None:
                 kwargs["condition_detail_transfer"] = transfer
             predictor = DiffusersPipelinePredictor(
@@ -356,8 +359,9 @@ def build_predictors(names, pipeline=None, device="cpu", num_inference_steps=Non
             predictors[predictor.name] = predictor
     if tokenizer_bound:
         for transfer in DETAIL_TRANSFER_VARIANTS[condition_detail_transfer]:  # a bare tokenizer has no saved default
+            gate = condition_detail_gate if transfer else None
             predictor = TokenizerRoundTripPredictor(tokenizer_bound, device=device,
-                                                    condition_detail_transfer=bool(transfer))
+                                                    condition_detail_transfer=bool(transfer), condition_detail_gate=gate)
             predictors[predictor.name] = predictor
     return predictors
 
@@ -378,6 +382,7 @@ def run_physics(args) -> int:
     predictors = build_predictors(
         names, args.pipeline, args.device, args.num_inference_steps, args.guidance_scale, args.seed,
         args.tokenizer_bound, args.condition_detail_transfer, parse_call_kwargs(args.pipeline_kwargs),
+        args.condition_detail_gate,
     )
     results = run_physics_benchmark(
         predictors,
@@ -513,6 +518,13 @@ def register(subparsers) -> None:
         choices=DETAIL_TRANSFER_CHOICES,
         default="config",
         help="Video2World pipelines: the saved default (config), on, off, or both (score the model each way)",
+    )
+    phy.add_argument(
+        "--condition-detail-gate",
+        type=float,
+        default=None,
+        help="Video2World pipelines: condition_detail_gate (an RGB distance in (0, 1]; default the saved value), also "
+        "applied to --tokenizer-bound where it is scored with detail transfer (--condition-detail-transfer on/both)",
     )
     phy.add_argument(
         "--pipeline-kwargs",

@@ -246,19 +246,27 @@ class TokenizerRoundTripPredictor:
 
     With `condition_detail_transfer=True`: the same reference for a Video2World pipeline that adds back what the
     tokenizer loses of the last conditioning frame (`CosmosVideo2WorldPipeline.condition_detail`): round trip + (still video of that
-    frame - its round trip).
+    frame - its round trip). `condition_detail_gate` (in (0, 1], needs the transfer) weights that detail per pixel
+    as the pipeline's `condition_detail_gate` does: by how far the round trip departs from the still frame's.
     """
 
     requires_ground_truth = True
 
-    def __init__(self, folder, device: str = "cpu", name: str | None = None, condition_detail_transfer: bool = False):
+    def __init__(self, folder, device: str = "cpu", name: str | None = None, condition_detail_transfer: bool = False,
+                 condition_detail_gate: float | None = None):
         from pathlib import Path
 
         from .tokenizer_metrics import load_autoencoder
 
         self.autoencoder = load_autoencoder(folder, device=device)
+        if condition_detail_gate is not None and not (condition_detail_transfer and 0 < condition_detail_gate <= 1):
+            raise ValueError(f"condition_detail_gate must be in (0, 1] and needs condition_detail_transfer=True, got "
+                             f"{condition_detail_gate} with condition_detail_transfer={condition_detail_transfer}")
         self.condition_detail_transfer = condition_detail_transfer
+        self.condition_detail_gate = condition_detail_gate
         suffix = " + detail transfer" if condition_detail_transfer else ""
+        if condition_detail_gate is not None:
+            suffix += f" (gate {condition_detail_gate:g})"
         self.name = name or f"tokenizer-bound:{Path(folder).name}{suffix}"
 
     def __call__(self, cond_frames, caption, num_frames, context=None):
@@ -268,7 +276,11 @@ class TokenizerRoundTripPredictor:
         reconstruction = reconstruct_with_autoencoder(self.autoencoder, truth)
         if self.condition_detail_transfer:
             still = np.repeat(np.asarray(cond_frames)[-1:], num_frames, axis=0)
-            detail = still.astype(np.float32) - reconstruct_with_autoencoder(self.autoencoder, still)
+            still_round_trip = reconstruct_with_autoencoder(self.autoencoder, still).astype(np.float32)
+            detail = still.astype(np.float32) - still_round_trip
+            if self.condition_detail_gate is not None:  # uint8 units -> [0, 1] image units, as the pipeline's gate
+                departure = np.abs(reconstruction.astype(np.float32) - still_round_trip).max(-1, keepdims=True) / 255
+                detail = detail * np.clip(1.0 - departure / self.condition_detail_gate, 0.0, None)
             reconstruction = np.clip(reconstruction + detail, 0, 255).round().astype(np.uint8)
         return np.concatenate([truth[: len(cond_frames)], reconstruction[len(cond_frames) :]])
 

@@ -68,13 +68,14 @@ class CosmosCameraControlPipeline(CosmosVideo2WorldPipeline):
         disable_safety_checker: bool = False,
         default_guidance_scale: float = 7.0,
         default_condition_detail_transfer: bool = False,
+        default_condition_detail_gate: float | None = None,
         default_fov_degrees: float = 50.0,
     ):
         super().__init__(
             text_encoder, tokenizer, transformer, vae, scheduler, safety_checker, default_height, default_width,
             default_num_frames, default_fps, max_sequence_length, condition_frame_channels,
             residual_from_last_condition_frame, disable_safety_checker, default_guidance_scale,
-            default_condition_detail_transfer,
+            default_condition_detail_transfer, default_condition_detail_gate,
         )
         self.register_to_config(default_fov_degrees=default_fov_degrees)
 

@@ -32,6 +32,7 @@ class CosmosVideo2WorldPipeline(CosmosText2WorldPipeline):
         condition_frame_channels: the last conditioning latent frame is given to every frame as extra channels.
         residual_from_last_condition_frame: x0 = last conditioning frame + EDM residual.
         default_condition_detail_transfer: the call default of `condition_detail_transfer` (see `__call__`).
+        default_condition_detail_gate: the call default of `condition_detail_gate` (see `__call__`).
     """
 
     def __init__(
@@ -52,6 +53,7 @@ class CosmosVideo2WorldPipeline(CosmosText2WorldPipeline):
         disable_safety_checker: bool = False,
         default_guidance_scale: float = 7.0,
         default_condition_detail_transfer: bool = False,
+        default_condition_detail_gate: float | None = None,
     ):
         super().__init__(
             text_encoder, tokenizer, transformer, vae, scheduler, safety_checker, default_height, default_width,
@@ -62,6 +64,7 @@ class CosmosVideo2WorldPipeline(CosmosText2WorldPipeline):
             condition_frame_channels=condition_frame_channels,
             residual_from_last_condition_frame=residual_from_last_condition_frame,
             default_condition_detail_transfer=default_condition_detail_transfer,
+            default_condition_detail_gate=default_condition_detail_gate,
         )
 
     def _conditioning_video(self, image, video, height, width, num_frames, batch):
@@ -137,13 +140,18 @@ class CosmosVideo2WorldPipeline(CosmosText2WorldPipeline):
                                              augment, augment_noise=None)
         return latents, condition, uncondition
 
-    def condition_detail(self, frames, num_frames):
+    def condition_detail(self, frames, num_frames, decoded=None, gate=None):
         """What the tokenizer loses of a still video of the last conditioning frame: that video minus its round trip.
 
         `frames`: conditioning frames [B, 3, T_cond, H, W] in [-1, 1]. Returns [B, 3, num_frames, H, W]. Where the
         world does not move, a latent model's decoded output is (at best) this round trip, so adding the difference
         back restores the conditioning frame's own pixels there; moving content keeps the model's pixels, plus a faint
         trace of the detail at the place it left.
+
+        With `decoded` (the decoded video, [B, 3, num_frames, H, W] in [-1, 1]) and `gate` (in (0, 1], image units):
+        the detail is weighted per pixel by ``max(0, 1 - d / gate)``, d the largest RGB difference between `decoded`
+        and the still round trip (in [0, 1] units). It is then added only where the model kept the still frame, so
+        no trace is left where an object moved away.
         """
         still = frames[:, :, -1:].expand(-1, -1, num_frames, -1, -1).to(self.vae.dtype)
         round_trip = []
@@ -151,7 +159,14 @@ class CosmosVideo2WorldPipeline(CosmosText2WorldPipeline):
             latent_dist = self.vae.encode(clip[None]).latent_dist
             latent = latent_dist.mode() if hasattr(latent_dist, "mode") else latent_dist.sample()
             round_trip.append(self.vae.decode(latent, return_dict=False)[0])
-        return still.float() - torch.cat(round_trip).float()
+        round_trip = torch.cat(round_trip).float()
+        detail = still.float() - round_trip
+        if gate is None:
+            return detail
+        if decoded is None:
+            raise ValueError("condition_detail: a gate needs the decoded video")
+        departure = (decoded.float() - round_trip).abs().amax(dim=1, keepdim=True) / 2.0  # [-1, 1] -> [0, 1] units
+        return detail * (1.0 - departure / gate).clamp(min=0.0)
 
     @torch.no_grad()
     def __call__(
@@ -181,6 +196,7 @@ class CosmosVideo2WorldPipeline(CosmosText2WorldPipeline):
         upsample_prompt: bool = False,
         prompt_upsampler=None,
         condition_detail_transfer: bool | None = None,
+        condition_detail_gate: float | None = None,
     ):
         r"""Continue `video` or `image`.
 
@@ -200,7 +216,10 @@ class CosmosVideo2WorldPipeline(CosmosText2WorldPipeline):
         `default_condition_detail_transfer`) adds `condition_detail(...)` to the decoded video: the pixels the
         tokenizer cannot reproduce of the last conditioning frame. A latent model cannot otherwise be sharper than its
         tokenizer's round trip, which on the nano physics world is below plain copy-last-frame (README, "Nano
-        Video2World"); the cost is one more encode + decode.
+        Video2World"); the cost is one more encode + decode. `condition_detail_gate` (a number in (0, 1]; `None` uses
+        the config's `default_condition_detail_gate`, which is `None` = everywhere unless set) adds the detail only
+        where the decoded video stays within that RGB distance of the still round trip (`condition_detail`): it
+        restores the same still pixels without leaving a trace where an object moved away.
         """
         height, width, num_frames, fps, max_sequence_length = self._resolve_defaults(
             height, width, num_frames, fps, max_sequence_length
@@ -208,6 +227,12 @@ class CosmosVideo2WorldPipeline(CosmosText2WorldPipeline):
         guidance_scale = self._resolve_guidance_scale(guidance_scale)
         if condition_detail_transfer is None:
             condition_detail_transfer = self.config.get("default_condition_detail_transfer", False)
+        if condition_detail_gate is None:
+            condition_detail_gate = self.config.get("default_condition_detail_gate", None)
+        if condition_detail_gate is not None:
+            condition_detail_gate = check_number("condition_detail_gate", condition_detail_gate, minimum=0,
+                                                 exclusive_minimum=True, maximum=1,
+                                                 note="an RGB distance in [0, 1] image units")
         if condition_detail_transfer and output_type == "latent":
             raise ValueError("condition_detail_transfer works on decoded frames; it cannot be used with "
                              "output_type='latent'")
@@ -254,7 +279,9 @@ class CosmosVideo2WorldPipeline(CosmosText2WorldPipeline):
         latents = self.denoising_loop(latents, denoise_branch, prompt_embeds, negative_prompt_embeds,
                                       callback_on_step_end, callback_on_step_end_tensor_inputs)
         if condition_detail_transfer:
-            video = (self._decode_latents(latents).float() + self.condition_detail(frames, num_frames)).clamp(-1.0, 1.0)
+            decoded = self._decode_latents(latents).float()
+            detail = self.condition_detail(frames, num_frames, decoded=decoded, gate=condition_detail_gate)
+            video = (decoded + detail).clamp(-1.0, 1.0)
             video_out = self._finish_video(video, output_type, device)
         else:
             video_out = self._decode(latents, output_type, device)

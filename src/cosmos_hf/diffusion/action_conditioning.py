@@ -68,7 +68,8 @@ def _check_action_statistics(mean, std, action_dim: int) -> None:
 def action_statistics(actions, min_std: float = 1e-3) -> tuple[list[float], list[float]]:
     """(mean, std) per action dimension of `actions` `[..., dim]`; std is floored at `min_std` so that a dimension
     that never varies in the data (e.g. a fixed wrist roll) is not blown up at inference."""
-    values = torch.as_tensor(actions, dtype=torch.float64).reshape(-1, torch.as_tensor(actions).shape[-1])
+    values = torch.as_tensor(actions, dtype=torch.float64)
+    values = values.reshape(-1, values.shape[-1])
     return values.mean(0).tolist(), values.std(0).clamp(min=min_std).tolist()
 
 

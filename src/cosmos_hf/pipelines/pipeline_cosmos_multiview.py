@@ -235,7 +235,8 @@ class CosmosMultiViewPipeline(CosmosVideo2WorldPipeline):
             guidance_scale: classifier-free guidance against "no text" (zero features), g > 1 as in
                 :class:`CosmosText2WorldPipeline` (``x0_cond + g * (x0_cond - x0_uncond)``; 1 = none); `None` = the
                 config's.
-            condition_detail_transfer: as in :class:`CosmosVideo2WorldPipeline`, per view (only with `video`).
+            condition_detail_transfer: as in :class:`CosmosVideo2WorldPipeline`, per view (only with `video`; the
+                config's `default_condition_detail_gate` applies).
             callback_on_step_end, callback_on_step_end_tensor_inputs: as in diffusers (`denoising_loop`); the
                 latents are in the view-major layout `[B, C, V*T', h, w]`. `pipe._interrupt = True` stops early.
         Returns `CosmosPipelineOutput` whose `.frames` follows the layout in the module docstring.
@@ -298,7 +299,9 @@ class CosmosMultiViewPipeline(CosmosVideo2WorldPipeline):
         per_view_latents = latents.unflatten(2, (views, latent_frames)).permute(0, 2, 1, 3, 4, 5).flatten(0, 1)
         decoded = self._decode_latents(per_view_latents).float()
         if condition_detail_transfer:
-            decoded = (decoded + self.condition_detail(frames.flatten(0, 1), num_frames)).clamp(-1.0, 1.0)
+            detail = self.condition_detail(frames.flatten(0, 1), num_frames, decoded=decoded,
+                                           gate=self.config.get("default_condition_detail_gate", None))
+            decoded = (decoded + detail).clamp(-1.0, 1.0)
         result = self._views_to_output(decoded, batch, output_type, device)
         self.maybe_free_model_hooks()
         if not return_dict:

@@ -48,6 +48,29 @@ def test_nano_text2world_generates_from_a_prompt():
     assert video.shape == (17, 64, 64, 3) and np.isfinite(video).all()
 
 
+def test_text2world_view_report_scores_each_view_and_noise_level_reproducibly(tmp_path):
+    import importlib.util
+    import json
+
+    spec = importlib.util.spec_from_file_location("report_text2world_views",
+                                                  PIPELINES.parent / "training" / "report_text2world_views.py")
+    report = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(report)
+    folder = str(PIPELINES / "cosmos-nano-text2world")
+    out = tmp_path / "views.json"
+    assert report.main([folder, "--clips", "1", "--views", "0", "2", "--out", str(out)]) == 0
+    errors = json.loads(out.read_text())["pipelines"][folder]
+    assert sorted(errors) == ["view_0", "view_2"]
+    for per_sigma in errors.values():
+        values = [per_sigma[f"sigma_{sigma:g}"] for sigma in report.SIGMAS]
+        assert all(np.isfinite(v) and v > 0 for v in values)
+        assert values[0] < values[-1]  # less noise, less to guess
+    clips = report.held_out_clips(1, [2], 17, 64, 12)
+    assert report.denoising_errors(folder, clips, 12) == {"view_2": errors["view_2"]}  # same noise, same numbers
+    with pytest.raises(SystemExit):
+        report.main([folder, "--views", "4"])
+
+
 def test_nano_ar_video2world_medusa_greedy_equals_greedy():
     # token output skips the video guardrail, so it needs the explicit opt-out
     pipe = _load("cosmos-nano-ar-video2world", disable_safety_checker=True)

@@ -49,13 +49,9 @@ def test_nano_text2world_generates_from_a_prompt():
 
 
 def test_text2world_view_report_scores_each_view_and_noise_level_reproducibly(tmp_path):
-    import importlib.util
     import json
 
-    spec = importlib.util.spec_from_file_location("report_text2world_views",
-                                                  PIPELINES.parent / "training" / "report_text2world_views.py")
-    report = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(report)
+    report = _training_script("report_text2world_views")
     folder = str(PIPELINES / "cosmos-nano-text2world")
     out = tmp_path / "views.json"
     assert report.main([folder, "--clips", "1", "--views", "0", "2", "--out", str(out)]) == 0
@@ -111,6 +107,29 @@ def test_nano_action_conditioned_rolls_out_recorded_push_actions():
     video = pipe(video=first, actions=clip["actions"], num_inference_steps=2, output_type="np",
                  generator=torch.Generator().manual_seed(0)).frames[0]
     assert video.shape == (21, 64, 64, 3) and np.isfinite(video).all()  # 20 actions -> 20 frames after the first
+
+
+def _training_script(name):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, PIPELINES.parent / "training" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_post_trained_report_scores_the_action_model_on_the_requested_views(tmp_path):
+    import json
+
+    report = _training_script("report_post_trained")
+    out = tmp_path / "report.json"
+    assert report.main(["--action", str(PIPELINES / "cosmos-nano-action-conditioned"), "--clips", "1", "--steps", "1",
+                        "--push_views", "2", "--base", "none", "--sim_workers", "1", "--out", str(out)]) == 0
+    action = json.loads(out.read_text())["action"]
+    assert action["views"] == [2] and action["frames"] == 33 and action["window"] == 17
+    assert set(action["psnr"]) == {"model", "hold_actions", "copy_last_frame"}
+    assert set(action["psnr_per_window"]["model"]) == {"window_1", "window_2"}
+    assert all(0 < value < 100 for value in action["psnr_moving_pixels"].values())
 
 
 def test_nano_camera_control_follows_a_joystick_path():

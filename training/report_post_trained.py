@@ -12,9 +12,11 @@ per clip over the predicted frames, averaged over clips) against the simulator's
 * `base_video2world`: the Video2World model it was post-trained from, given the same frame and caption but not the
   condition (camera, actions, rig), so the gain is what the condition adds;
 * a control with the condition made uninformative: a still camera (`static_camera`), actions that hold the gripper
-  still (`hold_actions`). A model that uses its condition scores higher with the true one.
+  still (`hold_actions`), a rig that stands still (`static_rig`, a zero trajectory). A model that uses its condition
+  scores higher with the true one.
 Camera: 17 frames along orbit / dolly / pan paths. Actions: a rollout of 32 actions (33 frames, two 16-frame chunks;
-`window_1` / `window_2` score each chunk). Multi-view: 17 frames of every camera of the rig (all views pooled).
+`window_1` / `window_2` score each chunk; `--push_views` picks the camera views, default all four). Multi-view:
+the model's saved frame count (`default_num_frames`) of every camera of the rig (all views pooled).
 Pipelines run with their saved defaults and `disable_safety_checker=True` (the guardrail's face pixelation would
 change frames the metric compares; nothing here is shown to anyone).
 """
@@ -22,6 +24,7 @@ change frames the metric compares; nothing here is shown to anyone).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import time
 from pathlib import Path
@@ -29,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cosmos_hf.data.post_training_datasets import CameraClips, MultiViewClips, PushActionClips
+from cosmos_hf.data.post_training_datasets import PUSH_VIEWS, CameraClips, MultiViewClips, PushActionClips
 
 
 def to_uint8(frames: np.ndarray) -> np.ndarray:
@@ -103,13 +106,14 @@ def report_camera(folder, base, clips: int, steps: int, workers) -> dict:
 
 
 @torch.no_grad()
-def report_action(folder, base, clips: int, steps: int, workers, rollout_frames: int = 33) -> dict:
+def report_action(folder, base, clips: int, steps: int, workers, rollout_frames: int = 33, views=None) -> dict:
     from cosmos_hf.pipelines import CosmosActionConditionedPipeline
 
     pipe = load(CosmosActionConditionedPipeline, folder)
     window, size = pipe.transformer.config.num_action_frames + 1, pipe.config.default_height
+    views = list(range(PUSH_VIEWS)) if views is None else [int(view) for view in views]
     data = PushActionClips(clips, num_frames=rollout_frames, height=size, width=size, fps=pipe.config.default_fps,
-                           seed_offset=0, workers=workers)
+                           seed_offset=0, views=views, workers=workers)
     scores = {name: [] for name in ("model", "hold_actions", "base_video2world", "copy_last_frame")}
     windows = {"model": {}, "copy_last_frame": {}}
     moving = {name: [] for name in ("model", "hold_actions", "copy_last_frame")}
@@ -138,7 +142,7 @@ def report_action(folder, base, clips: int, steps: int, workers, rollout_frames:
             frames = base(video=condition, prompt=ACTION_PROMPT, num_frames=window, num_inference_steps=steps,
                           output_type="np", generator=torch.Generator().manual_seed(index)).frames[0]
             scores["base_video2world"].append(clip_psnr(to_uint8(frames[1:]), truth[1:window]))
-    result = {"pipeline": str(folder), "clips": clips, "frames": rollout_frames, "window": window,
+    result = {"pipeline": str(folder), "clips": clips, "views": views, "frames": rollout_frames, "window": window,
               "psnr": summary({k: v for k, v in scores.items() if v}),
               "psnr_moving_pixels": summary(moving),
               "psnr_per_window": {name: summary(values) for name, values in windows.items()}}
@@ -155,7 +159,7 @@ def report_multiview(folder, base, clips: int, steps: int, workers) -> dict:
     num_frames, size, views = pipe.config.default_num_frames, pipe.config.default_height, pipe.num_views
     data = MultiViewClips(clips, num_views=views, num_frames=num_frames, height=size, width=size,
                           fps=pipe.config.default_fps, seed_offset=0, workers=workers)
-    scores = {"model": [], "base_video2world": [], "copy_last_frame": []}
+    scores = {"model": [], "static_rig": [], "base_video2world": [], "copy_last_frame": []}
     for index in range(len(data)):
         item, truth = data[index], data.clips[index]["video"]  # truth: uint8 [V, T, H, W, 3]
         condition = item["video"][:, :, :1]  # [V, 3, 1, H, W]
@@ -163,9 +167,14 @@ def report_multiview(folder, base, clips: int, steps: int, workers) -> dict:
         frames = pipe(prompt=item["caption"], video=condition, trajectory=trajectory, num_inference_steps=steps,
                       output_type="np", generator=torch.Generator().manual_seed(index)).frames[0]
         scores["model"].append(clip_psnr(to_uint8(frames[:, 1:]), truth[:, 1:]))
+        if trajectory is not None:  # the rig standing still at its first position
+            frames = pipe(prompt=item["caption"], video=condition, trajectory=torch.zeros_like(trajectory),
+                          num_inference_steps=steps, output_type="np",
+                          generator=torch.Generator().manual_seed(index)).frames[0]
+            scores["static_rig"].append(clip_psnr(to_uint8(frames[:, 1:]), truth[:, 1:]))
         if base is not None:  # every view on its own, same frame and caption
-            frames = base(video=condition, prompt=item["caption"], num_inference_steps=steps, output_type="np",
-                          generator=torch.Generator().manual_seed(index)).frames
+            frames = base(video=condition, prompt=item["caption"], num_frames=num_frames, num_inference_steps=steps,
+                          output_type="np", generator=torch.Generator().manual_seed(index)).frames
             scores["base_video2world"].append(clip_psnr(to_uint8(frames[:, 1:]), truth[:, 1:]))
         scores["copy_last_frame"].append(clip_psnr(np.repeat(truth[:, :1], num_frames - 1, 1), truth[:, 1:]))
     return {"pipeline": str(folder), "clips": clips, "views": views, "frames": num_frames,
@@ -182,6 +191,8 @@ def main(argv=None) -> int:
                         help="the Video2World pipeline they were post-trained from ('none' to skip)")
     parser.add_argument("--clips", type=int, default=16, help="held-out clips per model (simulator seeds 0..N-1)")
     parser.add_argument("--steps", type=int, default=35, help="num_inference_steps of every sample")
+    parser.add_argument("--push_views", type=int, nargs="+", default=None,
+                        help="camera views of the action clips (default all, 0..3, cycled over the clips)")
     parser.add_argument("--sim_workers", type=int, default=None, help="simulation processes (default: all cores)")
     parser.add_argument("--device", default=DEVICE, help="cuda when available, else cpu")
     parser.add_argument("--out", help="also write the JSON here")
@@ -199,7 +210,8 @@ def main(argv=None) -> int:
         base = load(CosmosVideo2WorldPipeline, args.base)
     report = {"held_out_seeds": f"0..{args.clips - 1}", "num_inference_steps": args.steps, "device": DEVICE,
               "base": None if base is None else args.base, "metric": "PSNR dB (uint8, predicted frames only)"}
-    for name, folder, fn in (("camera", args.camera, report_camera), ("action", args.action, report_action),
+    action = functools.partial(report_action, views=args.push_views)
+    for name, folder, fn in (("camera", args.camera, report_camera), ("action", args.action, action),
                              ("multiview", args.multiview, report_multiview)):
         if folder:
             start = time.perf_counter()

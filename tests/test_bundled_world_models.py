@@ -132,6 +132,17 @@ def test_post_trained_report_scores_the_action_model_on_the_requested_views(tmp_
     assert all(0 < value < 100 for value in action["psnr_moving_pixels"].values())
 
 
+def test_post_trained_report_prompts_the_camera_model_in_the_requested_caption_style(tmp_path):
+    import json
+
+    report = _training_script("report_post_trained")
+    out = tmp_path / "report.json"
+    assert report.main(["--camera", str(PIPELINES / "cosmos-nano-camera-control"), "--clips", "1", "--steps", "1",
+                        "--captions", "scene", "--base", "none", "--sim_workers", "1", "--out", str(out)]) == 0
+    camera = json.loads(out.read_text())["camera"]
+    assert camera["captions"] == "scene" and set(camera["psnr"]) == {"model", "static_camera", "copy_last_frame"}
+
+
 def test_nano_camera_control_follows_a_joystick_path():
     pipe = _load("cosmos-nano-camera-control")
     assert type(pipe).__name__ == "CosmosCameraControlPipeline"

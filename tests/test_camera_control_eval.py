@@ -121,8 +121,9 @@ def test_camera_control_report_scores_the_bundled_model_against_ceiling_and_floo
     out = tmp_path / "report.json"
     assert report.main(["--pipeline", str(root / "pipelines" / "cosmos-nano-camera-control"), "--base", "none",
                         "--clips_per_trajectory", "1", "--steps", "1", "--ceiling_sizes", "--device", "cpu",
-                        "--out", str(out)]) == 0
+                        "--captions", "scene", "--out", str(out)]) == 0
     result = json.loads(out.read_text())
+    assert result["captions"] == "scene"  # prompts that do not name the camera motion
     for matcher in ("sift", "klt"):
         overall = result[matcher]["overall"]
         assert set(overall) == {"true_video", "copy_first_frame", "model", "model_still_camera"}

@@ -206,3 +206,35 @@ def test_sincos_extra_position_embedding_restarts_per_view(tmp_path):
     loaded = CosmosMultiViewTransformer3DModel.from_pretrained(tmp_path)
     inputs = {**_inputs(views=2), "condition_mask": None}  # a Text2World-style model: no condition mask
     assert torch.equal(loaded(**inputs, return_dict=False)[0], model(**inputs, return_dict=False)[0])
+
+
+def test_trajectory_normalisation_standardises_what_the_trajectory_layer_reads(tmp_path):
+    from cosmos_hf.diffusion.multiview import trajectory_statistics
+
+    paths = torch.randn(32, 4, 3) * torch.tensor([0.3, 0.05, 0.0]) + torch.tensor([1.0, 0.0, 0.0])
+    mean, std = trajectory_statistics(paths)
+    assert len(mean) == 12 and std[2::3] == [0.01] * 4  # a constant height keeps the 1 cm floor
+    _, model = _multiview_model(trajectory_dim=12)
+    with torch.no_grad():
+        model.patch_embed.proj.weight.normal_()
+    inputs = _inputs(views=3)
+    trajectory = paths[:2].reshape(2, 12)
+    raw = model(**inputs, trajectory=trajectory, return_dict=False)[0]
+    model.set_trajectory_normalization(mean, std)
+    normalised = model(**inputs, trajectory=trajectory, return_dict=False)[0]
+    standardised = (trajectory - torch.tensor(mean)) / torch.tensor(std)
+    model.register_to_config(trajectory_mean=None, trajectory_std=None)
+    torch.testing.assert_close(model(**inputs, trajectory=standardised, return_dict=False)[0], normalised)
+    assert not torch.allclose(normalised, raw)
+    # saved with the model
+    model.set_trajectory_normalization(mean, std)
+    model.save_pretrained(tmp_path)
+    loaded = CosmosMultiViewTransformer3DModel.from_pretrained(tmp_path)
+    assert loaded.config.trajectory_std == model.config.trajectory_std
+    assert torch.equal(loaded(**inputs, trajectory=trajectory, return_dict=False)[0], normalised)
+    with pytest.raises(ValueError, match="need 12 values"):
+        model.set_trajectory_normalization([0.0] * 11, [1.0] * 11)
+    with pytest.raises(ValueError, match="finite and > 0"):
+        model.set_trajectory_normalization([0.0] * 12, [1.0] * 11 + [0.0])
+    with pytest.raises(ValueError, match="trajectory_dim=0"):
+        _multiview_model()[1].set_trajectory_normalization([0.0], [1.0])

@@ -89,6 +89,20 @@ def test_multiview_post_training_saves_a_multiview_pipeline_that_generates(tiny_
     assert frames.shape == (1, 2, 9, 32, 32, 3) and np.isfinite(frames).all()
 
 
+def test_multiview_post_training_with_a_normalised_trajectory(tiny_video2world_folder, tmp_path):
+    folder = post_train("multiview", tiny_video2world_folder, tmp_path / "multiview", "--set",
+                        "model.normalize_trajectory=true")
+    pipe = load_remote(folder)
+    config = pipe.transformer.config
+    # the statistics are the training rigs' paths (9 waypoints x (x, y, z), metres): the origin and the constant
+    # height keep the 1 cm floor, the forward distance varies by more
+    assert len(config.trajectory_mean) == len(config.trajectory_std) == 27
+    assert config.trajectory_std[:3] == [0.01] * 3 and max(config.trajectory_std) > 0.01
+    frames = pipe(prompt=["front view", "side view"], video=CONDITION.expand(2, -1, -1, -1, -1),
+                  trajectory=np.zeros((9, 3)), num_inference_steps=1, output_type="np").frames
+    assert frames.shape == (1, 2, 9, 32, 32, 3) and np.isfinite(frames).all()
+
+
 def test_lora_post_training_trains_the_new_input_layers_and_saves_a_merged_pipeline(tiny_video2world_folder,
                                                                                     tmp_path):
     from cosmos_hf.pipelines import CosmosVideo2WorldPipeline
@@ -126,6 +140,14 @@ def test_post_training_datasets_hold_the_conditioning_signals():
     assert rig["video"].shape == (2, 3, 5, 16, 16) and len(rig["caption"]) == 2
     assert rig["caption"][0] != rig["caption"][1]  # each view's caption names its camera
     torch.testing.assert_close(rig["trajectory"][0], torch.zeros(3))  # the path starts at the rig's own origin
+    # scene captions say what is seen, not how the camera or rig moves (the poses / trajectory carry that)
+    scene = CameraClips(1, num_frames=5, height=16, width=16, workers=1, captions="scene")[0]["caption"]
+    assert camera["caption"].startswith("The camera ") and scene.startswith("A still scene of ")
+    assert camera["caption"].endswith(scene[len("A still scene of "):])
+    rig_scene = MultiViewClips(1, num_views=2, num_frames=5, height=16, width=16, workers=1, captions="scene")[0]
+    assert "rig" in rig["caption"][0] and all("rig" not in c and "curve" not in c for c in rig_scene["caption"])
+    with pytest.raises(ValueError, match="captions must be 'full'"):
+        CameraClips(1, num_frames=5, height=16, width=16, workers=1, captions="none")
     with pytest.raises(ValueError, match="num_frames must be an integer >= 2"):
         PushActionClips(1, num_frames=1, workers=1)
     with pytest.raises(ValueError, match="push policies"):

@@ -3,7 +3,7 @@
 
     OMP_NUM_THREADS=1 .venv/bin/python training/report_camera_control.py \
         [--pipeline pipelines/cosmos-nano-camera-control] [--base pipelines/cosmos-nano-video2world] \
-        [--clips_per_trajectory 8] [--steps 35] [--ceiling_sizes 128 256] \
+        [--clips_per_trajectory 8] [--steps 35] [--ceiling_sizes 128 256] [--captions full|scene] \
         [--out bench/results/report_camera_control_geometry.json]
 
 Held-out camera-task clips of the built-in world (simulator seeds 0..N-1 for each trajectory kind: orbit, dolly =
@@ -19,6 +19,8 @@ could not be recovered), always against the clip's requested (true) path:
 * `model_still_camera`: the same pipeline given a still camera (the control: a model that follows its camera input
   scores worse here than with the true path);
 * `base_video2world`: the Video2World pipeline it was post-trained from (no camera input).
+Prompts are the simulator's captions (`--captions full`, which name the motion: "The camera orbits around ...") or
+what is seen only (`--captions scene`); use the style the model was trained on.
 A pair whose pose is not recovered counts as "no motion" (the metric's convention), so a video the metric cannot
 read scores exactly like the still floor. Whether the ceiling recovers anything at the pipeline's resolution is
 therefore checked first-hand: `ceiling_by_resolution` scores the true path rendered at larger sizes too (same
@@ -76,7 +78,8 @@ def load(cls, folder, device):
 
 
 @torch.no_grad()
-def run(pipeline, base, clips_per_trajectory: int, steps: int, ceiling_sizes, device: str) -> dict:
+def run(pipeline, base, clips_per_trajectory: int, steps: int, ceiling_sizes, device: str,
+        captions: str = "full") -> dict:
     from cosmos_hf.pipelines import CosmosCameraControlPipeline, CosmosVideo2WorldPipeline
 
     pipe = load(CosmosCameraControlPipeline, pipeline, device)
@@ -90,7 +93,8 @@ def run(pipeline, base, clips_per_trajectory: int, steps: int, ceiling_sizes, de
             clip = simulate_camera(seed=seed, num_frames=num_frames, height=height, width=width, fps=fps,
                                    trajectory=kind)
             condition = frames_tensor(clip.video[:1])
-            common = dict(video=condition, prompt=clip.caption, num_inference_steps=steps, output_type="np")
+            prompt = clip.extras["scene_caption"] if captions == "scene" else clip.caption
+            common = dict(video=condition, prompt=prompt, num_inference_steps=steps, output_type="np")
             videos = {"true_video": clip.video, "copy_first_frame": np.repeat(clip.video[:1], num_frames, 0)}
             for name, poses in (("model", clip.cam_to_world),
                                 ("model_still_camera", np.repeat(clip.cam_to_world[:1], num_frames, 0))):
@@ -106,7 +110,7 @@ def run(pipeline, base, clips_per_trajectory: int, steps: int, ceiling_sizes, de
                     scores[matcher][kind][name].append(score(video, clip, matcher))
                 for size, large in zip(ceiling_sizes, larger):
                     ceiling[matcher][kind][size].append(score(large.video, large, matcher))
-    return {"frames": num_frames, "size": f"{height}x{width}", "fps": fps,
+    return {"frames": num_frames, "size": f"{height}x{width}", "fps": fps, "captions": captions,
             **{matcher: summarise(scores[matcher], ceiling[matcher], f"{height}x{width}") for matcher in MATCHERS}}
 
 
@@ -138,6 +142,9 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=35, help="num_inference_steps of every sample")
     parser.add_argument("--ceiling_sizes", type=int, nargs="*", default=[128, 256],
                         help="also score the true path rendered at these square sizes (what the metric can see)")
+    parser.add_argument("--captions", choices=["full", "scene"], default="full",
+                        help="prompts: the simulator's captions, which name the camera motion ('full'), or what is "
+                             "seen only ('scene'); use the style the model was trained on")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--out", default="bench/results/report_camera_control_geometry.json",
                         help="where the JSON goes ('-' for stdout only)")
@@ -156,7 +163,8 @@ def main(argv=None) -> int:
               "metric": "cosmos_hf.evaluation.camera.camera_control_errors (cosmos-hf eval camera --matcher "
                         "sift|klt) against the requested path; means over clips; translation error over non-pan "
                         "clips",
-              **run(args.pipeline, base, args.clips_per_trajectory, args.steps, args.ceiling_sizes, args.device)}
+              **run(args.pipeline, base, args.clips_per_trajectory, args.steps, args.ceiling_sizes, args.device,
+                    args.captions)}
     report["seconds"] = round(time.perf_counter() - start, 1)
     text = json.dumps(report, indent=2)
     print(text)

@@ -16,7 +16,8 @@ per clip over the predicted frames, averaged over clips) against the simulator's
   scores higher with the true one.
 Camera: 17 frames along orbit / dolly / pan paths. Actions: a rollout of 32 actions (33 frames, two 16-frame chunks;
 `window_1` / `window_2` score each chunk; `--push_views` picks the camera views, default all four). Multi-view:
-the model's saved frame count (`default_num_frames`) of every camera of the rig (all views pooled).
+the model's saved frame count (`default_num_frames`) of every camera of the rig (all views pooled). Camera and
+multi-view prompts follow `--captions` (the simulator's caption, or `scene`: what is seen, not how it moves).
 Pipelines run with their saved defaults and `disable_safety_checker=True` (the guardrail's face pixelation would
 change frames the metric compares; nothing here is shown to anyone).
 """
@@ -78,18 +79,18 @@ def frames_tensor(video_uint8: np.ndarray) -> torch.Tensor:
 
 
 @torch.no_grad()
-def report_camera(folder, base, clips: int, steps: int, workers) -> dict:
+def report_camera(folder, base, clips: int, steps: int, workers, captions: str = "full") -> dict:
     from cosmos_hf.pipelines import CosmosCameraControlPipeline
 
     pipe = load(CosmosCameraControlPipeline, folder)
     num_frames, size = pipe.config.default_num_frames, pipe.config.default_height
     data = CameraClips(clips, num_frames=num_frames, height=size, width=size, fps=pipe.config.default_fps,
-                       seed_offset=0, workers=workers)
+                       seed_offset=0, workers=workers, captions=captions)
     scores = {"model": [], "static_camera": [], "base_video2world": [], "copy_last_frame": []}
     for index, clip in enumerate(data.clips):
-        truth = clip["video"]
+        truth, caption = clip["video"], data[index]["caption"]
         condition = frames_tensor(truth[:1])
-        common = dict(video=condition, prompt=clip["caption"], num_inference_steps=steps, output_type="np",
+        common = dict(video=condition, prompt=caption, num_inference_steps=steps, output_type="np",
                       intrinsics=clip["intrinsics"])
         runs = {"model": clip["cam_to_world"],
                 "static_camera": np.repeat(clip["cam_to_world"][:1], num_frames, axis=0)}
@@ -97,11 +98,11 @@ def report_camera(folder, base, clips: int, steps: int, workers) -> dict:
             frames = pipe(cam_to_world=poses, generator=torch.Generator().manual_seed(index), **common).frames[0]
             scores[name].append(clip_psnr(to_uint8(frames[1:]), truth[1:]))
         if base is not None:
-            frames = base(video=condition, prompt=clip["caption"], num_inference_steps=steps, output_type="np",
+            frames = base(video=condition, prompt=caption, num_inference_steps=steps, output_type="np",
                           generator=torch.Generator().manual_seed(index)).frames[0]
             scores["base_video2world"].append(clip_psnr(to_uint8(frames[1:]), truth[1:]))
         scores["copy_last_frame"].append(clip_psnr(np.repeat(truth[:1], num_frames - 1, 0), truth[1:]))
-    return {"pipeline": str(folder), "clips": clips, "frames": num_frames, "psnr": summary(
+    return {"pipeline": str(folder), "clips": clips, "frames": num_frames, "captions": captions, "psnr": summary(
         {k: v for k, v in scores.items() if v})}
 
 
@@ -152,13 +153,13 @@ def report_action(folder, base, clips: int, steps: int, workers, rollout_frames:
 
 
 @torch.no_grad()
-def report_multiview(folder, base, clips: int, steps: int, workers) -> dict:
+def report_multiview(folder, base, clips: int, steps: int, workers, captions: str = "full") -> dict:
     from cosmos_hf.pipelines import CosmosMultiViewPipeline
 
     pipe = load(CosmosMultiViewPipeline, folder)
     num_frames, size, views = pipe.config.default_num_frames, pipe.config.default_height, pipe.num_views
     data = MultiViewClips(clips, num_views=views, num_frames=num_frames, height=size, width=size,
-                          fps=pipe.config.default_fps, seed_offset=0, workers=workers)
+                          fps=pipe.config.default_fps, seed_offset=0, workers=workers, captions=captions)
     scores = {"model": [], "static_rig": [], "base_video2world": [], "copy_last_frame": []}
     for index in range(len(data)):
         item, truth = data[index], data.clips[index]["video"]  # truth: uint8 [V, T, H, W, 3]
@@ -177,7 +178,7 @@ def report_multiview(folder, base, clips: int, steps: int, workers) -> dict:
                           output_type="np", generator=torch.Generator().manual_seed(index)).frames
             scores["base_video2world"].append(clip_psnr(to_uint8(frames[:, 1:]), truth[:, 1:]))
         scores["copy_last_frame"].append(clip_psnr(np.repeat(truth[:, :1], num_frames - 1, 1), truth[:, 1:]))
-    return {"pipeline": str(folder), "clips": clips, "views": views, "frames": num_frames,
+    return {"pipeline": str(folder), "clips": clips, "views": views, "frames": num_frames, "captions": captions,
             "psnr": summary({k: v for k, v in scores.items() if v})}
 
 
@@ -193,6 +194,9 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=35, help="num_inference_steps of every sample")
     parser.add_argument("--push_views", type=int, nargs="+", default=None,
                         help="camera views of the action clips (default all, 0..3, cycled over the clips)")
+    parser.add_argument("--captions", choices=["full", "scene"], default="full",
+                        help="camera / multi-view prompts: the simulator's caption, which says how the camera or rig "
+                             "moves ('full'), or what is seen only ('scene'); use the style the model was trained on")
     parser.add_argument("--sim_workers", type=int, default=None, help="simulation processes (default: all cores)")
     parser.add_argument("--device", default=DEVICE, help="cuda when available, else cpu")
     parser.add_argument("--out", help="also write the JSON here")
@@ -211,8 +215,10 @@ def main(argv=None) -> int:
     report = {"held_out_seeds": f"0..{args.clips - 1}", "num_inference_steps": args.steps, "device": DEVICE,
               "base": None if base is None else args.base, "metric": "PSNR dB (uint8, predicted frames only)"}
     action = functools.partial(report_action, views=args.push_views)
-    for name, folder, fn in (("camera", args.camera, report_camera), ("action", args.action, action),
-                             ("multiview", args.multiview, report_multiview)):
+    camera = functools.partial(report_camera, captions=args.captions)
+    multiview = functools.partial(report_multiview, captions=args.captions)
+    for name, folder, fn in (("camera", args.camera, camera), ("action", args.action, action),
+                             ("multiview", args.multiview, multiview)):
         if folder:
             start = time.perf_counter()
             report[name] = fn(Path(folder), base, args.clips, args.steps, args.sim_workers)

@@ -95,6 +95,7 @@ DEFAULT_CONFIG = {
         "num_views": 6,  # multiview: cameras of the rig (laid out along time)
         "view_embed_dim": 32,  # multiview: width of the learned view embedding
         "trajectory_dim": None,  # multiview: width of the rig-trajectory input (null = no trajectory input)
+        "normalize_trajectory": False,  # multiview: standardise the trajectory with the training data's mean/std
     },
     "objective": {},  # cosmos_hf.diffusion.edm.EDMConfig fields
     "data": {
@@ -113,7 +114,8 @@ DEFAULT_CONFIG = {
         "num_workers": 0,
         # post-training data (cosmos_hf.data.post_training_datasets): simulated up front in a process pool
         "sim_workers": None,  # processes simulating the clips (null = all CPU cores)
-        "captions": True,  # action: false = one prompt for every clip (the action pipeline's default prompt)
+        "captions": True,  # action: false = one prompt for every clip (the action pipeline's default prompt);
+                          # camera / multiview: "scene" = captions that do not say how the camera / rig moves
         "push_policies": None,  # action: subset of random / scripted / goal (null = all, cycled)
         "push_views": None,  # action: camera views 0..3 of the push task (null = all, cycled)
         "camera_trajectory": None,  # camera: orbit | dolly | pan (null = drawn per clip)
@@ -477,6 +479,12 @@ def build_training_data(config: dict, pipe, module, device, accelerator):
             mean, std = action_statistics(np.concatenate([clip["actions"] for clip in dataset.clips]))
             accelerator.unwrap_model(module).transformer.set_action_normalization(mean, std)
             logger.info("action normalisation: mean %s, std %s", np.round(mean, 4), np.round(std, 4))
+        if condition == "multiview" and config["model"].get("normalize_trajectory"):
+            from cosmos_hf.diffusion.multiview import trajectory_statistics
+
+            mean, std = trajectory_statistics(np.stack([clip["trajectory"] for clip in dataset.clips]))
+            accelerator.unwrap_model(module).transformer.set_trajectory_normalization(mean, std)
+            logger.info("trajectory normalisation: mean %s, std %s", np.round(mean, 3), np.round(std, 3))
         if data["cache_latents"]:
             dataset = post_training.cache_post_training_latents(dataset, pipe, condition,
                                                                 config["model"]["max_sequence_length"], device)

@@ -43,7 +43,7 @@ def _simulate_one(job):
     elif task == "camera":
         record = sim.simulate_camera(seed=seed, num_frames=num_frames, height=height, width=width, fps=fps, **options)
         extras = {"cam_to_world": record.cam_to_world.astype(np.float32),
-                  "intrinsics": record.intrinsics.astype(np.float32)}
+                  "intrinsics": record.intrinsics.astype(np.float32), "scene_caption": record.extras["scene_caption"]}
     elif task == "multiview":
         record = sim.simulate_multiview(seed=seed, num_frames=num_frames, height=height, width=width, fps=fps,
                                         **options)
@@ -53,7 +53,7 @@ def _simulate_one(job):
         path = np.einsum("ij,tj->ti", start_inverse, np.concatenate([rig[:, :3, 3], np.ones((len(rig), 1))], 1))
         extras = {"trajectory": path[:, :3].astype(np.float32), "cam_to_world": record.cam_to_world.astype(np.float32),
                   "intrinsics": record.intrinsics.astype(np.float32),
-                  "camera_names": list(record.extras["camera_names"])}
+                  "camera_names": list(record.extras["camera_names"]), "scene_caption": record.extras["scene_caption"]}
     else:
         raise ValueError(f"unknown post-training task {task!r}; choose push, camera or multiview")
     return {"video": record.video, "caption": record.caption, "seed": int(seed), **extras}
@@ -127,12 +127,24 @@ class PushActionClips(Dataset):
                 "actions": torch.from_numpy(clip["actions"])}
 
 
+CAPTION_STYLES = ("full", "scene")
+
+
+def _check_caption_style(captions: str) -> str:
+    if captions not in CAPTION_STYLES:
+        raise ValueError(f"captions must be 'full' (the simulator's caption, which says how the camera moves) or "
+                         f"'scene' (what is seen only: the poses or trajectory say how it moves), got {captions!r}")
+    return captions
+
+
 class CameraClips(Dataset):
     """Still scenes filmed along orbit / dolly / pan paths (the trajectory drawn from each seed unless given)."""
 
     def __init__(self, num_clips: int, num_frames: int = 17, height: int = 64, width: int = 64, fps: float = 12.0,
-                 seed_offset: int = 0, trajectory: str | None = None, workers: int | None = None):
+                 seed_offset: int = 0, trajectory: str | None = None, workers: int | None = None,
+                 captions: str = "full"):
         _check_common(num_clips, num_frames, height, width, fps)
+        self.captions = _check_caption_style(captions)
         from cosmos_hf.sim import TRAJECTORIES
 
         if trajectory is not None and trajectory not in TRAJECTORIES:
@@ -146,7 +158,8 @@ class CameraClips(Dataset):
 
     def __getitem__(self, index):
         clip = self.clips[index]
-        return {"video": _frames_to_tensor(clip["video"]), "caption": clip["caption"],
+        caption = clip["scene_caption"] if self.captions == "scene" else clip["caption"]
+        return {"video": _frames_to_tensor(clip["video"]), "caption": caption,
                 "cam_to_world": torch.from_numpy(clip["cam_to_world"]),
                 "intrinsics": torch.from_numpy(clip["intrinsics"])}
 
@@ -160,8 +173,9 @@ class MultiViewClips(Dataset):
     """A rig of `num_views` synchronised cameras driving among moving objects (6 = the paper's layout)."""
 
     def __init__(self, num_clips: int, num_views: int = 6, num_frames: int = 17, height: int = 64, width: int = 64,
-                 fps: float = 12.0, seed_offset: int = 0, workers: int | None = None):
+                 fps: float = 12.0, seed_offset: int = 0, workers: int | None = None, captions: str = "full"):
         _check_common(num_clips, num_frames, height, width, fps)
+        self.captions = _check_caption_style(captions)
         if not isinstance(num_views, (int, np.integer)) or not 1 <= num_views <= 12:
             raise ValueError(f"num_views must be an integer between 1 and 12, got {num_views!r}")
         options = [{"num_cameras": int(num_views)} for _ in range(num_clips)]
@@ -175,7 +189,8 @@ class MultiViewClips(Dataset):
     def __getitem__(self, index):
         clip = self.clips[index]
         return {"video": _frames_to_tensor(clip["video"]),
-                "caption": [view_caption(name, clip["caption"]) for name in clip["camera_names"]],
+                "caption": [view_caption(name, clip["scene_caption" if self.captions == "scene" else "caption"])
+                            for name in clip["camera_names"]],
                 "trajectory": torch.from_numpy(clip["trajectory"]),
                 "cam_to_world": torch.from_numpy(clip["cam_to_world"]),
                 "intrinsics": torch.from_numpy(clip["intrinsics"])}
@@ -197,8 +212,9 @@ def build_post_training_dataset(condition: str, data: dict, num_views: int | Non
     """The dataset of a `train_diffusion.py --condition` run from its `data` config section.
 
     Keys used: num_clips, num_frames, height, width, fps, seed_offset, sim_workers (None = all cores), and per
-    condition: push_policies / push_views / captions (action), camera_trajectory (camera); multiview takes
-    `num_views`.
+    condition: push_policies / push_views (action), camera_trajectory (camera), captions (action: true, or false
+    for one fixed prompt; camera and multiview: "full" or true, or "scene" for captions without the motion);
+    multiview takes `num_views`.
     """
     common = dict(num_clips=int(data["num_clips"]), num_frames=int(data["num_frames"]), height=int(data["height"]),
                   width=int(data["width"]), fps=float(data["fps"]), seed_offset=int(data.get("seed_offset") or 0),
@@ -207,10 +223,12 @@ def build_post_training_dataset(condition: str, data: dict, num_views: int | Non
         return PushActionClips(policies=data.get("push_policies") or PUSH_POLICIES,
                                views=data.get("push_views") or range(PUSH_VIEWS),
                                captions=data.get("captions", True) is not False, **common)
+    captions = data.get("captions", True)
     if condition == "camera":
-        return CameraClips(trajectory=data.get("camera_trajectory"), **common)
+        return CameraClips(trajectory=data.get("camera_trajectory"), captions="full" if captions is True else captions,
+                           **common)
     if condition == "multiview":
         if num_views is None:
             raise ValueError("the multiview dataset needs num_views (the model's number of views)")
-        return MultiViewClips(num_views=num_views, **common)
+        return MultiViewClips(num_views=num_views, captions="full" if captions is True else captions, **common)
     raise ValueError(f"condition must be one of {sorted(POST_TRAINING_TASKS)}, got {condition!r}")

@@ -27,8 +27,6 @@ forward is reused unchanged.
 
 from __future__ import annotations
 
-import math
-
 import torch
 from diffusers import CosmosTransformer3DModel
 # diffusers picks a pipeline component's loader by looking up `ModelMixin` in the module that defines its class
@@ -37,7 +35,13 @@ from diffusers.configuration_utils import register_to_config
 from diffusers.models.transformers.transformer_cosmos import CosmosEmbedding
 from torch import nn
 
-from .camera_control import _check_extra_config, base_config_dict, load_base_weights
+from .camera_control import (
+    _check_extra_config,
+    base_config_dict,
+    check_input_statistics,
+    input_statistics,
+    load_base_weights,
+)
 
 
 class CosmosActionEmbedder(nn.Module):
@@ -53,24 +57,10 @@ class CosmosActionEmbedder(nn.Module):
         return self.fc2(self.act(self.fc1(action)))
 
 
-def _check_action_statistics(mean, std, action_dim: int) -> None:
-    if (mean is None) != (std is None):
-        raise ValueError("action_mean and action_std must be given together")
-    if std is None:
-        return
-    if len(mean) != action_dim or len(std) != action_dim:
-        raise ValueError(f"action_mean and action_std need {action_dim} values (action_dim), got {len(mean)} and "
-                         f"{len(std)}")
-    if not all(math.isfinite(v) for v in [*mean, *std]) or min(std) <= 0:
-        raise ValueError(f"action_mean must be finite and action_std finite and > 0, got {list(mean)} / {list(std)}")
-
-
 def action_statistics(actions, min_std: float = 1e-3) -> tuple[list[float], list[float]]:
-    """(mean, std) per action dimension of `actions` `[..., dim]`; std is floored at `min_std` so that a dimension
-    that never varies in the data (e.g. a fixed wrist roll) is not blown up at inference."""
-    values = torch.as_tensor(actions, dtype=torch.float64)
-    values = values.reshape(-1, values.shape[-1])
-    return values.mean(0).tolist(), values.std(0).clamp(min=min_std).tolist()
+    """(mean, std) per action dimension of `actions` `[..., dim]` (std floored at `min_std`), for
+    `set_action_normalization`."""
+    return input_statistics(actions, min_std)
 
 
 class CosmosActionTimestepEmbedding(CosmosEmbedding):
@@ -165,7 +155,7 @@ class CosmosActionConditionedTransformer3DModel(CosmosTransformer3DModel):
                                  f"({num_action_frames}), got {actions_per_latent_frame}")
             if patch_size[0] != 1:
                 raise ValueError(f"actions_per_latent_frame needs a temporal patch size of 1, got {patch_size[0]}")
-        _check_action_statistics(action_mean, action_std, action_dim)
+        check_input_statistics(action_mean, action_std, action_dim, "action")
         super().__init__(
             in_channels=in_channels,
             out_channels=out_channels,
@@ -224,7 +214,7 @@ class CosmosActionConditionedTransformer3DModel(CosmosTransformer3DModel):
         ``(action - mean) / std``. Set them before training: the embedders learn on that scale."""
         mean = [float(v) for v in mean]
         std = [float(v) for v in std]
-        _check_action_statistics(mean, std, self.config.action_dim)
+        check_input_statistics(mean, std, self.config.action_dim, "action")
         self.register_to_config(action_mean=mean, action_std=std)
 
     def action_features(self, action: torch.Tensor) -> torch.Tensor:

@@ -260,6 +260,26 @@ def load_base_weights_with_new_patch_channels(model, base, position: int, count:
     return load_base_weights(model, base, state)
 
 
+def check_input_statistics(mean, std, dim: int, name: str) -> None:
+    """Validate per-dimension input statistics (`{name}_mean`, `{name}_std`) stored in a model config."""
+    if (mean is None) != (std is None):
+        raise ValueError(f"{name}_mean and {name}_std must be given together")
+    if std is None:
+        return
+    if len(mean) != dim or len(std) != dim:
+        raise ValueError(f"{name}_mean and {name}_std need {dim} values ({name}_dim), got {len(mean)} and {len(std)}")
+    if not all(math.isfinite(v) for v in [*mean, *std]) or min(std) <= 0:
+        raise ValueError(f"{name}_mean must be finite and {name}_std finite and > 0, got {list(mean)} / {list(std)}")
+
+
+def input_statistics(values, min_std: float = 1e-3) -> tuple[list[float], list[float]]:
+    """(mean, std) per dimension of `values` `[..., dim]`; std is floored at `min_std` so that a dimension that
+    never varies in the data (a fixed wrist roll, a rig's constant height) is not blown up at inference."""
+    values = torch.as_tensor(values, dtype=torch.float64)
+    values = values.reshape(-1, values.shape[-1])
+    return values.mean(0).tolist(), values.std(0).clamp(min=min_std).tolist()
+
+
 def _check_extra_config(cls, extra_config: dict, allowed: Sequence[str]):
     unknown = sorted(set(extra_config) - set(allowed))
     if unknown:

@@ -12,7 +12,10 @@ general_dit_multiview.py`, `general_dit_video_conditioned_multiview.py`, `module
   `repeat_frame_embedding`, Linear(1 -> view_embed_dim)), a per-view scalar `frame_repeat` is embedded and added;
 * **trajectory channels** (optional, `trajectory_dim` > 0): the flattened ego trajectory ``[B, trajectory_dim]``
   (192 = 64 waypoints x 3 in the reference) -> Linear -> `trajectory_embed_dim` channels broadcast over every view,
-  frame and pixel, concatenated after the view channels;
+  frame and pixel, concatenated after the view channels. Not the reference: with `trajectory_mean`/`trajectory_std`
+  (`set_trajectory_normalization`; the training script's `model.normalize_trajectory`) the Linear reads the
+  standardised trajectory. A rig's path over a short clip spans centimetres, so without it the channels barely
+  differ between trajectories and the nano model learns to ignore them;
 * **per-view cross-attention**: view v's tokens attend only to view v's caption. `encoder_hidden_states` is
   ``[B, V*L, D]`` (view-major: tokens ``v*L .. v*L+L-1`` are view v's caption, the reference's layout) or
   ``[B, V, L, D]``; a shared caption is simply repeated V times;
@@ -41,7 +44,13 @@ from diffusers.models.transformers.transformer_cosmos import (
 )
 from torch import nn
 
-from .camera_control import _check_extra_config, base_config_dict, load_base_weights_with_new_patch_channels
+from .camera_control import (
+    _check_extra_config,
+    base_config_dict,
+    check_input_statistics,
+    input_statistics,
+    load_base_weights_with_new_patch_channels,
+)
 
 REFERENCE_TRAJECTORY_DIM = 192  # 64 ego waypoints x (x, y, z) in the reference's driving data
 
@@ -53,6 +62,14 @@ def _split_views(num_frames: int, num_views: int) -> int:
             "laid out along time, view-major: [B, C, V*T, H, W]"
         )
     return num_frames // num_views
+
+
+def trajectory_statistics(trajectories, min_std: float = 1e-2) -> tuple[list[float], list[float]]:
+    """(mean, std) per dimension of flattened trajectories `[N, trajectory_dim]` (or `[N, T, 3]`), for
+    `set_trajectory_normalization`. std is floored at 1 cm: the first waypoint is always the origin and a rig's height
+    does not change, and those dimensions must not be blown up when a user's path differs slightly."""
+    trajectories = torch.as_tensor(trajectories)
+    return input_statistics(trajectories.reshape(trajectories.shape[0], -1), min_std)
 
 
 class CosmosMultiViewRotaryPosEmbed(nn.Module):
@@ -171,6 +188,9 @@ class CosmosMultiViewTransformer3DModel(CosmosTransformer3DModel):
         trajectory_embed_dim (`int`, *optional*): trajectory channels (`traj_condition_dim`); defaults to
             `view_embed_dim` when `trajectory_dim` > 0.
         add_frame_repeat_embedding (`bool`, defaults to False): the reference's `add_repeat_frame_embedding`.
+        trajectory_mean, trajectory_std (`list[float]`, *optional*): not the reference. Per-dimension statistics of
+            the flattened trajectory; when set, the trajectory Linear reads ``(trajectory - mean) / std``
+            (`set_trajectory_normalization`; the training script's `model.normalize_trajectory`).
 
     `in_channels` keeps its base meaning (latent + condition-mask channels); the patch embedding reads
     ``in_channels + view_embed_dim + trajectory_embed_dim (+ 1 padding mask)`` channels. With
@@ -205,6 +225,8 @@ class CosmosMultiViewTransformer3DModel(CosmosTransformer3DModel):
         trajectory_dim: int = 0,
         trajectory_embed_dim: int | None = None,
         add_frame_repeat_embedding: bool = False,
+        trajectory_mean: list[float] | None = None,
+        trajectory_std: list[float] | None = None,
     ) -> None:
         if num_views < 1 or view_embed_dim < 0 or trajectory_dim < 0:
             raise ValueError(
@@ -223,6 +245,7 @@ class CosmosMultiViewTransformer3DModel(CosmosTransformer3DModel):
             raise ValueError(f"trajectory_dim {trajectory_dim} needs trajectory_embed_dim >= 1")
         if trajectory_dim == 0:
             trajectory_embed_dim = 0
+        check_input_statistics(trajectory_mean, trajectory_std, trajectory_dim, "trajectory")
         super().__init__(
             in_channels=in_channels + view_embed_dim + trajectory_embed_dim,
             out_channels=out_channels,
@@ -276,13 +299,24 @@ class CosmosMultiViewTransformer3DModel(CosmosTransformer3DModel):
         """
         _check_extra_config(
             cls, extra_config,
-            ["num_views", "view_embed_dim", "trajectory_dim", "trajectory_embed_dim", "add_frame_repeat_embedding"],
+            ["num_views", "view_embed_dim", "trajectory_dim", "trajectory_embed_dim", "add_frame_repeat_embedding",
+             "trajectory_mean", "trajectory_std"],
         )
         config = {**base_config_dict(base), **extra_config}
         model = cls(**config)
         new_channels = model.config.view_embed_dim + model.config.trajectory_embed_dim
         load_base_weights_with_new_patch_channels(model, base, position=base.config.in_channels, count=new_channels)
         return model.train(base.training)
+
+    def set_trajectory_normalization(self, mean, std) -> None:
+        """Store per-dimension trajectory statistics in the config (saved with the model); the trajectory Linear then
+        reads ``(trajectory - mean) / std``. Set them before training: the layer learns on that scale."""
+        if self.trajectory_embedding is None:
+            raise ValueError("this model was built with trajectory_dim=0: there is no trajectory to normalise")
+        mean = [float(v) for v in mean]
+        std = [float(v) for v in std]
+        check_input_statistics(mean, std, self.config.trajectory_dim, "trajectory")
+        self.register_to_config(trajectory_mean=mean, trajectory_std=std)
 
     def embed_views(self, batch, frames_per_view, height, width, view_indices=None, trajectory=None,
                     frame_repeat=None, dtype=None, device=None) -> torch.Tensor | None:
@@ -329,6 +363,9 @@ class CosmosMultiViewTransformer3DModel(CosmosTransformer3DModel):
                 )
             if not torch.isfinite(trajectory).all():
                 raise ValueError("trajectory contains NaN or infinite values")
+            if config.get("trajectory_std") is not None:
+                trajectory = (trajectory - trajectory.new_tensor(config["trajectory_mean"])) / trajectory.new_tensor(
+                    config["trajectory_std"])
             embedding = self.trajectory_embedding(trajectory.to(self.trajectory_embedding.weight.dtype))  # [B, Dt]
             channels.append(embedding[:, :, None, None, None].expand(-1, -1, views * frames_per_view, height, width))
         elif trajectory is not None:
@@ -396,4 +433,5 @@ __all__ = [
     "CosmosMultiViewSinCosPositionalEmbed",
     "CosmosMultiViewTransformer3DModel",
     "REFERENCE_TRAJECTORY_DIM",
+    "trajectory_statistics",
 ]

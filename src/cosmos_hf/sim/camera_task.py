@@ -127,6 +127,8 @@ def simulate_camera(seed: int = 0, num_frames: int = 24, height: int = 64, width
                                                                   path_params.get("start_distance", 0) else "out from"),
               "pan": "pans across"}[trajectory]
     caption = (f"The camera {motion} a still scene of {join_words(_article(x) for x in names)} on a {floor} floor.")
+    # what is seen, not how the camera moves: the caption of camera-control training, where the poses say that
+    scene_caption = f"A still scene of {join_words(_article(x) for x in names)} on a {floor} floor."
     params = {"floor_color": floor, "lighting": lighting.as_dict(), "fov_degrees": round(fov, 4),
               "trajectory": trajectory, **path_params, "num_objects": n}
     return WorldRecord(task="camera", scene=trajectory, seed=int(seed), view=0, fps=float(fps), video=video,
@@ -134,4 +136,4 @@ def simulate_camera(seed: int = 0, num_frames: int = 24, height: int = 64, width
                        object_positions=np.repeat(pos[None], num_frames, 0).astype(np.float32),
                        object_orientations=np.repeat(orn[None], num_frames, 0).astype(np.float32),
                        intrinsics=intrinsics, cam_to_world=poses, objects=objects, caption=caption, params=params,
-                       extras={"trajectory": trajectory})
+                       extras={"trajectory": trajectory, "scene_caption": scene_caption})

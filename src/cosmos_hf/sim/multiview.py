@@ -117,10 +117,14 @@ def simulate_multiview(seed: int = 0, num_frames: int = 24, height: int = 64, wi
     turn = "straight ahead" if abs(turn_rate) < 0.1 else ("in a left curve" if turn_rate > 0 else "in a right curve")
     caption = (f"A rig of {V} cameras moves {turn} across a {floor} floor while "
                f"{join_words(_article(x) for x in obj_names)} roll and slide around it.")
+    # what is seen, not how the rig moves: the caption of trajectory-conditioned training, where the path says that
+    seen = join_words(_article(x) for x in obj_names)
+    scene_caption = f"{seen[:1].upper()}{seen[1:]} roll and slide across a {floor} floor."
     params = {"floor_color": floor, "lighting": lighting.as_dict(), "fov_degrees": fov, "physics_hz": physics_hz,
               "rig_speed": round(speed, 4), "rig_turn_rate": round(turn_rate, 4), "rig_height": RIG_HEIGHT}
     return WorldRecord(task="multiview", scene="multiview", seed=int(seed), view=-1, fps=float(fps), video=video,
                        masks=masks, depth=depth, object_positions=np.stack(positions).astype(np.float32),
                        object_orientations=np.stack(orientations).astype(np.float32), intrinsics=intrinsics,
                        cam_to_world=cam_to_world, objects=objects, caption=caption, params=params,
-                       extras={"camera_names": names, "camera_to_rig": camera_to_rig, "rig_to_world": rig_to_world})
+                       extras={"camera_names": names, "camera_to_rig": camera_to_rig, "rig_to_world": rig_to_world,
+                               "scene_caption": scene_caption})

@@ -23,7 +23,8 @@ class WorldRecord:
       objects          list of dicts: id, name, shape, color, rgb, mass, size, static
       caption          a sentence generated from the scene parameters and what happened
       extras           task-specific arrays (push: actions (T-1, 7), ee_states (T, 7), goal_object_positions;
-                       multiview: rig_to_world (T, 4, 4), camera_to_rig (V, 4, 4), camera_names)
+                       multiview: rig_to_world (T, 4, 4), camera_to_rig (V, 4, 4), camera_names; camera and
+                       multiview: scene_caption, the caption without the camera's or rig's motion)
     Fields are also readable as `record["video"]`.
     """
 

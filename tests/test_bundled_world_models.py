@@ -153,8 +153,23 @@ def test_nano_camera_control_follows_a_joystick_path():
     assert not np.array_equal(outputs[0], outputs[1])  # the trained ray columns are not zero: the path reaches it
 
 
+def test_nano_multiview_continues_every_camera_of_a_held_out_rig_along_its_path():
+    from cosmos_hf.data.post_training_datasets import MultiViewClips
+
+    pipe = _load("cosmos-nano-multiview")
+    assert type(pipe).__name__ == "CosmosMultiViewPipeline" and pipe.num_views == 3
+    assert pipe.transformer.config.trajectory_std is not None  # the release reads a standardised path
+    clip = MultiViewClips(1, num_views=3, num_frames=9, fps=12, captions="scene", workers=1)[0]  # as the card
+    outputs = [pipe(prompt=clip["caption"], video=clip["video"][:, :, :1], trajectory=trajectory,
+                    num_inference_steps=2, generator=torch.Generator().manual_seed(0), output_type="np").frames[0]
+               for trajectory in (clip["trajectory"], torch.zeros_like(clip["trajectory"]))]
+    assert all(views.shape == (3, 9, 64, 64, 3) and np.isfinite(views).all() for views in outputs)
+    assert not np.array_equal(outputs[0], outputs[1])  # the trained trajectory columns reach the output
+
+
 @pytest.mark.parametrize("name", ["cosmos-nano-video2world", "cosmos-nano-text2world", "cosmos-nano-ar-video2world",
-                                  "cosmos-nano-action-conditioned", "cosmos-nano-camera-control"])
+                                  "cosmos-nano-action-conditioned", "cosmos-nano-camera-control",
+                                  "cosmos-nano-multiview"])
 def test_bundled_world_model_has_a_model_card(name):
     card = (PIPELINES / name / "README.md").read_text()
     assert card.startswith("---\nlibrary_name: diffusers\n") and "## Training" in card and "## Limitations" in card

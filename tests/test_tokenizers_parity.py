@@ -18,7 +18,10 @@ def test_fsq_matches_reference_bit_for_bit():
     indices, codes = quantizer(io["z"])
     assert torch.equal(indices, io["indices"].long())
     assert torch.equal(codes, io["codes"])
-    assert torch.equal(quantizer.bound(io["z"].movedim(1, -1)).movedim(-1, 1), io["bounded"])
+    # tanh is not correctly rounded: its last bit differs between math libraries and CPUs (seen: 5 of 576 values
+    # 1 ulp apart on one machine, exact on another), so the bound is held to 1 ulp; indices and codes stay exact
+    bounded = quantizer.bound(io["z"].movedim(1, -1)).movedim(-1, 1)
+    torch.testing.assert_close(bounded, io["bounded"], rtol=0, atol=torch.finfo(torch.float32).eps * 4)
     assert torch.equal(quantizer.indices_to_codes(io["all_indices"], channel_first=False), io["all_codes"])
     assert torch.equal(quantizer.codes_to_indices(io["all_codes"]), io["all_indices"])
 

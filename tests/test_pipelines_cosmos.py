@@ -436,3 +436,17 @@ def test_saving_a_guarded_pipeline_warns_nothing_and_keeps_the_guardrail(text_pa
     assert pipe.config.safety_checker[1] == "CosmosSafetyChecker"
     reloaded = DiffusionPipeline.from_pretrained(tmp_path / "t2w", trust_remote_code=True)
     assert isinstance(reloaded.safety_checker, CosmosSafetyChecker)
+
+
+def test_one_sampling_step_lands_on_the_x0_prediction_not_on_noise(text_parts):
+    """diffusers' EDMEulerScheduler ends a 1-step Karras schedule at sigma_max ([80, 80]): without the fix a 1-step
+    sample is decoded noise. Fixed, one step ends at sigma_min, and equals two steps (whose second step, from
+    sigma_min to sigma_min, moves nothing)."""
+    pipe = make_t2w(text_parts, disable_safety_checker=True)
+    one = pipe("a cube", num_inference_steps=1, generator=seeded(3), output_type="latent").frames
+    assert pipe.scheduler.sigmas.tolist() == pytest.approx([pipe.scheduler.config.sigma_max,
+                                                            pipe.scheduler.config.sigma_min])
+    two = pipe("a cube", num_inference_steps=2, generator=seeded(3), output_type="latent").frames
+    torch.testing.assert_close(one, two)
+    noise = torch.randn(one.shape, generator=seeded(3)) * pipe.scheduler.config.sigma_max
+    assert one.abs().max() < noise.abs().max() / 10  # a denoised sample, not sigma_max noise

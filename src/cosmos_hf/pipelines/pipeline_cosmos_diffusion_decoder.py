@@ -172,7 +172,7 @@ class CosmosDiffusionDecoderPipeline(CosmosText2WorldPipeline):
         batch, _, frames, height, width = token_channels.shape
         device = token_channels.device
         sigma_data = self.scheduler.config.sigma_data
-        self.scheduler.set_timesteps(num_inference_steps, device=device)
+        self.set_sampling_timesteps(num_inference_steps, device=device)
         latents = self.prepare_latents(batch, None, frames, height, width, torch.float32, device, generator)
 
         def denoise_branch(latents, sigma, text_embeds, conditional):

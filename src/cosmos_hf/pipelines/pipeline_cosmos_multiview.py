@@ -266,7 +266,7 @@ class CosmosMultiViewPipeline(CosmosVideo2WorldPipeline):
         self._check_prompt_safety(flat_prompts, device)
 
         prompt_embeds, negative_prompt_embeds = self.encode_prompt(prompt, max_sequence_length, device)
-        self.scheduler.set_timesteps(num_inference_steps, device=device)
+        self.set_sampling_timesteps(num_inference_steps, device=device)
         frames = None
         if video is not None:
             frames = self.views_conditioning_video(video, height, width, num_frames, batch).to(device)

@@ -363,6 +363,20 @@ class CosmosText2WorldPipeline(HubLayoutMixin, CosmosTextToWorldPipeline, Cosmos
         check_prompt_safety(self.safety_checker, prompt, device)
 
     # ------------------------------------------------------------------ sampling
+    def set_sampling_timesteps(self, num_inference_steps: int, device=None) -> None:
+        """`scheduler.set_timesteps`, made right for one step.
+
+        diffusers' `EDMEulerScheduler` ends a one-step Karras schedule where it starts (sigmas ``[80, 80]``: the
+        "final" sigma is the schedule's last, which for one step is sigma_max), so a 1-step sample would be decoded
+        noise (9 dB on the physics benchmark). A schedule that does not come down gets its final sigma set to the
+        scheduler's `sigma_min`, as every longer schedule ends: one Euler step then lands on the x0 prediction.
+        """
+        self.scheduler.set_timesteps(num_inference_steps, device=device)
+        sigmas = getattr(self.scheduler, "sigmas", None)
+        sigma_min = getattr(self.scheduler.config, "sigma_min", None)
+        if sigmas is not None and sigma_min is not None and len(sigmas) > 1 and not sigmas[-1] < sigmas[0]:
+            sigmas[-1] = sigma_min
+
     def denoising_loop(
         self,
         latents: torch.Tensor,
@@ -470,7 +484,7 @@ class CosmosText2WorldPipeline(HubLayoutMixin, CosmosTextToWorldPipeline, Cosmos
             max_sequence_length, device,
         )
         batch = prompt_embeds.shape[0]
-        self.scheduler.set_timesteps(num_inference_steps, device=device)
+        self.set_sampling_timesteps(num_inference_steps, device=device)
         check_generator(generator, batch)
         latents = self.prepare_latents(batch, None, height, width, num_frames, torch.float32, device, generator,
                                        latents)

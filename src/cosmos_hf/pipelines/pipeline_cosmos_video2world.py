@@ -255,7 +255,7 @@ class CosmosVideo2WorldPipeline(CosmosText2WorldPipeline):
         )
         batch = prompt_embeds.shape[0]
         check_generator(generator, batch)
-        self.scheduler.set_timesteps(num_inference_steps, device=device)
+        self.set_sampling_timesteps(num_inference_steps, device=device)
 
         frames = self._conditioning_video(image, video, height, width, num_frames, batch).to(device)
         latents, condition, uncondition = self.prepare_latents(

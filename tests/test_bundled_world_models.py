@@ -118,14 +118,19 @@ def _training_script(name):
     return module
 
 
-def test_post_trained_report_scores_the_action_model_on_the_requested_views(tmp_path):
+def _post_trained_report(tmp_path, *args) -> dict:
+    """training/report_post_trained.py on one held-out clip, one sampling step, no base model: its JSON."""
     import json
 
-    report = _training_script("report_post_trained")
     out = tmp_path / "report.json"
-    assert report.main(["--action", str(PIPELINES / "cosmos-nano-action-conditioned"), "--clips", "1", "--steps", "1",
-                        "--push_views", "2", "--base", "none", "--sim_workers", "1", "--out", str(out)]) == 0
-    action = json.loads(out.read_text())["action"]
+    assert _training_script("report_post_trained").main(
+        [*args, "--clips", "1", "--steps", "1", "--base", "none", "--sim_workers", "1", "--out", str(out)]) == 0
+    return json.loads(out.read_text())
+
+
+def test_post_trained_report_scores_the_action_model_on_the_requested_views(tmp_path):
+    action = _post_trained_report(tmp_path, "--action", str(PIPELINES / "cosmos-nano-action-conditioned"),
+                                  "--push_views", "2")["action"]
     assert action["views"] == [2] and action["frames"] == 33 and action["window"] == 17
     assert set(action["psnr"]) == {"model", "hold_actions", "copy_last_frame"}
     assert set(action["psnr_per_window"]["model"]) == {"window_1", "window_2"}
@@ -133,13 +138,8 @@ def test_post_trained_report_scores_the_action_model_on_the_requested_views(tmp_
 
 
 def test_post_trained_report_prompts_the_camera_model_in_the_requested_caption_style(tmp_path):
-    import json
-
-    report = _training_script("report_post_trained")
-    out = tmp_path / "report.json"
-    assert report.main(["--camera", str(PIPELINES / "cosmos-nano-camera-control"), "--clips", "1", "--steps", "1",
-                        "--captions", "scene", "--base", "none", "--sim_workers", "1", "--out", str(out)]) == 0
-    camera = json.loads(out.read_text())["camera"]
+    camera = _post_trained_report(tmp_path, "--camera", str(PIPELINES / "cosmos-nano-camera-control"),
+                                  "--captions", "scene")["camera"]
     assert camera["captions"] == "scene" and set(camera["psnr"]) == {"model", "static_camera", "copy_last_frame"}
 
 

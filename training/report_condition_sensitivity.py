@@ -167,12 +167,11 @@ def main(argv=None) -> int:
             report[name]["seconds"] = round(time.perf_counter() - start, 1)
     text = json.dumps(report, indent=2)
     print(text)
-    if args.out:
-        from cosmos_hf.utils import atomic_path
+    if args.out:  # written whole or not at all
+        from cosmos_hf.evaluation.report import write_text
 
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(Path(args.out)) as tmp:
-            Path(tmp).write_text(text + "\n")
+        write_text(args.out, text + "\n")
     return 0
 
 

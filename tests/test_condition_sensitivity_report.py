@@ -46,8 +46,9 @@ def test_the_bundled_action_model_is_worse_with_another_clips_actions(tmp_path):
     report = load_report()
     out = tmp_path / "report.json"
     assert report.main(["--action", str(REPO_ROOT / "pipelines" / "cosmos-nano-action-conditioned"), "--clips", "4",
-                        "--sim_workers", "1", "--out", str(out)]) == 0
+                        "--push_views", "0", "2", "--sim_workers", "1", "--out", str(out)]) == 0
     result = json.loads(out.read_text())["action"]
+    assert result["push_views"] == [0, 2]
     assert 0 < result["moving_fraction"] < 1
     for sigma in ("sigma_0.2", "sigma_1", "sigma_5"):
         assert result["errors"][sigma]["gap_shuffled"]["mse"] > 0, sigma

@@ -38,17 +38,19 @@ MOVING_THRESHOLD = 0.1  # EDMConfig.foreground_threshold
 VARIANTS = ("true", "uninformative", "shuffled")
 
 
-def held_out_dataset(condition: str, pipe, clips: int, workers, captions: str):
-    """The task's clips for simulator seeds 0..clips-1, at the pipeline's resolution, frame rate and window."""
-    from cosmos_hf.data.post_training_datasets import CameraClips, MultiViewClips, PushActionClips
+def held_out_dataset(condition: str, pipe, clips: int, workers, captions: str, push_views=None):
+    """The task's clips for simulator seeds 0..clips-1, at the pipeline's resolution, frame rate and window (push
+    clips from `push_views`, default all four views, cycled)."""
+    from cosmos_hf.data.post_training_datasets import PUSH_VIEWS, CameraClips, MultiViewClips, PushActionClips
 
     size, fps = pipe.config.default_height, pipe.config.default_fps
     if condition == "camera":
         return CameraClips(clips, num_frames=pipe.config.default_num_frames, height=size, width=size, fps=fps,
                            workers=workers, captions=captions)
     if condition == "action":  # the action pipeline prompts with one fixed caption (prompt=None)
+        views = range(PUSH_VIEWS) if push_views is None else push_views
         return PushActionClips(clips, num_frames=pipe.transformer.config.num_action_frames + 1, height=size,
-                               width=size, fps=fps, workers=workers, captions=False)
+                               width=size, fps=fps, workers=workers, captions=False, views=views)
     return MultiViewClips(clips, num_views=pipe.num_views, num_frames=pipe.config.default_num_frames, height=size,
                           width=size, fps=fps, workers=workers, captions=captions)
 
@@ -71,7 +73,8 @@ def condition_variants(condition: str, batch: dict) -> dict[str, dict]:
 
 
 @torch.no_grad()
-def sensitivity(condition: str, folder, clips: int, workers, captions: str = "full", sigmas=SIGMAS) -> dict:
+def sensitivity(condition: str, folder, clips: int, workers, captions: str = "full", sigmas=SIGMAS,
+                push_views=None) -> dict:
     from cosmos_hf.data.post_training_datasets import collate_post_training
     from cosmos_hf.diffusion.edm import denoise, video_condition_from_frames
     from cosmos_hf.diffusion.post_training import extra_transformer_inputs, multiview_condition, post_training_inputs
@@ -88,7 +91,7 @@ def sensitivity(condition: str, folder, clips: int, workers, captions: str = "fu
     if clips < 2:
         raise ValueError(f"--clips must be >= 2 (the shuffled variant gives each clip another one's condition), "
                          f"got {clips}")
-    data = held_out_dataset(condition, pipe, clips, workers, captions)
+    data = held_out_dataset(condition, pipe, clips, workers, captions, push_views)
     batch = collate_post_training([data[i] for i in range(len(data))])
     variants = condition_variants(condition, batch)
     views = pipe.num_views if condition == "multiview" else 1
@@ -130,9 +133,12 @@ def sensitivity(condition: str, folder, clips: int, workers, captions: str = "fu
                 gap = per_variant[name][key] / max(per_variant["true"][key], 1e-12) - 1.0
                 per_variant[f"gap_{name}"] = {**per_variant.get(f"gap_{name}", {}), key: round(gap, 4)}
         errors[f"sigma_{sigma:g}"] = per_variant
-    return {"pipeline": str(folder), "clips": clips, "views": views, "captions": captions if condition != "action"
-            else "one fixed prompt", "moving_fraction": round(float(moving.sum() / predicted.expand_as(moving).sum()
-                                                                      ), 4), "errors": errors}
+    result = {"pipeline": str(folder), "clips": clips, "views": views,
+              "captions": captions if condition != "action" else "one fixed prompt"}
+    if condition == "action":
+        result["push_views"] = sorted({int(view) for view in (push_views if push_views is not None else range(4))})
+    moving_fraction = moving.sum() / predicted.expand_as(moving).sum()
+    return {**result, "moving_fraction": round(float(moving_fraction), 4), "errors": errors}
 
 
 def main(argv=None) -> int:
@@ -144,6 +150,8 @@ def main(argv=None) -> int:
     parser.add_argument("--captions", choices=["full", "scene"], default="full",
                         help="camera / multi-view prompts: the simulator's caption ('full') or what is seen only "
                              "('scene'); use the style the model was trained on")
+    parser.add_argument("--push_views", type=int, nargs="+", default=None,
+                        help="camera views of the action clips (default all, 0..3, cycled over the clips)")
     parser.add_argument("--sim_workers", type=int, default=None, help="simulation processes (default: all cores)")
     parser.add_argument("--out", help="also write the JSON here")
     args = parser.parse_args(argv)
@@ -163,7 +171,8 @@ def main(argv=None) -> int:
     for name, folder in (("camera", args.camera), ("action", args.action), ("multiview", args.multiview)):
         if folder:
             start = time.perf_counter()
-            report[name] = sensitivity(name, folder, args.clips, args.sim_workers, args.captions)
+            report[name] = sensitivity(name, folder, args.clips, args.sim_workers, args.captions,
+                                       push_views=args.push_views)
             report[name]["seconds"] = round(time.perf_counter() - start, 1)
     text = json.dumps(report, indent=2)
     print(text)

@@ -29,7 +29,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 SIGMAS = (0.2, 1.0, 5.0)
@@ -38,19 +37,18 @@ MOVING_THRESHOLD = 0.1  # EDMConfig.foreground_threshold
 VARIANTS = ("true", "uninformative", "shuffled")
 
 
-def held_out_dataset(condition: str, pipe, clips: int, workers, captions: str, push_views=None):
+def held_out_dataset(condition: str, pipe, clips: int, workers, captions: str, push_views):
     """The task's clips for simulator seeds 0..clips-1, at the pipeline's resolution, frame rate and window (push
-    clips from `push_views`, default all four views, cycled)."""
-    from cosmos_hf.data.post_training_datasets import PUSH_VIEWS, CameraClips, MultiViewClips, PushActionClips
+    clips from `push_views`, cycled)."""
+    from cosmos_hf.data.post_training_datasets import CameraClips, MultiViewClips, PushActionClips
 
     size, fps = pipe.config.default_height, pipe.config.default_fps
     if condition == "camera":
         return CameraClips(clips, num_frames=pipe.config.default_num_frames, height=size, width=size, fps=fps,
                            workers=workers, captions=captions)
     if condition == "action":  # the action pipeline prompts with one fixed caption (prompt=None)
-        views = range(PUSH_VIEWS) if push_views is None else push_views
         return PushActionClips(clips, num_frames=pipe.transformer.config.num_action_frames + 1, height=size,
-                               width=size, fps=fps, workers=workers, captions=False, views=views)
+                               width=size, fps=fps, workers=workers, captions=False, views=push_views)
     return MultiViewClips(clips, num_views=pipe.num_views, num_frames=pipe.config.default_num_frames, height=size,
                           width=size, fps=fps, workers=workers, captions=captions)
 
@@ -75,7 +73,7 @@ def condition_variants(condition: str, batch: dict) -> dict[str, dict]:
 @torch.no_grad()
 def sensitivity(condition: str, folder, clips: int, workers, captions: str = "full", sigmas=SIGMAS,
                 push_views=None) -> dict:
-    from cosmos_hf.data.post_training_datasets import collate_post_training
+    from cosmos_hf.data.post_training_datasets import PUSH_VIEWS, collate_post_training
     from cosmos_hf.diffusion.edm import denoise, video_condition_from_frames
     from cosmos_hf.diffusion.post_training import extra_transformer_inputs, multiview_condition, post_training_inputs
     from cosmos_hf.pipelines import (
@@ -84,13 +82,14 @@ def sensitivity(condition: str, folder, clips: int, workers, captions: str = "fu
         CosmosMultiViewPipeline,
     )
 
+    if clips < 2:
+        raise ValueError(f"--clips must be >= 2 (the shuffled variant gives each clip another one's condition), "
+                         f"got {clips}")
+    push_views = sorted({int(view) for view in (range(PUSH_VIEWS) if push_views is None else push_views)})
     cls = {"camera": CosmosCameraControlPipeline, "action": CosmosActionConditionedPipeline,
            "multiview": CosmosMultiViewPipeline}[condition]
     pipe = cls.from_pretrained(folder, disable_safety_checker=True)
     pipe.transformer.eval()
-    if clips < 2:
-        raise ValueError(f"--clips must be >= 2 (the shuffled variant gives each clip another one's condition), "
-                         f"got {clips}")
     data = held_out_dataset(condition, pipe, clips, workers, captions, push_views)
     batch = collate_post_training([data[i] for i in range(len(data))])
     variants = condition_variants(condition, batch)
@@ -136,7 +135,7 @@ def sensitivity(condition: str, folder, clips: int, workers, captions: str = "fu
     result = {"pipeline": str(folder), "clips": clips, "views": views,
               "captions": captions if condition != "action" else "one fixed prompt"}
     if condition == "action":
-        result["push_views"] = sorted({int(view) for view in (push_views if push_views is not None else range(4))})
+        result["push_views"] = push_views
     moving_fraction = moving.sum() / predicted.expand_as(moving).sum()
     return {**result, "moving_fraction": round(float(moving_fraction), 4), "errors": errors}
 

@@ -224,11 +224,11 @@ def build_post_training_dataset(condition: str, data: dict, num_views: int | Non
                                views=data.get("push_views") or range(PUSH_VIEWS),
                                captions=data.get("captions", True) is not False, **common)
     captions = data.get("captions", True)
+    captions = "full" if captions is True else captions  # camera / multiview: true = the simulator's captions
     if condition == "camera":
-        return CameraClips(trajectory=data.get("camera_trajectory"), captions="full" if captions is True else captions,
-                           **common)
+        return CameraClips(trajectory=data.get("camera_trajectory"), captions=captions, **common)
     if condition == "multiview":
         if num_views is None:
             raise ValueError("the multiview dataset needs num_views (the model's number of views)")
-        return MultiViewClips(num_views=num_views, captions="full" if captions is True else captions, **common)
+        return MultiViewClips(num_views=num_views, captions=captions, **common)
     raise ValueError(f"condition must be one of {sorted(POST_TRAINING_TASKS)}, got {condition!r}")

@@ -181,7 +181,7 @@ def test_condition_detail_gate_adds_the_detail_only_where_the_model_kept_the_sti
     assert not gated[..., 16:].any()  # departed by more than the gate: none
     half = pipe.condition_detail(video, 9, decoded=decoded, gate=0.4)  # departed by half the gate: half the detail
     torch.testing.assert_close(half[..., 16:], ungated[..., 16:] * 0.5)
-    with pytest.raises(ValueError, match="a gate needs the decoded video"):
+    with pytest.raises(ValueError, match="a gate or keep_threshold needs the decoded video"):
         pipe.condition_detail(video, 9, gate=0.1)
     # the call applies it to the decoded video, and the saved default is used when the call passes None
     args = dict(video=video, prompt="a ball", num_inference_steps=2, guidance_scale=1.0, output_type="pt",
@@ -450,3 +450,66 @@ def test_one_sampling_step_lands_on_the_x0_prediction_not_on_noise(text_parts):
     torch.testing.assert_close(one, two)
     noise = torch.randn(one.shape, generator=seeded(3)) * pipe.scheduler.config.sigma_max
     assert one.abs().max() < noise.abs().max() / 10  # a denoised sample, not sigma_max noise
+
+
+def test_strength_starts_from_the_noised_still_video_and_runs_the_last_steps(text_parts, tmp_path):
+    """`strength` as in diffusers' image-to-image pipelines, the image being the still video of the last conditioning
+    frame: only the last round(N * strength) steps run, from that video's latents noised to the first kept sigma."""
+    pipe = make_v2w(text_parts, disable_safety_checker=True)
+    video = torch.rand(1, 3, 5, 32, 32) * 2 - 1
+    args = dict(video=video, prompt="a ball", num_inference_steps=10, guidance_scale=1.0, output_type="latent")
+    steps = []
+
+    def count(pipe, i, t, kwargs):
+        steps.append(float(pipe.scheduler.sigmas[i]))
+        return {}
+
+    full = pipe(generator=seeded(), **args).frames
+    torch.testing.assert_close(pipe(generator=seeded(), strength=1.0, **args).frames, full)
+    pipe(generator=seeded(), strength=0.5, callback_on_step_end=count, **args)
+    pipe.set_sampling_timesteps(10)
+    assert steps == pytest.approx(pipe.scheduler.sigmas[5:10].tolist())  # the last 5 of 10 steps
+    # one kept step runs from sigma_min to sigma_min, which moves nothing: the output is the start, i.e. the still
+    # video's latents plus sigma_min noise, and not a sample from noise
+    last = pipe(generator=seeded(), strength=0.1, **args).frames
+    still = pipe.normalize_latents(pipe.encode_still(video, 9)[1])
+    assert (last - still).abs().max() < 10 * pipe.scheduler.config.sigma_min
+    assert (full - still).abs().max() > 0.1
+    # the saved default applies when the call passes None
+    pipe.register_to_config(default_strength=0.1)
+    pipe.save_pretrained(tmp_path / "v2w")
+    loaded = DiffusionPipeline.from_pretrained(tmp_path / "v2w", trust_remote_code=True, disable_safety_checker=True)
+    loaded.set_progress_bar_config(disable=True)
+    torch.testing.assert_close(loaded(generator=seeded(), **args).frames, last)
+    for bad in (0, 1.5, float("nan")):
+        with pytest.raises(ValueError, match="strength must be > 0 and <= 1"):
+            loaded(strength=bad, **args)
+
+
+def test_condition_keep_threshold_copies_the_last_frame_where_the_model_predicts_no_change(text_parts, tmp_path):
+    pipe = make_v2w(text_parts)
+    video = torch.rand(1, 3, 5, 32, 32) * 2 - 1
+    still = video[:, :, -1:].expand(-1, -1, 9, -1, -1)
+    ungated = pipe.condition_detail(video, 9)
+    round_trip = still - ungated
+    # a decoded video that departs from the still round trip by 0.01 (image units) on the left, 0.2 on the right
+    decoded = round_trip.clone()
+    decoded[..., :16] += 0.02
+    decoded[..., 16:] += 0.4
+    detail = pipe.condition_detail(video, 9, decoded=decoded, keep_threshold=0.05)
+    torch.testing.assert_close(decoded[..., :16] + detail[..., :16], still[..., :16])  # below: the frame itself
+    torch.testing.assert_close(detail[..., 16:], ungated[..., 16:])  # above: the plain transfer
+    args = dict(video=video, prompt="a ball", num_inference_steps=2, guidance_scale=1.0, output_type="pt")
+    with pytest.raises(ValueError, match="condition_keep_threshold needs condition_detail_transfer=True"):
+        pipe(condition_keep_threshold=0.05, **args)
+    for bad in (0, 1.5, float("nan")):
+        with pytest.raises(ValueError, match="condition_keep_threshold must be > 0 and <= 1"):
+            pipe(condition_detail_transfer=True, condition_keep_threshold=bad, **args)
+    # at the largest threshold every pixel is kept: the output is the last conditioning frame, repeated
+    kept = pipe(generator=seeded(), condition_detail_transfer=True, condition_keep_threshold=1.0, **args).frames
+    torch.testing.assert_close(kept, ((still + 1) / 2).permute(0, 2, 1, 3, 4), rtol=0, atol=1 / 255 + 1e-6)
+    pipe.register_to_config(default_condition_detail_transfer=True, default_condition_keep_threshold=1.0)
+    pipe.save_pretrained(tmp_path / "v2w")
+    loaded = DiffusionPipeline.from_pretrained(tmp_path / "v2w", trust_remote_code=True)
+    loaded.set_progress_bar_config(disable=True)
+    torch.testing.assert_close(loaded(generator=seeded(), **args).frames, kept, rtol=0, atol=1e-5)

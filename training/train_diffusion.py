@@ -78,6 +78,8 @@ DEFAULT_CONFIG = {
         "scheduler": {"sigma_min": 0.002, "sigma_max": 80.0},
         "default_guidance_scale": 7.0,  # saved pipeline's call default (diffusers' 7.0; 1.0 for the nano models)
         "default_condition_detail_transfer": False,  # video2world: saved pipeline's call default (see the pipeline)
+        "default_strength": 1.0,  # video2world: saved call default of `strength` (1.0 = from pure noise)
+        "default_condition_keep_threshold": None,  # video2world: saved call default of `condition_keep_threshold`
         # diffusion decoder (autoregressive WFM): condition on DV tokens of the clip
         "condition": None,  # null | dv_tokens | camera | action | multiview (post-training, see below)
         "dv_tokenizer": None,  # CosmosDiscreteVideoTokenizer folder, or "tiny" (random, tests)
@@ -350,7 +352,9 @@ def build_pipeline(config: dict):
     if objective.video2world:
         kwargs.update(condition_frame_channels=objective.condition_frame_channels,
                       residual_from_last_condition_frame=objective.residual_from_last_condition_frame,
-                      default_condition_detail_transfer=bool(model["default_condition_detail_transfer"]))
+                      default_condition_detail_transfer=bool(model["default_condition_detail_transfer"]),
+                      default_strength=float(model["default_strength"]),
+                      default_condition_keep_threshold=model["default_condition_keep_threshold"])
     return cls(text_encoder, tokenizer, transformer, vae, scheduler, safety_checker=None, **kwargs)
 
 

@@ -33,6 +33,8 @@ class CosmosVideo2WorldPipeline(CosmosText2WorldPipeline):
         residual_from_last_condition_frame: x0 = last conditioning frame + EDM residual.
         default_condition_detail_transfer: the call default of `condition_detail_transfer` (see `__call__`).
         default_condition_detail_gate: the call default of `condition_detail_gate` (see `__call__`).
+        default_strength: the call default of `strength` (see `__call__`).
+        default_condition_keep_threshold: the call default of `condition_keep_threshold` (see `__call__`).
     """
 
     def __init__(
@@ -54,6 +56,8 @@ class CosmosVideo2WorldPipeline(CosmosText2WorldPipeline):
         default_guidance_scale: float = 7.0,
         default_condition_detail_transfer: bool = False,
         default_condition_detail_gate: float | None = None,
+        default_strength: float = 1.0,
+        default_condition_keep_threshold: float | None = None,
     ):
         super().__init__(
             text_encoder, tokenizer, transformer, vae, scheduler, safety_checker, default_height, default_width,
@@ -65,6 +69,8 @@ class CosmosVideo2WorldPipeline(CosmosText2WorldPipeline):
             residual_from_last_condition_frame=residual_from_last_condition_frame,
             default_condition_detail_transfer=default_condition_detail_transfer,
             default_condition_detail_gate=default_condition_detail_gate,
+            default_strength=default_strength,
+            default_condition_keep_threshold=default_condition_keep_threshold,
         )
 
     def _conditioning_video(self, image, video, height, width, num_frames, batch):
@@ -140,7 +146,27 @@ class CosmosVideo2WorldPipeline(CosmosText2WorldPipeline):
                                              augment, augment_noise=None)
         return latents, condition, uncondition
 
-    def condition_detail(self, frames, num_frames, decoded=None, gate=None):
+    def encode_still(self, frames, num_frames):
+        """The still video of the last conditioning frame (`[B, 3, num_frames, H, W]`, in the VAE's dtype) and its
+        VAE latents (the distribution's mode, not normalised): what `condition_detail` and `strength < 1` start from."""
+        still = frames[:, :, -1:].expand(-1, -1, num_frames, -1, -1).to(self.vae.dtype)
+        latents = []
+        for clip in still:
+            latent_dist = self.vae.encode(clip[None]).latent_dist
+            latents.append(latent_dist.mode() if hasattr(latent_dist, "mode") else latent_dist.sample())
+        return still, torch.cat(latents)
+
+    def truncate_sampling_timesteps(self, strength: float) -> int:
+        """Keep the last ``round(N * strength)`` (at least one) steps of the schedule set by `set_sampling_timesteps`,
+        as diffusers' image-to-image pipelines do with `strength`; returns the number of steps kept."""
+        total = len(self.scheduler.timesteps)
+        kept = min(max(int(round(total * strength)), 1), total)
+        start = total - kept
+        self.scheduler.timesteps = self.scheduler.timesteps[start:]
+        self.scheduler.sigmas = self.scheduler.sigmas[start:]
+        return kept
+
+    def condition_detail(self, frames, num_frames, decoded=None, gate=None, still_latents=None, keep_threshold=None):
         """What the tokenizer loses of a still video of the last conditioning frame: that video minus its round trip.
 
         `frames`: conditioning frames [B, 3, T_cond, H, W] in [-1, 1]. Returns [B, 3, num_frames, H, W]. Where the
@@ -151,22 +177,29 @@ class CosmosVideo2WorldPipeline(CosmosText2WorldPipeline):
         With `decoded` (the decoded video, [B, 3, num_frames, H, W] in [-1, 1]) and `gate` (in (0, 1], image units):
         the detail is weighted per pixel by ``max(0, 1 - d / gate)``, d the largest RGB difference between `decoded`
         and the still round trip (in [0, 1] units). It is then added only where the model kept the still frame, so
-        no trace is left where an object moved away.
+        no trace is left where an object moved away. `still_latents`: `encode_still`'s latents when already computed.
+
+        With `decoded` and `keep_threshold` (in (0, 1], image units): where d is below it, the returned detail is
+        ``still - decoded``, so that ``decoded + detail`` is exactly the last conditioning frame there: a change the
+        model predicts that is smaller than the threshold is taken for noise, and the frame is copied.
         """
-        still = frames[:, :, -1:].expand(-1, -1, num_frames, -1, -1).to(self.vae.dtype)
-        round_trip = []
-        for clip in still:
-            latent_dist = self.vae.encode(clip[None]).latent_dist
-            latent = latent_dist.mode() if hasattr(latent_dist, "mode") else latent_dist.sample()
-            round_trip.append(self.vae.decode(latent, return_dict=False)[0])
-        round_trip = torch.cat(round_trip).float()
+        if still_latents is None:
+            still, still_latents = self.encode_still(frames, num_frames)
+        else:
+            still = frames[:, :, -1:].expand(-1, -1, num_frames, -1, -1)
+        round_trip = torch.cat([self.vae.decode(latent[None], return_dict=False)[0] for latent in still_latents])
+        round_trip = round_trip.float()
         detail = still.float() - round_trip
-        if gate is None:
+        if gate is None and keep_threshold is None:
             return detail
         if decoded is None:
-            raise ValueError("condition_detail: a gate needs the decoded video")
+            raise ValueError("condition_detail: a gate or keep_threshold needs the decoded video")
         departure = (decoded.float() - round_trip).abs().amax(dim=1, keepdim=True) / 2.0  # [-1, 1] -> [0, 1] units
-        return detail * (1.0 - departure / gate).clamp(min=0.0)
+        if gate is not None:
+            detail = detail * (1.0 - departure / gate).clamp(min=0.0)
+        if keep_threshold is not None:
+            detail = torch.where(departure < keep_threshold, still.float() - decoded.float(), detail)
+        return detail
 
     @torch.no_grad()
     def __call__(
@@ -197,6 +230,8 @@ class CosmosVideo2WorldPipeline(CosmosText2WorldPipeline):
         prompt_upsampler=None,
         condition_detail_transfer: bool | None = None,
         condition_detail_gate: float | None = None,
+        strength: float | None = None,
+        condition_keep_threshold: float | None = None,
     ):
         r"""Continue `video` or `image`.
 
@@ -220,6 +255,16 @@ class CosmosVideo2WorldPipeline(CosmosText2WorldPipeline):
         the config's `default_condition_detail_gate`, which is `None` = everywhere unless set) adds the detail only
         where the decoded video stays within that RGB distance of the still round trip (`condition_detail`): it
         restores the same still pixels without leaving a trace where an object moved away.
+        `condition_keep_threshold` (in (0, 1]; `None` uses the config's `default_condition_keep_threshold`, `None` =
+        off unless set; needs the transfer) copies the last conditioning frame's pixels wherever the decoded video stays
+        within that RGB distance of the still round trip: what the model predicts as (nearly) unchanged is unchanged.
+
+        `strength` (in (0, 1], not in the reference; `None` uses the config's `default_strength`, 1.0 unless set) works
+        as in diffusers' image-to-image pipelines, with the still video of the last conditioning frame as the image:
+        below 1 the sampler starts from that video's latents noised to the schedule's sigma at step
+        ``N - round(N * strength)`` and runs only the remaining steps (at least one). 1.0 starts from pure noise, as
+        the reference does. Lower values keep more of what does not move; the model must then move objects from a
+        partly denoised start.
         """
         height, width, num_frames, fps, max_sequence_length = self._resolve_defaults(
             height, width, num_frames, fps, max_sequence_length
@@ -233,6 +278,18 @@ class CosmosVideo2WorldPipeline(CosmosText2WorldPipeline):
             condition_detail_gate = check_number("condition_detail_gate", condition_detail_gate, minimum=0,
                                                  exclusive_minimum=True, maximum=1,
                                                  note="an RGB distance in [0, 1] image units")
+        if strength is None:
+            strength = self.config.get("default_strength", 1.0)
+        strength = check_number("strength", strength, minimum=0, exclusive_minimum=True, maximum=1,
+                                note="the fraction of the sampling schedule run from the noised still video")
+        if condition_keep_threshold is None:
+            condition_keep_threshold = self.config.get("default_condition_keep_threshold", None)
+        if condition_keep_threshold is not None:
+            condition_keep_threshold = check_number("condition_keep_threshold", condition_keep_threshold, minimum=0,
+                                                    exclusive_minimum=True, maximum=1,
+                                                    note="an RGB distance in [0, 1] image units")
+            if not condition_detail_transfer:
+                raise ValueError("condition_keep_threshold needs condition_detail_transfer=True")
         if condition_detail_transfer and output_type == "latent":
             raise ValueError("condition_detail_transfer works on decoded frames; it cannot be used with "
                              "output_type='latent'")
@@ -262,6 +319,15 @@ class CosmosVideo2WorldPipeline(CosmosText2WorldPipeline):
             frames, batch, None, height, width, num_frames, self.do_classifier_free_guidance, input_frames_guidance,
             torch.float32, device, generator, latents, augment_sigma,
         )
+        still_latents = None
+        if strength < 1.0 or condition_detail_transfer:
+            still_latents = self.encode_still(frames, num_frames)[1]
+        if strength < 1.0:
+            # image-to-image start: the still video's latents plus the drawn noise at the first kept sigma
+            self.truncate_sampling_timesteps(strength)
+            sigma_start = self.scheduler.sigmas[0].to(latents)
+            noise = latents / self.scheduler.config.sigma_max
+            latents = self.normalize_latents(still_latents.float()) + sigma_start * noise
         options = dict(
             sigma_data=self.scheduler.config.sigma_data, fps=fps,
             condition_frame_channels=self.config.condition_frame_channels,
@@ -280,7 +346,8 @@ class CosmosVideo2WorldPipeline(CosmosText2WorldPipeline):
                                       callback_on_step_end, callback_on_step_end_tensor_inputs)
         if condition_detail_transfer:
             decoded = self._decode_latents(latents).float()
-            detail = self.condition_detail(frames, num_frames, decoded=decoded, gate=condition_detail_gate)
+            detail = self.condition_detail(frames, num_frames, decoded=decoded, gate=condition_detail_gate,
+                                           still_latents=still_latents, keep_threshold=condition_keep_threshold)
             video = (decoded + detail).clamp(-1.0, 1.0)
             video_out = self._finish_video(video, output_type, device)
         else:

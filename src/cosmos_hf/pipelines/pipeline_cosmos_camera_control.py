@@ -69,13 +69,16 @@ class CosmosCameraControlPipeline(CosmosVideo2WorldPipeline):
         default_guidance_scale: float = 7.0,
         default_condition_detail_transfer: bool = False,
         default_condition_detail_gate: float | None = None,
+        default_strength: float = 1.0,
+        default_condition_keep_threshold: float | None = None,
         default_fov_degrees: float = 50.0,
     ):
         super().__init__(
             text_encoder, tokenizer, transformer, vae, scheduler, safety_checker, default_height, default_width,
             default_num_frames, default_fps, max_sequence_length, condition_frame_channels,
             residual_from_last_condition_frame, disable_safety_checker, default_guidance_scale,
-            default_condition_detail_transfer, default_condition_detail_gate,
+            default_condition_detail_transfer, default_condition_detail_gate, default_strength,
+            default_condition_keep_threshold,
         )
         self.register_to_config(default_fov_degrees=default_fov_degrees)
 

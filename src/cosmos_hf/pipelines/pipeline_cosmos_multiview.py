@@ -66,12 +66,15 @@ class CosmosMultiViewPipeline(CosmosVideo2WorldPipeline):
         default_guidance_scale: float = 7.0,
         default_condition_detail_transfer: bool = False,
         default_condition_detail_gate: float | None = None,
+        default_strength: float = 1.0,
+        default_condition_keep_threshold: float | None = None,
     ):
         super().__init__(
             text_encoder, tokenizer, transformer, vae, scheduler, safety_checker, default_height, default_width,
             default_num_frames, default_fps, max_sequence_length, condition_frame_channels,
             residual_from_last_condition_frame, disable_safety_checker, default_guidance_scale,
-            default_condition_detail_transfer, default_condition_detail_gate,
+            default_condition_detail_transfer, default_condition_detail_gate, default_strength,
+            default_condition_keep_threshold,
         )
 
     @property
@@ -236,11 +239,15 @@ class CosmosMultiViewPipeline(CosmosVideo2WorldPipeline):
                 :class:`CosmosText2WorldPipeline` (``x0_cond + g * (x0_cond - x0_uncond)``; 1 = none); `None` = the
                 config's.
             condition_detail_transfer: as in :class:`CosmosVideo2WorldPipeline`, per view (only with `video`; the
-                config's `default_condition_detail_gate` applies).
+                config's `default_condition_detail_gate` and `default_condition_keep_threshold` apply; the
+                multi-view sampler always starts from noise, so a `default_strength` other than 1 is refused).
             callback_on_step_end, callback_on_step_end_tensor_inputs: as in diffusers (`denoising_loop`); the
                 latents are in the view-major layout `[B, C, V*T', h, w]`. `pipe._interrupt = True` stops early.
         Returns `CosmosPipelineOutput` whose `.frames` follows the layout in the module docstring.
         """
+        if self.config.get("default_strength", 1.0) != 1.0:
+            raise ValueError(f"the multi-view pipeline samples from noise only: default_strength must be 1.0, got "
+                             f"{self.config.default_strength}")
         height, width, num_frames, fps, max_sequence_length = self._resolve_defaults(
             height, width, num_frames, fps, max_sequence_length
         )
@@ -300,7 +307,8 @@ class CosmosMultiViewPipeline(CosmosVideo2WorldPipeline):
         decoded = self._decode_latents(per_view_latents).float()
         if condition_detail_transfer:
             detail = self.condition_detail(frames.flatten(0, 1), num_frames, decoded=decoded,
-                                           gate=self.config.get("default_condition_detail_gate", None))
+                                           gate=self.config.get("default_condition_detail_gate", None),
+                                           keep_threshold=self.config.get("default_condition_keep_threshold", None))
             decoded = (decoded + detail).clamp(-1.0, 1.0)
         result = self._views_to_output(decoded, batch, output_type, device)
         self.maybe_free_model_hooks()

@@ -283,3 +283,15 @@ def test_a_cosmos_hf_cv_tokenizer_folder_becomes_a_plain_diffusers_vae(tmp_path)
     with torch.no_grad():  # same weights as the tokenizer
         expected = load_tokenizer(tokenizer_folder).encode(video).latent_dist.mode()
         torch.testing.assert_close(pipe.vae.encode(video).latent_dist.mode(), expected, rtol=0, atol=1e-5)
+
+
+def test_clip_archive_is_read_whole_unless_num_clips_is_set(tmp_path):
+    """The simulated-data default (1000 clips) once cut every clip archive to its first 1,000 clips silently."""
+    script = load_script()
+    archive = script.load_config(CONFIGS / "diffusion_nano_v2w_cv4x4x4.yaml")
+    assert archive["data"]["type"] == "clips" and archive["data"]["num_clips"] is None  # ClipArchiveDataset: all
+    assert script.load_config(CONFIGS / "diffusion_nano_v2w_cv4x4x4.yaml", ["data.num_clips=500"])["data"][
+        "num_clips"] == 500
+    simulated = tmp_path / "sim.yaml"
+    simulated.write_text("data: {type: physics}\n")
+    assert script.load_config(simulated)["data"]["num_clips"] == 1000

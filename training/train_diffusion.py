@@ -108,7 +108,8 @@ DEFAULT_CONFIG = {
         "width": 64,
         "fps": 24,
         "frame_stride": 1,
-        "num_clips": 1000,  # physics: clips per epoch (seed = index)
+        "num_clips": None,  # physics / post-training: clips per epoch (seed = index; null = 1000); clips: the
+                            # archive's first N (null = all of it)
         "scenes": None,  # physics: subset of cosmos_hf.sim SCENES
         "views": [0],  # physics: camera views (0..3) cycled over clips; the nano v0.1 models saw only view 0
         "seed_offset": 0,  # physics: first simulator seed (hold out other seeds for evaluation)
@@ -160,6 +161,9 @@ POST_TRAINING_CONDITIONS = ("camera", "action", "multiview")  # cosmos_hf.diffus
 # ---------------------------------------------------------------------------------------------------------- config
 def load_config(path, overrides=()) -> dict:
     config = load_training_config(path, DEFAULT_CONFIG, overrides)
+    if config["data"]["num_clips"] is None and config["data"]["type"] != "clips":
+        # a clip archive is read whole unless num_clips is set; simulated data needs a count
+        config["data"]["num_clips"] = 1000
     if config["model"]["pipeline"] not in ("text2world", "video2world"):
         raise ValueError(f"model.pipeline must be text2world or video2world, got {config['model']['pipeline']!r}")
     if config["model"].get("condition") not in (None, "dv_tokens", *POST_TRAINING_CONDITIONS):

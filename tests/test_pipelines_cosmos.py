@@ -167,12 +167,17 @@ def test_condition_detail_transfer_adds_what_the_tokenizer_loses_of_the_last_fra
         loaded(output_type="latent", **args)
 
 
+def still_frame_detail(pipe, num_frames=9):
+    """A random 5-frame conditioning video, the still video of its last frame, the ungated detail and the round trip."""
+    video = torch.rand(1, 3, 5, 32, 32) * 2 - 1
+    still = video[:, :, -1:].expand(-1, -1, num_frames, -1, -1)
+    ungated = pipe.condition_detail(video, num_frames)
+    return video, still, ungated, still - ungated
+
+
 def test_condition_detail_gate_adds_the_detail_only_where_the_model_kept_the_still_frame(text_parts, tmp_path):
     pipe = make_v2w(text_parts)
-    video = torch.rand(1, 3, 5, 32, 32) * 2 - 1
-    still = video[:, :, -1:].expand(-1, -1, 9, -1, -1)
-    ungated = pipe.condition_detail(video, 9)
-    round_trip = still - ungated
+    video, still, ungated, round_trip = still_frame_detail(pipe)
     # a decoded video that keeps the still round trip on the left half and departs by 0.2 (image units) on the right
     decoded = round_trip.clone()
     decoded[..., 16:] += 0.4
@@ -488,10 +493,7 @@ def test_strength_starts_from_the_noised_still_video_and_runs_the_last_steps(tex
 
 def test_condition_keep_threshold_copies_the_last_frame_where_the_model_predicts_no_change(text_parts, tmp_path):
     pipe = make_v2w(text_parts)
-    video = torch.rand(1, 3, 5, 32, 32) * 2 - 1
-    still = video[:, :, -1:].expand(-1, -1, 9, -1, -1)
-    ungated = pipe.condition_detail(video, 9)
-    round_trip = still - ungated
+    video, still, ungated, round_trip = still_frame_detail(pipe)
     # a decoded video that departs from the still round trip by 0.01 (image units) on the left, 0.2 on the right
     decoded = round_trip.clone()
     decoded[..., :16] += 0.02

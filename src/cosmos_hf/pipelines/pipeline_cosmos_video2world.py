@@ -201,6 +201,16 @@ class CosmosVideo2WorldPipeline(CosmosText2WorldPipeline):
             detail = torch.where(departure < keep_threshold, still.float() - decoded.float(), detail)
         return detail
 
+    def _rgb_distance_option(self, name: str, value):
+        """A call's `condition_detail_gate` / `condition_keep_threshold`: `None` takes the config's `default_<name>`
+        (None = off); a number must be in (0, 1] (an RGB distance in image units)."""
+        if value is None:
+            value = self.config.get(f"default_{name}", None)
+        if value is None:
+            return None
+        return check_number(name, value, minimum=0, exclusive_minimum=True, maximum=1,
+                            note="an RGB distance in [0, 1] image units")
+
     @torch.no_grad()
     def __call__(
         self,
@@ -272,24 +282,14 @@ class CosmosVideo2WorldPipeline(CosmosText2WorldPipeline):
         guidance_scale = self._resolve_guidance_scale(guidance_scale)
         if condition_detail_transfer is None:
             condition_detail_transfer = self.config.get("default_condition_detail_transfer", False)
-        if condition_detail_gate is None:
-            condition_detail_gate = self.config.get("default_condition_detail_gate", None)
-        if condition_detail_gate is not None:
-            condition_detail_gate = check_number("condition_detail_gate", condition_detail_gate, minimum=0,
-                                                 exclusive_minimum=True, maximum=1,
-                                                 note="an RGB distance in [0, 1] image units")
+        condition_detail_gate = self._rgb_distance_option("condition_detail_gate", condition_detail_gate)
         if strength is None:
             strength = self.config.get("default_strength", 1.0)
         strength = check_number("strength", strength, minimum=0, exclusive_minimum=True, maximum=1,
                                 note="the fraction of the sampling schedule run from the noised still video")
-        if condition_keep_threshold is None:
-            condition_keep_threshold = self.config.get("default_condition_keep_threshold", None)
-        if condition_keep_threshold is not None:
-            condition_keep_threshold = check_number("condition_keep_threshold", condition_keep_threshold, minimum=0,
-                                                    exclusive_minimum=True, maximum=1,
-                                                    note="an RGB distance in [0, 1] image units")
-            if not condition_detail_transfer:
-                raise ValueError("condition_keep_threshold needs condition_detail_transfer=True")
+        condition_keep_threshold = self._rgb_distance_option("condition_keep_threshold", condition_keep_threshold)
+        if condition_keep_threshold is not None and not condition_detail_transfer:
+            raise ValueError("condition_keep_threshold needs condition_detail_transfer=True")
         if condition_detail_transfer and output_type == "latent":
             raise ValueError("condition_detail_transfer works on decoded frames; it cannot be used with "
                              "output_type='latent'")

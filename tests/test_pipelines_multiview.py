@@ -104,3 +104,29 @@ def test_bad_multiview_input_is_refused_with_a_clear_error(pipes, bad, message):
     pipe, _ = pipes
     with pytest.raises((ValueError, TypeError), match=message):
         generate(pipe, **bad)
+
+
+@pytest.mark.parametrize("saved, message", [
+    (dict(default_strength=0.5), "samples from noise only: default_strength must be 1.0"),
+    (dict(default_condition_keep_threshold=2.0), "condition_keep_threshold must be > 0 and <= 1"),
+    (dict(default_condition_detail_gate=0.0), "condition_detail_gate must be > 0 and <= 1"),
+])
+def test_bad_saved_defaults_are_refused_before_sampling(tiny_video2world_folder, saved, message):
+    pipe, _ = multiview_pipeline(tiny_video2world_folder)
+    pipe.register_to_config(default_condition_detail_transfer=True, **saved)
+    steps = []
+    with pytest.raises(ValueError, match=message):
+        generate(pipe, callback_on_step_end=lambda p, i, t, kw: steps.append(i) or {})
+    assert steps == []  # refused before the first denoising step
+
+
+def test_saved_keep_threshold_applies_to_every_view(tiny_video2world_folder):
+    pipe, _ = multiview_pipeline(tiny_video2world_folder)
+    pipe.register_to_config(default_condition_detail_transfer=True)
+    transfer_only = generate(pipe)
+    pipe.register_to_config(default_condition_keep_threshold=1.0)  # every pixel departs less than 1: all kept
+    kept = generate(pipe)
+    # each view's frames are its own last conditioning frame (VIDEO holds values in [-1, 1]; output in [0, 1])
+    still = ((VIDEO[:, :, 0].permute(0, 2, 3, 1).numpy() + 1) / 2)[None, :, None]
+    np.testing.assert_allclose(kept, np.broadcast_to(still, kept.shape), atol=1e-5)
+    assert np.abs(transfer_only - kept).max() > 1e-3

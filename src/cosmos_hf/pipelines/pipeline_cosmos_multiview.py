@@ -248,6 +248,9 @@ class CosmosMultiViewPipeline(CosmosVideo2WorldPipeline):
         if self.config.get("default_strength", 1.0) != 1.0:
             raise ValueError(f"the multi-view pipeline samples from noise only: default_strength must be 1.0, got "
                              f"{self.config.default_strength}")
+        # the saved detail defaults, range-checked before sampling as a Video2World call checks them
+        detail_gate = self._rgb_distance_option("condition_detail_gate", None)
+        keep_threshold = self._rgb_distance_option("condition_keep_threshold", None)
         height, width, num_frames, fps, max_sequence_length = self._resolve_defaults(
             height, width, num_frames, fps, max_sequence_length
         )
@@ -306,9 +309,8 @@ class CosmosMultiViewPipeline(CosmosVideo2WorldPipeline):
         per_view_latents = latents.unflatten(2, (views, latent_frames)).permute(0, 2, 1, 3, 4, 5).flatten(0, 1)
         decoded = self._decode_latents(per_view_latents).float()
         if condition_detail_transfer:
-            detail = self.condition_detail(frames.flatten(0, 1), num_frames, decoded=decoded,
-                                           gate=self.config.get("default_condition_detail_gate", None),
-                                           keep_threshold=self.config.get("default_condition_keep_threshold", None))
+            detail = self.condition_detail(frames.flatten(0, 1), num_frames, decoded=decoded, gate=detail_gate,
+                                           keep_threshold=keep_threshold)
             decoded = (decoded + detail).clamp(-1.0, 1.0)
         result = self._views_to_output(decoded, batch, output_type, device)
         self.maybe_free_model_hooks()

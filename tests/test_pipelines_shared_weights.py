@@ -1,5 +1,6 @@
-"""The bundled pipelines store the nano CV tokenizer's weights once: their `vae/` (`decoder_vae/`) is a sha256-checked
-reference to `pipelines/cosmos-nano-tokenizer-cv4x8x8` (cosmos_hf.pipelines.shared_weights)."""
+"""The bundled pipelines store the nano CV tokenizers' weights once: their `vae/` (`decoder_vae/`) is a sha256-checked
+reference to a bundled tokenizer folder, `pipelines/cosmos-nano-tokenizer-cv4x8x8` or `-cv4x4x4`
+(cosmos_hf.pipelines.shared_weights)."""
 
 import json
 import shutil
@@ -24,7 +25,14 @@ from cosmos_hf.pipelines.shared_weights import (
 )
 
 PIPELINES = Path(__file__).resolve().parents[1] / "pipelines"
-CV_TOKENIZER = PIPELINES / "cosmos-nano-tokenizer-cv4x8x8"
+CV_TOKENIZERS = {PIPELINES / "cosmos-nano-tokenizer-cv4x8x8", PIPELINES / "cosmos-nano-tokenizer-cv4x4x4"}
+
+
+def _referenced_tokenizer(folder, component) -> Path:
+    """The bundled tokenizer folder a pipeline's VAE component names."""
+    component_folder = PIPELINES / folder / component
+    config = json.loads((component_folder / "config.json").read_text())
+    return (component_folder / config[WEIGHTS_FROM_FOLDER_KEY]).resolve()
 
 
 def _bundled_vae_components():
@@ -49,16 +57,16 @@ def test_bundled_pipelines_with_a_vae_are_found():
 def test_bundled_vae_is_a_reference_with_no_weight_copy(folder, component):
     component_folder = PIPELINES / folder / component
     assert sorted(p.name for p in component_folder.iterdir()) == ["config.json"]
-    config = json.loads((component_folder / "config.json").read_text())
-    assert (component_folder / config[WEIGHTS_FROM_FOLDER_KEY]).resolve() == CV_TOKENIZER.resolve()
+    assert _referenced_tokenizer(folder, component) in {path.resolve() for path in CV_TOKENIZERS}
     index = json.loads((PIPELINES / folder / "model_index.json").read_text())
     assert index[component] == [REFERENCED_VAE_MODULE, "ReferencedAutoencoderKLCosmos"]
 
 
 @pytest.mark.parametrize("folder,component", BUNDLED)
 def test_bundled_pipeline_loads_the_tokenizer_weights_both_ways(folder, component):
-    reference = load_file(str(CV_TOKENIZER / WEIGHTS_NAME))
-    tokenizer = AutoencoderKLCosmos.from_pretrained(CV_TOKENIZER).eval()
+    tokenizer_folder = _referenced_tokenizer(folder, component)
+    reference = load_file(str(tokenizer_folder / WEIGHTS_NAME))
+    tokenizer = AutoencoderKLCosmos.from_pretrained(tokenizer_folder).eval()
     latents = torch.randn(1, tokenizer.config.latent_channels, 2, 2, 2, generator=torch.Generator().manual_seed(0))
     expected = tokenizer.decode(latents).sample
     pipe = DiffusionPipeline.from_pretrained(PIPELINES / folder, trust_remote_code=True)
@@ -140,7 +148,7 @@ def test_bundled_pipeline_round_trips_through_save_pretrained_as_a_reference(tmp
     pipe.save_pretrained(tmp_path / "saved")
     assert sorted(p.name for p in (tmp_path / "saved" / "vae").iterdir()) == ["config.json"]
     again = type(pipe).from_pretrained(tmp_path / "saved")
-    reference = load_file(str(CV_TOKENIZER / WEIGHTS_NAME))
+    reference = load_file(str(_referenced_tokenizer("cosmos-nano-video2world", "vae") / WEIGHTS_NAME))
     assert isinstance(again.vae, ReferencedAutoencoderKLCosmos)
     assert all(torch.equal(again.vae.state_dict()[k], reference[k]) for k in reference)
 

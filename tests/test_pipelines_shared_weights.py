@@ -25,7 +25,7 @@ from cosmos_hf.pipelines.shared_weights import (
 )
 
 PIPELINES = Path(__file__).resolve().parents[1] / "pipelines"
-CV_TOKENIZERS = {PIPELINES / "cosmos-nano-tokenizer-cv4x8x8", PIPELINES / "cosmos-nano-tokenizer-cv4x4x4"}
+CV_TOKENIZERS = {(PIPELINES / f"cosmos-nano-tokenizer-{name}").resolve() for name in ("cv4x8x8", "cv4x4x4")}
 
 
 def _referenced_tokenizer(folder, component) -> Path:
@@ -57,7 +57,7 @@ def test_bundled_pipelines_with_a_vae_are_found():
 def test_bundled_vae_is_a_reference_with_no_weight_copy(folder, component):
     component_folder = PIPELINES / folder / component
     assert sorted(p.name for p in component_folder.iterdir()) == ["config.json"]
-    assert _referenced_tokenizer(folder, component) in {path.resolve() for path in CV_TOKENIZERS}
+    assert _referenced_tokenizer(folder, component) in CV_TOKENIZERS
     index = json.loads((PIPELINES / folder / "model_index.json").read_text())
     assert index[component] == [REFERENCED_VAE_MODULE, "ReferencedAutoencoderKLCosmos"]
 

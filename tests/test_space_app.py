@@ -6,8 +6,9 @@
 - through its API with gradio_client: the returned videos have the models' shape, and bad input (a blocked prompt,
   an upload that is not a video, an empty or unknown camera path) comes back as a readable error message, not a
   stack trace;
-- the post-trained tabs (push the object, fly the camera) with the bundled action / camera pipelines, or, until
-  those are bundled, untrained ones built from the nano Video2World as `train_diffusion.py` starts them.
+- the post-trained tabs (push the object, fly the camera, the multi-view rig) with the bundled action / camera /
+  multi-view pipelines, or, until those are bundled, untrained ones built from the nano Video2World as
+  `train_diffusion.py` starts them.
 
 Few sampling steps keep it fast; the pipelines load once for the module.
 """
@@ -203,9 +204,11 @@ def test_every_tab_is_wired_to_an_api_action(app):
     # each tab's button calls a named endpoint (the gradio_client API)
     demo = app.build_demo(default_steps=STEPS)
     names = {dep.api_name for dep in demo.fns.values() if dep.api_name}
-    assert names >= {"video2world", "text2world", "ar_video2world", "tokenizers", "push_reset", "push_step", "camera"}
+    assert names >= {"video2world", "text2world", "ar_video2world", "tokenizers", "push_reset", "push_step", "camera",
+                      "multiview"}
     assert [title for title, _ in app.available_tabs()] == [
-        "Video2World", "Text2World", "AR Video2World (Medusa)", "Tokenizers", "Push the object", "Fly the camera"]
+        "Video2World", "Text2World", "AR Video2World (Medusa)", "Tokenizers", "Push the object", "Fly the camera",
+        "Multi-view rig"]
 
 
 def test_post_trained_tabs_appear_only_when_their_pipelines_are_installed(app, tmp_path, monkeypatch):
@@ -216,7 +219,7 @@ def test_post_trained_tabs_appear_only_when_their_pipelines_are_installed(app, t
     monkeypatch.setattr(app, "PIPELINES_DIR", only_video2world)
     assert [title for title, _ in app.available_tabs()] == [title for title, _ in app.TABS]
     demo = app.build_demo(default_steps=STEPS)  # the Space still builds without them
-    assert not {"push_step", "camera"} & {dep.api_name for dep in demo.fns.values() if dep.api_name}
+    assert not {"push_step", "camera", "multiview"} & {dep.api_name for dep in demo.fns.values() if dep.api_name}
 
 
 # ---------------------------------------------------------------------------------------------------- post-trained
@@ -288,3 +291,20 @@ def test_the_camera_scene_is_rendered_from_any_pose_as_the_camera_task_films_it(
     for seed in (0, 5):
         record = app.camera_scene(seed)
         assert np.array_equal(app.render_camera_scene(seed, record.cam_to_world, record.intrinsics), record.video)
+
+
+def test_multiview_api_continues_every_camera_along_the_rigs_path_next_to_the_simulator(app, client):
+    prediction, truth, copy_last, report = client.predict(0, STEPS, api_name="/multiview")
+    pipe = app.load_pipeline("multiview")
+    views, frames = int(pipe.transformer.config.num_views), int(pipe.config.default_num_frames)
+    prediction, truth, copy_last = read_frames(prediction), read_frames(truth), read_frames(copy_last)
+    assert prediction.shape == truth.shape == copy_last.shape == (frames, app.SIZE, views * app.SIZE, 3)
+    assert np.abs(truth[-1].astype(int) - truth[0]).mean() > 1  # the rig drove on
+    # the baseline holds every camera's first frame, and the model starts from it (mp4 is lossy: tolerances)
+    assert np.abs(copy_last[-1].astype(int) - truth[0]).mean() < 3
+    assert np.abs(prediction[0].astype(int) - truth[0]).mean() < 8
+    assert all(f"| cam {i} |" in report for i in range(views)) and "PSNR" in report
+    with pytest.raises(gradio_client.exceptions.AppError, match="less than minimum value 0"):
+        client.predict(-1, STEPS, api_name="/multiview")
+    with pytest.raises(gr.Error, match=r"seed must be a whole number in \[0, 899999\]"):
+        app.multiview_drive(app.HELD_OUT_SEED_OFFSET, STEPS)

@@ -13,6 +13,9 @@ Tabs (each a `build_*_tab()` function, listed in `TABS`):
   simulator's replay of the same actions, with PSNR per press and the seconds per predicted frame.
 - Fly the camera (when `cosmos-nano-camera-control` is installed): joystick moves make a 16-move camera path through a
   still camera-task scene; the camera-control model renders it, next to the simulator's render along the same path.
+- Multi-view rig (when `cosmos-nano-multiview` is installed): a held-out drive of the built-in world's camera rig; the
+  multi-view model continues every camera's first frame along the rig's path, shown side by side next to the
+  simulator's cameras and the copy-last-frame baseline, with PSNR / SSIM per camera.
 
 The guardrail verdicts (prompt and output video) are shown under every generation; a blocked prompt, an upload that
 is not a video or a clip that is too small or too large gives an error message naming the problem.
@@ -70,8 +73,10 @@ PIPELINE_FOLDERS = {
     # post-trained models: their tabs appear only when these folders exist (see `available_tabs`)
     "action": "cosmos-nano-action-conditioned",
     "camera": "cosmos-nano-camera-control",
+    "multiview": "cosmos-nano-multiview",
 }
-POST_TRAINED_PIPELINE_CLASSES = {"action": "CosmosActionConditionedPipeline", "camera": "CosmosCameraControlPipeline"}
+POST_TRAINED_PIPELINE_CLASSES = {"action": "CosmosActionConditionedPipeline", "camera": "CosmosCameraControlPipeline",
+                                 "multiview": "CosmosMultiViewPipeline"}
 TOKENIZER_FOLDERS = {"CV4x8x8": "cosmos-nano-tokenizer-cv4x8x8", "DV4x8x8": "cosmos-nano-tokenizer-dv4x8x8"}
 
 # What the nano models were trained on (training/configs/*nano*.yaml): 17 frames of 64x64 at 12 fps.
@@ -113,7 +118,7 @@ def load_pipeline(kind: str):
 
 
 def load_post_trained_pipeline(folder: Path, kind: str):
-    """An action-conditioned or camera-control pipeline folder, checked to hold that pipeline class."""
+    """An action-conditioned, camera-control or multi-view pipeline folder, checked to hold that pipeline class."""
     import cosmos_hf  # noqa: F401  (the folder's entry point imports the project's components)
     from diffusers import DiffusionPipeline
 
@@ -655,6 +660,66 @@ def camera_fly(seed, moves_text, steps, progress=gr.Progress()):
 
 
 
+@functools.lru_cache(maxsize=8)
+def multiview_clip(seed: int, num_views: int, num_frames: int, fps: float) -> dict:
+    """The held-out rig drive `seed` as the multi-view model's training clips were made (`MultiViewClips`): frames
+    [V, T, 64, 64, 3], the rig's path in its first frame [T, 3] (metres), camera names, and the caption of what is
+    seen (the path, not the caption, says how the rig moves)."""
+    from cosmos_hf.data.post_training_datasets import simulate_clips
+
+    return simulate_clips("multiview", [HELD_OUT_SEED_OFFSET + seed], num_frames, SIZE, SIZE, fps,
+                          [{"num_cameras": num_views}], workers=1)[0]
+
+
+def tile_views(views: np.ndarray) -> np.ndarray:
+    """[V, T, H, W, 3] -> one video [T, H, V*W, 3], the cameras side by side (cam 0 on the left)."""
+    return np.concatenate(list(views), axis=2)
+
+
+@gpu
+@user_errors
+def multiview_drive(seed, steps, progress=gr.Progress()):
+    """Continue every camera's first frame of a held-out rig drive with the multi-view model, along the rig's path.
+    Returns (model video, simulator video, copy-last video, report markdown), each video the cameras side by side."""
+    import torch
+
+    from cosmos_hf.data import frames_to_tensor
+    from cosmos_hf.data.post_training_datasets import view_caption
+
+    seed, steps = checked_held_out_seed(seed), checked_steps(steps)
+    progress(0, desc="Loading the nano multi-view pipeline")
+    pipe = load_pipeline("multiview")
+    num_views, num_frames = int(pipe.transformer.config.num_views), int(pipe.config.default_num_frames)
+    fps = float(pipe.config.default_fps)
+    progress(0.05, desc="Simulating the rig's drive")
+    clip = multiview_clip(seed, num_views, num_frames, fps)
+    prompt_check = check_prompt(pipe, clip["scene_caption"])
+    prompts = [view_caption(name, clip["scene_caption"]) for name in clip["camera_names"]]
+    truth = clip["video"]
+    video = torch.cat([frames_to_tensor(frames[:NUM_CONDITION_FRAMES]) for frames in truth])  # [V, 3, 1, H, W]
+    start = time.perf_counter()
+    output = pipe(prompt=prompts, video=video, trajectory=torch.from_numpy(clip["trajectory"]),
+                  num_inference_steps=steps, generator=generator(seed), output_type="np",
+                  callback_on_step_end=step_progress(progress, steps, "Denoising all cameras")).frames[0]
+    seconds = time.perf_counter() - start
+    prediction = np.stack([cosmos_demo.to_uint8_video(view[None], SIZE) for view in output])
+    copy_last = np.repeat(truth[:, :NUM_CONDITION_FRAMES][:, -1:], num_frames, axis=1)
+    rows = ["| camera | model PSNR (dB) | model SSIM | copy-last PSNR (dB) | copy-last SSIM |", "|---|---|---|---|---|"]
+    for name, true_view, predicted, copied in zip(clip["camera_names"], truth, prediction, copy_last):
+        scores = [cosmos_demo.score_predicted_frames(true_view, video) for video in (predicted, copied)]
+        rows.append(f"| {name.replace('_', ' ')} | " + " | ".join(
+            f"{'exact (inf)' if not np.isfinite(p) else f'{p:.2f}'} | {s:.3f}" for p, s in scores) + " |")
+    report = (f"**Multi-view rig, held-out seed {HELD_OUT_SEED_OFFSET + seed}** — {num_views} cameras "
+              f"(left to right: {', '.join(name.replace('_', ' ') for name in clip['camera_names'])}), "
+              f"{num_frames} frames at {fps:g} fps; prompt per camera: \"{prompts[0]}\" (and its camera's name)."
+              f"\n\n" + "\n".join(rows) + f"\n\nScored on frames {NUM_CONDITION_FRAMES}-{num_frames - 1} of each "
+              f"camera; {seconds:.2f} s for all cameras at {steps} sampler steps, measured now.")
+    return (save_video(tile_views(prediction), fps), save_video(tile_views(truth), fps),
+            save_video(tile_views(copy_last), fps),
+            report + "\n\n" + guardrail_markdown(prompt_check, video_verdict(pipe)))
+
+
+
 # ---------------------------------------------------------------------------------------------------- the UI
 
 
@@ -799,6 +864,23 @@ def build_camera_tab(default_steps: int):
     button.click(camera_fly, [seed, moves, steps], [prediction, truth, report], api_name="camera")
 
 
+def build_multiview_tab(default_steps: int):
+    gr.Markdown("The nano multi-view model drives a rig of cameras through a held-out scene of the built-in world: "
+                "from the **first frame of every camera** and the rig's path it generates the next frames of all "
+                "cameras together. Beside it: the simulator's cameras and the copy-last-frame baseline.")
+    with gr.Row():
+        seed = gr.Number(value=0, precision=0, minimum=0, maximum=HELD_OUT_SEED_OFFSET - 1,
+                         label="Scene seed (held out)", elem_id="mv-seed")
+        steps = gr.Slider(1, MAX_STEPS, value=default_steps, step=1, label="Sampling steps", elem_id="mv-steps")
+    button = gr.Button("Generate", variant="primary", elem_id="mv-generate")
+    prediction = gr.Video(label="Nano multi-view (cameras side by side)", elem_id="mv-prediction", interactive=False,
+                          loop=True, autoplay=True)
+    truth = gr.Video(label="Simulator (same drive)", elem_id="mv-truth", interactive=False, loop=True, autoplay=True)
+    baseline = gr.Video(label="Copy-last-frame baseline", elem_id="mv-copy-last", interactive=False, loop=True)
+    report = gr.Markdown(elem_id="mv-report")
+    button.click(multiview_drive, [seed, steps], [prediction, truth, baseline, report], api_name="multiview")
+
+
 # (tab title, builder(default_steps)): always shown
 TABS = [
     ("Video2World", build_video2world_tab),
@@ -811,6 +893,7 @@ TABS = [
 POST_TRAINED_TABS = [
     ("Push the object", "action", build_action_tab),
     ("Fly the camera", "camera", build_camera_tab),
+    ("Multi-view rig", "multiview", build_multiview_tab),
 ]
 
 

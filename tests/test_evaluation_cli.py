@@ -169,6 +169,13 @@ def test_eval_physics_command_on_the_builtin_world(tmp_path):
     assert by_predictor["pipeline:repeat_last"]["overall"] == by_predictor["copy-last"]["overall"]
     assert (out / "cond2_fg_iou_per_scene.png").is_file() and (out / "cond2_psnr_per_frame.png").is_file()
     assert main(argv[:3] + ["no_such_scene"] + argv[4:]) == 2
+    # --seed-offset scores other simulator seeds (held out from both the benchmark and training, to pick options on)
+    assert main([*argv[:-3], "--out", str(tmp_path / "offset"), "--seed-offset", "100", "--no-progress"]) == 0
+    offset = json.loads((tmp_path / "offset" / "results.json").read_text())
+    assert offset["config"]["seeds"] == [100] and result["config"]["seeds"] == [0]
+    assert offset["results"]["cond2"]["copy-last"]["overall"] != by_predictor["copy-last"]["overall"]
+    with pytest.raises(SystemExit):
+        main([*argv, "--seed-offset", "-1"])
 
 
 def test_eval_tokenizer_reconstructs_with_a_saved_autoencoder(tmp_path):

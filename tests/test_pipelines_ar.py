@@ -96,6 +96,45 @@ def test_decoded_outputs(pipe):
     assert pipe(video=array, output_type="tokens").frames.shape == (1, *GRID)
 
 
+def test_keep_threshold_outputs_the_last_conditioning_frame_where_the_decode_stays_still(pipe, dv):
+    video = frames(5)
+    plain = pipe(video=video, output_type="pt").frames
+    # threshold 1 (the largest RGB distance): every predicted pixel is taken for still, so every frame after the
+    # 5 given ones is exactly the last given frame; the given frames keep their own decode
+    kept = pipe(video=video, output_type="pt", condition_keep_threshold=1.0).frames  # [B, T, 3, H, W] in [0, 1]
+    last = (video[:, :, -1] + 1) / 2
+    for t in range(5, 9):
+        torch.testing.assert_close(kept[:, t], last, atol=1e-6, rtol=0)
+    torch.testing.assert_close(kept[:, :5], plain[:, :5])
+    # per pixel: kept where the decode is within the threshold of the still video's round trip, untouched elsewhere
+    still = video[:, :, -1:].expand(-1, -1, 9, -1, -1)
+    still_decoded = dv.detokenize(dv.tokenize(still)).float().clamp(-1, 1)
+    decoded = still_decoded.clone()
+    decoded[:, :, 6:, 4:10, 4:10] = -still_decoded[:, :, 6:, 4:10, 4:10].sign()  # a large change in one patch
+    out = pipe.keep_still_pixels(video, decoded, threshold=0.1)
+    moved = torch.zeros_like(decoded, dtype=torch.bool)
+    moved[:, :, 6:, 4:10, 4:10] = True
+    moved[:, :, :5] = True  # the given frames are never replaced
+    assert torch.equal(out[moved], decoded[moved])
+    assert torch.equal(out[~moved], still.float()[~moved])
+
+
+def test_saved_keep_threshold_applies_to_the_dv_decode_only(dv, tmp_path):
+    model = tiny_ar()
+    saved = CosmosARVideo2WorldPipeline(model, dv, disable_safety_checker=True, default_condition_keep_threshold=1.0)
+    saved.set_progress_bar_config(disable=True)
+    explicit = CosmosARVideo2WorldPipeline(model, dv, disable_safety_checker=True)
+    explicit.set_progress_bar_config(disable=True)
+    video = frames(1, seed=3)
+    torch.testing.assert_close(saved(video=video, output_type="pt").frames,
+                               explicit(video=video, output_type="pt", condition_keep_threshold=1.0).frames)
+    # token output is untouched by the saved default (an explicit threshold there is an error)
+    assert torch.equal(saved(video=video, output_type="tokens").frames,
+                       explicit(video=video, output_type="tokens").frames)
+    saved.save_pretrained(tmp_path)
+    assert CosmosARVideo2WorldPipeline.load_config(tmp_path)["default_condition_keep_threshold"] == 1.0
+
+
 def test_bad_input_errors(pipe, dv):
     with pytest.raises(ValueError, match=r"takes one of \[1, 5\]"):
         pipe(video=frames(2))
@@ -166,6 +205,8 @@ def test_diffusion_decoder_path_and_save_load_round_trip(pipe, dv, tmp_path):
                    generator=torch.Generator().manual_seed(0)).frames
     plain = full(video=frames(1), output_type="pt", use_diffusion_decoder=False).frames
     assert refined.shape == plain.shape == (1, 9, 3, 16, 16) and not torch.allclose(refined, plain)
+    with pytest.raises(ValueError, match="applies to the DV tokenizer's decode: pass use_diffusion_decoder=False"):
+        full(video=frames(1), output_type="pt", condition_keep_threshold=0.1)
 
     full.save_pretrained(tmp_path / "ar_pipe")
     loaded = DiffusionPipeline.from_pretrained(tmp_path / "ar_pipe", trust_remote_code=True,
@@ -209,6 +250,9 @@ def test_token_output_needs_the_explicit_guardrail_opt_out(dv):
         (dict(top_k=0), ValueError, "top_k must be >= 1"),
         (dict(top_p=float("nan")), ValueError, r"top_p must be > 0 and <= 1"),
         (dict(decoder_guidance_scale=float("inf")), ValueError, "decoder_guidance_scale must be >= 0"),
+        (dict(condition_keep_threshold=0), ValueError, r"condition_keep_threshold must be > 0 and <= 1"),
+        (dict(condition_keep_threshold=1.5), ValueError, r"condition_keep_threshold must be > 0 and <= 1"),
+        (dict(condition_keep_threshold=0.1), ValueError, "cannot be used with output_type='tokens'"),
     ],
 )
 def test_bad_arguments_are_refused_before_generation(pipe, bad, error, message):

@@ -156,6 +156,17 @@ def positive_int(text) -> int:
     return value
 
 
+def non_negative_int(text) -> int:
+    """argparse type for offsets and indices that must be >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer (>= 0), got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer (>= 0), got {value}")
+    return value
+
+
 def cpu_has_native_bf16() -> bool:
     """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX, as oneDNN reports it). Elsewhere (e.g. an
     AVX2-only CPU) PyTorch emulates bf16 arithmetic, and a bf16 model runs slower than the same model in float32."""

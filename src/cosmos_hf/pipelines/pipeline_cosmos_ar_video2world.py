@@ -76,7 +76,8 @@ class CosmosARVideo2WorldPipeline(HubLayoutMixin, DiffusionPipeline):
             `decoder_token_embedder`, `decoder_vae`, `decoder_scheduler`, `decoder_text_encoder`, `decoder_tokenizer`.
     Config: `max_sequence_length` (text tokens), `decoder_max_sequence_length`, `decoder_chunk_latent_frames`,
     `decoder_chunk_blend` (the decoder's `chunk_blend`: "pixel", the reference's seams, or "latent"),
-    `default_use_diffusion_decoder` (whether a call without `use_diffusion_decoder` refines with the decoder).
+    `default_use_diffusion_decoder` (whether a call without `use_diffusion_decoder` refines with the decoder),
+    `default_condition_keep_threshold` (the call default of `condition_keep_threshold`; None = off).
     """
 
     _optional_components = ["text_encoder", "tokenizer", "safety_checker", *_DECODER_COMPONENTS]
@@ -106,6 +107,7 @@ class CosmosARVideo2WorldPipeline(HubLayoutMixin, DiffusionPipeline):
         default_fps: int = 24,
         disable_safety_checker: bool = False,
         default_use_diffusion_decoder: bool = True,
+        default_condition_keep_threshold: float | None = None,
     ):
         super().__init__()
         # guardrails on by default (our CosmosSafetyChecker), off only with disable_safety_checker=True
@@ -120,7 +122,8 @@ class CosmosARVideo2WorldPipeline(HubLayoutMixin, DiffusionPipeline):
                                 decoder_max_sequence_length=decoder_max_sequence_length,
                                 decoder_chunk_latent_frames=decoder_chunk_latent_frames,
                                 decoder_chunk_blend=decoder_chunk_blend, default_fps=default_fps,
-                                default_use_diffusion_decoder=default_use_diffusion_decoder)
+                                default_use_diffusion_decoder=default_use_diffusion_decoder,
+                                default_condition_keep_threshold=default_condition_keep_threshold)
         present = [name for name in _DECODER_COMPONENTS if getattr(self, name, None) is not None]
         if present and len(present) != len(_DECODER_COMPONENTS):
             missing = sorted(set(_DECODER_COMPONENTS) - set(present))
@@ -226,6 +229,18 @@ class CosmosARVideo2WorldPipeline(HubLayoutMixin, DiffusionPipeline):
         if use_medusa and self.ar_model.medusa_heads is None:
             raise ValueError("use_medusa=True needs an ar_model with Medusa heads (config.medusa_num_heads > 0)")
 
+    @torch.no_grad()
+    def keep_still_pixels(self, frames: torch.Tensor, decoded: torch.Tensor, threshold: float) -> torch.Tensor:
+        """`decoded` [B, 3, T, H, W] in [-1, 1] with the last conditioning frame's pixels wherever a predicted frame
+        (after the `frames` given) is within `threshold` (max over RGB, [0, 1] units) of the DV round trip of a
+        still video of that frame. The conditioning frames' own decode is left as it is."""
+        still = frames[:, :, -1:].expand(-1, -1, decoded.shape[2], -1, -1)
+        still_decoded = self.dv_tokenizer.detokenize(self.dv_tokenizer.tokenize(still)).float().clamp(-1, 1)
+        departure = (decoded - still_decoded).abs().amax(dim=1, keepdim=True) / 2.0  # [-1, 1] -> [0, 1] units
+        keep = departure < threshold
+        keep[:, :, : frames.shape[2]] = False
+        return torch.where(keep, still.float(), decoded)
+
     # ------------------------------------------------------------------ generation
     @torch.no_grad()
     def generate_tokens(self, input_ids, max_new_tokens, text, do_sample, temperature, top_k, top_p, generator,
@@ -275,6 +290,7 @@ class CosmosARVideo2WorldPipeline(HubLayoutMixin, DiffusionPipeline):
         generator: torch.Generator | None = None,
         output_type: str = "pil",
         return_dict: bool = True,
+        condition_keep_threshold: float | None = None,
     ):
         r"""Continue `video` (or `image`) to the model's full token grid.
 
@@ -288,9 +304,30 @@ class CosmosARVideo2WorldPipeline(HubLayoutMixin, DiffusionPipeline):
         `decoder_guidance_scale` 1.8, the reference defaults; it is the decoder's `guidance_scale`: the Cosmos rule
         ``x0_cond + g * (x0_cond - x0_uncond)``, 0 disables guidance);
         `use_diffusion_decoder=None` uses the config's `default_use_diffusion_decoder` (True unless saved otherwise).
+
+        `condition_keep_threshold` (in (0, 1], image units; not the reference; `None` uses the config's
+        `default_condition_keep_threshold`, `None` = off) applies to the DV tokenizer's decode: where the decoded
+        video is within this RGB distance of the decode of a still video of the last conditioning frame, the model
+        predicted no change there (up to the tokenizer's loss), and the last conditioning frame's own pixels are
+        output, as `CosmosVideo2WorldPipeline`'s keep threshold does. A DV tokenizer loses small objects and edges
+        even in a still scene; this gives them back where nothing moves. Costs one more tokenize + detokenize.
+        Passed explicitly, it cannot be combined with the diffusion decoder or token output; a saved default is
+        used by the DV decode only.
         """
         if use_diffusion_decoder is None:
             use_diffusion_decoder = self.config.get("default_use_diffusion_decoder", True)
+        explicit_keep = condition_keep_threshold is not None
+        if condition_keep_threshold is None:
+            condition_keep_threshold = self.config.get("default_condition_keep_threshold", None)
+        if condition_keep_threshold is not None:
+            check_number("condition_keep_threshold", condition_keep_threshold, minimum=0, exclusive_minimum=True,
+                         maximum=1, note="an RGB distance in [0, 1] image units")
+        if explicit_keep and output_type == "tokens":
+            raise ValueError("condition_keep_threshold works on decoded frames; it cannot be used with "
+                             "output_type='tokens'")
+        if explicit_keep and use_diffusion_decoder and self.has_diffusion_decoder:
+            raise ValueError("condition_keep_threshold applies to the DV tokenizer's decode: pass "
+                             "use_diffusion_decoder=False with it")
         self.check_inputs(prompt, do_sample, temperature, top_k, top_p, use_medusa, decoder_num_inference_steps,
                           decoder_guidance_scale, generator, output_type)
         device = self._execution_device
@@ -317,6 +354,8 @@ class CosmosARVideo2WorldPipeline(HubLayoutMixin, DiffusionPipeline):
                                             output_type=output_type).frames
         else:  # the diffusion decoder pipeline above runs the same guard on its own output
             decoded = self.dv_tokenizer.detokenize(video_tokens).float().clamp(-1, 1)
+            if condition_keep_threshold is not None:
+                decoded = self.keep_still_pixels(frames, decoded, condition_keep_threshold)
             decoded = guard_videos(self.safety_checker, self.video_processor, decoded, device, round_to_nearest=True)
             result = self.video_processor.postprocess_video(decoded, output_type=output_type)
         self.maybe_free_model_hooks()

@@ -145,26 +145,25 @@ def lazy_exports(package: str, table: dict):
     return __getattr__, __dir__
 
 
-def positive_int(text) -> int:
-    """argparse type for counts that must be >= 1 (its ArgumentTypeError message is what argparse prints)."""
+def _int_at_least(text, minimum: int, kind: str) -> int:
+    """argparse type body: an integer >= `minimum` (its ArgumentTypeError message is what argparse prints)."""
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer (>= 1), got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer (>= 1), got {value}")
+        raise argparse.ArgumentTypeError(f"expected {kind} (>= {minimum}), got {text!r}") from None
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"must be {kind} (>= {minimum}), got {value}")
     return value
+
+
+def positive_int(text) -> int:
+    """argparse type for counts that must be >= 1."""
+    return _int_at_least(text, 1, "a positive integer")
 
 
 def non_negative_int(text) -> int:
     """argparse type for offsets and indices that must be >= 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer (>= 0), got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a non-negative integer (>= 0), got {value}")
-    return value
+    return _int_at_least(text, 0, "a non-negative integer")
 
 
 def cpu_has_native_bf16() -> bool:

@@ -280,6 +280,11 @@ def user_errors(fn):
 # ---------------------------------------------------------------------------------------------------- scoring
 
 
+def format_psnr(value: float) -> str:
+    """PSNR in dB for a report; identical videos score inf."""
+    return "exact (inf)" if not np.isfinite(value) else f"{value:.2f}"
+
+
 def score_table(truth: np.ndarray | None, predictions: dict) -> str:
     """Markdown: PSNR / SSIM of each prediction's predicted frames (after the conditioning frame) against the truth."""
     if truth is None:
@@ -288,7 +293,7 @@ def score_table(truth: np.ndarray | None, predictions: dict) -> str:
     rows = ["| prediction | PSNR (dB) | SSIM |", "|---|---|---|"]
     for name, video in predictions.items():
         psnr, ssim = cosmos_demo.score_predicted_frames(truth, video)
-        rows.append(f"| {name} | {'exact (inf)' if not np.isfinite(psnr) else f'{psnr:.2f}'} | {ssim:.3f} |")
+        rows.append(f"| {name} | {format_psnr(psnr)} | {ssim:.3f} |")
     return ("\n".join(rows) + f"\n\nScored on frames {NUM_CONDITION_FRAMES}-{NUM_FRAMES - 1} (frame 0 is the "
             "model's input), TokenBench PSNR and mean per-frame SSIM; higher is better. Copy-last-frame repeats the "
             "input frame: a model has to beat it to show it learned motion.")
@@ -299,11 +304,11 @@ def pipeline_frames(output) -> np.ndarray:
     return cosmos_demo.to_uint8_video(output, SIZE)
 
 
-def copy_last_frame(video: np.ndarray) -> np.ndarray:
-    """The baseline, 17 frames long whatever the length of the (uploaded) clip."""
+def copy_last_frame(video: np.ndarray, num_frames: int = NUM_FRAMES) -> np.ndarray:
+    """The baseline, `num_frames` long (default 17) whatever the length of the (uploaded) clip."""
     from cosmos_hf.evaluation.predictors import CopyLastFramePredictor
 
-    return CopyLastFramePredictor()(video[:NUM_CONDITION_FRAMES], "", NUM_FRAMES)
+    return CopyLastFramePredictor()(video[:NUM_CONDITION_FRAMES], "", num_frames)
 
 
 def step_progress(progress, steps: int, desc: str):
@@ -511,7 +516,7 @@ def push_report(session: dict) -> str:
     lines += ["", "| press | move | frames | PSNR vs simulator (dB) | seconds per predicted frame | sampler steps |",
               "|---|---|---|---|---|---|"]
     for k, press in enumerate(session["presses"], 1):
-        psnr = "exact (inf)" if not np.isfinite(press["psnr"]) else f"{press['psnr']:.2f}"
+        psnr = format_psnr(press["psnr"])
         lines.append(f"| {k} | {press['move']} | {press['frames']} | {psnr} | {press['seconds_per_frame']:.3f} | "
                      f"{press['steps']} |")
     lines += ["", "PSNR (TokenBench: one MSE over the press's new frames) of the imagined frames against the "
@@ -652,7 +657,7 @@ def camera_fly(seed, moves_text, steps, progress=gr.Progress()):
     score = psnr(truth[NUM_CONDITION_FRAMES:], prediction[NUM_CONDITION_FRAMES:])
     report = (f"**Camera task, held-out seed {HELD_OUT_SEED_OFFSET + seed}** — path: {', '.join(moves)}\n\n"
               f"PSNR of frames {NUM_CONDITION_FRAMES}-{NUM_FRAMES - 1} against the simulator's render along the same "
-              f"poses: {'exact (inf)' if not np.isfinite(score) else f'{score:.2f}'} dB (higher is better); "
+              f"poses: {format_psnr(score)} dB (higher is better); "
               f"{seconds:.2f} s for {NUM_FRAMES - NUM_CONDITION_FRAMES} frames at {steps} sampler steps, measured "
               f"now. Moves are in the camera's frame: 0.1 m per step, turns 5 degrees.")
     return (save_video(prediction, CAMERA_FPS), save_video(truth, CAMERA_FPS), report + "\n\n" +
@@ -703,12 +708,12 @@ def multiview_drive(seed, steps, progress=gr.Progress()):
                   callback_on_step_end=step_progress(progress, steps, "Denoising all cameras")).frames[0]
     seconds = time.perf_counter() - start
     prediction = np.stack([cosmos_demo.to_uint8_video(view[None], SIZE) for view in output])
-    copy_last = np.repeat(truth[:, :NUM_CONDITION_FRAMES][:, -1:], num_frames, axis=1)
+    copy_last = np.stack([copy_last_frame(view, num_frames) for view in truth])
     rows = ["| camera | model PSNR (dB) | model SSIM | copy-last PSNR (dB) | copy-last SSIM |", "|---|---|---|---|---|"]
     for name, true_view, predicted, copied in zip(clip["camera_names"], truth, prediction, copy_last):
         scores = [cosmos_demo.score_predicted_frames(true_view, video) for video in (predicted, copied)]
         rows.append(f"| {name.replace('_', ' ')} | " + " | ".join(
-            f"{'exact (inf)' if not np.isfinite(p) else f'{p:.2f}'} | {s:.3f}" for p, s in scores) + " |")
+            f"{format_psnr(p)} | {s:.3f}" for p, s in scores) + " |")
     report = (f"**Multi-view rig, held-out seed {HELD_OUT_SEED_OFFSET + seed}** — {num_views} cameras "
               f"(left to right: {', '.join(name.replace('_', ' ') for name in clip['camera_names'])}), "
               f"{num_frames} frames at {fps:g} fps; prompt per camera: \"{prompts[0]}\" (and its camera's name)."

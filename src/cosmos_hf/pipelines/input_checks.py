@@ -54,6 +54,17 @@ def check_number(name: str, value, *, minimum=None, maximum=None, exclusive_mini
     return value
 
 
+def rgb_distance_option(config, name: str, value):
+    """A call's RGB-distance option (`condition_detail_gate`, `condition_keep_threshold`): `None` takes the pipeline
+    config's `default_<name>` (None = off); a number must be in (0, 1] (an RGB distance in image units)."""
+    if value is None:
+        value = config.get(f"default_{name}", None)
+    if value is None:
+        return None
+    return check_number(name, value, minimum=0, exclusive_minimum=True, maximum=1,
+                        note="an RGB distance in [0, 1] image units")
+
+
 def check_finite_tensor(name: str, tensor, ndim: int | None = None, shape_hint: str = "") -> torch.Tensor:
     """A floating-point tensor without NaN/inf (and with `ndim` dimensions when given)."""
     if not isinstance(tensor, torch.Tensor):

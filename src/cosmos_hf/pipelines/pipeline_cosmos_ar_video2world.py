@@ -36,6 +36,7 @@ from .input_checks import (
     check_number,
     check_output_type,
     preprocess_conditioning_frames,
+    rgb_distance_option,
 )
 from .pipeline_cosmos_diffusion_decoder import CosmosDiffusionDecoderPipeline
 from ..utils import warn_if_emulated_bf16
@@ -317,11 +318,8 @@ class CosmosARVideo2WorldPipeline(HubLayoutMixin, DiffusionPipeline):
         if use_diffusion_decoder is None:
             use_diffusion_decoder = self.config.get("default_use_diffusion_decoder", True)
         explicit_keep = condition_keep_threshold is not None
-        if condition_keep_threshold is None:
-            condition_keep_threshold = self.config.get("default_condition_keep_threshold", None)
-        if condition_keep_threshold is not None:
-            check_number("condition_keep_threshold", condition_keep_threshold, minimum=0, exclusive_minimum=True,
-                         maximum=1, note="an RGB distance in [0, 1] image units")
+        condition_keep_threshold = rgb_distance_option(self.config, "condition_keep_threshold",
+                                                       condition_keep_threshold)
         if explicit_keep and output_type == "tokens":
             raise ValueError("condition_keep_threshold works on decoded frames; it cannot be used with "
                              "output_type='tokens'")

@@ -20,7 +20,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from ..diffusion.edm import VideoCondition, denoise
 from ..guardrails.checker import CosmosSafetyChecker
-from .input_checks import check_generator, check_number, preprocess_conditioning_frames
+from .input_checks import check_generator, check_number, preprocess_conditioning_frames, rgb_distance_option
 from .pipeline_cosmos_text2world import CosmosText2WorldPipeline, CosmosVAE
 
 
@@ -202,14 +202,8 @@ class CosmosVideo2WorldPipeline(CosmosText2WorldPipeline):
         return detail
 
     def _rgb_distance_option(self, name: str, value):
-        """A call's `condition_detail_gate` / `condition_keep_threshold`: `None` takes the config's `default_<name>`
-        (None = off); a number must be in (0, 1] (an RGB distance in image units)."""
-        if value is None:
-            value = self.config.get(f"default_{name}", None)
-        if value is None:
-            return None
-        return check_number(name, value, minimum=0, exclusive_minimum=True, maximum=1,
-                            note="an RGB distance in [0, 1] image units")
+        """A call's `condition_detail_gate` / `condition_keep_threshold`, resolved against this pipeline's config."""
+        return rgb_distance_option(self.config, name, value)
 
     @torch.no_grad()
     def __call__(

@@ -29,9 +29,17 @@ def scheduler():
 
 
 @pytest.fixture(scope="module")
-def pipeline_folders(tmp_path_factory):
-    """Tiny random Video2World, Text2World and AR Video2World (with Medusa heads) pipelines, saved like the nano ones."""
+def pipeline_folders(tmp_path_factory, tiny_video2world_folder):
+    """Tiny random Video2World, Text2World and AR Video2World (with Medusa heads) pipelines, saved like the nano ones,
+    and camera-control, action-conditioned and 2-camera multi-view pipelines post-trained (untrained) from conftest's
+    tiny Video2World (32x32, 9 frames)."""
+    from test_pipelines_action_conditioned import action_pipeline
+    from test_pipelines_camera_control import camera_pipeline
+    from test_pipelines_multiview import multiview_pipeline
+
     root = tmp_path_factory.mktemp("pipelines")
+    for name, build in (("camera", camera_pipeline), ("action", action_pipeline), ("multiview", multiview_pipeline)):
+        build(tiny_video2world_folder)[0].save_pretrained(root / name)
     tokenizer, encoder = tiny_t5_text_encoder()
     common = dict(default_height=SIZE, default_width=SIZE, default_num_frames=FRAMES, default_fps=12,
                   max_sequence_length=8, default_guidance_scale=1.0)
@@ -53,15 +61,15 @@ def pipeline_folders(tmp_path_factory):
 
 def run_demo(out, folders, *extra):
     args = ["--out", str(out), "--clips", "1", "--size", str(SIZE), "--frames", str(FRAMES), "--steps", "2",
-            "--video2world", str(folders["video2world"]), "--text2world", str(folders["text2world"]),
-            "--ar-video2world", str(folders["ar_video2world"]), *extra]
+            *[f"--{name.replace('_', '-')}={folder}" for name, folder in folders.items()], *extra]
     assert demo.main(args) == 0
     return json.loads((out / "metrics.json").read_text())
 
 
 def test_demo_writes_world_model_videos_and_scores_predicted_frames(pipeline_folders, tmp_path, capsys):
     folders = {"video2world": pipeline_folders / "v2w", "text2world": pipeline_folders / "t2w",
-               "ar_video2world": pipeline_folders / "ar"}
+               "ar_video2world": pipeline_folders / "ar", "camera_control": pipeline_folders / "camera",
+               "action_conditioned": pipeline_folders / "action", "multiview": pipeline_folders / "multiview"}
     metrics = run_demo(tmp_path / "demo", folders)
 
     # layouts: tokenizers have 4 columns, Video2World-style videos 3, Text2World 2; one row per clip, each under a
@@ -82,7 +90,7 @@ def test_demo_writes_world_model_videos_and_scores_predicted_frames(pipeline_fol
     assert "text2world" not in metrics  # no pixel truth for a caption: no metric
     assert metrics["ar_video2world"]["use_medusa"] is True  # the tiny AR model has Medusa heads
     assert metrics["ar_video2world"]["use_diffusion_decoder"] is False  # ... and no diffusion decoder
-    assert set(metrics["section_seconds"]) == {"tokenizers", "video2world", "text2world", "ar_video2world"}
+    assert set(metrics["section_seconds"]) == {"tokenizers", *folders}
     assert "skipped" not in metrics and metrics["clips"] == ["dominoes/seed900000"]
     # metrics.json says what it scores, before the scores
     about = metrics["about"]
@@ -104,6 +112,25 @@ def test_demo_writes_world_model_videos_and_scores_predicted_frames(pipeline_fol
     printed = capsys.readouterr().out
     assert "(ground truth | copy-last | Video2World; one clip per row)" in printed and "note: skipping" not in printed
 
+    # the post-trained models, on their own task at their own size and frame count (the tiny base: 32x32, 9 frames):
+    # simulator | copy-last | model; the multi-view panels hold both cameras side by side
+    small_panel = 32 * demo.PANEL_SCALE
+    for name, cameras in (("camera_control", 1), ("action_conditioned", 1), ("multiview", 2)):
+        video, _ = read_video(tmp_path / "demo" / f"{name}.mp4")
+        assert video.shape == (9, demo.LABEL_HEIGHT + small_panel, 3 * cameras * small_panel, 3), name
+        entry = metrics[name]
+        assert (entry["frames"], entry["size"], entry["clips"]) == (9, 32, ["seed900000"]), entry
+        for scores in (entry, entry["copy_last"]):  # an untrained model's SSIM can be just below 0
+            assert np.isfinite(scores["psnr_db"]) and -1 <= scores["ssim"] <= 1, (name, entry)
+    assert metrics["action_conditioned"]["fps"] == 12.0  # the tiny base's default_fps, the clip was simulated at
+    # the camera task's copy-last baseline is the clip's own first frame held, scored on frames 1..8
+    from cosmos_hf.data.post_training_datasets import simulate_clips
+
+    camera_clip = simulate_clips("camera", [demo.HELD_OUT_SEED_OFFSET], 9, 32, 32, 12.0, workers=1)[0]["video"]
+    held = np.repeat(camera_clip[:1], 8, axis=0)
+    assert metrics["camera_control"]["copy_last"]["psnr_db"] == pytest.approx(psnr(held, camera_clip[1:]), abs=1e-3)
+    assert "(simulator | copy-last | camera model; one clip per row)" in printed
+
     # --skip-world-models: the tokenizer section alone
     tokenizers_only = run_demo(tmp_path / "tokenizers_only", folders, "--skip-world-models")
     assert tokenizers_only["CV4x8x8"] == metrics["CV4x8x8"] and "copy_last" not in tokenizers_only
@@ -112,12 +139,15 @@ def test_demo_writes_world_model_videos_and_scores_predicted_frames(pipeline_fol
 
 def test_missing_pipeline_folders_are_skipped_with_a_note(pipeline_folders, tmp_path, capsys):
     missing = tmp_path / "no-such-pipeline"
-    folders = {"video2world": pipeline_folders / "v2w", "text2world": missing, "ar_video2world": missing}
+    folders = {"video2world": pipeline_folders / "v2w", "text2world": missing, "ar_video2world": missing,
+               "camera_control": missing, "action_conditioned": missing, "multiview": missing}
     metrics = run_demo(tmp_path / "demo", folders)
     printed = capsys.readouterr().out
     assert f"note: skipping text2world: {missing} not found" in printed
     assert f"note: skipping ar_video2world: {missing} not found" in printed
-    assert set(metrics["skipped"]) == {"text2world", "ar_video2world"}
+    assert f"note: skipping multiview: {missing} not found" in printed
+    assert set(metrics["skipped"]) == {"text2world", "ar_video2world", "camera_control", "action_conditioned",
+                                       "multiview"}
     assert "ar_video2world" not in metrics and np.isfinite(metrics["video2world"]["psnr_db"])
     assert not (tmp_path / "demo" / "text2world.mp4").exists() and (tmp_path / "demo" / "video2world.mp4").exists()
 
@@ -133,6 +163,11 @@ def test_demo_refuses_bad_arguments_and_wrong_pipeline_kinds(pipeline_folders, t
         demo.load_world_model(pipeline_folders / "v2w", "text2world")
     with pytest.raises(ValueError, match="not a ar_video2world pipeline"):
         demo.load_world_model(pipeline_folders / "t2w", "ar_video2world")
+    # the post-trained pipelines subclass Video2World but need their condition: not accepted as the Video2World model
+    with pytest.raises(ValueError, match="holds a CosmosCameraControlPipeline, not a video2world pipeline"):
+        demo.load_world_model(pipeline_folders / "camera", "video2world")
+    with pytest.raises(ValueError, match="holds a CosmosMultiViewPipeline, not a action_conditioned pipeline"):
+        demo.load_world_model(pipeline_folders / "multiview", "action_conditioned")
 
 
 def test_demo_clips_move_as_fast_as_the_training_clips():
@@ -186,7 +221,7 @@ def test_bundled_pipelines_and_tokenizers_load_without_warnings():
     # `legacy_mode` "will be ignored" (written there by loading a cosmos-hf tokenizer folder with diffusers' class)
     from cosmos_hf.tokenizers import load_tokenizer
 
-    for kind, folder in demo.NANO_WORLD_MODELS.items():
+    for kind, folder in {**demo.NANO_WORLD_MODELS, **demo.NANO_POST_TRAINED}.items():
         with RecordWarnings() as records, warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             demo.load_world_model(folder, kind)

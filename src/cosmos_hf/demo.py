@@ -16,6 +16,15 @@ the bundled nano models (pipelines/) do with them:
      the camera, colours or starting positions, so there is no ground truth to compare pixels with.
    - AR Video2World (pipelines/cosmos-nano-ar-video2world): greedy token generation (Medusa when the model has
      heads; its diffusion decoder when it has one) from the first frame -> `ar_video2world.mp4` + metrics as above.
+3. Post-trained world models, each one whose folder exists (`--skip-world-models` skips them too), on held-out clips
+   of their own task, simulated at their own size, frame count and frame rate (`pipe.config`), from the first frame
+   and the clip's true condition -> `<name>.mp4` (simulator | copy-last | model) + PSNR / SSIM as above:
+   - camera control (pipelines/cosmos-nano-camera-control): a still scene filmed along an orbit / dolly / pan path,
+     the model given the path's exact poses and intrinsics and the simulator's caption;
+   - action conditioned (pipelines/cosmos-nano-action-conditioned): the push task (scripted policy, view 0), the
+     model given the 16 robot actions;
+   - multi-view (pipelines/cosmos-nano-multiview): every camera of a driving rig, given the rig's path and a caption
+     per camera; the cameras side by side in each panel, scores averaged over cameras.
 
 Every video labels its columns in a strip above each row and shows the 64x64 panels 2x. Everything lands in `--out`
 with `metrics.json`, whose first entry ("about") says what each number is: which frames are scored, higher is better,
@@ -24,6 +33,7 @@ generator seed (`--seed`), so a run repeats.
 
     python -m cosmos_hf.demo --out outputs/demo [--steps 35] [--clips 4] [--skip-world-models]
         [--video2world DIR] [--text2world DIR] [--ar-video2world DIR]
+        [--camera-control DIR] [--action-conditioned DIR] [--multiview DIR]
 """
 
 import argparse
@@ -46,6 +56,11 @@ NANO_WORLD_MODELS = {
     "video2world": REPO_ROOT / "pipelines" / "cosmos-nano-video2world",
     "text2world": REPO_ROOT / "pipelines" / "cosmos-nano-text2world",
     "ar_video2world": REPO_ROOT / "pipelines" / "cosmos-nano-ar-video2world",
+}
+NANO_POST_TRAINED = {
+    "camera_control": REPO_ROOT / "pipelines" / "cosmos-nano-camera-control",
+    "action_conditioned": REPO_ROOT / "pipelines" / "cosmos-nano-action-conditioned",
+    "multiview": REPO_ROOT / "pipelines" / "cosmos-nano-multiview",
 }
 DEMO_CLIPS = [("dominoes", 0), ("free_fall", 2), ("seesaw", 1), ("unstable_stack", 3)]
 HELD_OUT_SEED_OFFSET = 900_000  # far from the training stream's seeds: these clips were never seen in training
@@ -92,6 +107,9 @@ WORLD_MODEL_COLUMNS = {
     "video2world": ("ground truth", "copy-last", "Video2World"),
     "text2world": ("simulator clip", "Text2World"),
     "ar_video2world": ("ground truth", "copy-last", "AR model"),
+    "camera_control": ("simulator", "copy-last", "camera model"),
+    "action_conditioned": ("simulator", "copy-last", "action model"),
+    "multiview": ("simulator (all cameras)", "copy-last", "multi-view model"),
 }
 
 
@@ -173,14 +191,21 @@ def load_world_model(folder: Path, expected: str):
     import cosmos_hf  # noqa: F401  (the project's components must be importable for the folder's entry point)
     from diffusers import DiffusionPipeline
 
-    from .pipelines import CosmosARVideo2WorldPipeline, CosmosText2WorldPipeline, CosmosVideo2WorldPipeline
+    from .pipelines import (CosmosActionConditionedPipeline, CosmosARVideo2WorldPipeline,
+                            CosmosCameraControlPipeline, CosmosMultiViewPipeline, CosmosText2WorldPipeline,
+                            CosmosVideo2WorldPipeline)
 
     pipe = DiffusionPipeline.from_pretrained(str(folder), trust_remote_code=True)
-    # Video2World subclasses Text2World, so "is a Text2World pipeline" must also exclude Video2World
+    # Video2World subclasses Text2World and the post-trained pipelines subclass Video2World: "is a Text2World
+    # pipeline" must also exclude Video2World, and "is a Video2World pipeline" the post-trained ones
+    post_trained = (CosmosActionConditionedPipeline, CosmosCameraControlPipeline, CosmosMultiViewPipeline)
     ok = {
-        "video2world": isinstance(pipe, CosmosVideo2WorldPipeline),
+        "video2world": isinstance(pipe, CosmosVideo2WorldPipeline) and not isinstance(pipe, post_trained),
         "text2world": isinstance(pipe, CosmosText2WorldPipeline) and not isinstance(pipe, CosmosVideo2WorldPipeline),
         "ar_video2world": isinstance(pipe, CosmosARVideo2WorldPipeline),
+        "camera_control": isinstance(pipe, CosmosCameraControlPipeline),
+        "action_conditioned": isinstance(pipe, CosmosActionConditionedPipeline),
+        "multiview": isinstance(pipe, CosmosMultiViewPipeline),
     }[expected]
     if not ok:
         raise ValueError(f"{folder} holds a {type(pipe).__name__}, not a {expected} pipeline")
@@ -273,6 +298,11 @@ def run_text2world(pipe, clips, args) -> list:
     return predictions
 
 
+def skip_model(summary: dict, name: str, note: str) -> None:
+    print(f"note: skipping {name}: {note}")
+    summary.setdefault("skipped", {})[name] = note
+
+
 def run_world_models(clips, out: Path, args, summary: dict, section_seconds: dict) -> None:
     """The world-model section: one video (and metrics) per pipeline folder that exists."""
     from .data import write_video
@@ -281,19 +311,16 @@ def run_world_models(clips, out: Path, args, summary: dict, section_seconds: dic
     baseline = [copy_last_frame(clip["video"]) for clip in clips]
     baseline_scores = [score_predicted_frames(clip["video"], pred) for clip, pred in zip(clips, baseline)]
 
-    def skip(name, note):
-        print(f"note: skipping {name}: {note}")
-        summary.setdefault("skipped", {})[name] = note
-
     for name, folder in folders.items():
         folder = Path(folder)
         if not (folder / "model_index.json").is_file():
-            skip(name, f"{folder} not found (no model_index.json)")
+            skip_model(summary, name, f"{folder} not found (no model_index.json)")
             continue
         start = time.time()
         pipe = load_world_model(folder, name)
         if name == "ar_video2world" and pipe.num_output_frames != args.frames:
-            skip(name, f"{folder} generates {pipe.num_output_frames} frames (its token grid); --frames is {args.frames}")
+            skip_model(summary, name, f"{folder} generates {pipe.num_output_frames} frames (its token grid); --frames "
+                                      f"is {args.frames}")
             continue
         if name == "text2world":
             # no metric: a caption fixes neither camera nor colours nor start positions, so there is no pixel truth
@@ -314,6 +341,104 @@ def run_world_models(clips, out: Path, args, summary: dict, section_seconds: dic
                 print(f"{clip['scene']:>15}: {name} {p:.2f} dB / SSIM {s:.3f}, copy-last {bp:.2f} dB / SSIM {bs:.3f}")
         path = out / f"{name}.mp4"
         write_video(path, labelled_grid(rows, WORLD_MODEL_COLUMNS[name]), fps=DEMO_FPS)
+        section_seconds[name] = round(time.time() - start, 1)
+        print(f"wrote {path} ({' | '.join(WORLD_MODEL_COLUMNS[name])}; one clip per row) in {section_seconds[name]} s")
+
+
+# ---------------------------------------------------------------------------------------------------- post-trained
+
+
+def post_trained_clips(name: str, pipe, count: int) -> list[dict]:
+    """`count` held-out clips of the post-trained model's task at its saved size, frame count and frame rate (the
+    post-training configs simulate seeds 10000+; these are HELD_OUT_SEED_OFFSET+)."""
+    from .data.post_training_datasets import simulate_clips
+
+    size, fps = int(pipe.config.default_height), float(pipe.config.default_fps)
+    seeds = [HELD_OUT_SEED_OFFSET + index for index in range(count)]
+    if name == "camera_control":
+        return simulate_clips("camera", seeds, int(pipe.config.default_num_frames), size, size, fps, workers=1)
+    if name == "action_conditioned":  # one window: num_action_frames actions -> as many frames after the first
+        options = [{"policy": "scripted", "view": 0} for _ in seeds]
+        return simulate_clips("push", seeds, int(pipe.transformer.config.num_action_frames) + 1, size, size, fps,
+                              options, workers=1)
+    options = [{"num_cameras": pipe.num_views} for _ in seeds]
+    return simulate_clips("multiview", seeds, int(pipe.config.default_num_frames), size, size, fps, options, workers=1)
+
+
+def run_post_trained(name: str, pipe, clips: list[dict], args) -> list[np.ndarray]:
+    """Each clip continued from its first frame under its true condition (camera poses, actions, rig path); the
+    prediction as uint8 [T, H, W, 3] (multi-view: [V, T, H, W, 3])."""
+    from .data import frames_to_tensor
+    from .data.post_training_datasets import view_caption
+
+    size = int(pipe.config.default_height)
+    predictions = []
+    for clip in clips:
+        common = dict(num_inference_steps=args.steps, generator=torch.Generator("cpu").manual_seed(args.seed),
+                      output_type="np")
+        truth = clip["video"]
+        if name == "camera_control":
+            output = pipe(video=frames_to_tensor(truth[:NUM_CONDITION_FRAMES]), prompt=clip["caption"],
+                          cam_to_world=clip["cam_to_world"], intrinsics=clip["intrinsics"], **common).frames
+            predictions.append(to_uint8_video(output, size))
+        elif name == "action_conditioned":  # the action pipeline's default prompt: the actions say what happens
+            output = pipe(video=frames_to_tensor(truth[:NUM_CONDITION_FRAMES]),
+                          actions=torch.from_numpy(clip["actions"]), **common).frames
+            predictions.append(to_uint8_video(output, size))
+        else:  # multiview: one prompt per camera (its name + what is seen), every camera's first frame
+            prompts = [view_caption(camera, clip["scene_caption"]) for camera in clip["camera_names"]]
+            video = torch.cat([frames_to_tensor(view[:NUM_CONDITION_FRAMES]) for view in truth])  # [V, 3, 1, H, W]
+            trajectory = torch.from_numpy(clip["trajectory"]) if pipe.transformer.config.get("trajectory_dim") else None
+            output = pipe(prompt=prompts, video=video, trajectory=trajectory, **common).frames[0]
+            predictions.append(np.stack([to_uint8_video(view[None], size) for view in output]))
+    return predictions
+
+
+def score_clip(truth: np.ndarray, predicted: np.ndarray) -> tuple[float, float]:
+    """`score_predicted_frames` of one clip; a multi-view clip [V, T, H, W, 3] is scored per camera and averaged
+    (PSNR in dB: an exact camera, +inf, makes the clip's PSNR +inf, which `summarize_scores` leaves out)."""
+    if truth.ndim == 4:
+        return score_predicted_frames(truth, predicted)
+    scores = [score_predicted_frames(view, pred) for view, pred in zip(truth, predicted)]
+    return float(np.mean([p for p, _ in scores])), float(np.mean([s for _, s in scores]))
+
+
+def side_by_side(video: np.ndarray) -> np.ndarray:
+    """A multi-view clip [V, T, H, W, 3] -> one video [T, H, V*W, 3] (camera 0 on the left); others unchanged."""
+    return np.concatenate(list(video), axis=2) if video.ndim == 5 else video
+
+
+def run_post_trained_models(out: Path, args, summary: dict, section_seconds: dict) -> None:
+    """The post-trained section: per folder that exists, `--clips` held-out clips of its task -> `<name>.mp4` and
+    summary[name] = the model's scores, its copy-last baseline's, and what was simulated."""
+    from .data import write_video
+
+    folders = {"camera_control": args.camera_control, "action_conditioned": args.action_conditioned,
+               "multiview": args.multiview}
+    for name, folder in folders.items():
+        folder = Path(folder)
+        if not (folder / "model_index.json").is_file():
+            skip_model(summary, name, f"{folder} not found (no model_index.json)")
+            continue
+        start = time.time()
+        pipe = load_world_model(folder, name)
+        clips = post_trained_clips(name, pipe, args.clips)
+        predictions = run_post_trained(name, pipe, clips, args)
+        truths = [clip["video"] for clip in clips]
+        baseline = [copy_last_frame(truth) if truth.ndim == 4 else np.stack([copy_last_frame(view) for view in truth])
+                    for truth in truths]
+        scores = [score_clip(truth, pred) for truth, pred in zip(truths, predictions)]
+        baseline_scores = [score_clip(truth, last) for truth, last in zip(truths, baseline)]
+        fps = float(pipe.config.default_fps)
+        summary[name] = {**summarize_scores(scores), "copy_last": summarize_scores(baseline_scores),
+                         "clips": [f"seed{clip['seed']}" for clip in clips], "frames": int(truths[0].shape[-4]),
+                         "size": int(truths[0].shape[-2]), "fps": fps}
+        for clip, (p, s), (bp, bs) in zip(clips, scores, baseline_scores):
+            print(f"{name:>18} seed{clip['seed']}: model {p:.2f} dB / SSIM {s:.3f}, copy-last {bp:.2f} dB / "
+                  f"SSIM {bs:.3f}")
+        rows = [[side_by_side(video) for video in row] for row in zip(truths, baseline, predictions)]
+        path = out / f"{name}.mp4"
+        write_video(path, labelled_grid(rows, WORLD_MODEL_COLUMNS[name]), fps=fps)
         section_seconds[name] = round(time.time() - start, 1)
         print(f"wrote {path} ({' | '.join(WORLD_MODEL_COLUMNS[name])}; one clip per row) in {section_seconds[name]} s")
 
@@ -345,6 +470,12 @@ def describe_metrics(args) -> dict:
                      f"moves); scored on {scored} like them. A world model has learned motion where it beats this",
         "text2world": "generated from the caption alone and not scored: a caption fixes neither camera nor colours "
                       "nor start positions, so there is no pixel truth",
+        "camera_control, action_conditioned, multiview": "the post-trained world models on held-out clips of their "
+            f"own task (seeds {HELD_OUT_SEED_OFFSET}+; the size, frame count and fps in each entry), given {given} "
+            "and the clip's true condition: the camera's poses and intrinsics, the robot's actions (push task, "
+            "scripted policy, view 0), the rig's path (every camera of the rig; scores averaged over cameras, panels "
+            "side by side). Each entry holds its own copy_last baseline on the same clips; scored on the frames after "
+            "the given one",
         "videos": {"tokenizers.mp4": " | ".join(TOKENIZER_COLUMNS),
                    **{f"{name}.mp4": " | ".join(columns) for name, columns in WORLD_MODEL_COLUMNS.items()},
                    "layout": "one clip per row, in the order of `clips`; labels drawn above each row"},
@@ -375,6 +506,9 @@ def main(argv=None):
     parser.add_argument("--video2world", default=str(NANO_WORLD_MODELS["video2world"]), help="pipeline folder")
     parser.add_argument("--text2world", default=str(NANO_WORLD_MODELS["text2world"]), help="pipeline folder")
     parser.add_argument("--ar-video2world", default=str(NANO_WORLD_MODELS["ar_video2world"]), help="pipeline folder")
+    for name, folder in NANO_POST_TRAINED.items():
+        parser.add_argument(f"--{name.replace('_', '-')}", default=str(folder),
+                            help="post-trained pipeline folder (simulated at its own size, frames and fps)")
     parser.add_argument("--no-ar-diffusion-decoder", action="store_true",
                         help="decode the AR model's tokens with its DV tokenizer even when its folder defaults to its "
                         "diffusion decoder")
@@ -395,6 +529,7 @@ def main(argv=None):
     section_seconds = {"tokenizers": round(time.time() - start, 1)}
     if not args.skip_world_models:
         run_world_models(clips, out, args, summary, section_seconds)
+        run_post_trained_models(out, args, summary, section_seconds)
     summary["clips"] = [clip["name"] for clip in clips]
     summary["steps"] = args.steps
     summary["section_seconds"] = section_seconds

@@ -356,3 +356,39 @@ def test_memory_child_measures_its_own_peak_under_a_large_parent():
     out = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, check=True)
     del parent_ballast
     assert float(out.stdout) > 90
+
+
+def physics_run(length: int, seeds=(0,)) -> dict:
+    """The shape of a `cosmos-hf eval physics` results.json for one conditioning length."""
+    sample = {"scene": "free_fall", "seed": 0, "view": 0, "psnr": 25.0, "curves": {"psnr": [25.0, 25.0]}}
+    overall = {"psnr": 25.0, "ssim": 0.9, "fg_iou": 0.4, "object_iou": 0.3}
+    return {"benchmark": "physics", "config": {"seeds": list(seeds), "cond_frames": [length], "command": f"c{length}"},
+            "results": {f"cond{length}": {"copy-last": {"overall": overall, "samples": [sample]}}}}
+
+
+def test_physics_runs_merge_as_one_command_without_per_frame_curves(tmp_path, capsys):
+    import merge_physics_results
+
+    merged = merge_physics_results.merge_physics_results([physics_run(1), physics_run(5)], "two processes")
+    assert list(merged["results"]) == ["cond1", "cond5"] and merged["note"] == "two processes"
+    assert merged["config"] == {"seeds": [0], "cond_frames": [1, 5], "command": ["c1", "c5"]}
+    sample = merged["results"]["cond5"]["copy-last"]["samples"][0]
+    assert "curves" not in sample and sample["psnr"] == 25.0
+    # the inputs are left as they were
+    run = physics_run(1)
+    merge_physics_results.merge_physics_results([run, physics_run(5)], "")
+    assert "curves" in run["results"]["cond1"]["copy-last"]["samples"][0]
+
+    with pytest.raises(ValueError, match=r"differs from run 0 in config \['seeds'\]"):
+        merge_physics_results.merge_physics_results([physics_run(1), physics_run(5, seeds=(1,))], "")
+    with pytest.raises(ValueError, match=r"repeats \['cond1'\]"):
+        merge_physics_results.merge_physics_results([physics_run(1), physics_run(1)], "")
+
+    paths = []
+    for length in (1, 5):
+        paths.append(tmp_path / f"c{length}.json")
+        paths[-1].write_text(json.dumps(physics_run(length)))
+    out = tmp_path / "merged.json"
+    assert merge_physics_results.main([*map(str, paths), "--out", str(out), "--note", "n"]) == 0
+    assert json.loads(out.read_text())["config"]["cond_frames"] == [1, 5]
+    assert "cond5                copy-last: PSNR 25.00" in capsys.readouterr().out

@@ -303,21 +303,35 @@ def skip_model(summary: dict, name: str, note: str) -> None:
     summary.setdefault("skipped", {})[name] = note
 
 
-def run_world_models(clips, out: Path, args, summary: dict, section_seconds: dict) -> None:
-    """The world-model section: one video (and metrics) per pipeline folder that exists."""
-    from .data import write_video
-
-    folders = {"video2world": args.video2world, "text2world": args.text2world, "ar_video2world": args.ar_video2world}
-    baseline = [copy_last_frame(clip["video"]) for clip in clips]
-    baseline_scores = [score_predicted_frames(clip["video"], pred) for clip, pred in zip(clips, baseline)]
-
+def installed_world_models(folders: dict, summary: dict):
+    """(name, folder, pipeline, start time) for each of `folders` ({name: folder}) that holds a pipeline of that kind;
+    a missing folder is skipped with a note."""
     for name, folder in folders.items():
         folder = Path(folder)
         if not (folder / "model_index.json").is_file():
             skip_model(summary, name, f"{folder} not found (no model_index.json)")
             continue
         start = time.time()
-        pipe = load_world_model(folder, name)
+        yield name, folder, load_world_model(folder, name), start
+
+
+def write_section_video(out: Path, name: str, rows, fps: float, start: float, section_seconds: dict) -> None:
+    """`<name>.mp4` from the section's rows of panels, labelled with its columns; records the section's seconds."""
+    from .data import write_video
+
+    path = out / f"{name}.mp4"
+    write_video(path, labelled_grid(rows, WORLD_MODEL_COLUMNS[name]), fps=fps)
+    section_seconds[name] = round(time.time() - start, 1)
+    print(f"wrote {path} ({' | '.join(WORLD_MODEL_COLUMNS[name])}; one clip per row) in {section_seconds[name]} s")
+
+
+def run_world_models(clips, out: Path, args, summary: dict, section_seconds: dict) -> None:
+    """The world-model section: one video (and metrics) per pipeline folder that exists."""
+    folders = {"video2world": args.video2world, "text2world": args.text2world, "ar_video2world": args.ar_video2world}
+    baseline = [copy_last_frame(clip["video"]) for clip in clips]
+    baseline_scores = [score_predicted_frames(clip["video"], pred) for clip, pred in zip(clips, baseline)]
+
+    for name, folder, pipe, start in installed_world_models(folders, summary):
         if name == "ar_video2world" and pipe.num_output_frames != args.frames:
             skip_model(summary, name, f"{folder} generates {pipe.num_output_frames} frames (its token grid); --frames "
                                       f"is {args.frames}")
@@ -339,10 +353,7 @@ def run_world_models(clips, out: Path, args, summary: dict, section_seconds: dic
             rows = [[clip["video"], last, pred] for clip, last, pred in zip(clips, baseline, predictions)]
             for clip, (p, s), (bp, bs) in zip(clips, scores, baseline_scores):
                 print(f"{clip['scene']:>15}: {name} {p:.2f} dB / SSIM {s:.3f}, copy-last {bp:.2f} dB / SSIM {bs:.3f}")
-        path = out / f"{name}.mp4"
-        write_video(path, labelled_grid(rows, WORLD_MODEL_COLUMNS[name]), fps=DEMO_FPS)
-        section_seconds[name] = round(time.time() - start, 1)
-        print(f"wrote {path} ({' | '.join(WORLD_MODEL_COLUMNS[name])}; one clip per row) in {section_seconds[name]} s")
+        write_section_video(out, name, rows, DEMO_FPS, start, section_seconds)
 
 
 # ---------------------------------------------------------------------------------------------------- post-trained
@@ -411,17 +422,9 @@ def side_by_side(video: np.ndarray) -> np.ndarray:
 def run_post_trained_models(out: Path, args, summary: dict, section_seconds: dict) -> None:
     """The post-trained section: per folder that exists, `--clips` held-out clips of its task -> `<name>.mp4` and
     summary[name] = the model's scores, its copy-last baseline's, and what was simulated."""
-    from .data import write_video
-
     folders = {"camera_control": args.camera_control, "action_conditioned": args.action_conditioned,
                "multiview": args.multiview}
-    for name, folder in folders.items():
-        folder = Path(folder)
-        if not (folder / "model_index.json").is_file():
-            skip_model(summary, name, f"{folder} not found (no model_index.json)")
-            continue
-        start = time.time()
-        pipe = load_world_model(folder, name)
+    for name, _, pipe, start in installed_world_models(folders, summary):
         clips = post_trained_clips(name, pipe, args.clips)
         predictions = run_post_trained(name, pipe, clips, args)
         truths = [clip["video"] for clip in clips]
@@ -437,10 +440,7 @@ def run_post_trained_models(out: Path, args, summary: dict, section_seconds: dic
             print(f"{name:>18} seed{clip['seed']}: model {p:.2f} dB / SSIM {s:.3f}, copy-last {bp:.2f} dB / "
                   f"SSIM {bs:.3f}")
         rows = [[side_by_side(video) for video in row] for row in zip(truths, baseline, predictions)]
-        path = out / f"{name}.mp4"
-        write_video(path, labelled_grid(rows, WORLD_MODEL_COLUMNS[name]), fps=fps)
-        section_seconds[name] = round(time.time() - start, 1)
-        print(f"wrote {path} ({' | '.join(WORLD_MODEL_COLUMNS[name])}; one clip per row) in {section_seconds[name]} s")
+        write_section_video(out, name, rows, fps, start, section_seconds)
 
 
 # ---------------------------------------------------------------------------------------------------- main

@@ -131,6 +131,9 @@ def test_saved_keep_threshold_applies_to_the_dv_decode_only(dv, tmp_path):
     # token output is untouched by the saved default (an explicit threshold there is an error)
     assert torch.equal(saved(video=video, output_type="tokens").frames,
                        explicit(video=video, output_type="tokens").frames)
+    # 0 turns the saved default off for a call
+    torch.testing.assert_close(saved(video=video, output_type="pt", condition_keep_threshold=0).frames,
+                               explicit(video=video, output_type="pt").frames)
     saved.save_pretrained(tmp_path)
     assert CosmosARVideo2WorldPipeline.load_config(tmp_path)["default_condition_keep_threshold"] == 1.0
 
@@ -250,8 +253,8 @@ def test_token_output_needs_the_explicit_guardrail_opt_out(dv):
         (dict(top_k=0), ValueError, "top_k must be >= 1"),
         (dict(top_p=float("nan")), ValueError, r"top_p must be > 0 and <= 1"),
         (dict(decoder_guidance_scale=float("inf")), ValueError, "decoder_guidance_scale must be >= 0"),
-        (dict(condition_keep_threshold=0), ValueError, r"condition_keep_threshold must be > 0 and <= 1"),
-        (dict(condition_keep_threshold=1.5), ValueError, r"condition_keep_threshold must be > 0 and <= 1"),
+        (dict(condition_keep_threshold=-0.1), ValueError, r"condition_keep_threshold must be >= 0 and <= 1"),
+        (dict(condition_keep_threshold=1.5), ValueError, r"condition_keep_threshold must be >= 0 and <= 1"),
         (dict(condition_keep_threshold=0.1), ValueError, "cannot be used with output_type='tokens'"),
     ],
 )

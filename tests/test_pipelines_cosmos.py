@@ -504,8 +504,8 @@ def test_condition_keep_threshold_copies_the_last_frame_where_the_model_predicts
     args = dict(video=video, prompt="a ball", num_inference_steps=2, guidance_scale=1.0, output_type="pt")
     with pytest.raises(ValueError, match="condition_keep_threshold needs condition_detail_transfer=True"):
         pipe(condition_keep_threshold=0.05, **args)
-    for bad in (0, 1.5, float("nan")):
-        with pytest.raises(ValueError, match="condition_keep_threshold must be > 0 and <= 1"):
+    for bad in (-0.1, 1.5, float("nan")):
+        with pytest.raises(ValueError, match=r"condition_keep_threshold must be >= 0 and <= 1 .*0 = off"):
             pipe(condition_detail_transfer=True, condition_keep_threshold=bad, **args)
     # at the largest threshold every pixel is kept: the output is the last conditioning frame, repeated
     kept = pipe(generator=seeded(), condition_detail_transfer=True, condition_keep_threshold=1.0, **args).frames
@@ -515,3 +515,10 @@ def test_condition_keep_threshold_copies_the_last_frame_where_the_model_predicts
     loaded = DiffusionPipeline.from_pretrained(tmp_path / "v2w", trust_remote_code=True)
     loaded.set_progress_bar_config(disable=True)
     torch.testing.assert_close(loaded(generator=seeded(), **args).frames, kept, rtol=0, atol=1e-5)
+    # a saved default is turned off per call by 0, or together with the transfer by condition_detail_transfer=False
+    pipe.register_to_config(default_condition_keep_threshold=None)
+    expected = pipe(generator=seeded(), condition_detail_transfer=True, **args).frames
+    plain = pipe(generator=seeded(), condition_detail_transfer=False, **args).frames
+    torch.testing.assert_close(loaded(generator=seeded(), condition_keep_threshold=0, **args).frames, expected)
+    torch.testing.assert_close(loaded(generator=seeded(), condition_detail_transfer=False, **args).frames, plain)
+    assert not torch.allclose(expected, kept, atol=1e-3)  # the saved threshold did change the output

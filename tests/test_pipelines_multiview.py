@@ -108,7 +108,7 @@ def test_bad_multiview_input_is_refused_with_a_clear_error(pipes, bad, message):
 
 @pytest.mark.parametrize("saved, message", [
     (dict(default_strength=0.5), "samples from noise only: default_strength must be 1.0"),
-    (dict(default_condition_keep_threshold=2.0), "condition_keep_threshold must be > 0 and <= 1"),
+    (dict(default_condition_keep_threshold=2.0), "condition_keep_threshold must be >= 0 and <= 1"),
     (dict(default_condition_detail_gate=0.0), "condition_detail_gate must be > 0 and <= 1"),
 ])
 def test_bad_saved_defaults_are_refused_before_sampling(tiny_video2world_folder, saved, message):

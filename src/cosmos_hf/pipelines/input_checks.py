@@ -54,13 +54,18 @@ def check_number(name: str, value, *, minimum=None, maximum=None, exclusive_mini
     return value
 
 
-def rgb_distance_option(config, name: str, value):
+def rgb_distance_option(config, name: str, value, zero_is_off: bool = False):
     """A call's RGB-distance option (`condition_detail_gate`, `condition_keep_threshold`): `None` takes the pipeline
-    config's `default_<name>` (None = off); a number must be in (0, 1] (an RGB distance in image units)."""
+    config's `default_<name>` (None = off); a number must be in (0, 1] (an RGB distance in image units). With
+    `zero_is_off` (the keep threshold: no pixel is within distance 0) a call's 0 turns a saved default off."""
     if value is None:
         value = config.get(f"default_{name}", None)
     if value is None:
         return None
+    if zero_is_off:
+        value = check_number(name, value, minimum=0, maximum=1,
+                             note="an RGB distance in [0, 1] image units; 0 = off")
+        return None if value == 0 else value
     return check_number(name, value, minimum=0, exclusive_minimum=True, maximum=1,
                         note="an RGB distance in [0, 1] image units")
 

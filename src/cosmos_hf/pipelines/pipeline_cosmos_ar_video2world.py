@@ -307,19 +307,19 @@ class CosmosARVideo2WorldPipeline(HubLayoutMixin, DiffusionPipeline):
         `use_diffusion_decoder=None` uses the config's `default_use_diffusion_decoder` (True unless saved otherwise).
 
         `condition_keep_threshold` (in (0, 1], image units; not the reference; `None` uses the config's
-        `default_condition_keep_threshold`, `None` = off) applies to the DV tokenizer's decode: where the decoded
-        video is within this RGB distance of the decode of a still video of the last conditioning frame, the model
-        predicted no change there (up to the tokenizer's loss), and the last conditioning frame's own pixels are
-        output, as `CosmosVideo2WorldPipeline`'s keep threshold does. A DV tokenizer loses small objects and edges
+        `default_condition_keep_threshold`, `None` = off; 0 turns a saved default off) applies to the DV tokenizer's
+        decode: where the decoded video is within this RGB distance of the decode of a still video of the last
+        conditioning frame, the model predicted no change there (up to the tokenizer's loss), and the last
+        conditioning frame's own pixels are output, as `CosmosVideo2WorldPipeline`'s keep threshold does. A DV tokenizer loses small objects and edges
         even in a still scene; this gives them back where nothing moves. Costs one more tokenize + detokenize.
         Passed explicitly, it cannot be combined with the diffusion decoder or token output; a saved default is
         used by the DV decode only.
         """
         if use_diffusion_decoder is None:
             use_diffusion_decoder = self.config.get("default_use_diffusion_decoder", True)
-        explicit_keep = condition_keep_threshold is not None
+        explicit_keep = condition_keep_threshold is not None and condition_keep_threshold != 0  # 0 = off
         condition_keep_threshold = rgb_distance_option(self.config, "condition_keep_threshold",
-                                                       condition_keep_threshold)
+                                                       condition_keep_threshold, zero_is_off=True)
         if explicit_keep and output_type == "tokens":
             raise ValueError("condition_keep_threshold works on decoded frames; it cannot be used with "
                              "output_type='tokens'")

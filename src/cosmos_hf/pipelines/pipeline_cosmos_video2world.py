@@ -203,7 +203,7 @@ class CosmosVideo2WorldPipeline(CosmosText2WorldPipeline):
 
     def _rgb_distance_option(self, name: str, value):
         """A call's `condition_detail_gate` / `condition_keep_threshold`, resolved against this pipeline's config."""
-        return rgb_distance_option(self.config, name, value)
+        return rgb_distance_option(self.config, name, value, zero_is_off=name == "condition_keep_threshold")
 
     @torch.no_grad()
     def __call__(
@@ -260,8 +260,9 @@ class CosmosVideo2WorldPipeline(CosmosText2WorldPipeline):
         where the decoded video stays within that RGB distance of the still round trip (`condition_detail`): it
         restores the same still pixels without leaving a trace where an object moved away.
         `condition_keep_threshold` (in (0, 1]; `None` uses the config's `default_condition_keep_threshold`, `None` =
-        off unless set; needs the transfer) copies the last conditioning frame's pixels wherever the decoded video stays
-        within that RGB distance of the still round trip: what the model predicts as (nearly) unchanged is unchanged.
+        off unless set; 0 turns a saved default off; needs the transfer, and `condition_detail_transfer=False` turns a
+        saved default off too) copies the last conditioning frame's pixels wherever the decoded video stays within
+        that RGB distance of the still round trip: what the model predicts as (nearly) unchanged is unchanged.
 
         `strength` (in (0, 1], not in the reference; `None` uses the config's `default_strength`, 1.0 unless set) works
         as in diffusers' image-to-image pipelines, with the still video of the last conditioning frame as the image:
@@ -281,9 +282,12 @@ class CosmosVideo2WorldPipeline(CosmosText2WorldPipeline):
             strength = self.config.get("default_strength", 1.0)
         strength = check_number("strength", strength, minimum=0, exclusive_minimum=True, maximum=1,
                                 note="the fraction of the sampling schedule run from the noised still video")
-        condition_keep_threshold = self._rgb_distance_option("condition_keep_threshold", condition_keep_threshold)
         if condition_keep_threshold is not None and not condition_detail_transfer:
-            raise ValueError("condition_keep_threshold needs condition_detail_transfer=True")
+            if condition_keep_threshold != 0:
+                raise ValueError("condition_keep_threshold needs condition_detail_transfer=True")
+        # a saved default keep threshold belongs to the saved detail transfer: turning the transfer off turns it off
+        condition_keep_threshold = (self._rgb_distance_option("condition_keep_threshold", condition_keep_threshold)
+                                    if condition_detail_transfer else None)
         if condition_detail_transfer and output_type == "latent":
             raise ValueError("condition_detail_transfer works on decoded frames; it cannot be used with "
                              "output_type='latent'")

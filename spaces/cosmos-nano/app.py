@@ -676,11 +676,6 @@ def multiview_clip(seed: int, num_views: int, num_frames: int, fps: float) -> di
                           [{"num_cameras": num_views}], workers=1)[0]
 
 
-def tile_views(views: np.ndarray) -> np.ndarray:
-    """[V, T, H, W, 3] -> one video [T, H, V*W, 3], the cameras side by side (cam 0 on the left)."""
-    return np.concatenate(list(views), axis=2)
-
-
 @gpu
 @user_errors
 def multiview_drive(seed, steps, progress=gr.Progress()):
@@ -719,9 +714,8 @@ def multiview_drive(seed, steps, progress=gr.Progress()):
               f"{num_frames} frames at {fps:g} fps; prompt per camera: \"{prompts[0]}\" (and its camera's name)."
               f"\n\n" + "\n".join(rows) + f"\n\nScored on frames {NUM_CONDITION_FRAMES}-{num_frames - 1} of each "
               f"camera; {seconds:.2f} s for all cameras at {steps} sampler steps, measured now.")
-    return (save_video(tile_views(prediction), fps), save_video(tile_views(truth), fps),
-            save_video(tile_views(copy_last), fps),
-            report + "\n\n" + guardrail_markdown(prompt_check, video_verdict(pipe)))
+    tiled = [save_video(cosmos_demo.side_by_side(video), fps) for video in (prediction, truth, copy_last)]
+    return (*tiled, report + "\n\n" + guardrail_markdown(prompt_check, video_verdict(pipe)))
 
 
 

@@ -310,8 +310,9 @@ class CosmosARVideo2WorldPipeline(HubLayoutMixin, DiffusionPipeline):
         `default_condition_keep_threshold`, `None` = off; 0 turns a saved default off) applies to the DV tokenizer's
         decode: where the decoded video is within this RGB distance of the decode of a still video of the last
         conditioning frame, the model predicted no change there (up to the tokenizer's loss), and the last
-        conditioning frame's own pixels are output, as `CosmosVideo2WorldPipeline`'s keep threshold does. A DV tokenizer loses small objects and edges
-        even in a still scene; this gives them back where nothing moves. Costs one more tokenize + detokenize.
+        conditioning frame's own pixels are output, as `CosmosVideo2WorldPipeline`'s keep threshold does. A DV
+        tokenizer loses small objects and edges even in a still scene; this gives them back where nothing moves.
+        Costs one more tokenize + detokenize.
         Passed explicitly, it cannot be combined with the diffusion decoder or token output; a saved default is
         used by the DV decode only.
         """

@@ -182,6 +182,46 @@ def test_foreground_weighting_upweights_moving_pixels():
     assert weighted["loss"] > 2 * plain["loss"]
 
 
+def test_still_frame_reference_feeds_the_chosen_references_to_the_reference_channels():
+    # condition_reference="still_frame": the extra input channels hold the still-frame reference of the drawn
+    # conditioning length (entry n-1), not the last conditioning latent frame
+    network = RecordingNetwork(3)
+    base = {"video2world": True, "text_dropout": 0.0, "loss_add_logvar": False, "condition_frame_channels": True,
+            "condition_reference": "still_frame"}
+    latents = torch.randn(2, 3, 4, 4, 4)
+    still_references = torch.randn(2, 2, 3, 4, 4)
+    for num_cond in (1, 2):
+        objective = EDMObjective({**base, "min_condition_frames": num_cond, "max_condition_frames": num_cond})
+        objective(network, latents, torch.zeros(2, 2, 8), sigma=torch.tensor([1.0, 1.0]),
+                  still_references=still_references)
+        extra = network.calls[-1]["hidden_states"][:, 3:]  # the latents (3 channels), then the reference
+        expected = (still_references[:, num_cond - 1] / 0.5)[:, :, None].expand(-1, -1, 4, -1, -1)
+        torch.testing.assert_close(extra, expected)
+    plain = EDMObjective({**base, "condition_reference": "last_latent_frame", "max_condition_frames": 1,
+                          "min_condition_frames": 1})
+    plain(network, latents, torch.zeros(2, 2, 8), sigma=torch.tensor([1.0, 1.0]))
+    torch.testing.assert_close(network.calls[-1]["hidden_states"][:, 3:],
+                               (latents[:, :, :1] / 0.5).expand(-1, -1, 4, -1, -1))
+    with pytest.raises(ValueError, match="needs the still-frame references"):
+        EDMObjective(base)(network, latents, torch.zeros(2, 2, 8))
+    with pytest.raises(ValueError, match="holds 1 conditioning lengths; max_condition_frames is 2"):
+        EDMObjective(base)(network, latents, torch.zeros(2, 2, 8), still_references=still_references[:, :1])
+
+
+def test_dropped_condition_drops_the_still_frame_reference_too():
+    condition = video_condition_from_frames(torch.randn(2, 3, 3, 4, 4), 1, 0.0, reference=torch.ones(2, 3, 4, 4),
+                                            drop_condition=torch.tensor([True, False]))
+    reference = condition.last_frame_reference()
+    assert reference[0].abs().max() == 0 and torch.all(reference[1] == 1)
+
+
+def test_condition_reference_option_is_checked():
+    with pytest.raises(ValueError, match=r"condition_reference must be one of \('last_latent_frame', 'still_frame'\)"):
+        EDMConfig.from_dict({"condition_reference": "still"})
+    with pytest.raises(ValueError, match="set one of them too"):
+        EDMConfig.from_dict({"condition_reference": "still_frame"})
+
+
 def test_config_rejects_unknown_and_out_of_range_options():
     with pytest.raises(ValueError, match="unknown EDM objective options"):
         EDMConfig.from_dict({"sigma_dta": 0.5})

@@ -165,3 +165,8 @@ def test_post_training_config_errors_are_clear(tiny_video2world_folder, tmp_path
                      "--set", "objective.condition_frame_channels=false"])
     with pytest.raises(ValueError, match="--pretrained_pipeline"):
         script.main(["--config", str(CONFIGS / "diffusion_tiny_action.yaml"), "--output_dir", str(tmp_path / "c")])
+    # the post-trained pipelines take the last conditioning latent frame as their reference only
+    with pytest.raises(ValueError, match="post-training supports condition_reference='last_latent_frame' only"):
+        script.main(["--config", str(CONFIGS / "diffusion_tiny_camera.yaml"), "--output_dir", str(tmp_path / "d"),
+                     "--pretrained_pipeline", str(tiny_video2world_folder),
+                     "--set", "objective.condition_reference=still_frame"])

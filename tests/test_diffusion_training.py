@@ -295,3 +295,38 @@ def test_clip_archive_is_read_whole_unless_num_clips_is_set(tmp_path):
     simulated = tmp_path / "sim.yaml"
     simulated.write_text("data: {type: physics}\n")
     assert script.load_config(simulated)["data"]["num_clips"] == 1000
+
+
+def test_still_frame_reference_training_caches_the_pipelines_references_and_saves_the_option(video_folder, tmp_path):
+    # objective.condition_reference=still_frame: the latent cache gains one still-frame reference per clip and
+    # conditioning length, computed by the pipeline's own `encode_still_reference`; the saved pipeline samples so
+    from safetensors.torch import load_file
+
+    from cosmos_hf.pipelines.pipeline_cosmos_video2world import CosmosVideo2WorldPipeline
+
+    script = load_script()
+    still = ["--set", "objective.condition_frame_channels=true", "--set", "objective.condition_reference=still_frame"]
+    cached = tmp_path / "cached"
+    train_in_process(["--config", CONFIGS / "diffusion_tiny_v2w.yaml", "--output_dir", cached, *still,
+                      "--set", f"data.path={video_folder}", "--set", "data.cache_latents=true"])
+    pipe = CosmosVideo2WorldPipeline.from_pretrained(cached / "pipeline")
+    assert pipe.config.condition_reference == "still_frame"
+    references = load_file(str(cached / "latent_cache.safetensors"))["still_references"]
+    assert references.shape == (3, 2, 3, 16, 16)  # clips x conditioning lengths (1, 2 latent frames) x C x h x w
+    clip = script.build_dataset(script.resolve_config(script.parse_args([
+        "--config", str(CONFIGS / "diffusion_tiny_v2w.yaml"), "--set", f"data.path={video_folder}"]))["data"],
+        training=True)
+    clip.random_start = False
+    first = script.collate([clip[0]])["video"]
+    torch.testing.assert_close(references[0], script.still_frame_references(pipe, first, 2)[0])
+    # without the cache the references are computed per batch; fine-tuning a default model onto the still-frame
+    # reference (it changes no weight shape) saves the option with the weights
+    base = tmp_path / "base"
+    train_in_process(["--config", CONFIGS / "diffusion_tiny_v2w.yaml", "--output_dir", base,
+                      "--set", "objective.condition_frame_channels=true", "--set", f"data.path={video_folder}"])
+    assert CosmosVideo2WorldPipeline.from_pretrained(base / "pipeline").config.condition_reference == "last_latent_frame"
+    tuned = tmp_path / "tuned"
+    train_in_process(["--config", CONFIGS / "diffusion_tiny_v2w.yaml", "--output_dir", tuned,
+                      "--pretrained_pipeline", base / "pipeline", "--set", "objective.condition_reference=still_frame",
+                      "--set", f"data.path={video_folder}"])
+    assert CosmosVideo2WorldPipeline.from_pretrained(tuned / "pipeline").config.condition_reference == "still_frame"

@@ -522,3 +522,32 @@ def test_condition_keep_threshold_copies_the_last_frame_where_the_model_predicts
     torch.testing.assert_close(loaded(generator=seeded(), condition_keep_threshold=0, **args).frames, expected)
     torch.testing.assert_close(loaded(generator=seeded(), condition_detail_transfer=False, **args).frames, plain)
     assert not torch.allclose(expected, kept, atol=1e-3)  # the saved threshold did change the output
+
+
+def test_still_frame_reference_gives_the_model_the_latent_of_a_still_video_of_the_last_frame(text_parts, tmp_path):
+    # condition_reference="still_frame": the reference channels hold `encode_still_reference` of the conditioning
+    # frames (what the trainer feeds), not the last conditioning latent frame (which blurs frames 1-4 together)
+    tokenizer, encoder = text_parts
+    transformer = tiny_transformer(4, 16, video2world=True, in_channels=4 + 1 + 4)
+    pipe = CosmosVideo2WorldPipeline(encoder, tokenizer, transformer, tiny_cosmos_vae(4), scheduler(),
+                                     default_height=32, default_width=32, default_num_frames=9, max_sequence_length=8,
+                                     condition_frame_channels=True, condition_reference="still_frame",
+                                     disable_safety_checker=True)
+    pipe.set_progress_bar_config(disable=True)
+    seen = []
+    pipe.transformer.register_forward_pre_hook(lambda module, args, kwargs: seen.append(kwargs["hidden_states"]),
+                                               with_kwargs=True)
+    video = torch.rand(1, 3, 5, 32, 32) * 2 - 1
+    pipe(video=video, prompt="a ball", num_inference_steps=2, guidance_scale=1.0, generator=seeded(),
+         output_type="pt")
+    still = pipe.encode_still_reference(video)
+    assert still.shape == (1, 4, 4, 4)
+    expected = (still / 0.5)[:, :, None].expand(-1, -1, seen[0].shape[2], -1, -1)
+    torch.testing.assert_close(seen[0][:, 4:], expected)
+    # ... which is not what the default reference gives
+    last_latent = pipe.encode_conditioning(video, 9)[0][:, :, 1]
+    assert (last_latent - still).abs().max() > 1e-3
+    pipe.save_pretrained(tmp_path / "v2w")
+    assert CosmosVideo2WorldPipeline.from_pretrained(tmp_path / "v2w").config.condition_reference == "still_frame"
+    with pytest.raises(ValueError, match=r"condition_reference must be one of \('last_latent_frame', 'still_frame'\)"):
+        make_v2w(text_parts, condition_reference="still")

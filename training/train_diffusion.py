@@ -249,8 +249,9 @@ class DenoiserTrainingModule(nn.Module):
         self.transformer = transformer
         self.objective = objective
 
-    def forward(self, latents, encoder_hidden_states, fps=None):
-        return self.objective(self.transformer, latents, encoder_hidden_states, fps=fps)
+    def forward(self, latents, encoder_hidden_states, fps=None, still_references=None):
+        return self.objective(self.transformer, latents, encoder_hidden_states, fps=fps,
+                              still_references=still_references)
 
 
 PIPELINE_KINDS = {"CosmosText2WorldPipeline": "text2world", "CosmosVideo2WorldPipeline": "video2world"}
@@ -283,6 +284,10 @@ def adopt_pretrained_architecture(config: dict) -> dict:
         for name in ("condition_frame_channels", "residual_from_last_condition_frame"):
             from_folder[name] = bool(index.get(name, False))
     objective = config["objective"]
+    if kind == "video2world" and "condition_reference" not in objective:
+        # the folder's reference frame unless the config names one (it changes no weight shape: a config may
+        # fine-tune a model onto the other reference)
+        objective = {**objective, "condition_reference": index.get("condition_reference", "last_latent_frame")}
     conflicts = [f"objective.{name}={objective[name]!r} but the pipeline has {value!r}"
                  for name, value in from_folder.items() if name in objective and objective[name] != value]
     if conflicts:
@@ -323,6 +328,9 @@ def build_pipeline(config: dict):
         if abs(pipe.scheduler.config.sigma_data - objective.sigma_data) > 1e-12:
             raise ValueError(f"objective.sigma_data={objective.sigma_data} differs from the pipeline's scheduler "
                              f"sigma_data={pipe.scheduler.config.sigma_data}")
+        if objective.video2world:
+            # not an architecture option: a config may change it, and the saved pipeline must sample as trained
+            pipe.register_to_config(condition_reference=objective.condition_reference)
         return pipe
     if model["text_encoder"] == "tiny-t5":
         tokenizer, text_encoder = tiny_t5_text_encoder()
@@ -356,6 +364,7 @@ def build_pipeline(config: dict):
     if objective.video2world:
         kwargs.update(condition_frame_channels=objective.condition_frame_channels,
                       residual_from_last_condition_frame=objective.residual_from_last_condition_frame,
+                      condition_reference=objective.condition_reference,
                       default_condition_detail_transfer=bool(model["default_condition_detail_transfer"]),
                       default_strength=float(model["default_strength"]),
                       default_condition_keep_threshold=model["default_condition_keep_threshold"])
@@ -388,6 +397,30 @@ def encode_batch(pipe, batch, config, device, cache=None):
         text = pipe._get_t5_prompt_embeds(batch["caption"], config["model"]["max_sequence_length"], device=device,
                                           dtype=torch.float32)
     return latents, text
+
+
+def uses_still_references(config: dict) -> bool:
+    return config["objective"].get("condition_reference", "last_latent_frame") == "still_frame"
+
+
+def max_condition_frames(config: dict) -> int:
+    from cosmos_hf.diffusion.edm import EDMConfig
+
+    return EDMConfig.from_dict(config["objective"]).max_condition_frames
+
+
+def still_frame_references(pipe, videos: torch.Tensor, max_condition_frames: int) -> torch.Tensor:
+    """`objective.condition_reference: still_frame`: [B, N, C, h, w], entry n-1 the pipeline's
+    `encode_still_reference` for n conditioning latent frames (a still video of pixel frame (n-1) * temporal factor),
+    so training sees exactly the reference the pipeline computes at inference."""
+    temporal = pipe.vae_scale_factor_temporal
+    if (max_condition_frames - 1) * temporal >= videos.shape[2]:
+        raise ValueError(f"objective.max_condition_frames={max_condition_frames} needs more than "
+                         f"{(max_condition_frames - 1) * temporal} frames per clip, got {videos.shape[2]}")
+    with torch.no_grad():
+        references = [pipe.encode_still_reference(videos[:, :, n * temporal : n * temporal + 1].to(pipe.vae.dtype))
+                      for n in range(max_condition_frames)]
+    return torch.stack(references, dim=1)
 
 
 def resolve_config(args) -> dict:
@@ -519,6 +552,8 @@ def train_step(module, pipe, batch, config, accelerator, optimizer, lr_scheduler
         latents, text = batch["latents"].to(device), batch["text"].to(device)
         if dv_condition:
             extra_inputs["tokens"] = batch["tokens"].to(device)
+        if "still_references" in batch:
+            extra_inputs["still_references"] = batch["still_references"].to(device)
     else:
         if random.random() < config["training"]["image_batch_probability"]:  # joint image + video batches
             frame = random.randrange(batch["video"].shape[2])
@@ -527,6 +562,9 @@ def train_step(module, pipe, batch, config, accelerator, optimizer, lr_scheduler
         if dv_condition:
             with torch.no_grad():
                 extra_inputs["tokens"] = pipe.dv_tokenizer.tokenize(batch["video"].to(device, pipe.dv_tokenizer.dtype))
+        if uses_still_references(config) and latents.shape[2] > 1:
+            extra_inputs["still_references"] = still_frame_references(
+                pipe, batch["video"].to(device), max_condition_frames(config))
     out = module(latents, text, fps=data["fps"], **extra_inputs)
     optimizer_step(accelerator, out["loss"], trainable, config["training"]["max_grad_norm"], optimizer, lr_scheduler)
     return out
@@ -659,8 +697,18 @@ def cache_latents(dataset, pipe, config, device, output_dir, accelerator):
             tensors["tokens"] = torch.stack(tokens)
         if accelerator.is_main_process:
             save_tensor_cache(cache_path, tensors, key)
+    if uses_still_references(config) and "still_references" not in tensors:
+        # added to an existing cache too: they depend on the same clips and encoder, so the key does not change
+        if hasattr(dataset, "random_start"):
+            dataset.random_start = False
+        tensors["still_references"] = torch.cat([
+            still_frame_references(pipe, collate([dataset[index]])["video"].to(device),
+                                   max_condition_frames(config)).cpu()
+            for index in range(len(dataset))])
+        if accelerator.is_main_process:
+            save_tensor_cache(cache_path, tensors, key)
     accelerator.print(f"cached latents {tuple(tensors['latents'].shape)}")
-    names = [name for name in ("latents", "text", "tokens") if name in tensors]
+    names = [name for name in ("latents", "text", "tokens", "still_references") if name in tensors]
     return [dict(zip(names, values)) for values in zip(*(tensors[name] for name in names))]
 
 

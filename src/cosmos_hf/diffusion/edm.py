@@ -20,7 +20,9 @@ Everything here is written so that a model trained with :class:`EDMObjective` sa
 Options from DESIGN.md's nano trials sit behind flags; every flag's default is the reference recipe:
 ``condition_frame_channels`` (the last conditioning frame as extra input channels of every frame),
 ``residual_from_last_condition_frame`` (x0 = last conditioning frame + EDM residual, so an untrained model is
-copy-last-frame), ``foreground_loss_weight`` (extra weight where the target differs from the last conditioning frame).
+copy-last-frame), ``condition_reference`` (what those two options call the last conditioning frame: the last
+conditioning latent frame, or the latent of a still video of the last conditioning pixel frame),
+``foreground_loss_weight`` (extra weight where the target differs from the last conditioning frame).
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ from dataclasses import asdict, dataclass, fields
 
 import torch
 from torch import nn
+
+
+CONDITION_REFERENCES = ("last_latent_frame", "still_frame")
 
 
 @dataclass
@@ -59,6 +64,10 @@ class EDMConfig:
     # --- options from the nano trials (off = reference recipe) ---
     condition_frame_channels: bool = False
     residual_from_last_condition_frame: bool = False
+    # the reference frame of the two options above: "last_latent_frame" (the last conditioning latent frame, which
+    # with a 4x temporal tokenizer blurs pixel frames 1-4 together when they move) or "still_frame" (the latent of a
+    # still video of the last conditioning pixel frame: sharp where the object ended up; see `still_frame_reference`)
+    condition_reference: str = "last_latent_frame"
     foreground_loss_weight: float = 1.0
     foreground_threshold: float = 0.1
 
@@ -90,6 +99,13 @@ class EDMConfig:
             )
         if self.foreground_loss_weight < 0:
             raise ValueError(f"foreground_loss_weight must be >= 0, got {self.foreground_loss_weight}")
+        if self.condition_reference not in CONDITION_REFERENCES:
+            raise ValueError(f"condition_reference must be one of {CONDITION_REFERENCES}, got "
+                             f"{self.condition_reference!r}")
+        if self.condition_reference != "last_latent_frame" and not (
+                self.condition_frame_channels or self.residual_from_last_condition_frame):
+            raise ValueError(f"condition_reference={self.condition_reference!r} is the reference frame of "
+                             "condition_frame_channels / residual_from_last_condition_frame: set one of them too")
 
 
 def edm_scalings(sigma: torch.Tensor, sigma_data: float):
@@ -147,6 +163,9 @@ class VideoCondition:
     latents:   [B, C, T, H, W], clean (sigma_data-normalised) latents holding the conditioning frames.
     augment_sigma: [B], noise level of the conditioning-frame augmentation.
     augment_noise: [B, C, T, H, W] standard normal noise for the augmentation.
+    reference: [B, C, H, W] or None: the reference frame of `condition_frame_channels` /
+        `residual_from_last_condition_frame` when it is not the last conditioning latent frame
+        (`condition_reference="still_frame"`: `still_frame_reference`'s latent, normalised like `latents`).
     """
 
     indicator: torch.Tensor
@@ -154,13 +173,18 @@ class VideoCondition:
     latents: torch.Tensor
     augment_sigma: torch.Tensor
     augment_noise: torch.Tensor
+    reference: torch.Tensor | None = None
 
     def last_frame_reference(self) -> torch.Tensor:
-        """The last conditioning latent frame of each sample broadcast over time ([B, C, T, H, W]; 0 if none)."""
+        """The reference frame of each sample broadcast over time ([B, C, T, H, W]; 0 if no conditioning frame):
+        `reference` when set, else the last conditioning latent frame."""
         indicator = self.indicator[:, 0, :, 0, 0]  # [B, T]
         num_cond = indicator.sum(dim=1).long()
         index = (num_cond - 1).clamp(min=0)
-        gathered = self.latents[torch.arange(self.latents.shape[0], device=self.latents.device), :, index]  # [B,C,H,W]
+        if self.reference is not None:
+            gathered = self.reference.to(self.latents.dtype)
+        else:
+            gathered = self.latents[torch.arange(self.latents.shape[0], device=self.latents.device), :, index]
         gathered = gathered * (num_cond > 0).to(gathered.dtype)[:, None, None, None]
         return gathered[:, :, None].expand_as(self.latents)
 
@@ -171,6 +195,7 @@ def video_condition_from_frames(
     augment_sigma: torch.Tensor | float,
     generator=None,
     drop_condition: torch.Tensor | None = None,
+    reference: torch.Tensor | None = None,
 ) -> VideoCondition:
     """Build a :class:`VideoCondition` whose first `num_condition_frames` latent frames (per sample) are conditioning.
 
@@ -190,9 +215,11 @@ def video_condition_from_frames(
         keep = (~drop_condition).to(latents.dtype)[:, None, None, None, None]
         mask = mask * keep
         cond_latents = latents * keep
+        if reference is not None:
+            reference = reference * keep[:, :, 0]
     augment_sigma = torch.as_tensor(augment_sigma, dtype=torch.float32, device=device).reshape(-1).expand(batch)
     noise = torch.randn(latents.shape, generator=generator, device=device, dtype=latents.dtype)
-    return VideoCondition(indicator, mask, cond_latents, augment_sigma.clone(), noise)
+    return VideoCondition(indicator, mask, cond_latents, augment_sigma.clone(), noise, reference=reference)
 
 
 class EDMObjective(nn.Module):
@@ -232,8 +259,13 @@ class EDMObjective(nn.Module):
             residual_from_last_condition_frame=self.config.residual_from_last_condition_frame,
         )
 
-    def sample_condition(self, latents: torch.Tensor, generator=None) -> VideoCondition:
-        """Training-time Video2World condition: first-random-n frames, log-normal augmentation sigma, dropout."""
+    def sample_condition(self, latents: torch.Tensor, generator=None,
+                         still_references: torch.Tensor | None = None) -> VideoCondition:
+        """Training-time Video2World condition: first-random-n frames, log-normal augmentation sigma, dropout.
+
+        `still_references` ([B, max_condition_frames, C, H, W]; entry n-1 is `still_frame_reference` for n
+        conditioning latent frames) is needed exactly when `condition_reference="still_frame"`.
+        """
         cfg = self.config
         batch, frames = latents.shape[0], latents.shape[2]
         high = min(cfg.max_condition_frames, frames)
@@ -246,7 +278,18 @@ class EDMObjective(nn.Module):
         drop = None
         if cfg.condition_dropout > 0:
             drop = (torch.rand(batch, generator=generator) < cfg.condition_dropout).to(latents.device)
-        return video_condition_from_frames(latents, num_cond, augment_sigma, generator=generator, drop_condition=drop)
+        reference = None
+        if cfg.condition_reference == "still_frame":
+            if still_references is None:
+                raise ValueError("condition_reference='still_frame' needs the still-frame references of each clip "
+                                 "(`still_references`, [B, max_condition_frames, C, H, W])")
+            if still_references.shape[1] < high:
+                raise ValueError(f"still_references holds {still_references.shape[1]} conditioning lengths; "
+                                 f"max_condition_frames is {high}")
+            if num_cond > 0:
+                reference = still_references[:, num_cond - 1].to(latents.device, latents.dtype)
+        return video_condition_from_frames(latents, num_cond, augment_sigma, generator=generator, drop_condition=drop,
+                                           reference=reference)
 
     def forward(
         self,
@@ -259,8 +302,10 @@ class EDMObjective(nn.Module):
         sigma: torch.Tensor | None = None,
         noise: torch.Tensor | None = None,
         condition: VideoCondition | None = None,
+        still_references: torch.Tensor | None = None,
     ) -> dict:
         """Training loss for clean (sigma_data-normalised) `latents` [B, C, T, H, W]. Returns a dict with `loss`.
+        `still_references`: see `sample_condition` (only with `condition_reference="still_frame"`).
 
         A batch with one latent frame is an image batch: no video-noise adjustment and no video conditioning, so
         image and video batches can be mixed (joint training) with one objective.
@@ -280,7 +325,7 @@ class EDMObjective(nn.Module):
             keep = (torch.rand(batch, generator=generator) >= cfg.text_dropout).to(device, encoder_hidden_states.dtype)
             encoder_hidden_states = encoder_hidden_states * keep[:, None, None]
         if cfg.video2world and is_video and condition is None:
-            condition = self.sample_condition(latents, generator=generator)
+            condition = self.sample_condition(latents, generator=generator, still_references=still_references)
         elif not (cfg.video2world and is_video):
             condition = None if not cfg.video2world else _empty_condition(latents)
 

@@ -184,6 +184,10 @@ def check_objective_matches_pipeline(objective: dict, pipe) -> None:
     if abs(pipe.scheduler.config.sigma_data - objective.sigma_data) > 1e-12:
         raise ValueError(f"objective.sigma_data={objective.sigma_data} differs from the pipeline's scheduler "
                          f"sigma_data={pipe.scheduler.config.sigma_data}")
+    reference = pipe.config.get("condition_reference", "last_latent_frame")
+    if reference != "last_latent_frame" or objective.condition_reference != "last_latent_frame":
+        raise ValueError(f"post-training supports condition_reference='last_latent_frame' only (the pipeline has "
+                         f"{reference!r}, the objective {objective.condition_reference!r})")
     for name in ("condition_frame_channels", "residual_from_last_condition_frame"):
         if bool(getattr(objective, name)) != bool(pipe.config.get(name, False)):
             raise ValueError(f"objective.{name}={getattr(objective, name)} but the pretrained pipeline was trained "

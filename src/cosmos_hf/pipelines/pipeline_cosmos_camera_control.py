@@ -50,6 +50,9 @@ class CosmosCameraControlPipeline(CosmosVideo2WorldPipeline):
 
     # every argument spelled out: diffusers reads the saved config back through this signature, and `from_pipe` keeps
     # a component only when its class is in the type hint
+    # post-training trains with the last conditioning latent frame as the reference only
+    supported_condition_references = ("last_latent_frame",)
+
     def __init__(
         self,
         text_encoder: PreTrainedModel,
@@ -71,6 +74,7 @@ class CosmosCameraControlPipeline(CosmosVideo2WorldPipeline):
         default_condition_detail_gate: float | None = None,
         default_strength: float = 1.0,
         default_condition_keep_threshold: float | None = None,
+        condition_reference: str = "last_latent_frame",
         default_fov_degrees: float = 50.0,
     ):
         super().__init__(
@@ -78,7 +82,7 @@ class CosmosCameraControlPipeline(CosmosVideo2WorldPipeline):
             default_num_frames, default_fps, max_sequence_length, condition_frame_channels,
             residual_from_last_condition_frame, disable_safety_checker, default_guidance_scale,
             default_condition_detail_transfer, default_condition_detail_gate, default_strength,
-            default_condition_keep_threshold,
+            default_condition_keep_threshold, condition_reference=condition_reference,
         )
         self.register_to_config(default_fov_degrees=default_fov_degrees)
 

@@ -47,6 +47,9 @@ class CosmosMultiViewPipeline(CosmosVideo2WorldPipeline):
 
     # every argument spelled out: diffusers reads the saved config back through this signature, and `from_pipe` keeps
     # a component only when its class is in the type hint
+    # post-training trains with the last conditioning latent frame as the reference only
+    supported_condition_references = ("last_latent_frame",)
+
     def __init__(
         self,
         text_encoder: PreTrainedModel,
@@ -68,13 +71,14 @@ class CosmosMultiViewPipeline(CosmosVideo2WorldPipeline):
         default_condition_detail_gate: float | None = None,
         default_strength: float = 1.0,
         default_condition_keep_threshold: float | None = None,
+        condition_reference: str = "last_latent_frame",
     ):
         super().__init__(
             text_encoder, tokenizer, transformer, vae, scheduler, safety_checker, default_height, default_width,
             default_num_frames, default_fps, max_sequence_length, condition_frame_channels,
             residual_from_last_condition_frame, disable_safety_checker, default_guidance_scale,
             default_condition_detail_transfer, default_condition_detail_gate, default_strength,
-            default_condition_keep_threshold,
+            default_condition_keep_threshold, condition_reference=condition_reference,
         )
 
     @property
@@ -249,8 +253,8 @@ class CosmosMultiViewPipeline(CosmosVideo2WorldPipeline):
             raise ValueError(f"the multi-view pipeline samples from noise only: default_strength must be 1.0, got "
                              f"{self.config.default_strength}")
         # the saved detail defaults, range-checked before sampling as a Video2World call checks them
-        detail_gate = self._rgb_distance_option("condition_detail_gate", None)
-        keep_threshold = self._rgb_distance_option("condition_keep_threshold", None)
+        detail_gate = self._detail_gate(None)
+        keep_threshold = self._keep_threshold(None)
         height, width, num_frames, fps, max_sequence_length = self._resolve_defaults(
             height, width, num_frames, fps, max_sequence_length
         )

@@ -5,7 +5,8 @@ conditioning frames: the conditioning video is encoded, its latent frames are in
 ``(cond + augment_sigma * n) * c_in(augment_sigma) / c_in(sigma)`` next to a condition-mask channel, and the
 denoised estimate keeps them. With default options this is numerically diffusers' `CosmosVideoToWorldPipeline`
 (tests/test_pipelines_cosmos.py); the nano-trial options stored in the pipeline config
-(`condition_frame_channels`, `residual_from_last_condition_frame`) are applied exactly as the trainer applies them.
+(`condition_frame_channels`, `residual_from_last_condition_frame`, `condition_reference`) are applied exactly as the
+trainer applies them.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from diffusers.pipelines.cosmos.pipeline_output import CosmosPipelineOutput
 from diffusers.utils.torch_utils import randn_tensor
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from ..diffusion.edm import VideoCondition, denoise
+from ..diffusion.edm import CONDITION_REFERENCES, VideoCondition, denoise
 from ..guardrails.checker import CosmosSafetyChecker
 from .input_checks import check_generator, check_number, preprocess_conditioning_frames, rgb_distance_option
 from .pipeline_cosmos_text2world import CosmosText2WorldPipeline, CosmosVAE
@@ -31,11 +32,15 @@ class CosmosVideo2WorldPipeline(CosmosText2WorldPipeline):
     `condition_frame_channels`]. Extra config (besides Text2World's):
         condition_frame_channels: the last conditioning latent frame is given to every frame as extra channels.
         residual_from_last_condition_frame: x0 = last conditioning frame + EDM residual.
+        condition_reference: what the two options above take for the last conditioning frame:
+            "last_latent_frame" (default) or "still_frame" (`encode_still_reference`).
         default_condition_detail_transfer: the call default of `condition_detail_transfer` (see `__call__`).
         default_condition_detail_gate: the call default of `condition_detail_gate` (see `__call__`).
         default_strength: the call default of `strength` (see `__call__`).
         default_condition_keep_threshold: the call default of `condition_keep_threshold` (see `__call__`).
     """
+
+    supported_condition_references = CONDITION_REFERENCES
 
     def __init__(
         self,
@@ -58,7 +63,11 @@ class CosmosVideo2WorldPipeline(CosmosText2WorldPipeline):
         default_condition_detail_gate: float | None = None,
         default_strength: float = 1.0,
         default_condition_keep_threshold: float | None = None,
+        condition_reference: str = "last_latent_frame",
     ):
+        if condition_reference not in self.supported_condition_references:
+            raise ValueError(f"condition_reference must be one of {self.supported_condition_references} for "
+                             f"{type(self).__name__}, got {condition_reference!r}")
         super().__init__(
             text_encoder, tokenizer, transformer, vae, scheduler, safety_checker, default_height, default_width,
             default_num_frames, default_fps, max_sequence_length, disable_safety_checker=disable_safety_checker,
@@ -71,6 +80,7 @@ class CosmosVideo2WorldPipeline(CosmosText2WorldPipeline):
             default_condition_detail_gate=default_condition_detail_gate,
             default_strength=default_strength,
             default_condition_keep_threshold=default_condition_keep_threshold,
+            condition_reference=condition_reference,
         )
 
     def _conditioning_video(self, image, video, height, width, num_frames, batch):
@@ -137,13 +147,18 @@ class CosmosVideo2WorldPipeline(CosmosText2WorldPipeline):
         indicator = indicator.expand(batch_size, -1, -1, -1, -1)
         mask = indicator.expand(batch_size, 1, latent_frames, latent_height, latent_width)
         augment = torch.full((batch_size,), float(augment_sigma), device=device)
-        condition = VideoCondition(indicator, mask, conditioning_latents, augment, augment_noise=None)
+        reference = None
+        if self.config.get("condition_reference", "last_latent_frame") == "still_frame":
+            reference = self.encode_still_reference(video).to(device)
+        condition = VideoCondition(indicator, mask, conditioning_latents, augment, augment_noise=None,
+                                   reference=reference)
         uncondition = None
         if do_classifier_free_guidance:
             uncondition = condition
             if input_frames_guidance:
                 uncondition = VideoCondition(indicator, torch.zeros_like(mask), torch.zeros_like(conditioning_latents),
-                                             augment, augment_noise=None)
+                                             augment, augment_noise=None,
+                                             reference=None if reference is None else torch.zeros_like(reference))
         return latents, condition, uncondition
 
     def encode_still(self, frames, num_frames):
@@ -155,6 +170,21 @@ class CosmosVideo2WorldPipeline(CosmosText2WorldPipeline):
             latent_dist = self.vae.encode(clip[None]).latent_dist
             latents.append(latent_dist.mode() if hasattr(latent_dist, "mode") else latent_dist.sample())
         return still, torch.cat(latents)
+
+    def encode_still_reference(self, frames):
+        """The `condition_reference="still_frame"` reference of conditioning frames `frames` ([B, 3, T_cond, H, W] in
+        [-1, 1]): the second latent frame of a still video of the last frame, 1 + temporal-factor frames long (one
+        latent frame of a video that does not move; the first latent frame of a causal tokenizer is an image latent),
+        the distribution's mode, normalised like the diffusion latents: [B, C, h, w]. The trainer calls this too."""
+        length = 1 + self.vae_scale_factor_temporal
+        still = frames[:, :, -1:].expand(-1, -1, length, -1, -1).to(self.vae.dtype)
+        references = []
+        for clip in still:
+            latent_dist = self.vae.encode(clip[None]).latent_dist
+            latent = latent_dist.mode() if hasattr(latent_dist, "mode") else latent_dist.sample()
+            # normalised as a whole clip: latent statistics may differ per latent frame
+            references.append(self.normalize_latents(latent.float())[:, :, min(1, latent.shape[2] - 1)])
+        return torch.cat(references)
 
     def truncate_sampling_timesteps(self, strength: float) -> int:
         """Keep the last ``round(N * strength)`` (at least one) steps of the schedule set by `set_sampling_timesteps`,
@@ -201,9 +231,14 @@ class CosmosVideo2WorldPipeline(CosmosText2WorldPipeline):
             detail = torch.where(departure < keep_threshold, still.float() - decoded.float(), detail)
         return detail
 
-    def _rgb_distance_option(self, name: str, value):
-        """A call's `condition_detail_gate` / `condition_keep_threshold`, resolved against this pipeline's config."""
-        return rgb_distance_option(self.config, name, value, zero_is_off=name == "condition_keep_threshold")
+    def _detail_gate(self, value):
+        """A call's `condition_detail_gate`, resolved against this pipeline's config (None = the saved default)."""
+        return rgb_distance_option(self.config, "condition_detail_gate", value)
+
+    def _keep_threshold(self, value):
+        """A call's `condition_keep_threshold`, resolved against this pipeline's config; a call's 0 turns a saved
+        default off (no pixel is within distance 0)."""
+        return rgb_distance_option(self.config, "condition_keep_threshold", value, zero_is_off=True)
 
     @torch.no_grad()
     def __call__(
@@ -277,7 +312,7 @@ class CosmosVideo2WorldPipeline(CosmosText2WorldPipeline):
         guidance_scale = self._resolve_guidance_scale(guidance_scale)
         if condition_detail_transfer is None:
             condition_detail_transfer = self.config.get("default_condition_detail_transfer", False)
-        condition_detail_gate = self._rgb_distance_option("condition_detail_gate", condition_detail_gate)
+        condition_detail_gate = self._detail_gate(condition_detail_gate)
         if strength is None:
             strength = self.config.get("default_strength", 1.0)
         strength = check_number("strength", strength, minimum=0, exclusive_minimum=True, maximum=1,
@@ -286,7 +321,7 @@ class CosmosVideo2WorldPipeline(CosmosText2WorldPipeline):
             if condition_keep_threshold != 0:
                 raise ValueError("condition_keep_threshold needs condition_detail_transfer=True")
         # a saved default keep threshold belongs to the saved detail transfer: turning the transfer off turns it off
-        condition_keep_threshold = (self._rgb_distance_option("condition_keep_threshold", condition_keep_threshold)
+        condition_keep_threshold = (self._keep_threshold(condition_keep_threshold)
                                     if condition_detail_transfer else None)
         if condition_detail_transfer and output_type == "latent":
             raise ValueError("condition_detail_transfer works on decoded frames; it cannot be used with "

@@ -54,6 +54,17 @@ def test_camera_post_training_saves_a_camera_pipeline_that_loads_and_generates(t
     assert [entry["step"] for entry in log] == [1, 2] and all(np.isfinite(e["loss"]) for e in log)
 
 
+def test_a_still_frame_reference_base_is_post_trained_onto_the_last_latent_frame(tiny_video2world_folder, tmp_path):
+    # post-trained models take the last conditioning latent frame as their reference, whatever the base used
+    from cosmos_hf.pipelines import CosmosVideo2WorldPipeline
+
+    base = tmp_path / "still_base"
+    still = CosmosVideo2WorldPipeline.from_pretrained(tiny_video2world_folder, condition_reference="still_frame")
+    still.save_pretrained(base)
+    folder = post_train("camera", base, tmp_path / "camera", "--set", "training.max_train_steps=1")
+    assert json.loads((folder / "model_index.json").read_text())["condition_reference"] == "last_latent_frame"
+
+
 def test_action_post_training_saves_an_action_pipeline_that_rolls_out(tiny_video2world_folder, tmp_path):
     from cosmos_hf.pipelines import CosmosActionConditionedPipeline
 

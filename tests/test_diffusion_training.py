@@ -324,7 +324,8 @@ def test_still_frame_reference_training_caches_the_pipelines_references_and_save
     base = tmp_path / "base"
     train_in_process(["--config", CONFIGS / "diffusion_tiny_v2w.yaml", "--output_dir", base,
                       "--set", "objective.condition_frame_channels=true", "--set", f"data.path={video_folder}"])
-    assert CosmosVideo2WorldPipeline.from_pretrained(base / "pipeline").config.condition_reference == "last_latent_frame"
+    default = CosmosVideo2WorldPipeline.from_pretrained(base / "pipeline")
+    assert default.config.condition_reference == "last_latent_frame"
     tuned = tmp_path / "tuned"
     train_in_process(["--config", CONFIGS / "diffusion_tiny_v2w.yaml", "--output_dir", tuned,
                       "--pretrained_pipeline", base / "pipeline", "--set", "objective.condition_reference=still_frame",

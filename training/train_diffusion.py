@@ -286,8 +286,11 @@ def adopt_pretrained_architecture(config: dict) -> dict:
     objective = config["objective"]
     if kind == "video2world" and "condition_reference" not in objective:
         # the folder's reference frame unless the config names one (it changes no weight shape: a config may
-        # fine-tune a model onto the other reference)
-        objective = {**objective, "condition_reference": index.get("condition_reference", "last_latent_frame")}
+        # fine-tune a model onto the other reference); post-training (camera / action / multi-view) trains with the
+        # last conditioning latent frame, whatever the base used
+        reference = index.get("condition_reference", "last_latent_frame")
+        objective = {**objective, "condition_reference": "last_latent_frame" if post_training_condition(config)
+                     else reference}
     conflicts = [f"objective.{name}={objective[name]!r} but the pipeline has {value!r}"
                  for name, value in from_folder.items() if name in objective and objective[name] != value]
     if conflicts:

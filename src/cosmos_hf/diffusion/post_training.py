@@ -170,6 +170,8 @@ def pipeline_from_video2world(cls, base, transformer, safety_checker=None, **opt
     not taken from `base`: `safety_checker=None` gives the default `CosmosSafetyChecker()` unless `options` has
     `disable_safety_checker=True`. Every component ends in the transformer's dtype (from_pipe casts the pipeline).
     """
+    # post-trained models take the last conditioning latent frame as their reference, whatever `base` used
+    options.setdefault("condition_reference", "last_latent_frame")
     return cls.from_pipe(base, transformer=transformer, safety_checker=safety_checker, dtype=transformer.dtype,
                          **options)
 
@@ -184,10 +186,11 @@ def check_objective_matches_pipeline(objective: dict, pipe) -> None:
     if abs(pipe.scheduler.config.sigma_data - objective.sigma_data) > 1e-12:
         raise ValueError(f"objective.sigma_data={objective.sigma_data} differs from the pipeline's scheduler "
                          f"sigma_data={pipe.scheduler.config.sigma_data}")
-    reference = pipe.config.get("condition_reference", "last_latent_frame")
-    if reference != "last_latent_frame" or objective.condition_reference != "last_latent_frame":
-        raise ValueError(f"post-training supports condition_reference='last_latent_frame' only (the pipeline has "
-                         f"{reference!r}, the objective {objective.condition_reference!r})")
+    if objective.condition_reference != "last_latent_frame":
+        # a base trained with the still-frame reference is post-trained onto the last latent frame (no weight
+        # shape depends on it)
+        raise ValueError(f"post-training supports condition_reference='last_latent_frame' only, got "
+                         f"{objective.condition_reference!r}")
     for name in ("condition_frame_channels", "residual_from_last_condition_frame"):
         if bool(getattr(objective, name)) != bool(pipe.config.get(name, False)):
             raise ValueError(f"objective.{name}={getattr(objective, name)} but the pretrained pipeline was trained "

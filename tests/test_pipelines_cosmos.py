@@ -551,3 +551,28 @@ def test_still_frame_reference_gives_the_model_the_latent_of_a_still_video_of_th
     assert CosmosVideo2WorldPipeline.from_pretrained(tmp_path / "v2w").config.condition_reference == "still_frame"
     with pytest.raises(ValueError, match=r"condition_reference must be one of \('last_latent_frame', 'still_frame'\)"):
         make_v2w(text_parts, condition_reference="still")
+
+
+def test_load_pipeline_loads_our_folders_without_diffusers_remote_code_copy(text_parts, tmp_path, monkeypatch):
+    # diffusers copies a folder's pipeline.py to one fixed cache path on every load, not atomically: two evaluations
+    # started together crashed ("module 'diffusers_modules.local.pipeline' has no attribute ..."). load_pipeline gives
+    # the same pipeline for our folders without that copy, and leaves other folders to diffusers.
+    from diffusers.utils import dynamic_modules_utils
+
+    from cosmos_hf.pipelines import load_pipeline
+
+    make_v2w(text_parts, default_guidance_scale=1.0).save_pretrained(tmp_path / "v2w")
+    expected = type(DiffusionPipeline.from_pretrained(tmp_path / "v2w", trust_remote_code=True))
+
+    def no_remote_code(*args, **kwargs):
+        raise AssertionError("diffusers' remote-code loader was used")
+
+    monkeypatch.setattr(dynamic_modules_utils, "get_cached_module_file", no_remote_code)
+    loaded = load_pipeline(tmp_path / "v2w", trust_remote_code=True)
+    assert type(loaded) is expected is CosmosVideo2WorldPipeline and loaded.config.default_guidance_scale == 1.0
+    monkeypatch.undo()
+    # an edited entry point is no longer ours: it goes to diffusers, which asks for trust_remote_code
+    entry = tmp_path / "v2w" / "pipeline.py"
+    entry.write_text(entry.read_text() + "print('edited')\n")
+    with pytest.raises(ValueError, match="trust_remote_code"):
+        load_pipeline(tmp_path / "v2w")

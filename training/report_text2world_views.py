@@ -47,12 +47,11 @@ def denoising_errors(folder: str, clips: list[dict], fps: int, sigmas=SIGMAS) ->
 
     A clip's noise comes from a generator seeded with its (seed, view), so every pipeline sees the same noisy latents
     (given the same tokenizer), whichever other clips are scored."""
-    from diffusers import DiffusionPipeline
-
     from cosmos_hf.data import frames_to_tensor
     from cosmos_hf.diffusion.edm import denoise
+    from cosmos_hf.pipelines import load_pipeline
 
-    pipe = DiffusionPipeline.from_pretrained(folder, trust_remote_code=True)
+    pipe = load_pipeline(folder, trust_remote_code=True)
     pipe.transformer.eval()
     sigma_data = pipe.scheduler.config.sigma_data
     errors: dict[int, dict[float, list[float]]] = {}

@@ -119,12 +119,9 @@ def load_pipeline(kind: str):
 
 def load_post_trained_pipeline(folder: Path, kind: str):
     """An action-conditioned, camera-control or multi-view pipeline folder, checked to hold that pipeline class."""
-    import cosmos_hf  # noqa: F401  (the folder's entry point imports the project's components)
-    from diffusers import DiffusionPipeline
-
     from cosmos_hf import pipelines
 
-    pipe = DiffusionPipeline.from_pretrained(str(folder), trust_remote_code=True)
+    pipe = pipelines.load_pipeline(folder, trust_remote_code=True)
     expected = getattr(pipelines, POST_TRAINED_PIPELINE_CLASSES[kind])
     if not isinstance(pipe, expected):
         raise gr.Error(f"{folder} holds a {type(pipe).__name__}, not a {expected.__name__}")

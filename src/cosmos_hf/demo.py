@@ -187,15 +187,13 @@ def run_tokenizers(clips, out: Path) -> dict:
 
 
 def load_world_model(folder: Path, expected: str):
-    """`DiffusionPipeline.from_pretrained(folder, trust_remote_code=True)`, checked to be an `expected` pipeline."""
-    import cosmos_hf  # noqa: F401  (the project's components must be importable for the folder's entry point)
-    from diffusers import DiffusionPipeline
-
+    """`load_pipeline(folder, trust_remote_code=True)` (what `DiffusionPipeline.from_pretrained` gives, without
+    diffusers' remote-code copy for our folders), checked to be an `expected` pipeline."""
     from .pipelines import (CosmosActionConditionedPipeline, CosmosARVideo2WorldPipeline,
                             CosmosCameraControlPipeline, CosmosMultiViewPipeline, CosmosText2WorldPipeline,
-                            CosmosVideo2WorldPipeline)
+                            CosmosVideo2WorldPipeline, load_pipeline)
 
-    pipe = DiffusionPipeline.from_pretrained(str(folder), trust_remote_code=True)
+    pipe = load_pipeline(folder, trust_remote_code=True)
     # Video2World subclasses Text2World and the post-trained pipelines subclass Video2World: "is a Text2World
     # pipeline" must also exclude Video2World, and "is a Video2World pipeline" the post-trained ones
     post_trained = (CosmosActionConditionedPipeline, CosmosCameraControlPipeline, CosmosMultiViewPipeline)

@@ -158,7 +158,9 @@ def _to_uint8_video(frames) -> np.ndarray:
 class DiffusersPipelinePredictor:
     """Adapter for a saved pipeline folder of this project (or any Video2World-style diffusers pipeline).
 
-    Loaded with `DiffusionPipeline.from_pretrained(folder, trust_remote_code=True)`; called as
+    Loaded with `cosmos_hf.pipelines.load_pipeline(folder, trust_remote_code=True)` (diffusers'
+    `DiffusionPipeline.from_pretrained` without its remote-code copy for cosmos-hf folders, so evaluations may run
+    side by side); called as
     `pipeline(video=[PIL frames], output_type="np", ...)`, plus `prompt`/`num_frames`/`height`/`width`/
     `num_inference_steps`/`guidance_scale`/`generator` when the pipeline's `__call__` accepts them (the AR pipeline
     takes no `num_frames`: its token grid fixes the length) and `call_kwargs`. The sampling seed of each call is
@@ -182,7 +184,7 @@ class DiffusersPipelinePredictor:
     ):
         from pathlib import Path
 
-        from diffusers import DiffusionPipeline
+        from ..pipelines import load_pipeline
 
         folder = Path(folder)
         if not (folder / "model_index.json").is_file():
@@ -190,7 +192,7 @@ class DiffusersPipelinePredictor:
         kwargs = {"trust_remote_code": True}
         if torch_dtype is not None:
             kwargs["torch_dtype"] = torch_dtype
-        self.pipeline = DiffusionPipeline.from_pretrained(str(folder), **kwargs).to(device)
+        self.pipeline = load_pipeline(folder, **kwargs).to(device)
         if hasattr(self.pipeline, "set_progress_bar_config"):
             self.pipeline.set_progress_bar_config(disable=True)
         self.name = name or f"pipeline:{folder.name}"

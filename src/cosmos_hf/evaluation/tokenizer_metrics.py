@@ -114,9 +114,9 @@ def load_autoencoder(folder, device: str = "cpu"):
 
     folder = Path(folder)
     if (folder / "model_index.json").is_file():
-        from diffusers import DiffusionPipeline
+        from ..pipelines import load_pipeline
 
-        pipeline = DiffusionPipeline.from_pretrained(str(folder), trust_remote_code=True)
+        pipeline = load_pipeline(folder, trust_remote_code=True)
         for attribute in ("vae", "tokenizer_model", "video_tokenizer"):
             model = getattr(pipeline, attribute, None)
             if model is not None and hasattr(model, "decode"):

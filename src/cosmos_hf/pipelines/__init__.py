@@ -12,6 +12,8 @@ _LAZY = {
     "CosmosMultiViewPipeline": "pipeline_cosmos_multiview",
     # the autoregressive model's diffusion decoder (train_diffusion.py --condition dv_tokens)
     "CosmosDiffusionDecoderPipeline": "pipeline_cosmos_diffusion_decoder",
+    # any saved pipeline folder; ours without diffusers' remote-code copy (hub_layout.load_pipeline)
+    "load_pipeline": "hub_layout",
 }
 
 __all__ = sorted(_LAZY)

@@ -74,6 +74,45 @@ def load_own_folder(pipeline_class, path, **kwargs):
         pipeline_utils._resolve_custom_pipeline_and_cls = original
 
 
+def load_pipeline(path, trust_remote_code: bool = False, **kwargs):
+    """`DiffusionPipeline.from_pretrained(path, ...)` for any pipeline folder, without diffusers' remote-code copy for
+    ours: a folder whose `pipeline.py` is exactly our entry point for a cosmos-hf class loads with that class (what
+    executing the entry point would give), and nothing is executed or copied.
+
+    Why: for every load of a folder with a `pipeline.py`, diffusers copies that file to one fixed path of its modules
+    cache (`diffusers_modules/local/pipeline.py`, not atomically) and then imports it, so two processes loading such
+    folders at once can import a half-written copy ("module 'diffusers_modules.local.pipeline' has no attribute
+    'CosmosVideo2WorldPipeline'"; seen with two `cosmos-hf eval physics` runs started together). Other folders go
+    to `DiffusionPipeline.from_pretrained` with `trust_remote_code` as given.
+    """
+    from diffusers import DiffusionPipeline
+
+    pipeline_class = own_entry_point_class(path)
+    if pipeline_class is not None:
+        return pipeline_class.from_pretrained(path, **kwargs)
+    return DiffusionPipeline.from_pretrained(str(path), trust_remote_code=trust_remote_code, **kwargs)
+
+
+def own_entry_point_class(path):
+    """The cosmos-hf pipeline class whose entry point `path/pipeline.py` is, byte for byte; None otherwise."""
+    from .. import pipelines
+
+    path = Path(path)
+    try:
+        name = json.loads((path / "model_index.json").read_text()).get("_class_name")
+        code = (path / f"{ENTRY_POINT_NAME}.py").read_text()
+    except (OSError, ValueError):
+        return None
+    if not (isinstance(name, list) and len(name) == 2 and name[0] == ENTRY_POINT_NAME
+            and name[1] in pipelines.__all__):
+        return None
+    pipeline_class = getattr(pipelines, name[1])
+    if not (isinstance(pipeline_class, type) and issubclass(pipeline_class, HubLayoutMixin)):
+        return None
+    expected = _ENTRY_POINT_TEMPLATE.format(module=pipeline_class.__module__, class_name=pipeline_class.__name__)
+    return pipeline_class if code == expected else None
+
+
 class HubLayoutMixin:
     """`save_pretrained` writes the `pipeline.py` entry point; `from_pretrained` loads our own folders with this class.
 

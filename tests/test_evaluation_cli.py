@@ -223,3 +223,15 @@ def test_eval_tokenizer_reconstructs_with_a_saved_autoencoder(tmp_path):
     assert reconstruction.shape == video.shape
     assert result["psnr"] == pytest.approx(psnr(video, reconstruction))
     assert main(["eval", "tokenizer", "--reference", str(ref_dir), "--out", str(out)]) == 2  # no reconstruction source
+
+
+def test_tokenizer_command_psnr_is_the_evaluation_psnr():
+    # the tokenizers package keeps its own PSNR (it may not import evaluation, which builds on it): same definition
+    from cosmos_hf.evaluation.video_metrics import psnr
+    from cosmos_hf.tokenizers.commands import video_psnr
+
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 256, (5, 8, 8, 3), dtype=np.uint8)
+    b = np.clip(a.astype(int) + rng.integers(-9, 10, a.shape), 0, 255).astype(np.uint8)
+    assert abs(video_psnr(a, b) - psnr(a, b)) < 1e-9
+    assert video_psnr(a, a) == psnr(a, a) == float("inf")

@@ -22,7 +22,6 @@ def run(args) -> int:
     from safetensors.torch import save_file
 
     from ..data import frames_to_tensor, read_video, tensor_to_frames, write_video
-    from ..evaluation.video_metrics import psnr
     from ..utils import atomic_path
     from .convert import load_tokenizer
     from .validation import pad_video_frames
@@ -49,8 +48,18 @@ def run(args) -> int:
     with atomic_path(out / "tokens.safetensors") as tmp:
         save_file(tensors, str(tmp))
     write_video(out / "reconstruction.mp4", reconstruction, fps=fps)
-    metrics = {"frames": num_frames, "psnr_db": psnr(frames[:num_frames], reconstruction),
+    metrics = {"frames": num_frames, "psnr_db": video_psnr(frames[:num_frames], reconstruction),
                **{k: list(v.shape) for k, v in tensors.items()}}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     print(json.dumps(metrics))
     return 0
+
+
+def video_psnr(frames, reconstruction) -> float:
+    """PSNR in dB of two uint8 videos, one MSE over the whole video (TokenBench's definition, as
+    `cosmos_hf.evaluation.video_metrics.psnr`; the tokenizers do not import the evaluation package, which builds on
+    them). +inf when identical."""
+    import numpy as np
+
+    mse = float(np.mean((np.asarray(frames, np.float64) - np.asarray(reconstruction, np.float64)) ** 2))
+    return float("inf") if mse == 0 else float(20.0 * np.log10(255.0 / np.sqrt(mse)))

@@ -402,14 +402,18 @@ def encode_batch(pipe, batch, config, device, cache=None):
     return latents, text
 
 
+def objective_config(config: dict):
+    from cosmos_hf.diffusion.edm import EDMConfig
+
+    return EDMConfig.from_dict(config["objective"])
+
+
 def uses_still_references(config: dict) -> bool:
-    return config["objective"].get("condition_reference", "last_latent_frame") == "still_frame"
+    return objective_config(config).condition_reference == "still_frame"
 
 
 def max_condition_frames(config: dict) -> int:
-    from cosmos_hf.diffusion.edm import EDMConfig
-
-    return EDMConfig.from_dict(config["objective"]).max_condition_frames
+    return objective_config(config).max_condition_frames
 
 
 def still_frame_references(pipe, videos: torch.Tensor, max_condition_frames: int) -> torch.Tensor:

@@ -66,7 +66,8 @@ class EDMConfig:
     residual_from_last_condition_frame: bool = False
     # the reference frame of the two options above: "last_latent_frame" (the last conditioning latent frame, which
     # with a 4x temporal tokenizer blurs pixel frames 1-4 together when they move) or "still_frame" (the latent of a
-    # still video of the last conditioning pixel frame: sharp where the object ended up; see `still_frame_reference`)
+    # still video of the last conditioning pixel frame: sharp where the object ended up; see
+    # `CosmosVideo2WorldPipeline.encode_still_reference`)
     condition_reference: str = "last_latent_frame"
     foreground_loss_weight: float = 1.0
     foreground_threshold: float = 0.1
@@ -165,7 +166,7 @@ class VideoCondition:
     augment_noise: [B, C, T, H, W] standard normal noise for the augmentation.
     reference: [B, C, H, W] or None: the reference frame of `condition_frame_channels` /
         `residual_from_last_condition_frame` when it is not the last conditioning latent frame
-        (`condition_reference="still_frame"`: `still_frame_reference`'s latent, normalised like `latents`).
+        (`condition_reference="still_frame"`: `CosmosVideo2WorldPipeline.encode_still_reference`).
     """
 
     indicator: torch.Tensor
@@ -263,8 +264,8 @@ class EDMObjective(nn.Module):
                          still_references: torch.Tensor | None = None) -> VideoCondition:
         """Training-time Video2World condition: first-random-n frames, log-normal augmentation sigma, dropout.
 
-        `still_references` ([B, max_condition_frames, C, H, W]; entry n-1 is `still_frame_reference` for n
-        conditioning latent frames) is needed exactly when `condition_reference="still_frame"`.
+        `still_references` ([B, max_condition_frames, C, H, W]; entry n-1 is the still-frame reference for n
+        conditioning latent frames, `CosmosVideo2WorldPipeline.encode_still_reference`) is needed exactly when `condition_reference="still_frame"`.
         """
         cfg = self.config
         batch, frames = latents.shape[0], latents.shape[2]

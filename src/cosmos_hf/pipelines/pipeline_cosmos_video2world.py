@@ -176,15 +176,9 @@ class CosmosVideo2WorldPipeline(CosmosText2WorldPipeline):
         [-1, 1]): the second latent frame of a still video of the last frame, 1 + temporal-factor frames long (one
         latent frame of a video that does not move; the first latent frame of a causal tokenizer is an image latent),
         the distribution's mode, normalised like the diffusion latents: [B, C, h, w]. The trainer calls this too."""
-        length = 1 + self.vae_scale_factor_temporal
-        still = frames[:, :, -1:].expand(-1, -1, length, -1, -1).to(self.vae.dtype)
-        references = []
-        for clip in still:
-            latent_dist = self.vae.encode(clip[None]).latent_dist
-            latent = latent_dist.mode() if hasattr(latent_dist, "mode") else latent_dist.sample()
-            # normalised as a whole clip: latent statistics may differ per latent frame
-            references.append(self.normalize_latents(latent.float())[:, :, min(1, latent.shape[2] - 1)])
-        return torch.cat(references)
+        latents = self.encode_still(frames, 1 + self.vae_scale_factor_temporal)[1]
+        # normalised as a whole clip: latent statistics may differ per latent frame
+        return self.normalize_latents(latents.float())[:, :, min(1, latents.shape[2] - 1)]
 
     def truncate_sampling_timesteps(self, strength: float) -> int:
         """Keep the last ``round(N * strength)`` (at least one) steps of the schedule set by `set_sampling_timesteps`,

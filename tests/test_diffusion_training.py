@@ -297,6 +297,30 @@ def test_clip_archive_is_read_whole_unless_num_clips_is_set(tmp_path):
     assert script.load_config(simulated)["data"]["num_clips"] == 1000
 
 
+def test_scene_weights_reach_the_sampler_as_one_weight_per_clip(video_folder, tmp_path, monkeypatch):
+    from cosmos_hf.data import simulate_clip_archive
+
+    script = load_script()
+    archive = simulate_clip_archive(tmp_path / "clips.npz", num_clips=4, num_frames=5, height=32, width=32, fps=24,
+                                    views=[0], scenes=["free_fall", "dominoes"], progress=False)
+    drawn = []
+
+    def recording_loader(dataset, *args, sample_weights=None, **kwargs):
+        drawn.append(sample_weights)
+        return script.__dict__["_real_epoch_data_loader"](dataset, *args, sample_weights=sample_weights, **kwargs)
+
+    monkeypatch.setitem(script.__dict__, "_real_epoch_data_loader", script.epoch_data_loader)
+    monkeypatch.setattr(script, "epoch_data_loader", recording_loader)
+    weights = ["--set", "data.type=clips", "--set", f"data.path={archive}", "--set", "data.cache_latents=true",
+               "--set", "data.scene_weights={free_fall: 3, dominoes: 0.5}", "--set", "validation.prompts=[]"]
+    assert script.main([str(a) for a in ["--config", CONFIGS / "diffusion_tiny_t2w.yaml", "--output_dir",
+                                         tmp_path / "o", *weights]]) == 0
+    assert drawn and drawn[0].tolist() == [3.0, 0.5, 3.0, 0.5]  # clip i: free_fall, dominoes, ... (cached too)
+    with pytest.raises(ValueError, match="needs clips that record their scene .* not VideoFolderDataset"):
+        script.main(["--config", str(CONFIGS / "diffusion_tiny_t2w.yaml"), "--output_dir", str(tmp_path / "f"),
+                     "--set", f"data.path={video_folder}", "--set", "data.scene_weights={free_fall: 2}"])
+
+
 def test_still_frame_reference_training_caches_the_pipelines_references_and_saves_the_option(video_folder, tmp_path):
     # objective.condition_reference=still_frame: the latent cache gains one still-frame reference per clip and
     # conditioning length, computed by the pipeline's own `encode_still_reference`; the saved pipeline samples so

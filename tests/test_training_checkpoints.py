@@ -151,6 +151,33 @@ def test_the_sampler_recomputes_an_epoch_and_skips_what_was_trained():
     assert all(len(share) == 4 for share in shares) and not set(shares[0]) & set(shares[1])
 
 
+def test_weighted_epochs_draw_by_weight_and_resume_to_the_same_draws():
+    weights = torch.tensor([3.0, 1.0, 0.0, 1.0] * 250)  # 1,000 clips: weight 0 never drawn, 3 three times as often
+    full = list(training_utils.EpochShuffleSampler(1000, 8, seed=3, epoch=4, weights=weights))
+    counts = torch.bincount(torch.tensor(full) % 4, minlength=4)
+    assert len(full) == 1000 and counts[2] == 0
+    assert 2.5 < counts[0] / counts[1] < 3.6 and 2.5 < counts[0] / counts[3] < 3.6
+    resumed = training_utils.EpochShuffleSampler(1000, 8, seed=3, epoch=4, skip_batches=5, weights=weights)
+    assert list(resumed) == full[40:]
+    assert list(training_utils.EpochShuffleSampler(1000, 8, seed=3, epoch=5, weights=weights)) != full
+    shares = [list(training_utils.EpochShuffleSampler(1000, 8, seed=3, epoch=4, num_processes=2, process_index=rank,
+                                                      weights=weights)) for rank in (0, 1)]
+    assert shares[0] + shares[1] != [] and sorted(shares[0] + shares[1]) == sorted(full[:992])
+    unweighted = list(training_utils.EpochShuffleSampler(1000, 8, seed=3, epoch=4))
+    assert sorted(unweighted) == list(range(1000))  # without weights: still a permutation
+
+
+@pytest.mark.parametrize("weights, match", [
+    (torch.ones(5), "one per sample \\(10\\), got shape \\(5,\\)"),
+    (torch.zeros(10), "positive sum"),
+    (torch.tensor([-1.0] + [1.0] * 9), ">= 0"),
+    (torch.tensor([float("nan")] + [1.0] * 9), "finite"),
+])
+def test_bad_sampling_weights_are_errors(weights, match):
+    with pytest.raises(ValueError, match=match):
+        training_utils.EpochShuffleSampler(10, 2, seed=0, weights=weights)
+
+
 def test_fewer_samples_than_one_batch_is_an_error_naming_both_numbers():
     with pytest.raises(ValueError, match="has 3 clips, fewer than one batch: training.batch_size 4;"):
         training_utils.EpochShuffleSampler(3, 4, seed=0)

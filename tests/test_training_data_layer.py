@@ -63,6 +63,29 @@ def test_clip_archive_dataset_holds_the_clips_the_physics_dataset_simulates(tmp_
         build_dataset({**data, "type": "images"})
 
 
+def test_scene_weights_give_each_clip_its_scenes_weight(tmp_path):
+    from cosmos_hf.data import clip_sampling_weights, simulate_clip_archive
+
+    data = {"type": "physics", "num_clips": 4, "num_frames": 5, "height": 32, "width": 32, "fps": 12,
+            "scenes": ["free_fall", "dominoes"], "views": [0], "seed_offset": 3, "frame_stride": 1}
+    archive = simulate_clip_archive(tmp_path / "clips.npz", num_clips=4, num_frames=5, height=32, width=32, fps=12,
+                                    seed_offset=3, views=[0], scenes=["free_fall", "dominoes"], progress=False)
+    physics, clips = build_dataset(data), build_dataset({**data, "type": "clips", "path": str(archive)})
+    assert physics.clip_scenes() == clips.clip_scenes() == ["free_fall", "dominoes"] * 2
+    weights = clip_sampling_weights(clips, {"free_fall": 3})  # a scene left out weighs 1
+    assert weights.tolist() == [3.0, 1.0, 3.0, 1.0]
+    assert clip_sampling_weights(physics, None) is None and clip_sampling_weights(physics, {}) is None
+    with pytest.raises(ValueError, match=r"names scenes with no clip in the data: \['gyroscope'\]; the data has "
+                                         r"\['dominoes', 'free_fall'\]"):
+        clip_sampling_weights(physics, {"gyroscope": 2})
+    with pytest.raises(ValueError, match=r"scene_weights\['dominoes'\] must be a finite number >= 0, got -1"):
+        clip_sampling_weights(physics, {"dominoes": -1})
+    with pytest.raises(ValueError, match="every clip weight 0"):
+        clip_sampling_weights(physics, {"dominoes": 0, "free_fall": 0.0})
+    with pytest.raises(ValueError, match="needs clips that record their scene .* not TensorDataset"):
+        clip_sampling_weights(torch.utils.data.TensorDataset(torch.zeros(4)), {"free_fall": 2})
+
+
 def test_clip_source_addresses_physics_clips_by_key_and_checks_its_scenes():
     data = {"source": "physics", "height": 32, "width": 32, "scenes": ["free_fall", "dominoes"]}
     source = ClipSource(data, num_frames=5)

@@ -44,7 +44,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from cosmos_hf.data import build_dataset, latent_cache_key, load_tensor_cache, save_tensor_cache
+from cosmos_hf.data import build_dataset, clip_sampling_weights, latent_cache_key, load_tensor_cache
+from cosmos_hf.data import save_tensor_cache
 from cosmos_hf.data import collate_videos as collate
 from cosmos_hf.training_utils import (
     build_lr_scheduler,
@@ -111,6 +112,7 @@ DEFAULT_CONFIG = {
         "num_clips": None,  # physics / post-training: clips per epoch (seed = index; null = 1000); clips: the
                             # archive's first N (null = all of it)
         "scenes": None,  # physics: subset of cosmos_hf.sim SCENES
+        "scene_weights": None,  # physics / clips: {scene: weight}, how often each scene's clips are drawn (others 1)
         "views": [0],  # physics: camera views (0..3) cycled over clips; the nano v0.1 models saw only view 0
         "seed_offset": 0,  # physics: first simulator seed (hold out other seeds for evaluation)
         "cache_latents": False,
@@ -515,6 +517,9 @@ def build_training_data(config: dict, pipe, module, device, accelerator):
     """(dataset, DataLoader kwargs): the clips of `data:` (cosmos_hf.data), optionally pre-encoded once (cached
     latents + text features)."""
     data, condition = config["data"], post_training_condition(config)
+    sample_weights = None
+    if condition and data.get("scene_weights"):
+        raise ValueError(f"data.scene_weights weighs physics scenes; the {condition} post-training data has none")
     if condition:  # physics-world clips with actions / camera poses / rigs, simulated up front
         from cosmos_hf.data.post_training_datasets import build_post_training_dataset, collate_post_training
         from cosmos_hf.diffusion import post_training
@@ -539,10 +544,12 @@ def build_training_data(config: dict, pipe, module, device, accelerator):
         collate_fn = collate_post_training
     else:
         dataset = build_dataset(data, training=True)
+        sample_weights = clip_sampling_weights(dataset, data.get("scene_weights"))  # before caching: a list then
         if data["cache_latents"]:
             dataset = cache_latents(dataset, pipe, config, device, Path(config["output_dir"]), accelerator)
         collate_fn = collate
-    return dataset, dict(collate_fn=None if data["cache_latents"] else collate_fn, num_workers=data["num_workers"])
+    return dataset, dict(collate_fn=None if data["cache_latents"] else collate_fn, num_workers=data["num_workers"],
+                         sample_weights=sample_weights)
 
 
 def train_step(module, pipe, batch, config, accelerator, optimizer, lr_scheduler, trainable):

@@ -250,10 +250,22 @@ class EpochShuffleSampler(Sampler):
     Like `DistributedSampler(drop_last=True)`: the permutation is dealt round-robin to `num_processes`, and the
     samples that do not fill a whole batch are left out of the epoch. Fewer samples than one batch per process is an
     error (a loader with no batch would loop forever).
+
+    `weights` (one non-negative number per sample, e.g. from `data.scene_weights`): an epoch is instead
+    `num_samples` draws with replacement, sample i with probability `weights[i] / sum(weights)`, from the same
+    `(seed, epoch)` generator, so a resumed run draws the same epoch.
     """
 
     def __init__(self, num_samples: int, batch_size: int, seed: int, epoch: int = 0, skip_batches: int = 0,
-                 num_processes: int = 1, process_index: int = 0):
+                 num_processes: int = 1, process_index: int = 0, weights=None):
+        if weights is not None:
+            weights = torch.as_tensor(weights, dtype=torch.float64)
+            if weights.shape != (num_samples,):
+                raise ValueError(f"sampling weights must be one per sample ({num_samples}), got shape "
+                                 f"{tuple(weights.shape)}")
+            if not torch.isfinite(weights).all() or (weights < 0).any() or weights.sum() <= 0:
+                raise ValueError("sampling weights must be finite and >= 0, with a positive sum")
+        self.weights = weights
         if num_samples < batch_size * num_processes:
             per = f" x {num_processes} processes = {batch_size * num_processes}" if num_processes > 1 else ""
             raise ValueError(f"the training data has {num_samples} clips, fewer than one batch: training.batch_size "
@@ -267,7 +279,10 @@ class EpochShuffleSampler(Sampler):
 
     def __iter__(self):
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        order = torch.randperm(self.num_samples, generator=generator)
+        if self.weights is None:
+            order = torch.randperm(self.num_samples, generator=generator)
+        else:
+            order = torch.multinomial(self.weights, self.num_samples, replacement=True, generator=generator)
         share = order[self.process_index :: self.num_processes][: self.batches_per_epoch * self.batch_size]
         return iter(share[self.skip_batches * self.batch_size :].tolist())
 
@@ -447,9 +462,10 @@ def truncate_log(path: Path, step: int, accelerator=None):
 
 
 def epoch_data_loader(dataset, batch_size: int, seed: int, epoch: int, skip_batches: int, accelerator,
-                      **loader_kwargs):
+                      sample_weights=None, **loader_kwargs):
     """This process's DataLoader over epoch `epoch` of a map-style `dataset`, without the first `skip_batches`
-    batches (those a resumed run already trained on): the order comes from `EpochShuffleSampler`, and a dataset with
+    batches (those a resumed run already trained on): the order comes from `EpochShuffleSampler` (weighted draws
+    with `sample_weights`, one per clip: `clip_sampling_weights`), and a dataset with
     `set_sample_seed(seed, epoch)` (random crops) draws from (seed, epoch, index). An IterableDataset (webdataset
     shards) streams from its start again: its resume is not exact. Batches stay on the CPU (the scripts move them)."""
     from torch.utils.data import DataLoader, IterableDataset
@@ -459,7 +475,7 @@ def epoch_data_loader(dataset, batch_size: int, seed: int, epoch: int, skip_batc
     if hasattr(dataset, "set_sample_seed"):
         dataset.set_sample_seed(seed, epoch)
     sampler = EpochShuffleSampler(len(dataset), batch_size, seed, epoch, skip_batches, accelerator.num_processes,
-                                  accelerator.process_index)
+                                  accelerator.process_index, weights=sample_weights)
     # the loader's own generator (worker seeds) instead of one draw from the global RNG at every epoch start
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=True,
                       generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch), **loader_kwargs)

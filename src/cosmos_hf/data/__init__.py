@@ -14,6 +14,7 @@ _LAZY = {
     "parse_realestate10k": "real_world",
     # the training scripts' data layer (training/*.py)
     "build_dataset": "training_data",
+    "clip_sampling_weights": "training_data",
     "collate_videos": "training_data",
     "VideoFolderDataset": "training_data",
     "WebDatasetShards": "training_data",

@@ -148,6 +148,12 @@ class PhysicsWorldDataset(Dataset):
     def __len__(self):
         return self.num_clips
 
+    def clip_scenes(self) -> list[str]:
+        """The physics scene of every clip, in order (what `data.scene_weights` weighs)."""
+        from ..sim import physics_scene_and_view
+
+        return [physics_scene_and_view(index, self.scenes, self.views)[0] for index in range(self.num_clips)]
+
     def __getitem__(self, index):
         from ..sim import physics_scene_and_view, simulate
 
@@ -199,10 +205,39 @@ class ClipArchiveDataset(Dataset):
     def __len__(self):
         return self.num_clips
 
+    def clip_scenes(self) -> list[str]:
+        """The physics scene the archive records for every clip, in order (what `data.scene_weights` weighs)."""
+        return self.archive.scenes[: self.num_clips]
+
     def __getitem__(self, index):
         frames = self.archive.video(index)[: self.num_frames]
         return {"video": clip_tensor(resize_frames(frames, self.height, self.width)),
                 "caption": self.archive.caption(index)}
+
+
+def clip_sampling_weights(dataset, scene_weights: dict | None) -> torch.Tensor | None:
+    """`data.scene_weights` ({scene: weight}, scenes left out weigh 1) as one sampling weight per clip of `dataset`
+    (a physics or clip-archive dataset: `clip_scenes()`), for `training_utils.EpochShuffleSampler`; None when unset.
+    A scene given weight w is drawn w times as often as a scene of weight 1 with as many clips."""
+    if not scene_weights:
+        return None
+    if not hasattr(dataset, "clip_scenes"):
+        raise ValueError(f"data.scene_weights needs clips that record their scene (data.type physics or clips), "
+                         f"not {type(dataset).__name__}")
+    if not isinstance(scene_weights, dict):
+        raise ValueError(f"data.scene_weights must map scene names to weights, got {scene_weights!r}")
+    scenes = dataset.clip_scenes()
+    unknown = sorted(set(scene_weights) - set(scenes))
+    if unknown:
+        raise ValueError(f"data.scene_weights names scenes with no clip in the data: {unknown}; "
+                         f"the data has {sorted(set(scenes))}")
+    for scene, weight in scene_weights.items():
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight < float("inf"):
+            raise ValueError(f"data.scene_weights[{scene!r}] must be a finite number >= 0, got {weight!r}")
+    weights = torch.tensor([float(scene_weights.get(scene, 1.0)) for scene in scenes], dtype=torch.float64)
+    if weights.sum() <= 0:
+        raise ValueError("data.scene_weights gives every clip weight 0; at least one scene must weigh more than 0")
+    return weights
 
 
 def collate_videos(items):

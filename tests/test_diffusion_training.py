@@ -316,6 +316,7 @@ def test_scene_weights_reach_the_sampler_as_one_weight_per_clip(video_folder, tm
     assert script.main([str(a) for a in ["--config", CONFIGS / "diffusion_tiny_t2w.yaml", "--output_dir",
                                          tmp_path / "o", *weights]]) == 0
     assert drawn and drawn[0].tolist() == [3.0, 0.5, 3.0, 0.5]  # clip i: free_fall, dominoes, ... (cached too)
+    assert "scenes drawn by weight free_fall 3, dominoes 0.5" in (tmp_path / "o" / "pipeline" / "README.md").read_text()
     with pytest.raises(ValueError, match="needs clips that record their scene .* not VideoFolderDataset"):
         script.main(["--config", str(CONFIGS / "diffusion_tiny_t2w.yaml"), "--output_dir", str(tmp_path / "f"),
                      "--set", f"data.path={video_folder}", "--set", "data.scene_weights={free_fall: 2}"])

@@ -782,10 +782,14 @@ def _data_description(data: dict, condition: str | None = None) -> str:
         task = {"camera": "camera task", "action": "push task", "multiview": "multi-camera rig"}[condition]
         first = int(data.get("seed_offset") or 0)
         return f"physics world {task}, {data.get('num_clips')} clips (simulator seeds {first}..{first + data.get('num_clips') - 1})"
+    mixture = ""
+    if data.get("scene_weights"):  # the mixture changes what the model saw: say so
+        mixture = "; scenes drawn by weight " + ", ".join(f"{k} {v}" for k, v in data["scene_weights"].items())
     if data.get("type") == "physics":
         first = int(data.get("seed_offset") or 0)
-        return f"physics world, {data.get('num_clips')} clips (simulator seeds {first}..{first + data.get('num_clips') - 1})"
-    return f"{data.get('type')} `{data.get('path') or ''}`"
+        return (f"physics world, {data.get('num_clips')} clips (simulator seeds {first}..{first + data.get('num_clips') - 1})"
+                f"{mixture}")
+    return f"{data.get('type')} `{data.get('path') or ''}`{mixture}"
 
 
 def model_card(config: dict, class_name: str, output_dir: Path, step: int | None = None) -> str:

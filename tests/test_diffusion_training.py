@@ -338,6 +338,15 @@ def test_still_frame_reference_training_caches_the_pipelines_references_and_save
     assert pipe.config.condition_reference == "still_frame"
     references = load_file(str(cached / "latent_cache.safetensors"))["still_references"]
     assert references.shape == (3, 2, 3, 16, 16)  # clips x conditioning lengths (1, 2 latent frames) x C x h x w
+    # a cache made for fewer conditioning lengths is extended by a later run that conditions on more
+    shorter = tmp_path / "shorter"
+    train_in_process(["--config", CONFIGS / "diffusion_tiny_v2w.yaml", "--output_dir", shorter, *still,
+                      "--set", f"data.path={video_folder}", "--set", "data.cache_latents=true",
+                      "--set", "objective.max_condition_frames=1"])
+    assert load_file(str(shorter / "latent_cache.safetensors"))["still_references"].shape[1] == 1
+    train_in_process(["--config", CONFIGS / "diffusion_tiny_v2w.yaml", "--output_dir", shorter, *still,
+                      "--set", f"data.path={video_folder}", "--set", "data.cache_latents=true"])
+    torch.testing.assert_close(load_file(str(shorter / "latent_cache.safetensors"))["still_references"], references)
     clip = script.build_dataset(script.resolve_config(script.parse_args([
         "--config", str(CONFIGS / "diffusion_tiny_v2w.yaml"), "--set", f"data.path={video_folder}"]))["data"],
         training=True)

@@ -711,8 +711,10 @@ def cache_latents(dataset, pipe, config, device, output_dir, accelerator):
             tensors["tokens"] = torch.stack(tokens)
         if accelerator.is_main_process:
             save_tensor_cache(cache_path, tensors, key)
-    if uses_still_references(config) and "still_references" not in tensors:
-        # added to an existing cache too: they depend on the same clips and encoder, so the key does not change
+    held = tensors["still_references"].shape[1] if "still_references" in tensors else 0
+    if uses_still_references(config) and held < max_condition_frames(config):
+        # added to an existing cache too (or redone for more conditioning lengths than it holds): they depend on the
+        # same clips and encoder, so the key does not change
         if hasattr(dataset, "random_start"):
             dataset.random_start = False
         tensors["still_references"] = torch.cat([

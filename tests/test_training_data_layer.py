@@ -39,13 +39,19 @@ def test_physics_dataset_cycles_camera_views_over_every_scene():
         PhysicsWorldDataset(4, 5, 32, 32, fps=12, views=[4])
 
 
-def test_clip_archive_dataset_holds_the_clips_the_physics_dataset_simulates(tmp_path):
+def physics_data_and_its_archive(tmp_path, num_clips: int):
+    """A `physics` data config (free_fall, dominoes; 5 frames at 32x32) and a clip archive of the same clips."""
     from cosmos_hf.data import simulate_clip_archive
 
-    data = {"type": "physics", "num_clips": 2, "num_frames": 5, "height": 32, "width": 32, "fps": 12,
+    data = {"type": "physics", "num_clips": num_clips, "num_frames": 5, "height": 32, "width": 32, "fps": 12,
             "scenes": ["free_fall", "dominoes"], "views": [1], "seed_offset": 3, "frame_stride": 1}
-    archive = simulate_clip_archive(tmp_path / "clips.npz", num_clips=2, num_frames=5, height=32, width=32, fps=12,
-                                    seed_offset=3, views=[1], scenes=["free_fall", "dominoes"], progress=False)
+    archive = simulate_clip_archive(tmp_path / "clips.npz", num_clips=num_clips, num_frames=5, height=32, width=32,
+                                    fps=12, seed_offset=3, views=[1], scenes=["free_fall", "dominoes"], progress=False)
+    return data, archive
+
+
+def test_clip_archive_dataset_holds_the_clips_the_physics_dataset_simulates(tmp_path):
+    data, archive = physics_data_and_its_archive(tmp_path, 2)
     physics, clips = build_dataset(data), build_dataset({**data, "type": "clips", "path": str(archive)})
     assert len(clips) == len(physics) == 2
     for index in range(2):
@@ -64,12 +70,9 @@ def test_clip_archive_dataset_holds_the_clips_the_physics_dataset_simulates(tmp_
 
 
 def test_scene_weights_give_each_clip_its_scenes_weight(tmp_path):
-    from cosmos_hf.data import clip_sampling_weights, simulate_clip_archive
+    from cosmos_hf.data import clip_sampling_weights
 
-    data = {"type": "physics", "num_clips": 4, "num_frames": 5, "height": 32, "width": 32, "fps": 12,
-            "scenes": ["free_fall", "dominoes"], "views": [0], "seed_offset": 3, "frame_stride": 1}
-    archive = simulate_clip_archive(tmp_path / "clips.npz", num_clips=4, num_frames=5, height=32, width=32, fps=12,
-                                    seed_offset=3, views=[0], scenes=["free_fall", "dominoes"], progress=False)
+    data, archive = physics_data_and_its_archive(tmp_path, 4)
     physics, clips = build_dataset(data), build_dataset({**data, "type": "clips", "path": str(archive)})
     assert physics.clip_scenes() == clips.clip_scenes() == ["free_fall", "dominoes"] * 2
     weights = clip_sampling_weights(clips, {"free_fall": 3})  # a scene left out weighs 1

@@ -29,7 +29,7 @@ def _first_frame():
 def test_nano_video2world_loads_with_its_defaults_and_continues_a_frame():
     pipe = _load("cosmos-nano-video2world")
     assert type(pipe).__name__ == "CosmosVideo2WorldPipeline"
-    assert pipe.config.default_guidance_scale == 1.0 and pipe.config.default_condition_detail_transfer
+    assert pipe.config.default_guidance_scale == 1.25 and pipe.config.default_condition_detail_transfer  # v0.7+
     assert pipe.config.default_condition_keep_threshold == 0.1  # v0.3+: the card's numbers use the saved defaults
     assert pipe.vae.config.spatial_compression_ratio == 4  # v0.3+: in the CV4x4x4 tokenizer's latent space
     assert type(pipe.text_encoder).__name__ == "MiniLMTextEncoder"

@@ -89,8 +89,8 @@ class CosmosText2WorldPipeline(HubLayoutMixin, CosmosTextToWorldPipeline, Cosmos
         disable_safety_checker: explicit opt-out of guardrails (not saved with the pipeline).
         default_height, default_width, default_num_frames, default_fps: call defaults.
         max_sequence_length: text length (tokens) the transformer was trained with.
-        default_guidance_scale: guidance used when a call passes none (diffusers' 7.0; the nano checkpoints, whose
-            text says little about physics, sample best without guidance: 1.0).
+        default_guidance_scale: guidance used when a call passes none (diffusers' 7.0; the nano checkpoints save
+            their own: 1.0, no guidance, or 1.25 for nano Video2World since v0.7).
     """
 
     _optional_components = ["safety_checker"]

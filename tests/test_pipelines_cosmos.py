@@ -142,6 +142,31 @@ def test_default_guidance_scale_comes_from_the_saved_config(text_parts, tmp_path
     assert make_t2w(text_parts).config.default_guidance_scale == 7.0
 
 
+def test_guidance_min_sigma_guides_only_the_steps_at_or_above_it(text_parts, tmp_path):
+    pipe = make_v2w(text_parts)
+    video = torch.rand(1, 3, 1, 32, 32) * 2 - 1
+    args = dict(video=video, prompt="a ball", num_inference_steps=3, output_type="pt")
+    calls = []
+    denoise = pipe.transformer.forward
+    pipe.transformer.forward = lambda *a, **k: calls.append(1) or denoise(*a, **k)
+    unguided = pipe(generator=seeded(), guidance_scale=1.0, **args).frames
+    assert len(calls) == 3
+    guided = pipe(generator=seeded(), guidance_scale=3.0, **args).frames
+    assert len(calls) == 3 + 6  # both branches at every step
+    sigmas = pipe.scheduler.sigmas[:3].tolist()  # 80, ~4.9, 0.002: a bound between the first two guides one step
+    first_only = pipe(generator=seeded(), guidance_scale=3.0, guidance_min_sigma=(sigmas[0] + sigmas[1]) / 2,
+                      **args).frames
+    assert len(calls) == 9 + 4
+    none = pipe(generator=seeded(), guidance_scale=3.0, guidance_min_sigma=sigmas[0] + 1, **args).frames
+    torch.testing.assert_close(none, unguided, rtol=0, atol=0)
+    assert (first_only - guided).abs().max() > 1e-4 and (first_only - unguided).abs().max() > 1e-4
+    torch.testing.assert_close(pipe(generator=seeded(), guidance_scale=3.0, guidance_min_sigma=0, **args).frames,
+                               guided, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="guidance_min_sigma must be >= 0"):
+        pipe(generator=seeded(), guidance_scale=3.0, guidance_min_sigma=-1.0, **args)
+    pipe.transformer.forward = denoise
+
+
 def test_condition_detail_transfer_adds_what_the_tokenizer_loses_of_the_last_frame(text_parts, tmp_path):
     pipe = make_v2w(text_parts)
     video = torch.rand(1, 3, 5, 32, 32) * 2 - 1

@@ -386,6 +386,7 @@ class CosmosText2WorldPipeline(HubLayoutMixin, CosmosTextToWorldPipeline, Cosmos
         callback_on_step_end: Callable | None = None,
         callback_on_step_end_tensor_inputs: list[str] = ("latents",),
         progress_bar=None,
+        guidance_min_sigma: float = 0.0,
     ) -> torch.Tensor:
         r"""The EDM sampling loop every cosmos-hf diffusion pipeline runs, over `self.scheduler.timesteps` (set them
         first); returns the final latents.
@@ -394,7 +395,9 @@ class CosmosText2WorldPipeline(HubLayoutMixin, CosmosTextToWorldPipeline, Cosmos
         prediction (`cosmos_hf.diffusion.edm.denoise` or the decoder's, with whatever conditioning the pipeline adds)
         and, when `self.do_classifier_free_guidance`, `denoise_branch(latents, sigma, negative_prompt_embeds,
         conditional=False)` the unconditional one, combined as ``x0 + guidance_scale * (x0 - x0_uncond)``; the
-        scheduler then steps to the next noise level with that x0.
+        scheduler then steps to the next noise level with that x0. `guidance_min_sigma` > 0 guides only the steps
+        whose noise level is at least that (guidance in a limited interval, Kynkaeaenniemi et al. 2024: guidance at
+        low noise mostly sharpens details; the steps below it run the conditional branch alone).
 
         As in diffusers: `self.interrupt` (set `pipe._interrupt = True`, e.g. from a callback) skips the remaining
         steps, and `callback_on_step_end(pipe, step, timestep, callback_kwargs)` runs after each step with the tensors
@@ -414,7 +417,7 @@ class CosmosText2WorldPipeline(HubLayoutMixin, CosmosTextToWorldPipeline, Cosmos
                 self.scheduler.scale_model_input(latents, t)  # sets the step index (the scaling happens in denoise)
                 sigma = self.scheduler.sigmas[i]
                 x0 = denoise_branch(latents, sigma, prompt_embeds, conditional=True)
-                if self.do_classifier_free_guidance:
+                if self.do_classifier_free_guidance and sigma >= guidance_min_sigma:
                     x0_uncond = denoise_branch(latents, sigma, negative_prompt_embeds, conditional=False)
                     x0 = x0 + self.guidance_scale * (x0 - x0_uncond)
                 latents = self.scheduler.step(x0, t, latents, return_dict=False, pred_original_sample=x0)[0]

@@ -265,6 +265,7 @@ class CosmosVideo2WorldPipeline(CosmosText2WorldPipeline):
         condition_detail_gate: float | None = None,
         strength: float | None = None,
         condition_keep_threshold: float | None = None,
+        guidance_min_sigma: float = 0.0,
     ):
         r"""Continue `video` or `image`.
 
@@ -299,11 +300,16 @@ class CosmosVideo2WorldPipeline(CosmosText2WorldPipeline):
         ``N - round(N * strength)`` and runs only the remaining steps (at least one). 1.0 starts from pure noise, as
         the reference does. Lower values keep more of what does not move; the model must then move objects from a
         partly denoised start.
+
+        `guidance_min_sigma` (>= 0, not in the reference) limits classifier-free guidance to the steps whose noise
+        level is at least this (`denoising_loop`); 0 (the default) guides every step, as the reference does.
         """
         height, width, num_frames, fps, max_sequence_length = self._resolve_defaults(
             height, width, num_frames, fps, max_sequence_length
         )
         guidance_scale = self._resolve_guidance_scale(guidance_scale)
+        guidance_min_sigma = check_number("guidance_min_sigma", guidance_min_sigma, minimum=0,
+                                          note="guidance only at steps whose noise level is at least this; 0 = all")
         if condition_detail_transfer is None:
             condition_detail_transfer = self.config.get("default_condition_detail_transfer", False)
         condition_detail_gate = self._detail_gate(condition_detail_gate)
@@ -370,7 +376,8 @@ class CosmosVideo2WorldPipeline(CosmosText2WorldPipeline):
                            use_condition_values=bool(augment_sigma < sigma), **options)
 
         latents = self.denoising_loop(latents, denoise_branch, prompt_embeds, negative_prompt_embeds,
-                                      callback_on_step_end, callback_on_step_end_tensor_inputs)
+                                      callback_on_step_end, callback_on_step_end_tensor_inputs,
+                                      guidance_min_sigma=guidance_min_sigma)
         if condition_detail_transfer:
             decoded = self._decode_latents(latents).float()
             detail = self.condition_detail(frames, num_frames, decoded=decoded, gate=condition_detail_gate,

@@ -44,8 +44,13 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from cosmos_hf.data import build_dataset, clip_sampling_weights, latent_cache_key, load_tensor_cache
-from cosmos_hf.data import save_tensor_cache
+from cosmos_hf.data import (
+    build_dataset,
+    clip_sampling_weights,
+    latent_cache_key,
+    load_tensor_cache,
+    save_tensor_cache,
+)
 from cosmos_hf.data import collate_videos as collate
 from cosmos_hf.training_utils import (
     build_lr_scheduler,
@@ -517,10 +522,10 @@ def build_training_data(config: dict, pipe, module, device, accelerator):
     """(dataset, DataLoader kwargs): the clips of `data:` (cosmos_hf.data), optionally pre-encoded once (cached
     latents + text features)."""
     data, condition = config["data"], post_training_condition(config)
-    sample_weights = None
-    if condition and data.get("scene_weights"):
-        raise ValueError(f"data.scene_weights weighs physics scenes; the {condition} post-training data has none")
     if condition:  # physics-world clips with actions / camera poses / rigs, simulated up front
+        if data.get("scene_weights"):
+            raise ValueError(f"data.scene_weights weighs physics scenes; the {condition} post-training data has none")
+        sample_weights = None
         from cosmos_hf.data.post_training_datasets import build_post_training_dataset, collate_post_training
         from cosmos_hf.diffusion import post_training
 

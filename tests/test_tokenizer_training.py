@@ -281,3 +281,39 @@ def test_freeze_encoder_steps_trains_the_decoder_first_and_mse_is_a_loss_term(tm
     encoder_moved = [n for n in weights[2] if n.startswith("encoder.") and not torch.equal(weights[2][n], weights[3][n])]
     assert encoder_moved, "the encoder must train once freeze_encoder_steps have passed"
     assert all("mse" in m for m in _metrics(out))
+
+
+def test_freeze_encoder_fine_tunes_only_the_decoder_and_keeps_the_latent_space(tmp_path):
+    """training.freeze_encoder: a decoder fine-tune leaves the encoder byte-identical, so latents (and world models
+    trained on them) stay valid; it needs model.pretrained."""
+    from safetensors.torch import load_file
+
+    from cosmos_hf.tokenizers import from_config_name, load_tokenizer
+
+    sys.path.insert(0, str(SCRIPT.parent))
+    import train_tokenizer
+
+    torch.manual_seed(0)
+    pretrained = from_config_name("CV4x8x8", channels=8, channels_mult=[1, 2, 2], num_res_blocks=1,
+                                  attn_resolutions=[])
+    pretrained.save_pretrained(tmp_path / "pretrained", safe_serialization=True)
+    with pytest.raises(ValueError, match="model.pretrained"):
+        train_tokenizer.freeze_encoder(pretrained, {"pretrained": None})
+
+    out = tmp_path / "run"
+    config = _write_config(tmp_path, model={"pretrained": str(tmp_path / "pretrained")},
+                           training={"freeze_encoder": True}, loss={"mse": 1.0})
+    result = _launch("--config", str(config), "--output_dir", str(out))
+    assert "encoder parameters frozen" in result.stdout + result.stderr
+    before = load_file(str(tmp_path / "pretrained" / "diffusion_pytorch_model.safetensors"))
+    after = load_file(str(out / "model" / "diffusion_pytorch_model.safetensors"))
+    assert before.keys() == after.keys()
+    moved = {name for name in before if not torch.equal(before[name], after[name])}
+    assert moved and all(name.startswith(("decoder.", "post_quant_conv.")) for name in moved)
+    assert "decoder.conv_out.conv_s.weight" in moved
+    video = torch.rand(1, 3, 5, 32, 32) * 2 - 1
+    with torch.no_grad():
+        latent_before = pretrained.encode(video).latent_dist.mode()
+        latent_after = load_tokenizer(out / "model").encode(video).latent_dist.mode()
+    assert torch.equal(latent_before, latent_after)
+    assert "frozen (`training.freeze_encoder`)" in (out / "model" / "README.md").read_text()

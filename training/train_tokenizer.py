@@ -8,7 +8,9 @@ Stage 1 trains with L1 + perceptual loss; stage 2 adds the optical-flow, Gram-ma
 discriminator, hinge) losses (see `cosmos_hf/tokenizers/losses.py` for what replaces weights we cannot download).
 Images and videos train jointly: every `image_every`-th step is a batch of 1-frame videos.
 Not in the reference, for small tokenizers trained from scratch (off by default; README "Initialisation and colour"):
-`loss.mse` (a squared-error term), `model.colour_path_init`, `training.freeze_encoder_steps` (decoder first).
+`loss.mse` (a squared-error term), `model.colour_path_init`, `training.freeze_encoder_steps` (decoder first),
+`training.freeze_encoder` (fine-tune only the decoder of `model.pretrained`: the encoder and so the latent space stay
+byte-identical, and world models trained in that latent space keep working with the new decoder).
 
 Data (`data.source`): `physics` (clips simulated on the fly by cosmos_hf.sim, an endless stream), `folder`
 (a folder with videos/*.mp4, as `cosmos-hf sim generate` writes), `clips` (a clip archive .npz written by
@@ -64,7 +66,8 @@ DEFAULT_CONFIG = dict(
     training=dict(batch_size=4, learning_rate=1e-3, adam_betas=[0.9, 0.99], adam_weight_decay=0.0,
                   max_train_steps=1000, lr_scheduler="cosine_to_10_percent", lr_warmup_steps=50,
                   gradient_accumulation_steps=1, max_grad_norm=1.0, checkpointing_steps=200, checkpoints_total_limit=2,
-                  validation_steps=200, mixed_precision="no", freeze_encoder_steps=0, log_every=1, log_with=[]),
+                  validation_steps=200, mixed_precision="no", freeze_encoder_steps=0, freeze_encoder=False,
+                  log_every=1, log_with=[]),
     # loss weights left at None take the stage's default (STAGE_DEFAULTS)
     loss=dict(stage=1, **{name: None for name in STAGE_DEFAULTS[1]}, vgg_weights=None, raft_weights=None,
               adversarial_start_step=0, discriminator_lr=1e-4, chroma_warmup_steps=0),
@@ -194,6 +197,18 @@ def encoder_parameters(model) -> list:
     if getattr(model, "quant_conv", None) is not None:
         params += list(model.quant_conv.parameters())
     return params
+
+
+def freeze_encoder(model, model_config: dict) -> int:
+    """`training.freeze_encoder`: the encoder side stops training for the whole run (no gradients, so no backward
+    through it either); returns how many parameters were frozen."""
+    if not model_config.get("pretrained"):
+        raise ValueError("training.freeze_encoder fine-tunes the decoder of a trained tokenizer and keeps its "
+                         "encoder: set model.pretrained to that tokenizer's folder")
+    params = encoder_parameters(model)
+    for param in params:
+        param.requires_grad_(False)
+    return sum(param.numel() for param in params)
 
 
 def compression(model):
@@ -394,6 +409,9 @@ def main(argv=None):
     # the same seed on every process: the model starts identical everywhere; each process reads other clips
     accelerator = setup_accelerator(config, "train_tokenizer", log_file="metrics.jsonl", device_specific_seed=False)
     model = build_model(config["model"])
+    if train_cfg.get("freeze_encoder"):
+        frozen = freeze_encoder(model, config["model"])
+        accelerator.print(f"training.freeze_encoder: {frozen:,} encoder parameters frozen, the decoder trains")
     num_frames, is_video = clip_frames(model, data_cfg)
     vgg, flow_fn = build_loss_networks(loss_cfg, accelerator)
 
@@ -501,6 +519,9 @@ tokenizer = load_tokenizer("<this folder>")
 | steps | {step} (batch {training.get("batch_size")}, lr {training.get("learning_rate")}, {training.get("lr_scheduler")}) |
 | held-out PSNR / SSIM | {last.get("val_psnr", "?")} dB / {last.get("val_ssim", "?")} (step {last.get("step", "?")}) |
 """
+    if training.get("freeze_encoder"):
+        body += (f"| encoder | frozen (`training.freeze_encoder`): identical to `{model.get('pretrained')}`'s, so "
+                 "its latent space is unchanged and only the decoder was trained |\n")
     return hub_model_card(body, library_name="diffusers", pipeline_tag=None, tags=["cosmos", "cosmos-hf", "tokenizer"])
 
 

@@ -228,7 +228,13 @@ def test_condition_detail_gate_adds_the_detail_only_where_the_model_kept_the_sti
     loaded = DiffusionPipeline.from_pretrained(tmp_path / "v2w", trust_remote_code=True)
     loaded.set_progress_bar_config(disable=True)
     torch.testing.assert_close(loaded(generator=seeded(), **args).frames, got, rtol=0, atol=1e-5)
-    for bad in (0, 1.5, float("nan")):
+    # a call's 0 turns the saved gate off: the detail everywhere, as an ungated pipeline adds it
+    pipe.register_to_config(default_condition_detail_gate=None)
+    ungated_frames = pipe(generator=seeded(), **args).frames
+    torch.testing.assert_close(loaded(generator=seeded(), condition_detail_gate=0, **args).frames, ungated_frames,
+                               rtol=0, atol=1e-5)
+    assert not torch.allclose(ungated_frames, got, atol=1e-3)  # the gate does change this video
+    for bad in (-0.1, 1.5, float("nan")):
         with pytest.raises(ValueError, match="condition_detail_gate must be > 0 and <= 1"):
             loaded(condition_detail_gate=bad, **args)
 

@@ -359,7 +359,7 @@ def build_predictors(names, pipeline=None, device="cpu", num_inference_steps=Non
             predictors[predictor.name] = predictor
     if tokenizer_bound:
         for transfer in DETAIL_TRANSFER_VARIANTS[condition_detail_transfer]:  # a bare tokenizer has no saved default
-            gate = condition_detail_gate if transfer else None
+            gate = condition_detail_gate if transfer and condition_detail_gate != 0 else None  # 0: no gate
             predictor = TokenizerRoundTripPredictor(tokenizer_bound, device=device,
                                                     condition_detail_transfer=bool(transfer), condition_detail_gate=gate)
             predictors[predictor.name] = predictor
@@ -531,8 +531,9 @@ def register(subparsers) -> None:
         "--condition-detail-gate",
         type=float,
         default=None,
-        help="Video2World pipelines: condition_detail_gate (an RGB distance in (0, 1]; default the saved value), also "
-        "applied to --tokenizer-bound where it is scored with detail transfer (--condition-detail-transfer on/both)",
+        help="Video2World pipelines: condition_detail_gate (an RGB distance in (0, 1]; default the saved value; 0 turns "
+        "a saved gate off), also applied to --tokenizer-bound where it is scored with detail transfer "
+        "(--condition-detail-transfer on/both)",
     )
     phy.add_argument(
         "--pipeline-kwargs",

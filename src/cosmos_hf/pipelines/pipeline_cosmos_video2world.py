@@ -226,7 +226,10 @@ class CosmosVideo2WorldPipeline(CosmosText2WorldPipeline):
         return detail
 
     def _detail_gate(self, value):
-        """A call's `condition_detail_gate`, resolved against this pipeline's config (None = the saved default)."""
+        """A call's `condition_detail_gate`, resolved against this pipeline's config (None = the saved default; a
+        call's 0 turns a saved gate off, so the detail is added everywhere, as without a gate)."""
+        if value is not None and not isinstance(value, bool) and isinstance(value, (int, float)) and value == 0:
+            return None
         return rgb_distance_option(self.config, "condition_detail_gate", value)
 
     def _keep_threshold(self, value):
@@ -286,7 +289,8 @@ class CosmosVideo2WorldPipeline(CosmosText2WorldPipeline):
         tokenizer cannot reproduce of the last conditioning frame. A latent model cannot otherwise be sharper than its
         tokenizer's round trip, which on the nano physics world is below plain copy-last-frame (README, "Nano
         Video2World"); the cost is one more encode + decode. `condition_detail_gate` (a number in (0, 1]; `None` uses
-        the config's `default_condition_detail_gate`, which is `None` = everywhere unless set) adds the detail only
+        the config's `default_condition_detail_gate`, which is `None` = everywhere unless set; 0 turns a saved gate
+        off) adds the detail only
         where the decoded video stays within that RGB distance of the still round trip (`condition_detail`): it
         restores the same still pixels without leaving a trace where an object moved away.
         `condition_keep_threshold` (in (0, 1]; `None` uses the config's `default_condition_keep_threshold`, `None` =

@@ -303,3 +303,5 @@ def test_tokenizer_bound_detail_gate_leaves_no_trace_where_an_object_moved_away(
         TokenizerRoundTripPredictor(folder, condition_detail_gate=0.05)
     bound = build_predictors([], tokenizer_bound=folder, condition_detail_transfer="on", condition_detail_gate=0.1)
     assert [p.condition_detail_gate for p in bound.values()] == [0.1]
+    no_gate = build_predictors([], tokenizer_bound=folder, condition_detail_transfer="on", condition_detail_gate=0)
+    assert [p.condition_detail_gate for p in no_gate.values()] == [None]  # 0 = no gate, as for the pipelines

@@ -12,6 +12,7 @@ trainer applies them.
 from __future__ import annotations
 
 import dataclasses
+import numbers
 
 import torch
 from diffusers import CosmosTransformer3DModel, EDMEulerScheduler
@@ -228,7 +229,7 @@ class CosmosVideo2WorldPipeline(CosmosText2WorldPipeline):
     def _detail_gate(self, value):
         """A call's `condition_detail_gate`, resolved against this pipeline's config (None = the saved default; a
         call's 0 turns a saved gate off, so the detail is added everywhere, as without a gate)."""
-        if value is not None and not isinstance(value, bool) and isinstance(value, (int, float)) and value == 0:
+        if isinstance(value, numbers.Real) and not isinstance(value, bool) and value == 0:
             return None
         return rgb_distance_option(self.config, "condition_detail_gate", value)
 

@@ -181,3 +181,24 @@ def test_resumed_run_reproduces_the_uninterrupted_run_exactly_without_unpickling
         return [(entry["step"], entry["loss"]) for entry in map(json.loads, (run / "train_log.jsonl").open())]
 
     assert [step for step, _ in losses(resumed)] == [1, 2, 3, 4] and losses(resumed) == losses(straight)
+
+
+def test_assemble_ar_pipeline_saves_the_trained_model_with_its_call_defaults(base_run, tmp_path):
+    spec = importlib.util.spec_from_file_location("assemble_ar_pipeline", REPO / "training" / "assemble_ar_pipeline.py")
+    assemble = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(assemble)
+    load_script().load_dv_tokenizer("tiny").save_pretrained(tmp_path / "dv")  # the run's tokenizer, as a folder
+    out = tmp_path / "pipeline"
+    assert assemble.main(["--ar-model", str(base_run / "model"), "--dv-tokenizer", str(tmp_path / "dv"),
+                          "--condition-keep-threshold", "0.1", "--condition-detail-gate", "0.25",
+                          "--out", str(out)]) == 0
+    from cosmos_hf import CosmosARVideo2WorldPipeline
+
+    config = CosmosARVideo2WorldPipeline.load_config(out)
+    assert config["default_condition_keep_threshold"] == 0.1 and config["default_condition_detail_gate"] == 0.25
+    pipe = CosmosARVideo2WorldPipeline.from_pretrained(out)
+    assert pipe.ar_model.config.latent_shape == [2, 4, 4] and not pipe.has_diffusion_decoder
+    with pytest.raises(SystemExit):  # an RGB distance outside (0, 1] is refused before anything is written
+        assemble.main(["--ar-model", str(base_run / "model"), "--dv-tokenizer", str(tmp_path / "dv"),
+                       "--condition-detail-gate", "2", "--out", str(tmp_path / "bad")])
+    assert not (tmp_path / "bad").exists()

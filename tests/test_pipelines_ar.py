@@ -4,6 +4,7 @@ Checks that generation is the model's own KV-cache decoding (equal to `generate(
 the latent grid, Medusa gives the greedy tokens, sampling is seeded, the Video2World variant uses its text and
 `<bov>`, the diffusion decoder path runs, the save/load contract holds, and bad input gets clear errors."""
 
+import numpy as np
 import pytest
 import torch
 from diffusers import DiffusionPipeline, EDMEulerScheduler
@@ -117,6 +118,78 @@ def test_keep_threshold_outputs_the_last_conditioning_frame_where_the_decode_sta
     moved[:, :, :5] = True  # the given frames are never replaced
     assert torch.equal(out[moved], decoded[moved])
     assert torch.equal(out[~moved], still.float()[~moved])
+
+
+def test_detail_gate_adds_the_still_frames_lost_detail_where_the_decode_stays_still(pipe, dv):
+    video = frames(5, seed=4)
+    still = video[:, :, -1:].expand(-1, -1, 9, -1, -1)
+    still_decoded = dv.detokenize(dv.tokenize(still)).float().clamp(-1, 1)
+    decoded = still_decoded.clone()
+    decoded[:, :, 6:, 4:10, 4:10] = -still_decoded[:, :, 6:, 4:10, 4:10].sign()  # a large change in one patch
+    decoded[:, :, 7, 12:, 12:] += 0.1  # a small one (0.05 in [0, 1] units): half the detail at gate 0.1
+    out = pipe.restore_still_detail(video, decoded, detail_gate=0.1)
+    detail = still.float() - still_decoded
+    # where the decode is the still round trip, the output is the still frame itself (round trip + its lost detail)
+    untouched = torch.ones_like(decoded[:, :1], dtype=torch.bool)
+    untouched[:, :, 6:, 4:10, 4:10] = False
+    untouched[:, :, 7, 12:, 12:] = False
+    untouched[:, :, :5] = False
+    untouched = untouched.expand_as(decoded)
+    torch.testing.assert_close(out[untouched], still.float()[untouched].clamp(-1, 1), atol=1e-6, rtol=0)
+    # the moved patch (departure >= the gate) keeps the model's pixels, with no trace of the still frame's detail
+    assert torch.equal(out[:, :, 6:, 4:10, 4:10], decoded[:, :, 6:, 4:10, 4:10])
+    # a departure of half the gate gets half the detail
+    torch.testing.assert_close(out[:, :, 7, 12:, 12:],
+                               (decoded + 0.5 * detail)[:, :, 7, 12:, 12:].clamp(-1, 1), atol=1e-5, rtol=0)
+    # the given frames keep their own decode
+    assert torch.equal(out[:, :, :5], decoded[:, :, :5])
+    # with a keep threshold too, pixels within the threshold are the still frame, the rest gated as above
+    both = pipe.restore_still_detail(video, decoded, keep_threshold=0.01, detail_gate=0.1)
+    torch.testing.assert_close(both[:, :, 7, 12:, 12:], out[:, :, 7, 12:, 12:])
+    assert torch.equal(both[untouched], still.float()[untouched])
+
+
+def test_saved_detail_gate_is_the_call_default_and_a_calls_zero_turns_it_off(dv, tmp_path):
+    model = tiny_ar()
+    saved = CosmosARVideo2WorldPipeline(model, dv, disable_safety_checker=True, default_condition_detail_gate=0.5)
+    saved.set_progress_bar_config(disable=True)
+    explicit = CosmosARVideo2WorldPipeline(model, dv, disable_safety_checker=True)
+    explicit.set_progress_bar_config(disable=True)
+    video = frames(5, seed=5)
+    gated = explicit(video=video, output_type="pt", condition_detail_gate=0.5).frames
+    plain = explicit(video=video, output_type="pt").frames
+    assert not torch.allclose(gated[:, 5:], plain[:, 5:])  # the gate changed the predicted frames
+    torch.testing.assert_close(gated[:, :5], plain[:, :5])
+    torch.testing.assert_close(saved(video=video, output_type="pt").frames, gated)
+    torch.testing.assert_close(saved(video=video, output_type="pt", condition_detail_gate=0).frames, plain)
+    assert torch.equal(saved(video=video, output_type="tokens").frames,
+                       explicit(video=video, output_type="tokens").frames)
+    saved.save_pretrained(tmp_path)
+    assert CosmosARVideo2WorldPipeline.load_config(tmp_path)["default_condition_detail_gate"] == 0.5
+
+
+def test_still_detail_report_scores_what_the_pipeline_outputs_for_each_setting(pipe):
+    """training/report_ar_still_detail.py generates once and post-processes per setting: each setting's frames must
+    be the pipeline's own output for that keep threshold and detail gate."""
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "training" / "report_ar_still_detail.py"
+    spec = importlib.util.spec_from_file_location("report_ar_still_detail", script)
+    report = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(report)
+    clip = ((frames(5, seed=6)[0].permute(1, 2, 3, 0) + 1) * 127.5).round().to(torch.uint8).numpy()  # [5, 16, 16, 3]
+    shared = report.SharedGreedyAR(pipe, use_medusa=False)
+    outputs = []
+    for keep, gate in [(None, None), (0.05, None), (None, 0.25), (0.05, 0.25)]:
+        ours = report.StillDetailSetting(shared, keep, gate)(clip, "", 9)
+        outputs.append(ours)
+        theirs = pipe(video=[frame for frame in clip], output_type="np", condition_keep_threshold=keep,
+                      condition_detail_gate=gate).frames[0]
+        assert ours.dtype == np.uint8 and ours.shape == (9, 16, 16, 3)
+        assert np.abs(ours.astype(int) - (theirs * 255).round().astype(int)).max() <= 1  # float rounding only
+    assert len(shared.cache) == 1  # one generation served every setting
+    assert all(np.abs(a.astype(int) - outputs[0].astype(int)).max() > 1 for a in outputs[1:])  # settings differ
 
 
 def test_saved_keep_threshold_applies_to_the_dv_decode_only(dv, tmp_path):
@@ -256,6 +329,8 @@ def test_token_output_needs_the_explicit_guardrail_opt_out(dv):
         (dict(condition_keep_threshold=-0.1), ValueError, r"condition_keep_threshold must be >= 0 and <= 1"),
         (dict(condition_keep_threshold=1.5), ValueError, r"condition_keep_threshold must be >= 0 and <= 1"),
         (dict(condition_keep_threshold=0.1), ValueError, "cannot be used with output_type='tokens'"),
+        (dict(condition_detail_gate=1.5), ValueError, r"condition_detail_gate must be >= 0 and <= 1"),
+        (dict(condition_detail_gate=0.1), ValueError, "condition_detail_gate works on decoded frames"),
     ],
 )
 def test_bad_arguments_are_refused_before_generation(pipe, bad, error, message):

@@ -4,7 +4,8 @@ diffusion decoder, the way the bundled nano AR pipeline is built.
 
     .venv/bin/python training/assemble_ar_pipeline.py --ar-model outputs/autoregressive_nano_medusa/model \
         --dv-tokenizer pipelines/cosmos-nano-tokenizer-dv4x8x8 \
-        [--diffusion-decoder outputs/diffusion_decoder_nano/pipeline] --out my-ar-pipeline
+        [--diffusion-decoder outputs/diffusion_decoder_nano/pipeline] [--condition-keep-threshold T] \
+        [--condition-detail-gate G] --out my-ar-pipeline
 
 The folder loads with `DiffusionPipeline.from_pretrained(folder, trust_remote_code=True)`. The text encoder of the
 decoder, when it is the nano models' MiniLM, is saved as a reference to the installed package (no weights copied).
@@ -19,16 +20,19 @@ from cosmos_hf.utils import atomic_path
 
 
 def assemble(ar_model, dv_tokenizer, diffusion_decoder=None, default_fps: int = 12,
-             default_use_diffusion_decoder: bool = True) -> CosmosARVideo2WorldPipeline:
+             default_use_diffusion_decoder: bool = True, default_condition_keep_threshold: float | None = None,
+             default_condition_detail_gate: float | None = None) -> CosmosARVideo2WorldPipeline:
     model = CosmosARForCausalLM.from_pretrained(ar_model).eval()
     tokenizer = load_tokenizer(dv_tokenizer).eval()
     decoder = None
     if diffusion_decoder:
         decoder = CosmosDiffusionDecoderPipeline.from_pretrained(diffusion_decoder, disable_safety_checker=True)
     # guardrails stay pluggable: none is bundled (pass safety_checker= when loading to run one)
-    return CosmosARVideo2WorldPipeline.from_components(model, tokenizer, diffusion_decoder=decoder,
-                                                       default_fps=default_fps, disable_safety_checker=True,
-                                                       default_use_diffusion_decoder=default_use_diffusion_decoder)
+    return CosmosARVideo2WorldPipeline.from_components(
+        model, tokenizer, diffusion_decoder=decoder, default_fps=default_fps, disable_safety_checker=True,
+        default_use_diffusion_decoder=default_use_diffusion_decoder,
+        default_condition_keep_threshold=default_condition_keep_threshold,
+        default_condition_detail_gate=default_condition_detail_gate)
 
 
 def main(argv=None) -> int:
@@ -39,10 +43,20 @@ def main(argv=None) -> int:
     parser.add_argument("--fps", type=int, default=12, help="frame rate written with the pipeline's videos")
     parser.add_argument("--no-default-diffusion-decoder", action="store_true",
                         help="calls decode with the DV tokenizer unless they pass use_diffusion_decoder=True")
+    parser.add_argument("--condition-keep-threshold", type=float, default=None,
+                        help="saved call default of condition_keep_threshold (an RGB distance in (0, 1]; default off)")
+    parser.add_argument("--condition-detail-gate", type=float, default=None,
+                        help="saved call default of condition_detail_gate (an RGB distance in (0, 1]; default off)")
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
+    for name in ("condition_keep_threshold", "condition_detail_gate"):
+        value = getattr(args, name)
+        if value is not None and not 0 < value <= 1:
+            parser.error(f"--{name.replace('_', '-')} must be an RGB distance in (0, 1], got {value}")
     pipe = assemble(args.ar_model, args.dv_tokenizer, args.diffusion_decoder, args.fps,
-                    default_use_diffusion_decoder=not args.no_default_diffusion_decoder)
+                    default_use_diffusion_decoder=not args.no_default_diffusion_decoder,
+                    default_condition_keep_threshold=args.condition_keep_threshold,
+                    default_condition_detail_gate=args.condition_detail_gate)
     with atomic_path(Path(args.out), is_dir=True) as tmp:
         pipe.save_pretrained(tmp)
     print(f"saved {type(pipe).__name__} to {args.out}")

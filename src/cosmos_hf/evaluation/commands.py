@@ -531,8 +531,8 @@ def register(subparsers) -> None:
         "--condition-detail-gate",
         type=float,
         default=None,
-        help="Video2World pipelines: condition_detail_gate (an RGB distance in (0, 1]; default the saved value; 0 turns "
-        "a saved gate off), also applied to --tokenizer-bound where it is scored with detail transfer "
+        help="Video2World and AR pipelines: condition_detail_gate (an RGB distance in (0, 1]; default the saved value; "
+        "0 turns a saved gate off), also applied to --tokenizer-bound where it is scored with detail transfer "
         "(--condition-detail-transfer on/both)",
     )
     phy.add_argument(

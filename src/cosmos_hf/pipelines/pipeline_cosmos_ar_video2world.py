@@ -15,6 +15,8 @@ pipeline was built (or loaded) with `disable_safety_checker=True`. Arguments are
 
 from __future__ import annotations
 
+import numbers
+
 import torch
 from diffusers import AutoencoderKLCosmos, CosmosTransformer3DModel, DiffusionPipeline, EDMEulerScheduler
 from diffusers.pipelines.cosmos.pipeline_output import CosmosPipelineOutput
@@ -78,7 +80,8 @@ class CosmosARVideo2WorldPipeline(HubLayoutMixin, DiffusionPipeline):
     Config: `max_sequence_length` (text tokens), `decoder_max_sequence_length`, `decoder_chunk_latent_frames`,
     `decoder_chunk_blend` (the decoder's `chunk_blend`: "pixel", the reference's seams, or "latent"),
     `default_use_diffusion_decoder` (whether a call without `use_diffusion_decoder` refines with the decoder),
-    `default_condition_keep_threshold` (the call default of `condition_keep_threshold`; None = off).
+    `default_condition_keep_threshold` (the call default of `condition_keep_threshold`; None = off),
+    `default_condition_detail_gate` (the call default of `condition_detail_gate`; None = off).
     """
 
     _optional_components = ["text_encoder", "tokenizer", "safety_checker", *_DECODER_COMPONENTS]
@@ -109,6 +112,7 @@ class CosmosARVideo2WorldPipeline(HubLayoutMixin, DiffusionPipeline):
         disable_safety_checker: bool = False,
         default_use_diffusion_decoder: bool = True,
         default_condition_keep_threshold: float | None = None,
+        default_condition_detail_gate: float | None = None,
     ):
         super().__init__()
         # guardrails on by default (our CosmosSafetyChecker), off only with disable_safety_checker=True
@@ -124,7 +128,8 @@ class CosmosARVideo2WorldPipeline(HubLayoutMixin, DiffusionPipeline):
                                 decoder_chunk_latent_frames=decoder_chunk_latent_frames,
                                 decoder_chunk_blend=decoder_chunk_blend, default_fps=default_fps,
                                 default_use_diffusion_decoder=default_use_diffusion_decoder,
-                                default_condition_keep_threshold=default_condition_keep_threshold)
+                                default_condition_keep_threshold=default_condition_keep_threshold,
+                                default_condition_detail_gate=default_condition_detail_gate)
         present = [name for name in _DECODER_COMPONENTS if getattr(self, name, None) is not None]
         if present and len(present) != len(_DECODER_COMPONENTS):
             missing = sorted(set(_DECODER_COMPONENTS) - set(present))
@@ -235,12 +240,33 @@ class CosmosARVideo2WorldPipeline(HubLayoutMixin, DiffusionPipeline):
         """`decoded` [B, 3, T, H, W] in [-1, 1] with the last conditioning frame's pixels wherever a predicted frame
         (after the `frames` given) is within `threshold` (max over RGB, [0, 1] units) of the DV round trip of a
         still video of that frame. The conditioning frames' own decode is left as it is."""
-        still = frames[:, :, -1:].expand(-1, -1, decoded.shape[2], -1, -1)
-        still_decoded = self.dv_tokenizer.detokenize(self.dv_tokenizer.tokenize(still)).float().clamp(-1, 1)
+        return self.restore_still_detail(frames, decoded, keep_threshold=threshold)
+
+    @torch.no_grad()
+    def restore_still_detail(self, frames: torch.Tensor, decoded: torch.Tensor, keep_threshold: float | None = None,
+                             detail_gate: float | None = None) -> torch.Tensor:
+        """Give back what the DV tokenizer loses where the model predicted no change.
+
+        d is, per pixel, the largest RGB difference (in [0, 1] units) between `decoded` [B, 3, T, H, W] (in [-1, 1])
+        and the DV round trip of a still video of the last conditioning frame. With `detail_gate` g, the still
+        frame's detail (the frame minus that round trip) is added weighted by ``max(0, 1 - d / g)``: fully where the
+        decode is the still round trip, not at all where it departs by g or more (an object moved there or away), as
+        `CosmosVideo2WorldPipeline.condition_detail` does. With `keep_threshold` t, wherever d < t the output is the
+        last conditioning frame's own pixel. Only predicted frames change; the conditioning frames keep their decode.
+        """
+        still = frames[:, :, -1:].expand(-1, -1, decoded.shape[2], -1, -1).float()
+        still_decoded = self.dv_tokenizer.detokenize(self.dv_tokenizer.tokenize(still.to(frames.dtype)))
+        still_decoded = still_decoded.float().clamp(-1, 1)
         departure = (decoded - still_decoded).abs().amax(dim=1, keepdim=True) / 2.0  # [-1, 1] -> [0, 1] units
-        keep = departure < threshold
-        keep[:, :, : frames.shape[2]] = False
-        return torch.where(keep, still.float(), decoded)
+        predicted = torch.zeros_like(departure, dtype=torch.bool)
+        predicted[:, :, frames.shape[2]:] = True
+        out = decoded
+        if detail_gate is not None:
+            weight = (1.0 - departure / detail_gate).clamp(min=0.0) * predicted
+            out = (out + (still - still_decoded) * weight).clamp(-1, 1)
+        if keep_threshold is not None:
+            out = torch.where((departure < keep_threshold) & predicted, still, out)
+        return out
 
     # ------------------------------------------------------------------ generation
     @torch.no_grad()
@@ -292,6 +318,7 @@ class CosmosARVideo2WorldPipeline(HubLayoutMixin, DiffusionPipeline):
         output_type: str = "pil",
         return_dict: bool = True,
         condition_keep_threshold: float | None = None,
+        condition_detail_gate: float | None = None,
     ):
         r"""Continue `video` (or `image`) to the model's full token grid.
 
@@ -312,21 +339,29 @@ class CosmosARVideo2WorldPipeline(HubLayoutMixin, DiffusionPipeline):
         conditioning frame, the model predicted no change there (up to the tokenizer's loss), and the last
         conditioning frame's own pixels are output, as `CosmosVideo2WorldPipeline`'s keep threshold does. A DV
         tokenizer loses small objects and edges even in a still scene; this gives them back where nothing moves.
-        Costs one more tokenize + detokenize.
-        Passed explicitly, it cannot be combined with the diffusion decoder or token output; a saved default is
+        `condition_detail_gate` (in (0, 1], image units; not the reference; `None` uses the config's
+        `default_condition_detail_gate`, `None` = off; 0 turns a saved default off) adds back the still frame's
+        detail that the DV round trip loses, weighted per pixel by how far the decode stays from the still round trip
+        (`restore_still_detail`): the soft form of the keep threshold. Both cost one more tokenize + detokenize
+        (shared when both are on).
+        Passed explicitly, neither can be combined with the diffusion decoder or token output; saved defaults are
         used by the DV decode only.
         """
         if use_diffusion_decoder is None:
             use_diffusion_decoder = self.config.get("default_use_diffusion_decoder", True)
-        explicit_keep = condition_keep_threshold is not None and condition_keep_threshold != 0  # 0 = off
+        explicit = {name: value for name, value in (("condition_keep_threshold", condition_keep_threshold),
+                                                    ("condition_detail_gate", condition_detail_gate))
+                    if value is not None and not (isinstance(value, numbers.Real) and value == 0)}  # 0 = off
         condition_keep_threshold = rgb_distance_option(self.config, "condition_keep_threshold",
                                                        condition_keep_threshold, zero_is_off=True)
-        if explicit_keep and output_type == "tokens":
-            raise ValueError("condition_keep_threshold works on decoded frames; it cannot be used with "
-                             "output_type='tokens'")
-        if explicit_keep and use_diffusion_decoder and self.has_diffusion_decoder:
-            raise ValueError("condition_keep_threshold applies to the DV tokenizer's decode: pass "
-                             "use_diffusion_decoder=False with it")
+        condition_detail_gate = rgb_distance_option(self.config, "condition_detail_gate", condition_detail_gate,
+                                                    zero_is_off=True)
+        for name in explicit:
+            if output_type == "tokens":
+                raise ValueError(f"{name} works on decoded frames; it cannot be used with output_type='tokens'")
+            if use_diffusion_decoder and self.has_diffusion_decoder:
+                raise ValueError(f"{name} applies to the DV tokenizer's decode: pass use_diffusion_decoder=False "
+                                 "with it")
         self.check_inputs(prompt, do_sample, temperature, top_k, top_p, use_medusa, decoder_num_inference_steps,
                           decoder_guidance_scale, generator, output_type)
         device = self._execution_device
@@ -353,8 +388,8 @@ class CosmosARVideo2WorldPipeline(HubLayoutMixin, DiffusionPipeline):
                                             output_type=output_type).frames
         else:  # the diffusion decoder pipeline above runs the same guard on its own output
             decoded = self.dv_tokenizer.detokenize(video_tokens).float().clamp(-1, 1)
-            if condition_keep_threshold is not None:
-                decoded = self.keep_still_pixels(frames, decoded, condition_keep_threshold)
+            if condition_keep_threshold is not None or condition_detail_gate is not None:
+                decoded = self.restore_still_detail(frames, decoded, condition_keep_threshold, condition_detail_gate)
             decoded = guard_videos(self.safety_checker, self.video_processor, decoded, device, round_to_nearest=True)
             result = self.video_processor.postprocess_video(decoded, output_type=output_type)
         self.maybe_free_model_hooks()

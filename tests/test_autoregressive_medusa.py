@@ -31,7 +31,8 @@ def _medusa_model(case: str, num_heads: int = 4):
     model = CosmosARForCausalLM(CosmosARConfig(**{**base.config.to_dict(), "medusa_num_heads": num_heads})).eval()
     missing, unexpected = model.load_state_dict(base.state_dict(), strict=False)
     assert not unexpected and all(key.startswith("medusa_heads.") for key in missing)
-    init_medusa_heads_from_lm_head(model)
+    if num_heads:
+        init_medusa_heads_from_lm_head(model)
     io = load_file(str(folder / "io.safetensors"))
     text = {}
     if "context" in io:
@@ -70,6 +71,20 @@ def test_greedy_medusa_with_candidate_trees_equals_plain_greedy(case, tree):
     # 6-token copy of the previous frame) and at most the root plus every path
     heads = tree.get("num_candidates", 4)
     assert 7 <= max(medusa.tree_sizes) <= 1 + heads * tree.get("head_top_k", 1) + tree.get("temporal_candidates", 0)
+
+
+@pytest.mark.parametrize("case", ["ar_base", "ar_video2world"])
+def test_a_model_without_heads_decodes_greedily_from_previous_frame_candidates_alone(case):
+    model, prompt, text = _medusa_model(case, num_heads=0)  # the fixture's weights, no heads at all
+    assert model.medusa_heads is None
+    plain = model.generate(prompt, max_new_tokens=28, do_sample=False, **text)
+    medusa = medusa_generate(model, prompt, 28, temporal_candidates=6, **text)
+    assert torch.equal(medusa.sequences, plain)
+    assert max(medusa.tree_sizes) <= 1 + 6  # the base token and the copied path, nothing from heads
+    with pytest.raises(ValueError, match="temporal_candidates >= 1"):
+        medusa_generate(model, prompt, 4, **text)  # no heads and no copies: nothing to speculate with
+    with pytest.raises(ValueError, match="num_candidates None or 0"):
+        medusa_generate(model, prompt, 4, num_candidates=2, temporal_candidates=6, **text)
 
 
 def test_tree_attention_logits_equal_each_path_fed_causally():

@@ -97,6 +97,13 @@ def test_decoded_outputs(pipe):
     assert pipe(video=array, output_type="tokens").frames.shape == (1, *GRID)
 
 
+def test_use_medusa_without_heads_verifies_previous_frame_tokens_and_gives_the_greedy_tokens(dv):
+    headless = CosmosARVideo2WorldPipeline(tiny_ar(), dv, disable_safety_checker=True)
+    headless.set_progress_bar_config(disable=True)
+    plain = headless(video=frames(5, seed=7), output_type="tokens").frames
+    assert torch.equal(headless(video=frames(5, seed=7), output_type="tokens", use_medusa=True).frames, plain)
+
+
 def test_keep_threshold_outputs_the_last_conditioning_frame_where_the_decode_stays_still(pipe, dv):
     video = frames(5)
     plain = pipe(video=video, output_type="pt").frames
@@ -216,8 +223,9 @@ def test_bad_input_errors(pipe, dv):
         pipe(video=frames(2))
     with pytest.raises(ValueError, match="exactly one"):
         pipe()
-    with pytest.raises(ValueError, match="Medusa"):
-        CosmosARVideo2WorldPipeline(tiny_ar(), dv)(video=frames(1), use_medusa=True)
+    with pytest.raises(ValueError, match="no Medusa heads"):  # without heads only previous-frame copies remain
+        CosmosARVideo2WorldPipeline(tiny_ar(), dv)(video=frames(1), use_medusa=True,
+                                                   medusa_kwargs={"temporal_candidates": 0})
     with pytest.raises(ValueError, match="output_type"):
         pipe(video=frames(1), output_type="latent")
     model = pipe.ar_model

@@ -143,11 +143,13 @@ def medusa_generate(
 
     `num_candidates` limits the heads used per step (default: all; 0 = none); `head_top_k` is the number of the first
     head's tokens branched on (1 = the plain chain); `temporal_candidates` is the length of the path copied from the
-    previous latent frame (0 = none). `cache_implementation`: "dynamic" (`DynamicCache`) or "static" (a
+    previous latent frame (0 = none). A model without heads decodes with the temporal candidates alone. `cache_implementation`: "dynamic" (`DynamicCache`) or "static" (a
     `StaticCache` preallocated for the prompt, the new tokens and the largest candidate tree).
     """
-    if model.medusa_heads is None:
-        raise ValueError("medusa_generate needs a model with Medusa heads (config.medusa_num_heads > 0)")
+    if model.medusa_heads is None and (num_candidates or temporal_candidates == 0):
+        raise ValueError("medusa_generate needs a model with Medusa heads (config.medusa_num_heads > 0), or, "
+                         "without heads, temporal_candidates >= 1 and num_candidates None or 0 (the previous latent "
+                         "frame's tokens are then the only candidates)")
     if input_ids.dim() != 2 or input_ids.shape[0] != 1:
         raise ValueError(
             f"medusa_generate decodes one sequence at a time; input_ids must be [1, L], got {tuple(input_ids.shape)}"
@@ -159,7 +161,7 @@ def medusa_generate(
     vocab_size = model.config.vocab_size
     if not 1 <= head_top_k <= vocab_size:
         raise ValueError(f"head_top_k must be in [1, {vocab_size}] (the vocabulary size), got {head_top_k}")
-    num_heads = len(model.medusa_heads)
+    num_heads = 0 if model.medusa_heads is None else len(model.medusa_heads)
     if num_candidates is not None and num_candidates < 0:
         raise ValueError(
             f"num_candidates must be >= 0 (heads used per step, at most {num_heads}), got {num_candidates}"

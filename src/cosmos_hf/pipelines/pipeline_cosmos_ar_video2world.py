@@ -215,7 +215,7 @@ class CosmosARVideo2WorldPipeline(HubLayoutMixin, DiffusionPipeline):
         return {"encoder_hidden_states": text}
 
     def check_inputs(self, prompt, do_sample, temperature, top_k, top_p, use_medusa, decoder_num_inference_steps,
-                     decoder_guidance_scale, generator, output_type):
+                     decoder_guidance_scale, generator, output_type, medusa_kwargs=None):
         """Validate call arguments before any work; every error names the argument and its valid range."""
         check_output_type(output_type, OUTPUT_TYPES)
         # token output skips the video guard: only without a guard, decided when the pipeline was built
@@ -232,8 +232,10 @@ class CosmosARVideo2WorldPipeline(HubLayoutMixin, DiffusionPipeline):
         check_number("decoder_num_inference_steps", decoder_num_inference_steps, minimum=1, integer=True)
         check_number("decoder_guidance_scale", decoder_guidance_scale, minimum=0, note="0 disables guidance")
         check_generator(generator)
-        if use_medusa and self.ar_model.medusa_heads is None:
-            raise ValueError("use_medusa=True needs an ar_model with Medusa heads (config.medusa_num_heads > 0)")
+        if use_medusa and self.ar_model.medusa_heads is None and medusa_kwargs:
+            if medusa_kwargs.get("num_candidates") or medusa_kwargs.get("temporal_candidates", 1) == 0:
+                raise ValueError("this ar_model has no Medusa heads: use_medusa=True verifies the previous latent "
+                                 "frame's tokens only (medusa_kwargs temporal_candidates >= 1, num_candidates 0)")
 
     @torch.no_grad()
     def keep_still_pixels(self, frames: torch.Tensor, decoded: torch.Tensor, threshold: float) -> torch.Tensor:
@@ -324,8 +326,9 @@ class CosmosARVideo2WorldPipeline(HubLayoutMixin, DiffusionPipeline):
 
         `video`: tensor [B, 3, T, H, W] / [3, T, H, W] in [-1, 1], uint8 array [T, H, W, 3], or a list of frames;
         resized to the model's pixel size. `do_sample=False` is greedy decoding; otherwise `temperature`, `top_k`,
-        `top_p` (reference default 0.8) apply, seeded by `generator`. `use_medusa` needs a model with Medusa heads
-        (greedy Medusa gives exactly the greedy tokens); `medusa_kwargs` go to `medusa_generate` over
+        `top_p` (reference default 0.8) apply, seeded by `generator`. `use_medusa` decodes speculatively: the
+        model's Medusa heads and the previous latent frame's tokens propose, one forward verifies (greedy Medusa gives
+        exactly the greedy tokens); a model without heads verifies the previous frame's tokens only; `medusa_kwargs` go to `medusa_generate` over
         `MEDUSA_DEFAULTS` (the candidate tree: `head_top_k`, `temporal_candidates`, ...). `output_type="tokens"`
         returns the token grid `[B, T', H', W']` without decoding. With a diffusion decoder and
         `use_diffusion_decoder`, the tokens are refined by it (`decoder_num_inference_steps` 15,
@@ -363,7 +366,7 @@ class CosmosARVideo2WorldPipeline(HubLayoutMixin, DiffusionPipeline):
                 raise ValueError(f"{name} applies to the DV tokenizer's decode: pass use_diffusion_decoder=False "
                                  "with it")
         self.check_inputs(prompt, do_sample, temperature, top_k, top_p, use_medusa, decoder_num_inference_steps,
-                          decoder_guidance_scale, generator, output_type)
+                          decoder_guidance_scale, generator, output_type, medusa_kwargs)
         device = self._execution_device
         frames = self._conditioning_frames(image, video).to(device, self.dv_tokenizer.dtype)
         batch = frames.shape[0]

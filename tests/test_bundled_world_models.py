@@ -98,6 +98,28 @@ def test_nano_ar_candidate_trees_accept_more_tokens_per_pass_than_the_heads_chai
     assert chain.mean_tokens_per_step > 1.5 and tree.mean_tokens_per_step > chain.mean_tokens_per_step + 0.5
 
 
+@torch.no_grad()
+def test_nano_dv4x4x4_tokenizer_keeps_the_objects_the_dv4x8x8_loses():
+    """The bundled DV4x4x4 (the tokens for AR models that can beat copying): a 5 x 16 x 16 grid of its 1,000 codes
+    for 17 frames, and a round trip far sharper than the DV4x8x8's on a held-out clip."""
+    from cosmos_hf.data import frames_to_tensor
+    from cosmos_hf.evaluation.video_metrics import psnr
+    from cosmos_hf.tokenizers import load_tokenizer
+
+    record = sim.simulate("free_fall", seed=7, num_frames=17, height=64, width=64, view=1, fps=12)
+    video = frames_to_tensor(record.video)
+    scores = {}
+    for name in ("dv4x4x4", "dv4x8x8"):
+        tokenizer = load_tokenizer(PIPELINES / f"cosmos-nano-tokenizer-{name}").eval()
+        tokens = tokenizer.tokenize(video)
+        assert tokens.dtype == torch.int64 and 0 <= int(tokens.min()) and int(tokens.max()) < 1000
+        recon = tokenizer.detokenize(tokens).float().clamp(-1, 1)
+        frames = ((recon[0].permute(1, 2, 3, 0) + 1) * 127.5).round().to(torch.uint8).numpy()
+        scores[name] = psnr(frames, record.video), tokens.shape
+    assert scores["dv4x4x4"][1] == (1, 5, 16, 16) and scores["dv4x8x8"][1] == (1, 5, 8, 8)
+    assert scores["dv4x4x4"][0] > 26.0 and scores["dv4x4x4"][0] > scores["dv4x8x8"][0] + 1.5, scores
+
+
 def test_nano_action_conditioned_rolls_out_recorded_push_actions():
     from cosmos_hf.data.post_training_datasets import PushActionClips
 

@@ -75,7 +75,7 @@ def test_demo_writes_world_model_videos_and_scores_predicted_frames(pipeline_fol
     # layouts: tokenizers have 4 columns, Video2World-style videos 3, Text2World 2; one row per clip, each under a
     # label strip, panels enlarged PANEL_SCALE times
     panel = SIZE * demo.PANEL_SCALE
-    for name, columns in [("tokenizers", 4), ("video2world", 3), ("text2world", 2), ("ar_video2world", 3)]:
+    for name, columns in [("tokenizers", 5), ("video2world", 3), ("text2world", 2), ("ar_video2world", 3)]:
         video, _ = read_video(tmp_path / "demo" / f"{name}.mp4")
         assert video.shape == (FRAMES, demo.LABEL_HEIGHT + panel, columns * panel, 3), name
     # the first column of video2world.mp4 is the simulator's clip, enlarged

@@ -3,8 +3,8 @@
 It simulates held-out clips of the built-in physics world (`DEMO_CLIPS`, seeds never used in training) and shows what
 the bundled nano models (pipelines/) do with them:
 
-1. Tokenizers: the nano CV4x8x8 and DV4x8x8 tokenizers reconstruct each clip -> `tokenizers.mp4`
-   (input | CV | DV, one clip per row); metrics: TokenBench PSNR / SSIM of each tokenizer and of a same-size
+1. Tokenizers: the nano CV4x8x8, DV4x8x8, CV4x4x4 and DV4x4x4 tokenizers reconstruct each clip -> `tokenizers.mp4`
+   (input | each tokenizer, one clip per row); metrics: TokenBench PSNR / SSIM of each tokenizer and of a same-size
    bilinear baseline.
 2. World models, each one whose folder exists (a missing one is skipped with a note; `--skip-world-models` skips all):
    - Video2World (pipelines/cosmos-nano-video2world): conditioned on each clip's first frame and caption, it
@@ -51,6 +51,7 @@ NANO_TOKENIZERS = {
     "CV4x8x8": REPO_ROOT / "pipelines" / "cosmos-nano-tokenizer-cv4x8x8",
     "DV4x8x8": REPO_ROOT / "pipelines" / "cosmos-nano-tokenizer-dv4x8x8",
     "CV4x4x4": REPO_ROOT / "pipelines" / "cosmos-nano-tokenizer-cv4x4x4",
+    "DV4x4x4": REPO_ROOT / "pipelines" / "cosmos-nano-tokenizer-dv4x4x4",
 }
 NANO_WORLD_MODELS = {
     "video2world": REPO_ROOT / "pipelines" / "cosmos-nano-video2world",
@@ -102,7 +103,7 @@ def reconstruct(model, frames: np.ndarray) -> np.ndarray:
 
 # ---------------------------------------------------------------------------------------------------- videos
 
-TOKENIZER_COLUMNS = ("input", "CV4x8x8", "DV4x8x8", "CV4x4x4")
+TOKENIZER_COLUMNS = ("input", "CV4x8x8", "DV4x8x8", "CV4x4x4", "DV4x4x4")
 WORLD_MODEL_COLUMNS = {
     "video2world": ("ground truth", "copy-last", "Video2World"),
     "text2world": ("simulator clip", "Text2World"),
@@ -174,7 +175,7 @@ def run_tokenizers(clips, out: Path) -> dict:
         for name, recon in outputs.items():
             metrics[name]["psnr"].append(psnr(frames, recon))
             metrics[name]["ssim"].append(float(np.mean(ssim_per_frame(frames, recon))))
-        rows.append([frames, outputs["CV4x8x8"], outputs["DV4x8x8"], outputs["CV4x4x4"]])
+        rows.append([frames, *(outputs[name] for name in TOKENIZER_COLUMNS[1:])])
         print(f"{clip['scene']:>15}: " + ", ".join(f"{name} {metrics[name]['psnr'][-1]:.2f} dB" for name in outputs))
 
     write_video(out / "tokenizers.mp4", labelled_grid(rows, TOKENIZER_COLUMNS), fps=DEMO_FPS)
@@ -458,7 +459,8 @@ def describe_metrics(args) -> dict:
         "ssim": "SSIM of each scored frame (7x7 window), mean over frames and clips; 1 = identical",
         "exact_clips": "clips predicted exactly (PSNR +inf, e.g. copy-last on a clip where nothing moves), left out "
                        "of the PSNR mean",
-        "CV4x8x8, DV4x8x8, CV4x4x4": "the nano tokenizers' reconstruction (encode + decode) of every frame of each clip",
+        ", ".join(TOKENIZER_COLUMNS[1:]): "the nano tokenizers' reconstruction (encode + decode) of every frame of "
+                                          "each clip",
         "bilinear_baseline": "a codec that learns nothing, with CV4x8x8's budget of stored values: every 4th frame "
                              "shrunk bilinearly, then enlarged and held",
         "video2world, ar_video2world": f"the world models, given {given} of each clip (and its caption, where the "

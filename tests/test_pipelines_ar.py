@@ -156,12 +156,18 @@ def test_detail_gate_adds_the_still_frames_lost_detail_where_the_decode_stays_st
     assert torch.equal(both[untouched], still.float()[untouched])
 
 
-def test_saved_detail_gate_is_the_call_default_and_a_calls_zero_turns_it_off(dv, tmp_path):
+def saved_and_explicit(dv, **saved_defaults):
+    """Two pipelines on the same tiny model: one with `saved_defaults` in its config, one without."""
     model = tiny_ar()
-    saved = CosmosARVideo2WorldPipeline(model, dv, disable_safety_checker=True, default_condition_detail_gate=0.5)
-    saved.set_progress_bar_config(disable=True)
-    explicit = CosmosARVideo2WorldPipeline(model, dv, disable_safety_checker=True)
-    explicit.set_progress_bar_config(disable=True)
+    pipes = [CosmosARVideo2WorldPipeline(model, dv, disable_safety_checker=True, **defaults)
+             for defaults in (saved_defaults, {})]
+    for pipeline in pipes:
+        pipeline.set_progress_bar_config(disable=True)
+    return pipes
+
+
+def test_saved_detail_gate_is_the_call_default_and_a_calls_zero_turns_it_off(dv, tmp_path):
+    saved, explicit = saved_and_explicit(dv, default_condition_detail_gate=0.5)
     video = frames(5, seed=5)
     gated = explicit(video=video, output_type="pt", condition_detail_gate=0.5).frames
     plain = explicit(video=video, output_type="pt").frames
@@ -200,11 +206,7 @@ def test_still_detail_report_scores_what_the_pipeline_outputs_for_each_setting(p
 
 
 def test_saved_keep_threshold_applies_to_the_dv_decode_only(dv, tmp_path):
-    model = tiny_ar()
-    saved = CosmosARVideo2WorldPipeline(model, dv, disable_safety_checker=True, default_condition_keep_threshold=1.0)
-    saved.set_progress_bar_config(disable=True)
-    explicit = CosmosARVideo2WorldPipeline(model, dv, disable_safety_checker=True)
-    explicit.set_progress_bar_config(disable=True)
+    saved, explicit = saved_and_explicit(dv, default_condition_keep_threshold=1.0)
     video = frames(1, seed=3)
     torch.testing.assert_close(saved(video=video, output_type="pt").frames,
                                explicit(video=video, output_type="pt", condition_keep_threshold=1.0).frames)

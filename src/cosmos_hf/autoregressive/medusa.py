@@ -121,6 +121,15 @@ def _keep_cache_entries(cache: Cache, past: int, keep: list[int]) -> None:
 
 
 @torch.no_grad()
+def check_candidate_sources(model, num_candidates: int | None = None, temporal_candidates: int = 0) -> None:
+    """A candidate tree needs something to guess with: the model's heads, or, without heads, the previous latent
+    frame's tokens alone (`temporal_candidates >= 1`, `num_candidates` None or 0)."""
+    if model.medusa_heads is None and (num_candidates or temporal_candidates == 0):
+        raise ValueError("this model has no Medusa heads (config.medusa_num_heads == 0): without heads, speculative "
+                         "decoding needs temporal_candidates >= 1 and num_candidates None or 0 (the previous latent "
+                         "frame's tokens are then the only candidates)")
+
+
 def medusa_generate(
     model,
     input_ids: torch.LongTensor,
@@ -143,13 +152,11 @@ def medusa_generate(
 
     `num_candidates` limits the heads used per step (default: all; 0 = none); `head_top_k` is the number of the first
     head's tokens branched on (1 = the plain chain); `temporal_candidates` is the length of the path copied from the
-    previous latent frame (0 = none). A model without heads decodes with the temporal candidates alone. `cache_implementation`: "dynamic" (`DynamicCache`) or "static" (a
-    `StaticCache` preallocated for the prompt, the new tokens and the largest candidate tree).
+    previous latent frame (0 = none). A model without heads decodes with the temporal candidates alone.
+    `cache_implementation`: "dynamic" (`DynamicCache`) or "static" (a `StaticCache` preallocated for the prompt, the
+    new tokens and the largest candidate tree).
     """
-    if model.medusa_heads is None and (num_candidates or temporal_candidates == 0):
-        raise ValueError("medusa_generate needs a model with Medusa heads (config.medusa_num_heads > 0), or, "
-                         "without heads, temporal_candidates >= 1 and num_candidates None or 0 (the previous latent "
-                         "frame's tokens are then the only candidates)")
+    check_candidate_sources(model, num_candidates, temporal_candidates)
     if input_ids.dim() != 2 or input_ids.shape[0] != 1:
         raise ValueError(
             f"medusa_generate decodes one sequence at a time; input_ids must be [1, L], got {tuple(input_ids.shape)}"
@@ -282,6 +289,7 @@ def medusa_generate(
 
 __all__ = [
     "medusa_generate",
+    "check_candidate_sources",
     "typical_acceptance",
     "init_medusa_heads_from_lm_head",
     "candidate_tree",

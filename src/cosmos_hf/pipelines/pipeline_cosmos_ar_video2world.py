@@ -232,10 +232,11 @@ class CosmosARVideo2WorldPipeline(HubLayoutMixin, DiffusionPipeline):
         check_number("decoder_num_inference_steps", decoder_num_inference_steps, minimum=1, integer=True)
         check_number("decoder_guidance_scale", decoder_guidance_scale, minimum=0, note="0 disables guidance")
         check_generator(generator)
-        if use_medusa and self.ar_model.medusa_heads is None and medusa_kwargs:
-            if medusa_kwargs.get("num_candidates") or medusa_kwargs.get("temporal_candidates", 1) == 0:
-                raise ValueError("this ar_model has no Medusa heads: use_medusa=True verifies the previous latent "
-                                 "frame's tokens only (medusa_kwargs temporal_candidates >= 1, num_candidates 0)")
+        if use_medusa:
+            from ..autoregressive.medusa import check_candidate_sources
+
+            tree = {**MEDUSA_DEFAULTS, **(medusa_kwargs or {})}
+            check_candidate_sources(self.ar_model, tree.get("num_candidates"), tree.get("temporal_candidates", 0))
 
     @torch.no_grad()
     def keep_still_pixels(self, frames: torch.Tensor, decoded: torch.Tensor, threshold: float) -> torch.Tensor:
@@ -328,10 +329,10 @@ class CosmosARVideo2WorldPipeline(HubLayoutMixin, DiffusionPipeline):
         resized to the model's pixel size. `do_sample=False` is greedy decoding; otherwise `temperature`, `top_k`,
         `top_p` (reference default 0.8) apply, seeded by `generator`. `use_medusa` decodes speculatively: the
         model's Medusa heads and the previous latent frame's tokens propose, one forward verifies (greedy Medusa gives
-        exactly the greedy tokens); a model without heads verifies the previous frame's tokens only; `medusa_kwargs` go to `medusa_generate` over
-        `MEDUSA_DEFAULTS` (the candidate tree: `head_top_k`, `temporal_candidates`, ...). `output_type="tokens"`
-        returns the token grid `[B, T', H', W']` without decoding. With a diffusion decoder and
-        `use_diffusion_decoder`, the tokens are refined by it (`decoder_num_inference_steps` 15,
+        exactly the greedy tokens); a model without heads verifies the previous frame's tokens only; `medusa_kwargs`
+        go to `medusa_generate` over `MEDUSA_DEFAULTS` (the candidate tree: `head_top_k`, `temporal_candidates`,
+        ...). `output_type="tokens"` returns the token grid `[B, T', H', W']` without decoding. With a diffusion
+        decoder and `use_diffusion_decoder`, the tokens are refined by it (`decoder_num_inference_steps` 15,
         `decoder_guidance_scale` 1.8, the reference defaults; it is the decoder's `guidance_scale`: the Cosmos rule
         ``x0_cond + g * (x0_cond - x0_uncond)``, 0 disables guidance);
         `use_diffusion_decoder=None` uses the config's `default_use_diffusion_decoder` (True unless saved otherwise).

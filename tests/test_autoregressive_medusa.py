@@ -13,6 +13,7 @@ from transformers import DynamicCache
 
 from cosmos_hf.autoregressive.medusa import (
     _keep_cache_entries,
+    add_previous_frame_logit_bias,
     candidate_tree,
     init_medusa_heads_from_lm_head,
     medusa_generate,
@@ -85,6 +86,41 @@ def test_a_model_without_heads_decodes_greedily_from_previous_frame_candidates_a
         medusa_generate(model, prompt, 4, **text)  # no heads and no copies: nothing to speculate with
     with pytest.raises(ValueError, match="num_candidates None or 0"):
         medusa_generate(model, prompt, 4, num_candidates=2, temporal_candidates=6, **text)
+
+
+def biased_greedy(model, prompt, max_new_tokens, bias, tokens_per_frame=16, **text):
+    """Greedy decoding written out: the whole sequence through the model each step, `bias` added to the logit of the
+    token one latent frame earlier (the fixtures have no `<bov>`)."""
+    sequence = prompt
+    for _ in range(max_new_tokens):
+        logits = model(sequence, **text).logits[0, -1].clone()
+        logits[sequence[0, sequence.shape[1] - tokens_per_frame]] += bias
+        sequence = torch.cat([sequence, logits.argmax().view(1, 1)], dim=1)
+    return sequence
+
+
+@pytest.mark.parametrize("tree", [dict(), dict(num_candidates=0, temporal_candidates=16), dict(temporal_candidates=16)],
+                         ids=["heads", "a_whole_frame_copied", "heads_and_a_whole_frame"])
+@pytest.mark.parametrize("case", ["ar_base", "ar_video2world"])
+def test_greedy_medusa_with_a_previous_frame_bias_equals_biased_greedy(case, tree):
+    model, prompt, text = _medusa_model(case, num_heads=0 if tree.get("num_candidates") == 0 else 4)
+    bias = 2.0
+    expected = biased_greedy(model, prompt, 28, bias, **text)
+    assert not torch.equal(expected, model.generate(prompt, max_new_tokens=28, do_sample=False, **text))  # it acts
+    # a 16-token copy is as deep as a frame: its last nodes look up their previous-frame token on their own branch
+    assert torch.equal(medusa_generate(model, prompt, 28, previous_frame_logit_bias=bias, **tree, **text).sequences,
+                       expected)
+
+
+def test_a_large_previous_frame_bias_repeats_the_last_latent_frame():
+    model, prompt, text = _medusa_model("ar_base")
+    out = medusa_generate(model, prompt, 28, previous_frame_logit_bias=1e4, temporal_candidates=8).sequences[0]
+    assert torch.equal(out[20:], out[4:32])  # every new token is the one 16 positions (a frame) earlier
+    logits = torch.zeros(3, 5)
+    biased = add_previous_frame_logit_bias(logits, [2, None, 4], 1.5)
+    assert biased[0, 2] == 1.5 and biased[2, 4] == 1.5 and biased.sum() == 3.0 and logits.sum() == 0  # a copy
+    with pytest.raises(ValueError, match="previous_frame_logit_bias must be a finite number"):
+        medusa_generate(model, prompt, 4, previous_frame_logit_bias=float("nan"))
 
 
 def test_tree_attention_logits_equal_each_path_fed_causally():

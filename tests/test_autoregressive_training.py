@@ -191,14 +191,19 @@ def test_assemble_ar_pipeline_saves_the_trained_model_with_its_call_defaults(bas
     out = tmp_path / "pipeline"
     assert assemble.main(["--ar-model", str(base_run / "model"), "--dv-tokenizer", str(tmp_path / "dv"),
                           "--condition-keep-threshold", "0.1", "--condition-detail-gate", "0.25",
-                          "--out", str(out)]) == 0
+                          "--previous-frame-logit-bias", "2", "--out", str(out)]) == 0
     from cosmos_hf import CosmosARVideo2WorldPipeline
 
     config = CosmosARVideo2WorldPipeline.load_config(out)
     assert config["default_condition_keep_threshold"] == 0.1 and config["default_condition_detail_gate"] == 0.25
+    assert config["default_previous_frame_logit_bias"] == 2.0
     pipe = CosmosARVideo2WorldPipeline.from_pretrained(out)
     assert pipe.ar_model.config.latent_shape == [2, 4, 4] and not pipe.has_diffusion_decoder
     with pytest.raises(SystemExit):  # an RGB distance outside (0, 1] is refused before anything is written
         assemble.main(["--ar-model", str(base_run / "model"), "--dv-tokenizer", str(tmp_path / "dv"),
                        "--condition-detail-gate", "2", "--out", str(tmp_path / "bad")])
+    assert not (tmp_path / "bad").exists()
+    with pytest.raises(SystemExit):
+        assemble.main(["--ar-model", str(base_run / "model"), "--dv-tokenizer", str(tmp_path / "dv"),
+                       "--previous-frame-logit-bias", "nan", "--out", str(tmp_path / "bad")])
     assert not (tmp_path / "bad").exists()

@@ -181,6 +181,32 @@ def test_saved_detail_gate_is_the_call_default_and_a_calls_zero_turns_it_off(dv,
     assert CosmosARVideo2WorldPipeline.load_config(tmp_path)["default_condition_detail_gate"] == 0.5
 
 
+def test_previous_frame_logit_bias_keeps_tokens_the_model_is_unsure_of_in_every_decoding_path(dv, tmp_path):
+    saved, explicit = saved_and_explicit(dv, default_previous_frame_logit_bias=1e4)
+    video = frames(5, seed=8)
+    tokens = explicit(video=video, output_type="tokens", previous_frame_logit_bias=1e4).frames
+    assert torch.equal(tokens[:, 2], tokens[:, 1])  # a huge bias: the one generated latent frame copies the last given
+    plain = explicit(video=video, output_type="tokens").frames
+    assert not torch.equal(plain[:, 2], plain[:, 1])
+    # a moderate bias (this random model is confident: 6 nats) gives something between the two, and the same tokens
+    # with Medusa (previous-frame candidates only: the model has no heads)
+    some = explicit(video=video, output_type="tokens", previous_frame_logit_bias=6.0).frames
+    assert not torch.equal(some, plain) and not torch.equal(some, tokens)
+    assert torch.equal(explicit(video=video, output_type="tokens", previous_frame_logit_bias=6.0, use_medusa=True)
+                       .frames, some)
+    # sampling adds the bias before the warpers: cold sampling with a huge bias copies too
+    assert torch.equal(explicit(video=video, output_type="tokens", do_sample=True, temperature=1e-4, top_p=None,
+                                previous_frame_logit_bias=1e4, generator=torch.Generator().manual_seed(0)).frames,
+                       tokens)
+    # the saved default applies to every output type; a call's 0 turns it off
+    assert torch.equal(saved(video=video, output_type="tokens").frames, tokens)
+    assert torch.equal(saved(video=video, output_type="tokens", previous_frame_logit_bias=0).frames, plain)
+    saved.save_pretrained(tmp_path)
+    assert CosmosARVideo2WorldPipeline.load_config(tmp_path)["default_previous_frame_logit_bias"] == 1e4
+    with pytest.raises(ValueError, match="previous_frame_logit_bias must be a finite number"):
+        explicit(video=video, output_type="tokens", previous_frame_logit_bias=float("inf"))
+
+
 def test_still_detail_report_scores_what_the_pipeline_outputs_for_each_setting(pipe):
     """training/report_ar_still_detail.py generates once and post-processes per setting: each setting's frames must
     be the pipeline's own output for that keep threshold and detail gate."""
@@ -203,6 +229,11 @@ def test_still_detail_report_scores_what_the_pipeline_outputs_for_each_setting(p
         assert np.abs(ours.astype(int) - (theirs * 255).round().astype(int)).max() <= 1  # float rounding only
     assert len(shared.cache) == 1  # one generation served every setting
     assert all(np.abs(a.astype(int) - outputs[0].astype(int)).max() > 1 for a in outputs[1:])  # settings differ
+    # a bias generates its own tokens: the pipeline's, with that bias
+    biased = report.StillDetailSetting(report.SharedGreedyAR(pipe, False, 1e4), None, None)(clip, "", 9)
+    theirs = pipe(video=[frame for frame in clip], output_type="np", previous_frame_logit_bias=1e4).frames[0]
+    assert np.abs(biased.astype(int) - (theirs * 255).round().astype(int)).max() <= 1
+    assert np.abs(biased.astype(int) - outputs[0].astype(int)).max() > 1
 
 
 def test_saved_keep_threshold_applies_to_the_dv_decode_only(dv, tmp_path):

@@ -5,13 +5,14 @@ diffusion decoder, the way the bundled nano AR pipeline is built.
     .venv/bin/python training/assemble_ar_pipeline.py --ar-model outputs/autoregressive_nano_medusa/model \
         --dv-tokenizer pipelines/cosmos-nano-tokenizer-dv4x8x8 \
         [--diffusion-decoder outputs/diffusion_decoder_nano/pipeline] [--condition-keep-threshold T] \
-        [--condition-detail-gate G] --out my-ar-pipeline
+        [--condition-detail-gate G] [--previous-frame-logit-bias B] --out my-ar-pipeline
 
 The folder loads with `DiffusionPipeline.from_pretrained(folder, trust_remote_code=True)`. The text encoder of the
 decoder, when it is the nano models' MiniLM, is saved as a reference to the installed package (no weights copied).
 """
 
 import argparse
+import math
 from pathlib import Path
 
 from cosmos_hf import CosmosARForCausalLM, CosmosARVideo2WorldPipeline, CosmosDiffusionDecoderPipeline
@@ -21,7 +22,8 @@ from cosmos_hf.utils import atomic_path
 
 def assemble(ar_model, dv_tokenizer, diffusion_decoder=None, default_fps: int = 12,
              default_use_diffusion_decoder: bool = True, default_condition_keep_threshold: float | None = None,
-             default_condition_detail_gate: float | None = None) -> CosmosARVideo2WorldPipeline:
+             default_condition_detail_gate: float | None = None,
+             default_previous_frame_logit_bias: float | None = None) -> CosmosARVideo2WorldPipeline:
     model = CosmosARForCausalLM.from_pretrained(ar_model).eval()
     tokenizer = load_tokenizer(dv_tokenizer).eval()
     decoder = None
@@ -32,7 +34,8 @@ def assemble(ar_model, dv_tokenizer, diffusion_decoder=None, default_fps: int = 
         model, tokenizer, diffusion_decoder=decoder, default_fps=default_fps, disable_safety_checker=True,
         default_use_diffusion_decoder=default_use_diffusion_decoder,
         default_condition_keep_threshold=default_condition_keep_threshold,
-        default_condition_detail_gate=default_condition_detail_gate)
+        default_condition_detail_gate=default_condition_detail_gate,
+        default_previous_frame_logit_bias=default_previous_frame_logit_bias)
 
 
 def main(argv=None) -> int:
@@ -47,16 +50,22 @@ def main(argv=None) -> int:
                         help="saved call default of condition_keep_threshold (an RGB distance in (0, 1]; default off)")
     parser.add_argument("--condition-detail-gate", type=float, default=None,
                         help="saved call default of condition_detail_gate (an RGB distance in (0, 1]; default off)")
+    parser.add_argument("--previous-frame-logit-bias", type=float, default=None,
+                        help="saved call default of previous_frame_logit_bias (nats added to the previous latent "
+                             "frame's token; default off)")
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
     for name in ("condition_keep_threshold", "condition_detail_gate"):
         value = getattr(args, name)
         if value is not None and not 0 < value <= 1:
             parser.error(f"--{name.replace('_', '-')} must be an RGB distance in (0, 1], got {value}")
+    if args.previous_frame_logit_bias is not None and not math.isfinite(args.previous_frame_logit_bias):
+        parser.error(f"--previous-frame-logit-bias must be a finite number, got {args.previous_frame_logit_bias}")
     pipe = assemble(args.ar_model, args.dv_tokenizer, args.diffusion_decoder, args.fps,
                     default_use_diffusion_decoder=not args.no_default_diffusion_decoder,
                     default_condition_keep_threshold=args.condition_keep_threshold,
-                    default_condition_detail_gate=args.condition_detail_gate)
+                    default_condition_detail_gate=args.condition_detail_gate,
+                    default_previous_frame_logit_bias=args.previous_frame_logit_bias)
     with atomic_path(Path(args.out), is_dir=True) as tmp:
         pipe.save_pretrained(tmp)
     print(f"saved {type(pipe).__name__} to {args.out}")

@@ -1,15 +1,16 @@
 #!/usr/bin/env python
-"""Choose an AR pipeline's keep threshold and detail gate: generate each clip's tokens once, then score every
-(`condition_keep_threshold`, `condition_detail_gate`) pair on the physics benchmark.
+"""Choose an AR pipeline's previous-frame logit bias, keep threshold and detail gate: generate each clip's tokens
+once per bias, then score every (`previous_frame_logit_bias`, `condition_keep_threshold`, `condition_detail_gate`)
+setting on the physics benchmark.
 
     .venv/bin/python training/report_ar_still_detail.py --pipeline pipelines/cosmos-nano-ar-video2world \
-        --seed-offset 100 --seeds 1 --cond-frames 1 5 --keep 0 0.05 0.1 --gate 0 0.125 0.25 \
+        --seed-offset 100 --seeds 1 --cond-frames 1 5 --bias 0 2 --keep 0 0.05 0.1 --gate 0 0.125 0.25 \
         --out outputs/eval/ar_still_detail.json
 
-Both options only post-process the DV decode (`CosmosARVideo2WorldPipeline.restore_still_detail`), so one greedy
-generation per clip serves every pair, where `cosmos-hf eval physics --pipeline-kwargs ...` would generate again for
-each. The numbers are the same as that command's for the same pair (the same clips, `score_prediction` and uint8
-frames). Use held-out validation seeds (e.g. 100) to choose, and report the benchmark's seeds 0-2 with
+The keep threshold and detail gate only post-process the DV decode (`CosmosARVideo2WorldPipeline.restore_still_detail`),
+so one greedy generation per clip and bias serves every pair, where `cosmos-hf eval physics --pipeline-kwargs ...`
+would generate again for each. The numbers are the same as that command's for the same setting (the same clips,
+`score_prediction` and uint8 frames). Use held-out validation seeds (e.g. 100) to choose, and report the benchmark's seeds 0-2 with
 `cosmos-hf eval physics`.
 """
 
@@ -30,10 +31,11 @@ from cosmos_hf.utils import atomic_path
 
 
 class SharedGreedyAR:
-    """Greedy tokens and their DV decode, computed once per conditioning clip and shared by every setting."""
+    """Greedy tokens (with one previous-frame logit bias) and their DV decode, computed once per conditioning clip and
+    shared by every (keep, gate) setting."""
 
-    def __init__(self, pipe, use_medusa: bool):
-        self.pipe, self.use_medusa, self.cache = pipe, use_medusa, {}
+    def __init__(self, pipe, use_medusa: bool, previous_frame_logit_bias: float = 0.0):
+        self.pipe, self.use_medusa, self.bias, self.cache = pipe, use_medusa, previous_frame_logit_bias, {}
 
     @torch.no_grad()
     def decode(self, cond_frames: np.ndarray):
@@ -41,7 +43,8 @@ class SharedGreedyAR:
         if key not in self.cache:
             self.cache.clear()  # clips come one at a time: keep only the current one
             frames = torch.from_numpy(cond_frames).permute(3, 0, 1, 2)[None].float() / 127.5 - 1.0
-            tokens = self.pipe(video=frames, output_type="tokens", use_medusa=self.use_medusa).frames
+            tokens = self.pipe(video=frames, output_type="tokens", use_medusa=self.use_medusa,
+                               previous_frame_logit_bias=self.bias).frames
             decoded = self.pipe.dv_tokenizer.detokenize(tokens).float().clamp(-1, 1)
             self.cache[key] = (frames, decoded)
         return self.cache[key]
@@ -64,8 +67,9 @@ class StillDetailSetting:
         return video
 
 
-def setting_name(keep, gate) -> str:
-    return f"keep {keep or 0:g}, gate {gate or 0:g}"
+def setting_name(keep, gate, bias=0.0) -> str:
+    name = f"keep {keep or 0:g}, gate {gate or 0:g}"
+    return f"bias {bias:g}, {name}" if bias else name
 
 
 def main(argv=None) -> int:
@@ -77,6 +81,8 @@ def main(argv=None) -> int:
     parser.add_argument("--views", type=int, default=4, choices=range(1, 5))
     parser.add_argument("--num-frames", type=int, default=17)
     parser.add_argument("--fps", type=float, default=12.0)
+    parser.add_argument("--bias", type=float, nargs="+", default=[0.0],
+                        help="previous_frame_logit_bias values (0 = off): each generates the clips once more")
     parser.add_argument("--keep", type=float, nargs="+", default=[0.0], help="keep thresholds (0 = off)")
     parser.add_argument("--gate", type=float, nargs="+", default=[0.0], help="detail gates (0 = off)")
     parser.add_argument("--use-medusa", action="store_true", help="greedy Medusa (the same tokens, faster)")
@@ -89,16 +95,18 @@ def main(argv=None) -> int:
 
     pipe = load_pipeline(args.pipeline, trust_remote_code=True, disable_safety_checker=True)
     pipe.set_progress_bar_config(disable=True)
-    shared = SharedGreedyAR(pipe, args.use_medusa)
     predictors = {"copy-last": CopyLastFramePredictor(), "constant-velocity": ConstantVelocityPredictor()}
-    for keep in args.keep:
-        for gate in args.gate:
-            predictors[setting_name(keep, gate)] = StillDetailSetting(shared, keep or None, gate or None)
+    for bias in args.bias:
+        shared = SharedGreedyAR(pipe, args.use_medusa, bias)
+        for keep in args.keep:
+            for gate in args.gate:
+                predictors[setting_name(keep, gate, bias)] = StillDetailSetting(shared, keep or None, gate or None)
     seeds = range(args.seed_offset, args.seed_offset + args.seeds)
     results = run_physics_benchmark(predictors, sim.SCENES, seeds, range(args.views), cond_frames=args.cond_frames,
                                     num_frames=args.num_frames, fps=args.fps)
     results["config"]["pipeline"] = str(args.pipeline)
-    results["config"]["command"] = "training/report_ar_still_detail.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    arguments = sys.argv[1:] if argv is None else argv
+    results["config"]["command"] = "training/report_ar_still_detail.py " + " ".join(arguments)
     for by_predictor in results["results"].values():
         for entry in by_predictor.values():
             entry.pop("samples")
@@ -109,7 +117,7 @@ def main(argv=None) -> int:
     for cond, by_predictor in results["results"].items():
         for name, entry in by_predictor.items():
             o = entry["overall"]
-            print(f"{cond:6s} {name:24s} PSNR {o['psnr']:.2f}  SSIM {o['ssim']:.3f}  fgIoU {o['fg_iou']:.3f}  "
+            print(f"{cond:6s} {name:32s} PSNR {o['psnr']:.2f}  SSIM {o['ssim']:.3f}  fgIoU {o['fg_iou']:.3f}  "
                   f"objIoU {o['object_iou']:.3f}")
     return 0
 

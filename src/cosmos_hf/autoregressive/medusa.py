@@ -23,6 +23,7 @@ The reference code base configures 7 heads with 1 residual layer (`medusa_num_he
 ships no Medusa implementation; this one is written from the paper (batch 1).
 """
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -121,6 +122,21 @@ def _keep_cache_entries(cache: Cache, past: int, keep: list[int]) -> None:
 
 
 @torch.no_grad()
+def add_previous_frame_logit_bias(logits: torch.Tensor, previous_tokens: list[int | None], bias: float) -> torch.Tensor:
+    """`logits` [N, V] with `bias` added, in each row, to the logit of that row's `previous_tokens` entry: the token at
+    the same (h, w) one latent frame earlier (None: the row predicts a token of the first latent frame, left as is).
+
+    Greedy decoding then keeps the previous frame's token unless the model prefers another by more than `bias` in
+    log-probability (a factor e^bias): a prior that nothing changes where the model is unsure. Not in the reference.
+    """
+    rows = [row for row, token in enumerate(previous_tokens) if token is not None]
+    if bias == 0 or not rows:
+        return logits
+    logits = logits.clone()
+    logits[rows, [previous_tokens[row] for row in rows]] += bias
+    return logits
+
+
 def check_candidate_sources(model, num_candidates: int | None = None, temporal_candidates: int = 0) -> None:
     """A candidate tree needs something to guess with: the model's heads, or, without heads, the previous latent
     frame's tokens alone (`temporal_candidates >= 1`, `num_candidates` None or 0)."""
@@ -147,6 +163,7 @@ def medusa_generate(
     temporal_candidates: int = 0,
     generator: torch.Generator | None = None,
     cache_implementation: str = "dynamic",
+    previous_frame_logit_bias: float = 0.0,
 ) -> MedusaOutput:
     """Decode `max_new_tokens` tokens after `input_ids` ([1, L]) with Medusa speculation (see module docstring).
 
@@ -154,7 +171,9 @@ def medusa_generate(
     head's tokens branched on (1 = the plain chain); `temporal_candidates` is the length of the path copied from the
     previous latent frame (0 = none). A model without heads decodes with the temporal candidates alone.
     `cache_implementation`: "dynamic" (`DynamicCache`) or "static" (a `StaticCache` preallocated for the prompt, the
-    new tokens and the largest candidate tree).
+    new tokens and the largest candidate tree). `previous_frame_logit_bias` is added to the base model's logit of the
+    previous latent frame's token at every position (`add_previous_frame_logit_bias`) before a token is chosen or a
+    guess verified, so greedy Medusa returns the greedy tokens of the biased model.
     """
     check_candidate_sources(model, num_candidates, temporal_candidates)
     if input_ids.dim() != 2 or input_ids.shape[0] != 1:
@@ -183,6 +202,11 @@ def medusa_generate(
             f"prompt ({input_ids.shape[1]}) + max_new_tokens ({max_new_tokens}) exceeds the {limit} positions "
             f"of latent_shape {model.config.latent_shape}"
         )
+    if isinstance(previous_frame_logit_bias, bool) or not isinstance(previous_frame_logit_bias, (int, float)) \
+            or not math.isfinite(previous_frame_logit_bias):
+        raise ValueError(
+            f"previous_frame_logit_bias must be a finite number (0 = off), got {previous_frame_logit_bias!r}"
+        )
     if cache_implementation not in ("dynamic", "static"):
         raise ValueError(f"cache_implementation must be 'dynamic' or 'static', got {cache_implementation!r}")
     text = dict(encoder_hidden_states=encoder_hidden_states, encoder_attention_mask=encoder_attention_mask)
@@ -191,7 +215,13 @@ def medusa_generate(
     bov = model.config.bov_token_id
     video_start = 1 if bov is not None and int(input_ids[0, 0]) == bov else 0  # sequence index of video token 0
 
+    def previous_frame_token(sequence: list[int], index: int) -> int | None:
+        """The token one latent frame before sequence index `index` (None inside the first latent frame)."""
+        return sequence[index - tokens_per_frame] if index - tokens_per_frame >= video_start else None
+
     def pick(logits: torch.Tensor) -> int:
+        logits = add_previous_frame_logit_bias(
+            logits[None], [previous_frame_token(tokens, len(tokens))], previous_frame_logit_bias)[0]
         if not do_sample:
             return int(logits.argmax())
         probs = _sampling_probs(logits, temperature, top_p)
@@ -222,7 +252,20 @@ def medusa_generate(
 
     def accepted_path(logits: torch.Tensor, tree) -> list[int]:
         """Nodes (root excluded) of the longest path whose every guess the base model accepts."""
-        tree_tokens, _, _, children = tree
+        tree_tokens, parents, depths, children = tree
+        if previous_frame_logit_bias:
+            # node i holds sequence index past + depths[i]; its logits predict the token after it
+            past, previous = len(tokens), []
+            for node in range(len(tree_tokens)):
+                index = past + depths[node] + 1 - tokens_per_frame  # one frame before the token node i predicts
+                if index < past:
+                    previous.append(tokens[index] if index >= video_start else None)
+                    continue
+                ancestor = node  # a tree deeper than a frame: the token is on node i's own branch
+                for _ in range(past + depths[node] - index):
+                    ancestor = parents[ancestor]
+                previous.append(tree_tokens[ancestor])
+            logits = add_previous_frame_logit_bias(logits, previous, previous_frame_logit_bias)
         if not do_sample:
             choice = logits.argmax(-1).tolist()
             path, node = [], 0
@@ -289,6 +332,7 @@ def medusa_generate(
 
 __all__ = [
     "medusa_generate",
+    "add_previous_frame_logit_bias",
     "check_candidate_sources",
     "typical_acceptance",
     "init_medusa_heads_from_lm_head",

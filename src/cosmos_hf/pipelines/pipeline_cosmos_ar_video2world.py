@@ -25,6 +25,7 @@ from transformers import DynamicCache, PreTrainedModel, PreTrainedTokenizerBase
 from transformers.generation.logits_process import TopKLogitsWarper, TopPLogitsWarper
 
 # imported so that saved folders load: diffusers resolves custom components through already-imported modules
+from ..autoregressive.medusa import add_previous_frame_logit_bias
 from ..autoregressive.modeling_cosmos_ar import CosmosARForCausalLM
 from ..diffusion.diffusion_decoder import DEFAULT_GUIDANCE_SCALE, DEFAULT_NUM_INFERENCE_STEPS, CosmosDVTokenEmbedder
 from ..diffusion.text_encoding import encode_prompts
@@ -81,7 +82,8 @@ class CosmosARVideo2WorldPipeline(HubLayoutMixin, DiffusionPipeline):
     `decoder_chunk_blend` (the decoder's `chunk_blend`: "pixel", the reference's seams, or "latent"),
     `default_use_diffusion_decoder` (whether a call without `use_diffusion_decoder` refines with the decoder),
     `default_condition_keep_threshold` (the call default of `condition_keep_threshold`; None = off),
-    `default_condition_detail_gate` (the call default of `condition_detail_gate`; None = off).
+    `default_condition_detail_gate` (the call default of `condition_detail_gate`; None = off),
+    `default_previous_frame_logit_bias` (the call default of `previous_frame_logit_bias`; None = off).
     """
 
     _optional_components = ["text_encoder", "tokenizer", "safety_checker", *_DECODER_COMPONENTS]
@@ -113,6 +115,7 @@ class CosmosARVideo2WorldPipeline(HubLayoutMixin, DiffusionPipeline):
         default_use_diffusion_decoder: bool = True,
         default_condition_keep_threshold: float | None = None,
         default_condition_detail_gate: float | None = None,
+        default_previous_frame_logit_bias: float | None = None,
     ):
         super().__init__()
         # guardrails on by default (our CosmosSafetyChecker), off only with disable_safety_checker=True
@@ -129,7 +132,8 @@ class CosmosARVideo2WorldPipeline(HubLayoutMixin, DiffusionPipeline):
                                 decoder_chunk_blend=decoder_chunk_blend, default_fps=default_fps,
                                 default_use_diffusion_decoder=default_use_diffusion_decoder,
                                 default_condition_keep_threshold=default_condition_keep_threshold,
-                                default_condition_detail_gate=default_condition_detail_gate)
+                                default_condition_detail_gate=default_condition_detail_gate,
+                                default_previous_frame_logit_bias=default_previous_frame_logit_bias)
         present = [name for name in _DECODER_COMPONENTS if getattr(self, name, None) is not None]
         if present and len(present) != len(_DECODER_COMPONENTS):
             missing = sorted(set(_DECODER_COMPONENTS) - set(present))
@@ -274,8 +278,10 @@ class CosmosARVideo2WorldPipeline(HubLayoutMixin, DiffusionPipeline):
     # ------------------------------------------------------------------ generation
     @torch.no_grad()
     def generate_tokens(self, input_ids, max_new_tokens, text, do_sample, temperature, top_k, top_p, generator,
-                        use_medusa=False, medusa_kwargs=None):
-        """Continue `input_ids` [B, L] by `max_new_tokens` tokens with the KV cache (or Medusa, one row at a time)."""
+                        use_medusa=False, medusa_kwargs=None, previous_frame_logit_bias=0.0):
+        """Continue `input_ids` [B, L] by `max_new_tokens` tokens with the KV cache (or Medusa, one row at a time);
+        `previous_frame_logit_bias` is added to the logit of the token one latent frame earlier at every step
+        (`add_previous_frame_logit_bias`)."""
         model = self.ar_model
         warn_if_emulated_bf16(model.dtype, input_ids.device, f"{type(self).__name__}'s {type(model).__name__}")
         if use_medusa:
@@ -286,15 +292,24 @@ class CosmosARVideo2WorldPipeline(HubLayoutMixin, DiffusionPipeline):
                 row_text = {k: v[row : row + 1] for k, v in text.items()}
                 out = medusa_generate(model, input_ids[row : row + 1], max_new_tokens, do_sample=do_sample,
                                       temperature=temperature, top_p=top_p, generator=generator,
+                                      previous_frame_logit_bias=previous_frame_logit_bias,
                                       **{**MEDUSA_DEFAULTS, **(medusa_kwargs or {})}, **row_text)
                 rows.append(out.sequences)
             return torch.cat(rows)
+        tokens_per_frame = model.config.latent_shape[1] * model.config.latent_shape[2]
+        video_start = int(model.config.bov_token_id is not None)  # sequence index of video token 0
         cache = DynamicCache()
         out = model(input_ids, cache=cache, use_cache=True, logits_to_keep=1, **text)
         new = []
         with self.progress_bar(total=max_new_tokens) as progress_bar:
             for step in range(max_new_tokens):
-                next_tokens = sample_next_tokens(out.logits[:, -1], do_sample, temperature, top_k, top_p, generator)
+                logits = out.logits[:, -1]
+                previous = input_ids.shape[1] + step - tokens_per_frame  # one frame before the token predicted now
+                if previous_frame_logit_bias and previous >= video_start:
+                    prompt_length = input_ids.shape[1]
+                    column = input_ids[:, previous] if previous < prompt_length else new[previous - prompt_length]
+                    logits = add_previous_frame_logit_bias(logits, column.tolist(), previous_frame_logit_bias)
+                next_tokens = sample_next_tokens(logits, do_sample, temperature, top_k, top_p, generator)
                 new.append(next_tokens)
                 progress_bar.update()
                 if step + 1 < max_new_tokens:
@@ -322,6 +337,7 @@ class CosmosARVideo2WorldPipeline(HubLayoutMixin, DiffusionPipeline):
         return_dict: bool = True,
         condition_keep_threshold: float | None = None,
         condition_detail_gate: float | None = None,
+        previous_frame_logit_bias: float | None = None,
     ):
         r"""Continue `video` (or `image`) to the model's full token grid.
 
@@ -350,6 +366,13 @@ class CosmosARVideo2WorldPipeline(HubLayoutMixin, DiffusionPipeline):
         (shared when both are on).
         Passed explicitly, neither can be combined with the diffusion decoder or token output; saved defaults are
         used by the DV decode only.
+
+        `previous_frame_logit_bias` (a finite number; not the reference; `None` uses the config's
+        `default_previous_frame_logit_bias`, `None` = off; 0 turns a saved default off) is added at every step to
+        the logit of the token at the same (h, w) one latent frame earlier (`add_previous_frame_logit_bias`): greedy
+        decoding then changes a token only where the model prefers the change by more than that many nats, a prior
+        that what it is unsure of stays as it was. It applies to the tokens, so to every output type and decoder,
+        and greedy Medusa returns the same tokens with it as plain greedy decoding.
         """
         if use_diffusion_decoder is None:
             use_diffusion_decoder = self.config.get("default_use_diffusion_decoder", True)
@@ -368,6 +391,11 @@ class CosmosARVideo2WorldPipeline(HubLayoutMixin, DiffusionPipeline):
                                  "with it")
         self.check_inputs(prompt, do_sample, temperature, top_k, top_p, use_medusa, decoder_num_inference_steps,
                           decoder_guidance_scale, generator, output_type, medusa_kwargs)
+        if previous_frame_logit_bias is None:
+            previous_frame_logit_bias = self.config.get("default_previous_frame_logit_bias", None)
+        previous_frame_logit_bias = 0.0 if previous_frame_logit_bias is None else check_number(
+            "previous_frame_logit_bias", previous_frame_logit_bias, note="nats added to the previous latent frame's "
+            "token; 0 = off")
         device = self._execution_device
         frames = self._conditioning_frames(image, video).to(device, self.dv_tokenizer.dtype)
         batch = frames.shape[0]
@@ -381,7 +409,8 @@ class CosmosARVideo2WorldPipeline(HubLayoutMixin, DiffusionPipeline):
         check_prompt_safety(self.safety_checker, prompt, device)
         text = self._text_features(prompt, batch, device)
         sequences = self.generate_tokens(input_ids, max_new_tokens, text, do_sample, temperature, top_k,
-                                         top_p if do_sample else None, generator, use_medusa, medusa_kwargs)
+                                         top_p if do_sample else None, generator, use_medusa, medusa_kwargs,
+                                         previous_frame_logit_bias)
         video_tokens = sequences[:, int(bov is not None):].reshape(batch, *grid)
         if output_type == "tokens":
             result = video_tokens

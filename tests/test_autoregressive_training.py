@@ -207,3 +207,18 @@ def test_assemble_ar_pipeline_saves_the_trained_model_with_its_call_defaults(bas
         assemble.main(["--ar-model", str(base_run / "model"), "--dv-tokenizer", str(tmp_path / "dv"),
                        "--previous-frame-logit-bias", "nan", "--out", str(tmp_path / "bad")])
     assert not (tmp_path / "bad").exists()
+
+
+def test_next_token_report_scores_the_biased_argmax_between_the_model_and_copying(base_run, tmp_path, capsys):
+    """training/report_nano_ar.py: bias 0 is the model's own top-1; a huge bias always picks the previous latent
+    frame's token, so it scores exactly the copy predictor."""
+    spec = importlib.util.spec_from_file_location("report_nano_ar", REPO / "training" / "report_nano_ar.py")
+    report = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(report)
+    load_script().load_dv_tokenizer("tiny").save_pretrained(tmp_path / "dv")  # the run's tokenizer, as a folder
+    assert report.main(["--model", str(base_run / "model"), "--tokenizer", str(tmp_path / "dv"), "--clips", "2",
+                        "--previous-frame-logit-bias", "0", "1e4"]) == 0
+    scores = json.loads(capsys.readouterr().out)["all"]
+    assert scores["model_top1_bias_0"] == scores["model_top1"]
+    assert scores["model_top1_bias_10000"] == scores["previous_frame_top1"]
+    assert scores["model_top1"] != scores["previous_frame_top1"]  # the two ends differ: the bias has room to act

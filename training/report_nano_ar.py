@@ -4,10 +4,13 @@ never saw, next to the "same token as one latent frame earlier" predictor (the t
 
     .venv/bin/python training/report_nano_ar.py [--model pipelines/cosmos-nano-ar-video2world/ar_model]
         [--tokenizer pipelines/cosmos-nano-tokenizer-dv4x8x8] [--clips 64] [--views 0 1 2 3]
+        [--previous-frame-logit-bias 1 2 ...]
 
 Clips: physics-world scenes with seeds 0..N-1 (the nano runs train on seeds 1000+), all 8 scenes, each seen from
 every camera view in turn (clip i: scene i % 8, view views[(i // 8) % len(views)]), 17 frames at 64x64, 12 fps.
-Scored on the tokens of latent frames 1.. (latent frame 0 is the prompt).
+Scored on the tokens of latent frames 1.. (latent frame 0 is the prompt). With `--previous-frame-logit-bias B`, also
+the top-1 accuracy of the biased argmax the AR pipeline's `previous_frame_logit_bias=B` decodes with
+(`model_top1_bias_B`; teacher-forced: every earlier token is the truth).
 """
 
 import argparse
@@ -17,6 +20,7 @@ import torch
 
 import cosmos_hf  # noqa: F401  (registers cosmos_ar with the Auto classes)
 from cosmos_hf import CosmosARForCausalLM, sim
+from cosmos_hf.autoregressive.medusa import add_previous_frame_logit_bias
 from cosmos_hf.data import frames_to_tensor
 from cosmos_hf.tokenizers import load_tokenizer
 
@@ -29,6 +33,8 @@ def main(argv=None) -> int:
     parser.add_argument("--clips", type=int, default=64)
     parser.add_argument("--views", type=int, nargs="+", default=[0, 1, 2, 3], choices=range(4),
                         help="camera views cycled over the clips")
+    parser.add_argument("--previous-frame-logit-bias", type=float, nargs="+", default=[],
+                        help="also score the argmax with this bias on the previous latent frame's token")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
 
@@ -53,18 +59,25 @@ def main(argv=None) -> int:
         targets = tokens[0, per_frame:]
         ce = torch.nn.functional.cross_entropy(logits, targets, reduction="sum").item()
         correct = (logits.argmax(-1) == targets).sum().item()
-        copy = (targets == tokens[0, :-per_frame]).sum().item()
-        stats = by_view.setdefault(view, {"tokens": 0, "ce": 0.0, "correct": 0, "copy": 0})
+        previous = tokens[0, :-per_frame]
+        copy = (targets == previous).sum().item()
+        stats = by_view.setdefault(view, {"tokens": 0, "ce": 0.0, "correct": 0, "copy": 0,
+                                          **{bias: 0 for bias in args.previous_frame_logit_bias}})
         stats["tokens"] += targets.numel()
         stats["ce"] += ce
         stats["correct"] += correct
         stats["copy"] += copy
+        for bias in args.previous_frame_logit_bias:
+            biased = add_previous_frame_logit_bias(logits, previous.tolist(), bias)
+            stats[bias] += (biased.argmax(-1) == targets).sum().item()
 
     def summary(rows):
         n = sum(r["tokens"] for r in rows)
         return {"tokens": n, "cross_entropy": round(sum(r["ce"] for r in rows) / n, 4),
                 "model_top1": round(sum(r["correct"] for r in rows) / n, 4),
-                "previous_frame_top1": round(sum(r["copy"] for r in rows) / n, 4)}
+                "previous_frame_top1": round(sum(r["copy"] for r in rows) / n, 4),
+                **{f"model_top1_bias_{bias:g}": round(sum(r[bias] for r in rows) / n, 4)
+                   for bias in args.previous_frame_logit_bias}}
 
     report = {"model": args.model, "clips": args.clips, "views": args.views, "all": summary(list(by_view.values())),
               **{f"view{view}": summary([rows]) for view, rows in sorted(by_view.items())}}

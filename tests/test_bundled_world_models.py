@@ -99,6 +99,28 @@ def test_nano_ar_candidate_trees_accept_more_tokens_per_pass_than_the_heads_chai
 
 
 @torch.no_grad()
+def test_nano_ar_dv4x4x4_continues_with_its_saved_bias_and_keep_threshold():
+    pipe = _load("cosmos-nano-ar-video2world-dv4x4x4", disable_safety_checker=True)
+    config = pipe.config
+    assert (config.default_previous_frame_logit_bias, config.default_condition_keep_threshold) == (2.0, 0.2)  # v0.1
+    assert pipe.ar_model.config.latent_shape == [5, 16, 16] and pipe.ar_model.medusa_heads is None
+    assert pipe.dv_tokenizer.config.spatial_compression == 4
+    record = sim.simulate("free_fall", seed=3, num_frames=17, height=64, width=64, fps=12)
+    frames = [Image.fromarray(frame) for frame in record.video[:5]]
+    tokens = pipe(video=frames, output_type="tokens").frames  # the saved bias applies to the tokens
+    assert tokens.shape == (1, 5, 16, 16)
+    assert torch.equal(pipe(video=frames, output_type="tokens", use_medusa=True).frames, tokens)
+    unbiased = pipe(video=frames, output_type="tokens", previous_frame_logit_bias=0).frames
+    # the bias keeps more tokens as they were one latent frame earlier
+    same = lambda grid: (grid[:, 2:] == grid[:, 1:-1]).float().mean()  # noqa: E731
+    assert same(tokens) > same(unbiased)
+    video = pipe(video=frames, output_type="np", use_medusa=True).frames[0]
+    assert video.shape == (17, 64, 64, 3)
+    # the continuation stays close to the simulator (the falling objects move; copy-last scores about 25 dB)
+    mse = np.mean((video[5:] * 255 - record.video[5:].astype(np.float64)) ** 2)
+    assert 10 * np.log10(255**2 / mse) > 22.0
+
+
 def test_nano_dv4x4x4_tokenizer_keeps_the_objects_the_dv4x8x8_loses():
     """The bundled DV4x4x4 (the tokens for AR models that can beat copying): a 5 x 16 x 16 grid of its 1,000 codes
     for 17 frames, and a round trip far sharper than the DV4x8x8's on a held-out clip."""
@@ -192,7 +214,7 @@ def test_nano_multiview_continues_every_camera_of_a_held_out_rig_along_its_path(
 
 
 @pytest.mark.parametrize("name", ["cosmos-nano-video2world", "cosmos-nano-text2world", "cosmos-nano-ar-video2world",
-                                  "cosmos-nano-action-conditioned", "cosmos-nano-camera-control",
+                                  "cosmos-nano-ar-video2world-dv4x4x4", "cosmos-nano-action-conditioned", "cosmos-nano-camera-control",
                                   "cosmos-nano-multiview"])
 def test_bundled_world_model_has_a_model_card(name):
     card = (PIPELINES / name / "README.md").read_text()

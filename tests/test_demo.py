@@ -56,6 +56,9 @@ def pipeline_folders(tmp_path_factory, tiny_video2world_folder):
                                             pad_to_multiple_of=8, medusa_num_heads=2)).eval()
     init_medusa_heads_from_lm_head(ar)
     CosmosARVideo2WorldPipeline(ar, dv).save_pretrained(root / "ar")
+    # the same model with saved call defaults, in the second AR slot (the nano DV4x4x4 AR pipeline's)
+    CosmosARVideo2WorldPipeline(ar, dv, default_previous_frame_logit_bias=2.0, default_condition_keep_threshold=0.1
+                                ).save_pretrained(root / "ar_saved")
     return root
 
 
@@ -68,14 +71,16 @@ def run_demo(out, folders, *extra):
 
 def test_demo_writes_world_model_videos_and_scores_predicted_frames(pipeline_folders, tmp_path, capsys):
     folders = {"video2world": pipeline_folders / "v2w", "text2world": pipeline_folders / "t2w",
-               "ar_video2world": pipeline_folders / "ar", "camera_control": pipeline_folders / "camera",
+               "ar_video2world": pipeline_folders / "ar", "ar_video2world_dv4x4x4": pipeline_folders / "ar_saved",
+               "camera_control": pipeline_folders / "camera",
                "action_conditioned": pipeline_folders / "action", "multiview": pipeline_folders / "multiview"}
     metrics = run_demo(tmp_path / "demo", folders)
 
     # layouts: tokenizers have 4 columns, Video2World-style videos 3, Text2World 2; one row per clip, each under a
     # label strip, panels enlarged PANEL_SCALE times
     panel = SIZE * demo.PANEL_SCALE
-    for name, columns in [("tokenizers", 5), ("video2world", 3), ("text2world", 2), ("ar_video2world", 3)]:
+    for name, columns in [("tokenizers", 5), ("video2world", 3), ("text2world", 2), ("ar_video2world", 3),
+                          ("ar_video2world_dv4x4x4", 3)]:
         video, _ = read_video(tmp_path / "demo" / f"{name}.mp4")
         assert video.shape == (FRAMES, demo.LABEL_HEIGHT + panel, columns * panel, 3), name
     # the first column of video2world.mp4 is the simulator's clip, enlarged
@@ -84,19 +89,25 @@ def test_demo_writes_world_model_videos_and_scores_predicted_frames(pipeline_fol
     video, _ = read_video(tmp_path / "demo" / "video2world.mp4")
     enlarged = truth.repeat(demo.PANEL_SCALE, axis=1).repeat(demo.PANEL_SCALE, axis=2)
     assert psnr(video[:, demo.LABEL_HEIGHT:, :panel], enlarged) > 30  # H.264 only
-    for name in ("video2world", "copy_last", "ar_video2world"):
+    for name in ("video2world", "copy_last", "ar_video2world", "ar_video2world_dv4x4x4"):
         assert set(metrics[name]) >= {"psnr_db", "ssim", "exact_clips"}
         assert np.isfinite(metrics[name]["psnr_db"]) and 0 < metrics[name]["ssim"] <= 1, (name, metrics[name])
     assert "text2world" not in metrics  # no pixel truth for a caption: no metric
     assert metrics["ar_video2world"]["use_medusa"] is True  # the tiny AR model has Medusa heads
     assert metrics["ar_video2world"]["use_diffusion_decoder"] is False  # ... and no diffusion decoder
+    # the second AR folder's saved defaults shape its output and are recorded; the first has none
+    saved = metrics["ar_video2world_dv4x4x4"]
+    assert saved["previous_frame_logit_bias"] == 2.0 and saved["condition_keep_threshold"] == 0.1
+    assert "previous_frame_logit_bias" not in metrics["ar_video2world"]
+    assert saved["psnr_db"] != metrics["ar_video2world"]["psnr_db"]
     assert set(metrics["section_seconds"]) == {"tokenizers", *folders}
     assert "skipped" not in metrics and metrics["clips"] == ["dominoes/seed900000"]
     # metrics.json says what it scores, before the scores
     about = metrics["about"]
     assert list(metrics)[0] == "about"
-    assert "frames 1..16" in about["copy_last"] and "frames 1..16" in about["video2world, ar_video2world"]
-    assert "the first frame" in about["video2world, ar_video2world"] and "12 fps" in about["what"]
+    world_models = about["video2world, ar_video2world, ar_video2world_dv4x4x4"]
+    assert "frames 1..16" in about["copy_last"] and "frames 1..16" in world_models
+    assert "the first frame" in world_models and "12 fps" in about["what"]
     assert "psnr_db and ssim" in about["higher_is_better"]
     assert about["videos"]["video2world.mp4"] == "ground truth | copy-last | Video2World"
     assert set(about["videos"]) >= {f"{name}.mp4" for name in ("tokenizers", "video2world", "text2world",
@@ -140,14 +151,15 @@ def test_demo_writes_world_model_videos_and_scores_predicted_frames(pipeline_fol
 def test_missing_pipeline_folders_are_skipped_with_a_note(pipeline_folders, tmp_path, capsys):
     missing = tmp_path / "no-such-pipeline"
     folders = {"video2world": pipeline_folders / "v2w", "text2world": missing, "ar_video2world": missing,
-               "camera_control": missing, "action_conditioned": missing, "multiview": missing}
+               "ar_video2world_dv4x4x4": missing, "camera_control": missing, "action_conditioned": missing,
+               "multiview": missing}
     metrics = run_demo(tmp_path / "demo", folders)
     printed = capsys.readouterr().out
     assert f"note: skipping text2world: {missing} not found" in printed
     assert f"note: skipping ar_video2world: {missing} not found" in printed
     assert f"note: skipping multiview: {missing} not found" in printed
-    assert set(metrics["skipped"]) == {"text2world", "ar_video2world", "camera_control", "action_conditioned",
-                                       "multiview"}
+    assert set(metrics["skipped"]) == {"text2world", "ar_video2world", "ar_video2world_dv4x4x4", "camera_control",
+                                       "action_conditioned", "multiview"}
     assert "ar_video2world" not in metrics and np.isfinite(metrics["video2world"]["psnr_db"])
     assert not (tmp_path / "demo" / "text2world.mp4").exists() and (tmp_path / "demo" / "video2world.mp4").exists()
 

@@ -14,8 +14,10 @@ the bundled nano models (pipelines/) do with them:
    - Text2World (pipelines/cosmos-nano-text2world): each clip's caption alone -> `text2world.mp4`
      (the caption's simulator clip | nano Text2World, one prompt per row). No metric: a caption does not determine
      the camera, colours or starting positions, so there is no ground truth to compare pixels with.
-   - AR Video2World (pipelines/cosmos-nano-ar-video2world): greedy token generation (Medusa when the model has
-     heads; its diffusion decoder when it has one) from the first frame -> `ar_video2world.mp4` + metrics as above.
+   - AR Video2World (pipelines/cosmos-nano-ar-video2world, on DV4x8x8 tokens, and
+     pipelines/cosmos-nano-ar-video2world-dv4x4x4): greedy token generation (greedy Medusa: the same tokens, faster;
+     the diffusion decoder when the folder defaults to it; the folder's saved call defaults) from the first frame ->
+     `ar_video2world.mp4` / `ar_video2world_dv4x4x4.mp4` + metrics as above.
 3. Post-trained world models, each one whose folder exists (`--skip-world-models` skips them too), on held-out clips
    of their own task, simulated at their own size, frame count and frame rate (`pipe.config`), from the first frame
    and the clip's true condition -> `<name>.mp4` (simulator | copy-last | model) + PSNR / SSIM as above:
@@ -32,7 +34,7 @@ what each baseline does. Clips are simulated at the models' training frame rate 
 generator seed (`--seed`), so a run repeats.
 
     python -m cosmos_hf.demo --out outputs/demo [--steps 35] [--clips 4] [--skip-world-models]
-        [--video2world DIR] [--text2world DIR] [--ar-video2world DIR]
+        [--video2world DIR] [--text2world DIR] [--ar-video2world DIR] [--ar-video2world-dv4x4x4 DIR]
         [--camera-control DIR] [--action-conditioned DIR] [--multiview DIR]
 """
 
@@ -57,6 +59,7 @@ NANO_WORLD_MODELS = {
     "video2world": REPO_ROOT / "pipelines" / "cosmos-nano-video2world",
     "text2world": REPO_ROOT / "pipelines" / "cosmos-nano-text2world",
     "ar_video2world": REPO_ROOT / "pipelines" / "cosmos-nano-ar-video2world",
+    "ar_video2world_dv4x4x4": REPO_ROOT / "pipelines" / "cosmos-nano-ar-video2world-dv4x4x4",
 }
 NANO_POST_TRAINED = {
     "camera_control": REPO_ROOT / "pipelines" / "cosmos-nano-camera-control",
@@ -108,6 +111,7 @@ WORLD_MODEL_COLUMNS = {
     "video2world": ("ground truth", "copy-last", "Video2World"),
     "text2world": ("simulator clip", "Text2World"),
     "ar_video2world": ("ground truth", "copy-last", "AR model"),
+    "ar_video2world_dv4x4x4": ("ground truth", "copy-last", "AR on DV4x4x4"),
     "camera_control": ("simulator", "copy-last", "camera model"),
     "action_conditioned": ("simulator", "copy-last", "action model"),
     "multiview": ("simulator (all cameras)", "copy-last", "multi-view model"),
@@ -202,6 +206,7 @@ def load_world_model(folder: Path, expected: str):
         "video2world": isinstance(pipe, CosmosVideo2WorldPipeline) and not isinstance(pipe, post_trained),
         "text2world": isinstance(pipe, CosmosText2WorldPipeline) and not isinstance(pipe, CosmosVideo2WorldPipeline),
         "ar_video2world": isinstance(pipe, CosmosARVideo2WorldPipeline),
+        "ar_video2world_dv4x4x4": isinstance(pipe, CosmosARVideo2WorldPipeline),
         "camera_control": isinstance(pipe, CosmosCameraControlPipeline),
         "action_conditioned": isinstance(pipe, CosmosActionConditionedPipeline),
         "multiview": isinstance(pipe, CosmosMultiViewPipeline),
@@ -267,13 +272,20 @@ def run_video2world(pipe, clips, args):
 
 
 def run_ar_video2world(pipe, clips, args):
-    """Greedy AR continuation of each clip's first frame (Medusa / diffusion decoder when the model has them)."""
+    """Greedy AR continuation of each clip's first frame with greedy Medusa (the same tokens as plain greedy decoding:
+    the model's heads, or without heads the previous latent frame's tokens, propose), the diffusion decoder when the
+    folder defaults to it, and the folder's other saved call defaults."""
     from .data import frames_to_tensor
 
-    options = {"use_medusa": getattr(pipe.ar_model, "medusa_heads", None) is not None,
-               # the folder's saved default (the nano AR pipeline decodes with its DV tokenizer)
-               "use_diffusion_decoder": pipe.has_diffusion_decoder and not args.no_ar_diffusion_decoder
-               and bool(pipe.config.get("default_use_diffusion_decoder", True))}
+    call = {"use_medusa": True,
+            # the folder's saved default (the nano AR pipelines decode with their DV tokenizer)
+            "use_diffusion_decoder": pipe.has_diffusion_decoder and not args.no_ar_diffusion_decoder
+            and bool(pipe.config.get("default_use_diffusion_decoder", True))}
+    # recorded in metrics.json: the call's options and the folder's saved defaults that shaped the output
+    options = dict(call)
+    for name in ("previous_frame_logit_bias", "condition_keep_threshold", "condition_detail_gate"):
+        if pipe.config.get(f"default_{name}") is not None:
+            options[name] = pipe.config.get(f"default_{name}")
     if pipe.pixel_size != (args.size, args.size):
         options["resized_from"] = list(pipe.pixel_size)  # scored after area-resizing to the clips' size
         print(f"note: the AR model generates {pipe.pixel_size} frames; resized to {args.size}x{args.size} to compare")
@@ -281,7 +293,7 @@ def run_ar_video2world(pipe, clips, args):
     for clip in clips:
         video = clip["video"]
         output = pipe(video=frames_to_tensor(video[:NUM_CONDITION_FRAMES]), prompt=clip["caption"], do_sample=False,
-                      generator=torch.Generator("cpu").manual_seed(args.seed), output_type="np", **options).frames
+                      generator=torch.Generator("cpu").manual_seed(args.seed), output_type="np", **call).frames
         predictions.append(to_uint8_video(output, args.size))
     return predictions, options
 
@@ -326,12 +338,13 @@ def write_section_video(out: Path, name: str, rows, fps: float, start: float, se
 
 def run_world_models(clips, out: Path, args, summary: dict, section_seconds: dict) -> None:
     """The world-model section: one video (and metrics) per pipeline folder that exists."""
-    folders = {"video2world": args.video2world, "text2world": args.text2world, "ar_video2world": args.ar_video2world}
+    folders = {"video2world": args.video2world, "text2world": args.text2world, "ar_video2world": args.ar_video2world,
+               "ar_video2world_dv4x4x4": args.ar_video2world_dv4x4x4}
     baseline = [copy_last_frame(clip["video"]) for clip in clips]
     baseline_scores = [score_predicted_frames(clip["video"], pred) for clip, pred in zip(clips, baseline)]
 
     for name, folder, pipe, start in installed_world_models(folders, summary):
-        if name == "ar_video2world" and pipe.num_output_frames != args.frames:
+        if name.startswith("ar_video2world") and pipe.num_output_frames != args.frames:
             skip_model(summary, name, f"{folder} generates {pipe.num_output_frames} frames (its token grid); --frames "
                                       f"is {args.frames}")
             continue
@@ -463,9 +476,10 @@ def describe_metrics(args) -> dict:
                                           "each clip",
         "bilinear_baseline": "a codec that learns nothing, with CV4x8x8's budget of stored values: every 4th frame "
                              "shrunk bilinearly, then enlarged and held",
-        "video2world, ar_video2world": f"the world models, given {given} of each clip (and its caption, where the "
-                                       f"model reads text), generate the clip; scored on {scored}, the frames they "
-                                       "predict",
+        "video2world, ar_video2world, ar_video2world_dv4x4x4": f"the world models, given {given} of each clip (and "
+                                                               f"its caption, where the model reads text), generate "
+                                                               f"the clip; scored on {scored}, the frames they "
+                                                               "predict",
         "copy_last": f"the world models' baseline: every predicted frame repeats the last given frame (nothing "
                      f"moves); scored on {scored} like them. A world model has learned motion where it beats this",
         "text2world": "generated from the caption alone and not scored: a caption fixes neither camera nor colours "
@@ -506,6 +520,8 @@ def main(argv=None):
     parser.add_argument("--video2world", default=str(NANO_WORLD_MODELS["video2world"]), help="pipeline folder")
     parser.add_argument("--text2world", default=str(NANO_WORLD_MODELS["text2world"]), help="pipeline folder")
     parser.add_argument("--ar-video2world", default=str(NANO_WORLD_MODELS["ar_video2world"]), help="pipeline folder")
+    parser.add_argument("--ar-video2world-dv4x4x4", default=str(NANO_WORLD_MODELS["ar_video2world_dv4x4x4"]),
+                        help="pipeline folder")
     for name, folder in NANO_POST_TRAINED.items():
         parser.add_argument(f"--{name.replace('_', '-')}", default=str(folder),
                             help="post-trained pipeline folder (simulated at its own size, frames and fps)")

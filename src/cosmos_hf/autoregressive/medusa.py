@@ -121,8 +121,8 @@ def _keep_cache_entries(cache: Cache, past: int, keep: list[int]) -> None:
         cache.crop(past + len(keep) - total)  # negative = remove that many from the end
 
 
-@torch.no_grad()
-def add_previous_frame_logit_bias(logits: torch.Tensor, previous_tokens: list[int | None], bias: float) -> torch.Tensor:
+def add_previous_frame_logit_bias(logits: torch.Tensor, previous_tokens: list[int | None],
+                                  bias: float) -> torch.Tensor:
     """`logits` [N, V] with `bias` added, in each row, to the logit of that row's `previous_tokens` entry: the token at
     the same (h, w) one latent frame earlier (None: the row predicts a token of the first latent frame, left as is).
 
@@ -146,6 +146,7 @@ def check_candidate_sources(model, num_candidates: int | None = None, temporal_c
                          "frame's tokens are then the only candidates)")
 
 
+@torch.no_grad()
 def medusa_generate(
     model,
     input_ids: torch.LongTensor,

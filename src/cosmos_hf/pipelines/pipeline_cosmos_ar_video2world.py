@@ -298,15 +298,15 @@ class CosmosARVideo2WorldPipeline(HubLayoutMixin, DiffusionPipeline):
             return torch.cat(rows)
         tokens_per_frame = model.config.latent_shape[1] * model.config.latent_shape[2]
         video_start = int(model.config.bov_token_id is not None)  # sequence index of video token 0
+        prompt_length = input_ids.shape[1]
         cache = DynamicCache()
         out = model(input_ids, cache=cache, use_cache=True, logits_to_keep=1, **text)
         new = []
         with self.progress_bar(total=max_new_tokens) as progress_bar:
             for step in range(max_new_tokens):
                 logits = out.logits[:, -1]
-                previous = input_ids.shape[1] + step - tokens_per_frame  # one frame before the token predicted now
+                previous = prompt_length + step - tokens_per_frame  # one frame before the token predicted now
                 if previous_frame_logit_bias and previous >= video_start:
-                    prompt_length = input_ids.shape[1]
                     column = input_ids[:, previous] if previous < prompt_length else new[previous - prompt_length]
                     logits = add_previous_frame_logit_bias(logits, column.tolist(), previous_frame_logit_bias)
                 next_tokens = sample_next_tokens(logits, do_sample, temperature, top_k, top_p, generator)

@@ -236,6 +236,34 @@ def test_still_detail_report_scores_what_the_pipeline_outputs_for_each_setting(p
     assert np.abs(biased.astype(int) - outputs[0].astype(int)).max() > 1
 
 
+def test_still_detail_report_true_tokens_score_the_round_trip_of_the_true_clip(pipe):
+    """--true-tokens: the setting decodes the DV tokens of the whole true clip (the tokenizer's ceiling) and
+    post-processes them with the first frames as conditioning, as the pipeline would for perfect tokens."""
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "training" / "report_ar_still_detail.py"
+    spec = importlib.util.spec_from_file_location("report_ar_still_detail", script)
+    report = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(report)
+    truth = frames(9, seed=7)  # [1, 3, 9, 16, 16]
+    clip = ((truth[0].permute(1, 2, 3, 0) + 1) * 127.5).round().to(torch.uint8).numpy()
+    truth = torch.from_numpy(clip).permute(3, 0, 1, 2)[None].float() / 127.5 - 1.0  # what the report reads
+    setting = report.StillDetailSetting(report.TrueTokens(pipe), 0.05, None)
+    assert setting.requires_ground_truth  # run_physics_benchmark passes the clip only to such predictors
+    ours = setting(clip[:5], "", 9, {"ground_truth": clip})
+    round_trip = pipe.dv_tokenizer.detokenize(pipe.dv_tokenizer.tokenize(truth)).float().clamp(-1, 1)
+    expected = pipe.restore_still_detail(truth[:, :, :5], round_trip, keep_threshold=0.05)
+    expected = ((expected[0].permute(1, 2, 3, 0) + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()
+    assert np.array_equal(ours, expected)
+    # the predicted frames decode the truth's own tokens: a still truth decodes differently (the tiny random DV
+    # barely separates clips, so without a keep threshold, which would hide the difference)
+    raw = report.StillDetailSetting(report.TrueTokens(pipe), None, None)
+    still_truth = np.repeat(clip[4:5], 9, axis=0)
+    assert not np.array_equal(raw(clip[:5], "", 9, {"ground_truth": clip})[5:],
+                              raw(clip[:5], "", 9, {"ground_truth": still_truth})[5:])
+
+
 def test_saved_keep_threshold_applies_to_the_dv_decode_only(dv, tmp_path):
     saved, explicit = saved_and_explicit(dv, default_condition_keep_threshold=1.0)
     video = frames(1, seed=3)

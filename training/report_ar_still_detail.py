@@ -11,7 +11,8 @@ The keep threshold and detail gate only post-process the DV decode (`CosmosARVid
 so one greedy generation per clip and bias serves every pair, where `cosmos-hf eval physics --pipeline-kwargs ...`
 would generate again for each. The numbers are the same as that command's for the same setting (the same clips,
 `score_prediction` and uint8 frames). Use held-out validation seeds (e.g. 100) to choose, and report the benchmark's seeds 0-2 with
-`cosmos-hf eval physics`.
+`cosmos-hf eval physics`. `--true-tokens` adds the DV round trip of each true clip under every setting: the scores
+of a model that predicts every token right, the ceiling the tokenizer leaves.
 """
 
 import argparse
@@ -50,15 +51,40 @@ class SharedGreedyAR:
         return self.cache[key]
 
 
+class TrueTokens:
+    """The DV round trip of the true clip: what the pipeline would decode if the model predicted every token right,
+    so the ceiling its tokenizer (and each keep / gate setting) puts on the scores. Needs the benchmark's ground
+    truth; the conditioning frames given are the clip's first ones."""
+
+    requires_ground_truth = True
+
+    def __init__(self, pipe):
+        self.pipe, self.cache = pipe, {}
+
+    @torch.no_grad()
+    def decode(self, cond_frames: np.ndarray, ground_truth: np.ndarray):
+        clip = torch.from_numpy(ground_truth).permute(3, 0, 1, 2)[None].float() / 127.5 - 1.0
+        key = hashlib.sha1(ground_truth.tobytes() + str(ground_truth.shape).encode()).hexdigest()
+        if key not in self.cache:
+            self.cache.clear()
+            tokenizer = self.pipe.dv_tokenizer
+            self.cache[key] = tokenizer.detokenize(tokenizer.tokenize(clip)).float().clamp(-1, 1)
+        return clip[:, :, : len(cond_frames)], self.cache[key]
+
+
 class StillDetailSetting:
     """One (keep threshold, detail gate) pair applied to the shared decode; returns uint8 [T, H, W, 3] as the
     pipeline's `output_type="np"` (rounded to nearest)."""
 
-    def __init__(self, shared: SharedGreedyAR, keep: float | None, gate: float | None):
+    def __init__(self, shared: SharedGreedyAR | TrueTokens, keep: float | None, gate: float | None):
         self.shared, self.keep, self.gate = shared, keep, gate
+        self.requires_ground_truth = getattr(shared, "requires_ground_truth", False)
 
     def __call__(self, cond_frames, caption, num_frames, context=None):
-        frames, decoded = self.shared.decode(cond_frames)
+        if self.requires_ground_truth:
+            frames, decoded = self.shared.decode(cond_frames, context["ground_truth"])
+        else:
+            frames, decoded = self.shared.decode(cond_frames)
         if self.keep is not None or self.gate is not None:
             decoded = self.shared.pipe.restore_still_detail(frames, decoded, self.keep, self.gate)
         video = ((decoded[0].permute(1, 2, 3, 0) + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()
@@ -86,6 +112,9 @@ def main(argv=None) -> int:
     parser.add_argument("--keep", type=float, nargs="+", default=[0.0], help="keep thresholds (0 = off)")
     parser.add_argument("--gate", type=float, nargs="+", default=[0.0], help="detail gates (0 = off)")
     parser.add_argument("--use-medusa", action="store_true", help="greedy Medusa (the same tokens, faster)")
+    parser.add_argument("--true-tokens", action="store_true",
+                        help="also score the DV round trip of each true clip with every keep / gate setting (the "
+                             "ceiling the tokenizer puts on a model that predicts every token right)")
     parser.add_argument("--out", required=True, help="results JSON")
     args = parser.parse_args(argv)
     for name, values in (("--keep", args.keep), ("--gate", args.gate)):
@@ -101,6 +130,12 @@ def main(argv=None) -> int:
         for keep in args.keep:
             for gate in args.gate:
                 predictors[setting_name(keep, gate, bias)] = StillDetailSetting(shared, keep or None, gate or None)
+    if args.true_tokens:
+        true_tokens = TrueTokens(pipe)
+        for keep in args.keep:
+            for gate in args.gate:
+                predictors[f"true tokens, {setting_name(keep, gate)}"] = StillDetailSetting(true_tokens, keep or None,
+                                                                                            gate or None)
     seeds = range(args.seed_offset, args.seed_offset + args.seeds)
     results = run_physics_benchmark(predictors, sim.SCENES, seeds, range(args.views), cond_frames=args.cond_frames,
                                     num_frames=args.num_frames, fps=args.fps)

@@ -222,3 +222,8 @@ def test_next_token_report_scores_the_biased_argmax_between_the_model_and_copyin
     assert scores["model_top1_bias_0"] == scores["model_top1"]
     assert scores["model_top1_bias_10000"] == scores["previous_frame_top1"]
     assert scores["model_top1"] != scores["previous_frame_top1"]  # the two ends differ: the bias has room to act
+    # the changed / unchanged split recombines into the overall top-1, and copying is right exactly where unchanged
+    assert scores["changed_fraction"] == pytest.approx(1 - scores["previous_frame_top1"], abs=2e-4)
+    changed = scores["changed_fraction"]
+    assert (changed * scores["model_top1_changed"] + (1 - changed) * scores["model_top1_unchanged"]
+            == pytest.approx(scores["model_top1"], abs=1e-3))

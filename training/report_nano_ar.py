@@ -10,7 +10,10 @@ Clips: physics-world scenes with seeds 0..N-1 (the nano runs train on seeds 1000
 every camera view in turn (clip i: scene i % 8, view views[(i // 8) % len(views)]), 17 frames at 64x64, 12 fps.
 Scored on the tokens of latent frames 1.. (latent frame 0 is the prompt). With `--previous-frame-logit-bias B`, also
 the top-1 accuracy of the biased argmax the AR pipeline's `previous_frame_logit_bias=B` decodes with
-(`model_top1_bias_B`; teacher-forced: every earlier token is the truth).
+(`model_top1_bias_B`; teacher-forced: every earlier token is the truth). `changed_fraction` is the share of tokens
+that differ from the previous latent frame's (where something moved; copying gets none of them right), and
+`model_top1_changed` / `model_top1_unchanged` split the model's top-1 between those and the rest: a model can beat
+copying on top-1 while still missing most of what moves.
 """
 
 import argparse
@@ -61,21 +64,30 @@ def main(argv=None) -> int:
         correct = (logits.argmax(-1) == targets).sum().item()
         previous = tokens[0, :-per_frame]
         copy = (targets == previous).sum().item()
-        stats = by_view.setdefault(view, {"tokens": 0, "ce": 0.0, "correct": 0, "copy": 0,
+        changed = targets != previous
+        stats = by_view.setdefault(view, {"tokens": 0, "ce": 0.0, "correct": 0, "copy": 0, "changed": 0,
+                                          "correct_changed": 0,
                                           **{bias: 0 for bias in args.previous_frame_logit_bias}})
         stats["tokens"] += targets.numel()
         stats["ce"] += ce
         stats["correct"] += correct
         stats["copy"] += copy
+        stats["changed"] += changed.sum().item()
+        stats["correct_changed"] += (logits.argmax(-1) == targets)[changed].sum().item()
         for bias in args.previous_frame_logit_bias:
             biased = add_previous_frame_logit_bias(logits, previous.tolist(), bias)
             stats[bias] += (biased.argmax(-1) == targets).sum().item()
 
     def summary(rows):
         n = sum(r["tokens"] for r in rows)
+        changed, correct_changed = sum(r["changed"] for r in rows), sum(r["correct_changed"] for r in rows)
+        correct = sum(r["correct"] for r in rows)
         return {"tokens": n, "cross_entropy": round(sum(r["ce"] for r in rows) / n, 4),
-                "model_top1": round(sum(r["correct"] for r in rows) / n, 4),
+                "model_top1": round(correct / n, 4),
                 "previous_frame_top1": round(sum(r["copy"] for r in rows) / n, 4),
+                "changed_fraction": round(changed / n, 4),
+                "model_top1_changed": round(correct_changed / changed, 4) if changed else None,
+                "model_top1_unchanged": round((correct - correct_changed) / (n - changed), 4) if n > changed else None,
                 **{f"model_top1_bias_{bias:g}": round(sum(r[bias] for r in rows) / n, 4)
                    for bias in args.previous_frame_logit_bias}}
 

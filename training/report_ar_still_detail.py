@@ -54,7 +54,8 @@ class SharedGreedyAR:
 class TrueTokens:
     """The DV round trip of the true clip: what the pipeline would decode if the model predicted every token right,
     so the ceiling its tokenizer (and each keep / gate setting) puts on the scores. Needs the benchmark's ground
-    truth; the conditioning frames given are the clip's first ones."""
+    truth; the conditioning frames given are the clip's first ones. (`cosmos-hf eval physics --tokenizer-bound` scores
+    the bare round trip; this one goes through the AR pipeline's own keep threshold and gate.)"""
 
     requires_ground_truth = True
 

@@ -127,6 +127,34 @@ def test_config_errors_are_clear(tmp_path):
         script.main(["--config", str(CONFIG), "--output_dir", str(tmp_path / "b"), "--set", "training.batch_size=4"])
 
 
+def test_changed_token_loss_weight_weights_what_changes_from_the_previous_latent_frame(tmp_path):
+    script = load_script()
+    torch.manual_seed(0)
+    # <bov> then 3 latent frames of 2 tokens: only frames 1 and 2 have a previous frame to differ from
+    ids = torch.tensor([[99, 5, 6, 5, 7, 8, 7]])
+    logits = torch.randn(1, 7, 100)
+    ce = torch.nn.functional.cross_entropy(logits[0, :-1], ids[0, 1:], reduction="none")
+    # targets at sequence positions 1..6; changed from two positions earlier: 4 (7 vs 6) and 5 (8 vs 5)
+    weights = torch.tensor([1.0, 1.0, 1.0, 3.0, 3.0, 1.0])
+    got = script.changed_token_weighted_cross_entropy(logits, ids, tokens_per_frame=2, video_start=1, weight=3.0)
+    torch.testing.assert_close(got, (ce * weights).sum() / weights.sum())
+    plain = script.changed_token_weighted_cross_entropy(logits, ids, tokens_per_frame=2, video_start=1, weight=1.0)
+    torch.testing.assert_close(plain, ce.mean())  # weight 1 is the reference's cross-entropy
+    # a 2-step run with the weight trains and logs the weighted loss next to the plain cross-entropy
+    output = tmp_path / "weighted"
+    assert script.main(["--config", str(CONFIG), "--output_dir", str(output), "--max_train_steps", "1",
+                        "--set", "training.changed_token_loss_weight=4"]) == 0
+    entry = json.loads((output / "train_log.jsonl").read_text().splitlines()[0])
+    assert entry["loss"] != pytest.approx(entry["ce_loss"] + entry["z_loss"], rel=1e-5)
+    for bad in ("0", "-1", "nan"):
+        with pytest.raises(ValueError, match="changed_token_loss_weight must be a finite number > 0"):
+            script.main(["--config", str(CONFIG), "--output_dir", str(tmp_path / "bad"), "--set",
+                         f"training.changed_token_loss_weight={bad}"])
+    with pytest.raises(ValueError, match="base next-token loss only"):
+        script.main(["--config", str(CONFIG), "--output_dir", str(tmp_path / "bad"), "--medusa", "--pretrained_model",
+                     str(output / "model"), "--set", "training.changed_token_loss_weight=2"])
+
+
 def test_token_cache_cycles_views_and_refuses_a_cache_of_other_clips(tmp_path):
     from cosmos_hf.data import physics_token_cache
 

@@ -14,7 +14,11 @@ Data: clips of the built-in physics world (`cosmos_hf.sim`) are simulated once, 
 flattened t-major (`<bov>` first for Video2World models, which also get the clip caption through their text encoder
 for cross-attention).
 
-Loss: `CosmosARForCausalLM`'s cross-entropy + `z_loss_coeff * mean(logsumexp(logits)^2)`.
+Loss: `CosmosARForCausalLM`'s cross-entropy + `z_loss_coeff * mean(logsumexp(logits)^2)`. With
+`training.changed_token_loss_weight: w` (not in the reference; default 1 = its loss) the cross-entropy of each token
+that differs from the token at the same (h, w) one latent frame earlier (where something moved) is weighted w, the
+rest 1, normalised by the weights' sum (`changed_token_weighted_cross_entropy`); `ce_loss` in the log stays the
+unweighted cross-entropy.
 
 `--medusa` (or `medusa.enabled: true`): add `medusa.num_heads` Medusa heads to a pre-trained model, initialise them
 from the LM head, and train them with everything frozen except the heads, the last `medusa.unfreeze_last_layers`
@@ -86,6 +90,7 @@ DEFAULT_CONFIG = {
         "adam_betas": [0.9, 0.95],
         "adam_weight_decay": 0.1,
         "max_grad_norm": 1.0,
+        "changed_token_loss_weight": 1.0,  # > 1: weight the tokens that change from the previous latent frame
         "mixed_precision": None,  # set through accelerate (config file / --mixed_precision)
         "gradient_checkpointing": False,
         "checkpointing_steps": 50,
@@ -275,7 +280,28 @@ def resolve_config(args) -> dict:
         config["model"]["pretrained_model"] = args.pretrained_model
     if args.medusa:
         config["medusa"]["enabled"] = True
+    weight = config["training"]["changed_token_loss_weight"]
+    if not (isinstance(weight, (int, float)) and math.isfinite(weight) and weight > 0):
+        raise ValueError(f"training.changed_token_loss_weight must be a finite number > 0 (1 = the reference's loss), "
+                         f"got {weight!r}")
+    if weight != 1 and config["medusa"]["enabled"]:
+        raise ValueError("training.changed_token_loss_weight applies to the base next-token loss only; leave it at 1 "
+                         "with --medusa")
     return config
+
+
+def changed_token_weighted_cross_entropy(logits: torch.Tensor, input_ids: torch.Tensor, tokens_per_frame: int,
+                                         video_start: int, weight: float) -> torch.Tensor:
+    """Next-token cross-entropy where each target token that differs from the token `tokens_per_frame` positions
+    earlier (the same (h, w) one latent frame before; only from `video_start + tokens_per_frame` on) counts `weight`
+    times, every other token once; normalised by the weights' sum, so weight 1 is the plain mean."""
+    logits, targets = logits[:, :-1].float(), input_ids[:, 1:]
+    ce = torch.nn.functional.cross_entropy(logits.transpose(1, 2), targets, reduction="none")  # [B, L - 1]
+    positions = torch.arange(1, input_ids.shape[1], device=input_ids.device)  # each target's sequence index
+    earlier = positions - tokens_per_frame
+    changed = (targets != input_ids[:, earlier.clamp(min=0)]) & (earlier >= video_start)
+    weights = torch.where(changed, float(weight), 1.0)
+    return (ce * weights).sum() / weights.sum()
 
 
 def train_step(model, batch, text_encoding, config, accelerator, optimizer, lr_scheduler, trainable, step: int):
@@ -290,6 +316,12 @@ def train_step(model, batch, text_encoding, config, accelerator, optimizer, lr_s
                                                            config["model"]["max_sequence_length"],
                                                            device=accelerator.device, dtype=torch.float32)
     out = model(input_ids=input_ids, labels=input_ids, use_cache=False, **text)
+    weight = config["training"]["changed_token_loss_weight"]
+    if weight != 1:
+        unwrapped = accelerator.unwrap_model(model).config
+        out.loss = changed_token_weighted_cross_entropy(
+            out.logits, input_ids, unwrapped.latent_shape[1] * unwrapped.latent_shape[2],
+            int(unwrapped.bov_token_id is not None), weight) + out.z_loss
     if not torch.isfinite(out.loss):
         raise RuntimeError(f"loss is {out.loss.item()} at step {step} (ce {out.ce_loss.item()}, z "
                            f"{out.z_loss.item()}); stopping without saving. Lower training.learning_rate or check "

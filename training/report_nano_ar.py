@@ -61,7 +61,8 @@ def main(argv=None) -> int:
         logits = model(inputs).logits[0, per_frame - 1 + offset : num_tokens - 1 + offset].float()
         targets = tokens[0, per_frame:]
         ce = torch.nn.functional.cross_entropy(logits, targets, reduction="sum").item()
-        correct = (logits.argmax(-1) == targets).sum().item()
+        hits = logits.argmax(-1) == targets
+        correct = hits.sum().item()
         previous = tokens[0, :-per_frame]
         copy = (targets == previous).sum().item()
         changed = targets != previous
@@ -73,7 +74,7 @@ def main(argv=None) -> int:
         stats["correct"] += correct
         stats["copy"] += copy
         stats["changed"] += changed.sum().item()
-        stats["correct_changed"] += (logits.argmax(-1) == targets)[changed].sum().item()
+        stats["correct_changed"] += hits[changed].sum().item()
         for bias in args.previous_frame_logit_bias:
             biased = add_previous_frame_logit_bias(logits, previous.tolist(), bias)
             stats[bias] += (biased.argmax(-1) == targets).sum().item()

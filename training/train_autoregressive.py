@@ -318,10 +318,10 @@ def train_step(model, batch, text_encoding, config, accelerator, optimizer, lr_s
     out = model(input_ids=input_ids, labels=input_ids, use_cache=False, **text)
     weight = config["training"]["changed_token_loss_weight"]
     if weight != 1:
-        unwrapped = accelerator.unwrap_model(model).config
+        model_config = accelerator.unwrap_model(model).config
         out.loss = changed_token_weighted_cross_entropy(
-            out.logits, input_ids, unwrapped.latent_shape[1] * unwrapped.latent_shape[2],
-            int(unwrapped.bov_token_id is not None), weight) + out.z_loss
+            out.logits, input_ids, model_config.latent_shape[1] * model_config.latent_shape[2],
+            int(model_config.bov_token_id is not None), weight) + out.z_loss
     if not torch.isfinite(out.loss):
         raise RuntimeError(f"loss is {out.loss.item()} at step {step} (ce {out.ce_loss.item()}, z "
                            f"{out.z_loss.item()}); stopping without saving. Lower training.learning_rate or check "

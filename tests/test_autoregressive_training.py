@@ -155,6 +155,77 @@ def test_changed_token_loss_weight_weights_what_changes_from_the_previous_latent
                      str(output / "model"), "--set", "training.changed_token_loss_weight=2"])
 
 
+def test_scheduled_sampling_feeds_back_the_models_argmax_from_the_second_latent_frame(tmp_path):
+    script = load_script()
+    ids = torch.tensor([[99, 5, 6, 5, 7, 8, 7]])  # <bov> then 3 latent frames of 2 tokens
+    logits = torch.full((1, 7, 100), -1.0)
+    for i, token in enumerate([11, 12, 13, 14, 15, 16, 17]):  # the logits at i predict the token at i + 1
+        logits[0, i, token] = 5.0
+    torch.manual_seed(0)
+    assert torch.equal(script.mix_in_model_predictions(ids, logits, 0.0, start=3), ids)
+    every = script.mix_in_model_predictions(ids, logits, 1.0, start=3)  # from the second latent frame on
+    assert every.tolist() == [[99, 5, 6, 13, 14, 15, 16]]
+    torch.manual_seed(0)
+    half = script.mix_in_model_predictions(torch.zeros(1, 4000, dtype=torch.long), torch.zeros(1, 4000, 3).index_fill_(
+        2, torch.tensor([2]), 1.0), 0.5, start=1000)
+    assert not half[:, :1000].any() and 0.45 < (half[:, 1000:] == 2).float().mean() < 0.55
+    # a 1-step run trains on the mixed inputs against the true tokens; bad rates and Medusa are refused
+    output = tmp_path / "scheduled"
+    assert script.main(["--config", str(CONFIG), "--output_dir", str(output), "--max_train_steps", "1",
+                        "--set", "training.scheduled_sampling_rate=0.5"]) == 0
+    assert "scheduled_sampling_rate 0.5" in (output / "model" / "README.md").read_text()
+    for bad in ("1", "-0.1", "nan"):
+        with pytest.raises(ValueError, match=r"scheduled_sampling_rate must be a number in \[0, 1\)"):
+            script.main(["--config", str(CONFIG), "--output_dir", str(tmp_path / "bad"), "--set",
+                         f"training.scheduled_sampling_rate={bad}"])
+    with pytest.raises(ValueError, match="scheduled_sampling_rate applies to the base model"):
+        script.main(["--config", str(CONFIG), "--output_dir", str(tmp_path / "bad"), "--medusa", "--pretrained_model",
+                     str(output / "model"), "--set", "training.scheduled_sampling_rate=0.2"])
+
+
+def test_grow_layers_deepens_a_model_without_changing_its_outputs(tmp_path):
+    from cosmos_hf import CosmosARConfig
+    from cosmos_hf.autoregressive.modeling_cosmos_ar import CosmosARForCausalLM
+
+    script = load_script()
+    torch.manual_seed(0)
+    config = CosmosARConfig(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=3,
+                            num_attention_heads=2, num_key_value_heads=1, latent_shape=[2, 2, 2])
+    model = CosmosARForCausalLM(config).eval()
+    grown = script.grow_layers(model, 5).eval()
+    assert grown.config.num_hidden_layers == 5 and model.config.num_hidden_layers == 3
+    ids = torch.randint(0, 64, (2, 8))
+    torch.testing.assert_close(grown(input_ids=ids).logits, model(input_ids=ids).logits)
+    # old layers 0, 1, 2 at 0, 2, 3; the new ones (1, 4) follow old 0 and 2 as copies with zeroed output projections
+    for new_index, old_index in ((0, 0), (1, 0), (2, 1), (3, 2), (4, 2)):
+        torch.testing.assert_close(grown.model.layers[new_index].self_attn.q_proj.weight,
+                                   model.model.layers[old_index].self_attn.q_proj.weight)
+    for new_index in (1, 4):
+        assert not grown.model.layers[new_index].self_attn.o_proj.weight.any()
+        assert not grown.model.layers[new_index].mlp.down_proj.weight.any()
+    assert grown.model.layers[2].self_attn.o_proj.weight.any()
+    assert script.grow_layers(model, 3) is model
+    for bad in (2, 4.5, "6"):
+        with pytest.raises(ValueError, match="grow_num_hidden_layers must be an integer >= the model's 3 layers"):
+            script.grow_layers(model, bad)
+    interleaved = CosmosARForCausalLM(CosmosARConfig(**{**config.to_dict(), "insert_cross_attention": True,
+                                                        "cross_attention_every_k_layers": 2,
+                                                        "cross_attention_dim": 8}))
+    with pytest.raises(ValueError, match="cross-attention in every layer or in none"):
+        script.grow_layers(interleaved, 4)
+    # the training script grows a pre-trained model and trains it; without one it refuses
+    output = tmp_path / "first"
+    assert script.main(["--config", str(CONFIG), "--output_dir", str(output), "--max_train_steps", "1"]) == 0
+    depth = json.loads((output / "model" / "config.json").read_text())["num_hidden_layers"]
+    assert script.main(["--config", str(CONFIG), "--output_dir", str(tmp_path / "grown"), "--max_train_steps", "1",
+                        "--pretrained_model", str(output / "model"),
+                        "--set", f"model.grow_num_hidden_layers={depth + 2}"]) == 0
+    assert json.loads((tmp_path / "grown" / "model" / "config.json").read_text())["num_hidden_layers"] == depth + 2
+    with pytest.raises(ValueError, match="grow_num_hidden_layers deepens a pre-trained model"):
+        script.main(["--config", str(CONFIG), "--output_dir", str(tmp_path / "bad"), "--set",
+                     "model.grow_num_hidden_layers=8"])
+
+
 def test_token_cache_cycles_views_and_refuses_a_cache_of_other_clips(tmp_path):
     from cosmos_hf.data import physics_token_cache
 

@@ -127,6 +127,17 @@ def test_config_errors_are_clear(tmp_path):
         script.main(["--config", str(CONFIG), "--output_dir", str(tmp_path / "b"), "--set", "training.batch_size=4"])
 
 
+def assert_training_option_refused(script, tmp_path, key, bad_values, match, medusa_model, medusa_match):
+    """`training.<key>` refuses each bad value with `match`, and any value other than its default with --medusa."""
+    for bad in bad_values:
+        with pytest.raises(ValueError, match=match):
+            script.main(["--config", str(CONFIG), "--output_dir", str(tmp_path / "bad"), "--set",
+                         f"training.{key}={bad}"])
+    with pytest.raises(ValueError, match=medusa_match):
+        script.main(["--config", str(CONFIG), "--output_dir", str(tmp_path / "bad"), "--medusa", "--pretrained_model",
+                     str(medusa_model), "--set", f"training.{key}=0.5"])
+
+
 def test_changed_token_loss_weight_weights_what_changes_from_the_previous_latent_frame(tmp_path):
     script = load_script()
     torch.manual_seed(0)
@@ -146,13 +157,9 @@ def test_changed_token_loss_weight_weights_what_changes_from_the_previous_latent
                         "--set", "training.changed_token_loss_weight=4"]) == 0
     entry = json.loads((output / "train_log.jsonl").read_text().splitlines()[0])
     assert entry["loss"] != pytest.approx(entry["ce_loss"] + entry["z_loss"], rel=1e-5)
-    for bad in ("0", "-1", "nan"):
-        with pytest.raises(ValueError, match="changed_token_loss_weight must be a finite number > 0"):
-            script.main(["--config", str(CONFIG), "--output_dir", str(tmp_path / "bad"), "--set",
-                         f"training.changed_token_loss_weight={bad}"])
-    with pytest.raises(ValueError, match="base next-token loss only"):
-        script.main(["--config", str(CONFIG), "--output_dir", str(tmp_path / "bad"), "--medusa", "--pretrained_model",
-                     str(output / "model"), "--set", "training.changed_token_loss_weight=2"])
+    assert_training_option_refused(script, tmp_path, "changed_token_loss_weight", ("0", "-1", "nan"),
+                                   "changed_token_loss_weight must be a finite number > 0",
+                                   medusa_model=output / "model", medusa_match="base next-token loss only")
 
 
 def test_scheduled_sampling_feeds_back_the_models_argmax_from_the_second_latent_frame(tmp_path):
@@ -174,13 +181,9 @@ def test_scheduled_sampling_feeds_back_the_models_argmax_from_the_second_latent_
     assert script.main(["--config", str(CONFIG), "--output_dir", str(output), "--max_train_steps", "1",
                         "--set", "training.scheduled_sampling_rate=0.5"]) == 0
     assert "scheduled_sampling_rate 0.5" in (output / "model" / "README.md").read_text()
-    for bad in ("1", "-0.1", "nan"):
-        with pytest.raises(ValueError, match=r"scheduled_sampling_rate must be a number in \[0, 1\)"):
-            script.main(["--config", str(CONFIG), "--output_dir", str(tmp_path / "bad"), "--set",
-                         f"training.scheduled_sampling_rate={bad}"])
-    with pytest.raises(ValueError, match="scheduled_sampling_rate applies to the base model"):
-        script.main(["--config", str(CONFIG), "--output_dir", str(tmp_path / "bad"), "--medusa", "--pretrained_model",
-                     str(output / "model"), "--set", "training.scheduled_sampling_rate=0.2"])
+    assert_training_option_refused(script, tmp_path, "scheduled_sampling_rate", ("1", "-0.1", "nan"),
+                                   r"scheduled_sampling_rate must be a number in \[0, 1\)",
+                                   medusa_model=output / "model", medusa_match="applies to the base model")
 
 
 def test_grow_layers_deepens_a_model_without_changing_its_outputs(tmp_path):

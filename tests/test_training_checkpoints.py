@@ -224,6 +224,24 @@ def test_config_old_train_section_is_refused_naming_training(tmp_path):
         training_utils.load_config(path, DEFAULTS, ["train.batch_size=2"], renamed_sections={"train": "training"})
 
 
+def test_config_exponent_numbers_without_a_dot_are_floats_in_yaml_and_set(tmp_path):
+    """PyYAML (YAML 1.1) alone reads `1e-3` as the string '1e-3', which reached AdamW as text (a TypeError deep in
+    torch); configs and --set values read it as the float, and a non-number where a number belongs is refused."""
+    path = tmp_path / "config.yaml"
+    path.write_text("training: {learning_rate: 3e-4, batch_size: 2}\n")
+    assert training_utils.load_config(path, DEFAULTS)["training"] == {"batch_size": 2, "learning_rate": 3e-4}
+    config = training_utils.load_config(path, DEFAULTS, ["training.learning_rate=1e-3", "training.batch_size=8"])
+    assert config["training"] == {"batch_size": 8, "learning_rate": 1e-3}
+    assert type(config["training"]["batch_size"]) is int  # plain integers stay integers
+    assert training_utils.load_yaml("[1e-3, -2E+4, .5, 1.0.2, abc]") == [0.001, -20000.0, 0.5, "1.0.2", "abc"]
+    with pytest.raises(ValueError, match=r"config key `training.learning_rate` in --set training.learning_rate must "
+                                         r"be a number \(default 0.001\), got 'fast'"):
+        training_utils.load_config(path, DEFAULTS, ["training.learning_rate=fast"])
+    path.write_text("training: {batch_size: yes}\n")
+    with pytest.raises(ValueError, match=r"`training.batch_size` in .*config.yaml must be a number.*got True"):
+        training_utils.load_config(path, DEFAULTS)
+
+
 def test_every_bundled_training_config_loads_with_its_script():
     """Unknown keys are errors now: every config in training/configs must use only keys its script knows."""
     import importlib.util

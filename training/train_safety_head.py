@@ -22,7 +22,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 from accelerate import Accelerator
 from accelerate.utils import ProjectConfiguration, set_seed
 from safetensors.torch import load_file, save_file
@@ -30,6 +29,7 @@ from tqdm.auto import tqdm
 
 from cosmos_hf.guardrails.categories import VIDEO_SAFETY_CLASSES
 from cosmos_hf.guardrails.video_classifier import VideoSafetyHead
+from cosmos_hf.training_utils import load_yaml
 from cosmos_hf.utils import atomic_path
 
 DEFAULT_CONFIG = dict(
@@ -52,7 +52,7 @@ def deep_update(base, update):
 
 
 def load_config(path, overrides=None):
-    config = deep_update(DEFAULT_CONFIG, yaml.safe_load(Path(path).read_text()) or {})
+    config = deep_update(DEFAULT_CONFIG, load_yaml(Path(path).read_text()) or {})
     config = deep_update(config, overrides or {})
     data = config["data"]
     if bool(data["embeddings_file"]) == bool(data["image_folder"]):

@@ -64,6 +64,31 @@ def check_known_keys(values: dict, defaults: dict, source: str, prefix: str = ""
         default = defaults[key]
         if isinstance(value, dict) and isinstance(default, dict) and default:
             check_known_keys(value, default, source, prefix=f"{name}.")
+        # a number where the default is one (None stays allowed: "unset"); catches e.g. `lr: "1e-3"`, `steps: yes`
+        number_default = isinstance(default, (int, float)) and not isinstance(default, bool)
+        if number_default and value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise ValueError(f"config key `{name}` in {source} must be a number (default {default!r}), "
+                             f"got {value!r}")
+
+
+# YAML 1.1 (PyYAML's dialect) reads `1e-3` and `3e-4` as *strings*: only numbers with a dot (`1.0e-3`) are floats.
+# A learning rate written the way everyone writes it would reach the optimizer as text, so configs and `--set`
+# values are read with YAML 1.2's float rule added (ints, `.5`, `1.`, `1e-3`, `-2E+4` and the dotted forms).
+_YAML12_FLOAT = r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?$"
+
+
+def load_yaml(text: str):
+    """`yaml.safe_load(text)`, except that exponent floats without a dot (`1e-3`) are floats, as in YAML 1.2."""
+    import re
+
+    import yaml
+
+    class ConfigLoader(yaml.SafeLoader):
+        pass
+
+    # appended after SafeLoader's own resolvers, so plain ints still resolve as ints
+    ConfigLoader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(_YAML12_FLOAT), list("-+.0123456789"))
+    return yaml.load(text, Loader=ConfigLoader)  # noqa: S506 (a SafeLoader subclass: no object construction)
 
 
 def load_config(path, defaults: dict, overrides=(), renamed_sections: dict | None = None,
@@ -76,12 +101,10 @@ def load_config(path, defaults: dict, overrides=(), renamed_sections: dict | Non
     to what replaced them (e.g. {"training.weight_decay": "training.adam_weight_decay"}); an old name is refused with
     the new one in the message.
     """
-    import yaml
-
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"config file not found: {path}")
-    user = yaml.safe_load(path.read_text()) or {}
+    user = load_yaml(path.read_text()) or {}
     if not isinstance(user, dict):
         raise ValueError(f"config file {path} must hold a mapping of sections, got {type(user).__name__}")
     parsed_overrides = []
@@ -89,7 +112,7 @@ def load_config(path, defaults: dict, overrides=(), renamed_sections: dict | Non
         if "=" not in item:
             raise ValueError(f"--set expects key.path=value, got {item!r}")
         key, value = item.split("=", 1)
-        parsed_overrides.append((key.strip().split("."), yaml.safe_load(value)))
+        parsed_overrides.append((key.strip().split("."), load_yaml(value)))
     for old, new in (renamed_sections or {}).items():
         used_in = [f"{path}"] if old in user else []
         used_in += [f"--set {'.'.join(parts)}=..." for parts, _ in parsed_overrides if parts[0] == old]

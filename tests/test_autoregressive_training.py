@@ -157,7 +157,7 @@ def test_changed_token_loss_weight_weights_what_changes_from_the_previous_latent
                         "--set", "training.changed_token_loss_weight=4"]) == 0
     entry = json.loads((output / "train_log.jsonl").read_text().splitlines()[0])
     assert entry["loss"] != pytest.approx(entry["ce_loss"] + entry["z_loss"], rel=1e-5)
-    assert_training_option_refused(script, tmp_path, "changed_token_loss_weight", ("0", "-1", "nan"),
+    assert_training_option_refused(script, tmp_path, "changed_token_loss_weight", ("0", "-1", ".nan"),
                                    "changed_token_loss_weight must be a finite number > 0",
                                    medusa_model=output / "model", medusa_match="base next-token loss only")
 
@@ -181,7 +181,7 @@ def test_scheduled_sampling_feeds_back_the_models_argmax_from_the_second_latent_
     assert script.main(["--config", str(CONFIG), "--output_dir", str(output), "--max_train_steps", "1",
                         "--set", "training.scheduled_sampling_rate=0.5"]) == 0
     assert "scheduled_sampling_rate 0.5" in (output / "model" / "README.md").read_text()
-    assert_training_option_refused(script, tmp_path, "scheduled_sampling_rate", ("1", "-0.1", "nan"),
+    assert_training_option_refused(script, tmp_path, "scheduled_sampling_rate", ("1", "-0.1", ".nan"),
                                    r"scheduled_sampling_rate must be a number in \[0, 1\)",
                                    medusa_model=output / "model", medusa_match="applies to the base model")
 
@@ -283,6 +283,18 @@ def test_resumed_run_reproduces_the_uninterrupted_run_exactly_without_unpickling
         return [(entry["step"], entry["loss"]) for entry in map(json.loads, (run / "train_log.jsonl").open())]
 
     assert [step for step, _ in losses(resumed)] == [1, 2, 3, 4] and losses(resumed) == losses(straight)
+
+
+def test_max_train_minutes_stops_at_what_fits_and_saves_the_model(tmp_path):
+    """A 0.03-second budget: after the 30 timing steps nothing more fits, so a 500-step run ends at step 30 (the
+    budget logic itself, with a fake clock: tests/test_training_data_layer.py)."""
+    script = load_script()
+    args = ["--config", str(CONFIG), "--max_train_steps", "500", "--max_train_minutes", "0.0005", "--set",
+            "data.num_clips=3", "--set", "training.batch_size=1", "--set", "training.checkpointing_steps=0",
+            "--output_dir", str(tmp_path)]
+    assert script.main(args) == 0
+    log = [json.loads(line) for line in (tmp_path / "train_log.jsonl").read_text().splitlines()]
+    assert log[-1]["step"] == 30 and (tmp_path / "model" / "model.safetensors").is_file()
 
 
 def test_assemble_ar_pipeline_saves_the_trained_model_with_its_call_defaults(base_run, tmp_path):

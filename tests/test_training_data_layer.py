@@ -179,6 +179,68 @@ def test_lr_scheduler_defaults_keep_each_scripts_schedule():
         training_utils.build_lr_scheduler(optimizer(), {"lr_scheduler": "cosin", "max_train_steps": 2})
 
 
+def test_cosine_with_a_callable_length_is_diffusers_cosine_and_follows_a_shortened_run():
+    def optimizer():
+        return torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+
+    config = {"lr_scheduler": "cosine", "lr_warmup_steps": 3, "max_train_steps": 20}
+    diffusers_cosine = _lr_factors(training_utils.build_lr_scheduler(optimizer(), config), 20)
+    length = 20
+    ours = training_utils.build_lr_scheduler(optimizer(), config, max_train_steps=lambda: length)
+    assert _lr_factors(ours, 20) == diffusers_cosine  # bit for bit over the whole run
+    shortened = training_utils.build_lr_scheduler(optimizer(), config, max_train_steps=lambda: length)
+    early = _lr_factors(shortened, 5)
+    length = 10  # what WallClockBudget does after its timing steps
+    late = _lr_factors(shortened, 7)  # steps 5..11; step 5's factor was computed before the cut
+    assert early == diffusers_cosine[:5] and late[0] == diffusers_cosine[5] and late[-2:] == [0.0, 0.0]
+    assert late[1] == pytest.approx(0.5 * (1 + math.cos(math.pi * 3 / 7))) and late[1] < diffusers_cosine[6]
+
+
+class _FakeClock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+class _OneProcess:
+    device = torch.device("cpu")
+
+    def __init__(self):
+        self.printed = []
+
+    def gather(self, tensor):
+        return tensor
+
+    def print(self, *args):
+        self.printed.append(" ".join(map(str, args)))
+
+
+def _run_budget(minutes, seconds_per_step, first_step=0, max_steps=10_000, warm_up_seconds=5.0):
+    clock, accelerator = _FakeClock(), _OneProcess()
+    budget = training_utils.WallClockBudget(minutes, first_step, start_time=0.0, clock=clock)
+    step = first_step
+    while step < max_steps:
+        budget.before_step(step)
+        clock.now += warm_up_seconds if step < first_step + 10 else seconds_per_step
+        step += 1
+        max_steps = budget.steps_that_fit(step, max_steps, accelerator)
+    return step, clock.now, accelerator.printed
+
+
+def test_wall_clock_budget_stops_within_the_minutes_at_the_measured_speed():
+    # 10 slow warm-up steps (50 s), then 2 s a step: 60 minutes less 5% fit 30 + (3420 - 90) / 2 = 1695 steps
+    steps, seconds, printed = _run_budget(60, 2.0)
+    assert steps == 1695 and seconds <= 0.95 * 3600 and printed == [
+        "--max_train_minutes 60: 2.000 s/step, max_train_steps lowered to 1695"]
+    assert _run_budget(60, 2.0, max_steps=500)[0] == 500  # never raised
+    assert _run_budget(60, 2.0, first_step=400)[0] == 400 + 1695  # a resumed run times its own steps
+    assert _run_budget(None, 2.0, max_steps=50)[0] == 50  # no budget: untouched
+    with pytest.raises(ValueError, match="--max_train_minutes must be > 0, got 0"):
+        training_utils.WallClockBudget(0, 0, 0.0)
+
+
 @pytest.mark.parametrize("script", ["train_autoregressive", "train_diffusion", "train_tokenizer"])
 def test_every_script_takes_the_same_set_up_keys(script):
     module = load_script(script)

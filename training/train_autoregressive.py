@@ -54,6 +54,7 @@ from pathlib import Path
 import torch
 from cosmos_hf.data import physics_token_cache
 from cosmos_hf.training_utils import (
+    WallClockBudget,
     build_lr_scheduler,
     epoch_data_loader,
     optimizer_step,
@@ -321,6 +322,9 @@ def parse_args(argv=None):
     parser.add_argument("--medusa", action="store_true",
                         help="train Medusa heads (+ last 2 layers + unembedding) on a pre-trained model")
     parser.add_argument("--resume_from_checkpoint", default=None, help="'latest' or a checkpoint-<step> folder")
+    parser.add_argument("--max_train_minutes", type=float, default=None,
+                        help="stop by this wall-clock budget (for a lent machine): after 30 steps, max_train_steps "
+                             "and the cosine schedule are shortened to what fits (training_utils.WallClockBudget)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value, e.g. --set training.learning_rate=1e-3")
     return parser.parse_args(argv)
@@ -438,7 +442,9 @@ def main(argv=None):
     dataset = TokenClipDataset(tokens, captions, model.config.bov_token_id)
     optimizer = torch.optim.AdamW(trainable, lr=train_cfg["learning_rate"], betas=tuple(train_cfg["adam_betas"]),
                                   weight_decay=train_cfg["adam_weight_decay"])
-    lr_scheduler = build_lr_scheduler(optimizer, train_cfg, accelerator.num_processes)
+    max_steps = train_cfg["max_train_steps"]
+    lr_scheduler = build_lr_scheduler(optimizer, train_cfg, accelerator.num_processes,
+                                      max_train_steps=lambda: max_steps)  # read at every step: the budget may cut it
     # the data loader is not prepared by accelerate: each epoch's order (and each process's share) comes from the
     # seed and the epoch, so a resumed run continues it exactly (training_utils.epoch_data_loader)
     model, optimizer, lr_scheduler = accelerator.prepare(model, optimizer, lr_scheduler)
@@ -448,20 +454,22 @@ def main(argv=None):
     epoch, batches_in_epoch = resumed.get("epoch", 0), resumed.get("batches_in_epoch", 0)  # the data position
     truncate_log(output_dir / "train_log.jsonl", global_step, accelerator)  # later steps are trained again
 
-    max_steps = train_cfg["max_train_steps"]
     progress = tqdm(range(max_steps), initial=global_step, desc="steps", disable=not accelerator.is_local_main_process)
     start = time.time()
+    budget = WallClockBudget(args.max_train_minutes, global_step, start)
     while global_step < max_steps:
         loader = epoch_data_loader(dataset, train_cfg["batch_size"], config["seed"], epoch, batches_in_epoch,
                                    accelerator, collate_fn=collate, num_workers=data_cfg["num_workers"])
         for batch in loader:
             batches_in_epoch += 1
+            budget.before_step(global_step)
             with accelerator.accumulate(model):
                 out = train_step(model, batch, text_encoding, config, accelerator, optimizer, lr_scheduler,
                                  trainable, global_step)
             if not accelerator.sync_gradients:
                 continue
             global_step += 1
+            max_steps = progress.total = budget.steps_that_fit(global_step, max_steps, accelerator)
             terms = {"loss": out.loss, "ce_loss": out.ce_loss, "z_loss": out.z_loss}
             if out.medusa_loss is not None:
                 terms["medusa_loss"] = out.medusa_loss

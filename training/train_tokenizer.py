@@ -45,7 +45,13 @@ from cosmos_hf.tokenizers import (
     model_from_reference_kwargs,
 )
 from cosmos_hf.tokenizers import losses as tokenizer_losses
-from cosmos_hf.training_utils import build_lr_scheduler, resume_training_state, save_checkpoint, setup_accelerator
+from cosmos_hf.training_utils import (
+    WallClockBudget,
+    build_lr_scheduler,
+    resume_training_state,
+    save_checkpoint,
+    setup_accelerator,
+)
 from cosmos_hf.training_utils import load_config as load_training_config
 from cosmos_hf.training_utils import model_card as hub_model_card
 from cosmos_hf.training_utils import truncate_log
@@ -375,30 +381,6 @@ def train_step(model, video, config, losses, accelerator, optimizers, scheduler,
         disc_optimizer.zero_grad()
         terms["discriminator"] = disc_loss
     return loss, terms
-
-
-class WallClockBudget:
-    """`--max_train_minutes`: after 30 steps, `max_train_steps` is lowered to the steps that fit in the budget at the
-    speed of steps 10..30 (the cosine schedule reads the lowered length); 5% is kept for validation and saving."""
-
-    def __init__(self, minutes: float | None, first_step: int, start_time: float):
-        self.minutes, self.first_step, self.start_time, self.timing_start = minutes, first_step, start_time, None
-
-    def before_step(self, step: int):
-        if self.minutes and step == self.first_step + 10:  # after warm-up (allocator, autotuning)
-            self.timing_start = time.time()
-
-    def steps_that_fit(self, step: int, max_steps: int, accelerator) -> int:
-        """`max_steps`, lowered once (after step first + 30) to what fits."""
-        if not self.minutes or step != self.first_step + 30:
-            return max_steps
-        seconds_per_step = (time.time() - self.timing_start) / 20
-        fitting = step + int((0.95 * self.minutes * 60 - (time.time() - self.start_time)) / seconds_per_step)
-        if fitting >= max_steps:
-            return max_steps
-        accelerator.print(f"--max_train_minutes {self.minutes}: {seconds_per_step:.3f} s/step, max_train_steps "
-                          f"lowered to {max(step, fitting)}")
-        return max(step, fitting)
 
 
 def main(argv=None):

@@ -29,6 +29,7 @@ import os
 import random
 import re
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -79,8 +80,6 @@ _YAML12_FLOAT = r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?$"
 
 def load_yaml(text: str):
     """`yaml.safe_load(text)`, except that exponent floats without a dot (`1e-3`) are floats, as in YAML 1.2."""
-    import re
-
     import yaml
 
     class ConfigLoader(yaml.SafeLoader):
@@ -627,9 +626,10 @@ def build_lr_scheduler(optimizer, training: dict, num_processes: int = 1, max_tr
     step (diffusers' training examples do the same).
 
     `max_train_steps`: the run's length if not `training.max_train_steps`; a zero-argument callable is read at every
-    step by `cosine_to_10_percent` (a run that shortens itself, e.g. train_tokenizer.py --max_train_minutes; diffusers'
-    schedules read it once). `held_groups` {param group index: steps}: that group's factor is 0 for its first `steps`
-    steps, then warms up again over `lr_warmup_steps` (train_tokenizer.py's `training.freeze_encoder_steps`).
+    step by `cosine_to_10_percent` and `cosine` (a run that shortens itself: `--max_train_minutes`, `WallClockBudget`);
+    diffusers' other schedules read it once. `held_groups` {param group index: steps}: that group's factor is 0 for
+    its first `steps` steps, then warms up again over `lr_warmup_steps` (train_tokenizer.py's
+    `training.freeze_encoder_steps`).
     """
     from diffusers.optimization import get_scheduler
 
@@ -641,6 +641,8 @@ def build_lr_scheduler(optimizer, training: dict, num_processes: int = 1, max_tr
     total = (lambda: int(steps()) * num_processes) if callable(steps) else int(steps) * num_processes
     if name == COSINE_TO_10_PERCENT:
         schedule = cosine_to_10_percent(warmup, total)
+    elif name == "cosine" and callable(total):
+        schedule = cosine_to_zero(warmup, total)  # diffusers' cosine, but it follows a run that shortens itself
     else:
         scheduler = get_scheduler(name, optimizer=optimizer, num_warmup_steps=warmup,
                                   num_training_steps=total() if callable(total) else total)
@@ -665,6 +667,53 @@ def cosine_to_10_percent(warmup: int, total):
         return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
     return lr_lambda
+
+
+def cosine_to_zero(warmup: int, total):
+    """diffusers' `cosine` schedule (linear warm-up from 0, then half a cosine from 1 down to 0 at `total`), with
+    `total` an int or a zero-argument callable read at every step; it stays at 0 after `total`."""
+
+    def lr_lambda(step):
+        if step < warmup:
+            return step / max(1, warmup)
+        length = total() if callable(total) else total
+        progress = (step - warmup) / max(1, length - warmup)
+        return max(0.0, 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress))))
+
+    return lr_lambda
+
+
+class WallClockBudget:
+    """`--max_train_minutes M` of the training scripts, for machines lent for a fixed time: after `first_step + 30`
+    optimizer steps, `max_train_steps` is lowered (never raised) to the steps that fit in M minutes from `start_time`
+    at the speed of steps first + 10 .. first + 30 (the first ten warm up allocators and autotuning); 5% of M is kept
+    for saving. Every process gets the smallest count any of them computed, so all stop at the same step. The
+    cosine schedules built with `max_train_steps=lambda: max_steps` follow the lowered length."""
+
+    def __init__(self, minutes: float | None, first_step: int, start_time: float, clock=time.time):
+        if minutes is not None and not minutes > 0:
+            raise ValueError(f"--max_train_minutes must be > 0, got {minutes}")
+        self.minutes, self.first_step, self.start_time, self.clock = minutes, first_step, start_time, clock
+        self.timing_start = None
+
+    def before_step(self, step: int):
+        """Call before each optimizer step's work (with gradient accumulation: before each micro-batch)."""
+        if self.minutes and step == self.first_step + 10 and self.timing_start is None:
+            self.timing_start = self.clock()
+
+    def steps_that_fit(self, step: int, max_steps: int, accelerator) -> int:
+        """`max_steps`, lowered once (right after optimizer step `first_step + 30`) to what fits."""
+        if not self.minutes or step != self.first_step + 30:
+            return max_steps
+        now = self.clock()
+        seconds_per_step = (now - self.timing_start) / 20
+        fitting = step + int((0.95 * self.minutes * 60 - (now - self.start_time)) / max(seconds_per_step, 1e-9))
+        fitting = int(accelerator.gather(torch.tensor([max(step, fitting)], device=accelerator.device)).min())
+        if fitting >= max_steps:
+            return max_steps
+        accelerator.print(f"--max_train_minutes {self.minutes}: {seconds_per_step:.3f} s/step, max_train_steps "
+                          f"lowered to {fitting}")
+        return fitting
 
 
 def held_then_warm_up(schedule, held_steps: int, warmup: int):

@@ -86,6 +86,16 @@ def test_two_process_pretrain_via_accelerate_launch_saves_a_pipeline_that_loads_
     assert [entry["step"] for entry in log] == [1, 2] and all(np.isfinite(e["loss"]) for e in log)
 
 
+def test_max_train_minutes_stops_at_what_fits_and_saves_the_pipeline(video_folder, tmp_path):
+    """A 0.03-second budget: nothing fits after the 30 timing steps, so a 500-step run ends at step 30 with its
+    pipeline saved (the budget itself, with a fake clock: tests/test_training_data_layer.py)."""
+    train_in_process(["--config", CONFIGS / "diffusion_tiny_v2w.yaml", "--output_dir", tmp_path, "--max_train_steps",
+                      500, "--max_train_minutes", 0.0005, "--set", f"data.path={video_folder}", "--set",
+                      "training.checkpointing_steps=0", "--set", "training.lr_scheduler=cosine"])
+    log = [json.loads(line) for line in (tmp_path / "train_log.jsonl").read_text().splitlines()]
+    assert log[-1]["step"] == 30 and (tmp_path / "pipeline" / "model_index.json").is_file()
+
+
 @pytest.mark.slow
 def test_resume_from_latest_continues_the_step_count(text2world_run, video_folder):
     text2world_run, _ = text2world_run

@@ -317,3 +317,16 @@ def test_freeze_encoder_fine_tunes_only_the_decoder_and_keeps_the_latent_space(t
         latent_after = load_tokenizer(out / "model").encode(video).latent_dist.mode()
     assert torch.equal(latent_before, latent_after)
     assert "frozen (`training.freeze_encoder`)" in (out / "model" / "README.md").read_text()
+
+
+def test_max_train_minutes_stops_at_what_fits_and_saves_the_model(tmp_path):
+    """A 0.03-second budget: nothing fits after the 30 timing steps, so a 500-step run ends at step 30 with its model
+    saved (the budget itself, with a fake clock: tests/test_training_data_layer.py)."""
+    sys.path.insert(0, str(SCRIPT.parent))
+    import train_tokenizer
+
+    config = _write_config(tmp_path, output_dir=str(tmp_path / "budget"),
+                           training={"max_train_steps": 500, "validation_steps": 1000, "checkpointing_steps": 0})
+    train_tokenizer.main(["--config", str(config), "--max_train_minutes", "0.0005"])
+    assert _metrics(tmp_path / "budget")[-1]["step"] == 30
+    assert (tmp_path / "budget" / "model" / "config.json").is_file()

@@ -39,6 +39,7 @@ import copy
 import json
 import logging
 import random
+import time
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +54,7 @@ from cosmos_hf.data import (
 )
 from cosmos_hf.data import collate_videos as collate
 from cosmos_hf.training_utils import (
+    WallClockBudget,
     build_lr_scheduler,
     epoch_data_loader,
     optimizer_step,
@@ -393,6 +395,9 @@ def parse_args(argv=None):
                              "multiview: post-train a Video2World --pretrained_pipeline into a camera-controlled, "
                              "action-conditioned or multi-view model (same as model.condition)")
     parser.add_argument("--resume_from_checkpoint", default=None, help="'latest' or a checkpoint-<step> folder")
+    parser.add_argument("--max_train_minutes", type=float, default=None,
+                        help="stop by this wall-clock budget (for a lent machine): after 30 steps, max_train_steps "
+                             "and a cosine schedule are shortened to what fits (training_utils.WallClockBudget)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value, e.g. --set training.learning_rate=3e-4")
     return parser.parse_args(argv)
@@ -612,7 +617,9 @@ def main(argv=None):
 
     optimizer = torch.optim.AdamW(trainable, lr=train_cfg["learning_rate"], betas=tuple(train_cfg["adam_betas"]),
                                   weight_decay=train_cfg["adam_weight_decay"], eps=train_cfg["adam_epsilon"])
-    lr_scheduler = build_lr_scheduler(optimizer, train_cfg, accelerator.num_processes)
+    max_steps = train_cfg["max_train_steps"]
+    lr_scheduler = build_lr_scheduler(optimizer, train_cfg, accelerator.num_processes,
+                                      max_train_steps=lambda: max_steps)  # read at every step: the budget may cut it
     # the data loader is not prepared by accelerate: each epoch's order (and each process's share) comes from the
     # seed and the epoch, so a resumed run continues it exactly (training_utils.epoch_data_loader)
     module, optimizer, lr_scheduler = accelerator.prepare(module, optimizer, lr_scheduler)
@@ -629,9 +636,9 @@ def main(argv=None):
         ema.to(device)  # loaded on the CPU
     truncate_log(output_dir / "train_log.jsonl", global_step, accelerator)  # later steps are trained again
 
-    max_steps = train_cfg["max_train_steps"]
     progress = tqdm(range(max_steps), initial=global_step, desc="steps", disable=not accelerator.is_local_main_process)
     validation_clip = first_video(dataset) if val_cfg["prompts"] else None  # the same clip, resumed or not
+    budget = WallClockBudget(args.max_train_minutes, global_step, time.time())
     while global_step < max_steps:
         loader = epoch_data_loader(dataset, train_cfg["batch_size"], config["seed"], epoch, batches_in_epoch,
                                    accelerator, **loader_kwargs)
@@ -639,11 +646,13 @@ def main(argv=None):
             batches_in_epoch += 1
             if validation_clip is None:
                 validation_clip = batch["video"][:1].cpu() if "video" in batch else None
+            budget.before_step(global_step)
             with accelerator.accumulate(module):
                 out = train_step(module, pipe, batch, config, accelerator, optimizer, lr_scheduler, trainable)
             if not accelerator.sync_gradients:
                 continue
             global_step += 1
+            max_steps = progress.total = budget.steps_that_fit(global_step, max_steps, accelerator)
             if ema is not None:
                 ema.step([p for p in accelerator.unwrap_model(module).transformer.parameters() if p.requires_grad])
             loss = accelerator.gather(out["loss"].detach()[None]).mean().item()

@@ -383,6 +383,12 @@ def train_step(model, video, config, losses, accelerator, optimizers, scheduler,
     return loss, terms
 
 
+def every(step: int, interval) -> bool:
+    """`step` is a multiple of `interval`; an interval of 0 (or null) means "only at the end", as in the other
+    training scripts."""
+    return bool(interval) and step % int(interval) == 0
+
+
 def main(argv=None):
     args = parse_args(argv)
     config = resolve_config(args)
@@ -453,15 +459,15 @@ def main(argv=None):
                 **{k: round(v.item(), 6) for k, v in terms.items()}, "image_batch": image_step,
                 "seconds": round(time.time() - start_time, 1)}
         progress.set_postfix(loss=f"{loss.item():.4f}")
-        validate = global_step % int(train_cfg["validation_steps"]) == 0 or global_step == max_steps
+        validate = every(global_step, train_cfg["validation_steps"]) or global_step == max_steps
         if validate:
             logs["val_psnr"], logs["val_ssim"], logs["val_chroma_error"] = evaluate(
                 accelerator.unwrap_model(model), validation if is_video else validation[:, :, 0])
             accelerator.print(f"step {global_step}: held-out PSNR {logs['val_psnr']:.2f} dB, "
                               f"SSIM {logs['val_ssim']:.4f}, chroma error {logs['val_chroma_error']:.4f}")
-        if validate or global_step % int(train_cfg["log_every"]) == 0:
+        if validate or every(global_step, train_cfg["log_every"]):
             accelerator.log(logs, step=global_step)
-        if global_step % int(train_cfg["checkpointing_steps"]) == 0 or global_step == max_steps:
+        if every(global_step, train_cfg["checkpointing_steps"]) or global_step == max_steps:
             save_checkpoint(accelerator, output_dir, global_step, int(train_cfg["checkpoints_total_limit"]) or None,
                             **training_state)
 

@@ -11,18 +11,45 @@ per-sample scores and the overall, per-scene and per-frame means stay as the com
         outputs/eval/X_c1/results.json outputs/eval/X_c5/results.json
 
 The inputs must agree on everything but the conditioning lengths (scenes, seeds, views, frames, predictors' options);
-a length that appears twice is refused.
+a length that appears twice is refused. The predictors' options (the pipeline folder, sampling steps, guidance, seed,
+--pipeline-kwargs, ...) are recorded only in each run's command, so the commands must agree too, except in
+`COMMAND_OPTIONS_PER_RUN` (option order and `--name=value` spelling do not matter).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from pathlib import Path
 
 # config entries that may differ between the merged runs: what each process was asked to condition on, and how
 CONFIG_PER_RUN = ("cond_frames", "command")
+# command-line options that may differ between the merged runs' commands; nothing else of the command may
+COMMAND_OPTIONS_PER_RUN = ("--cond-frames", "--out", "--no-progress")
+
+
+def command_options(command: str) -> dict:
+    """{option: [values]} of a command line ("" holds the program and subcommand), without `COMMAND_OPTIONS_PER_RUN`."""
+    options, current = {"": []}, ""
+    for word in shlex.split(command):
+        if word.startswith("--"):  # a negative number ("--seed -1") is a value, not an option
+            current, given, value = word.partition("=")
+            options[current] = [value] if given else []
+        else:
+            options[current].append(word)
+    return {name: values for name, values in options.items() if name not in COMMAND_OPTIONS_PER_RUN}
+
+
+def _commands(run: dict, index: int) -> list[str]:
+    """A run's command lines: one for a command's results.json, several for an already merged file."""
+    command = run["config"].get("command")
+    commands = command if isinstance(command, list) else [command]
+    if not commands or not all(isinstance(c, str) and c for c in commands):
+        raise ValueError(f"run {index} has no config.command: its predictors' options cannot be checked against the "
+                         "other runs'")
+    return commands
 
 
 def merge_physics_results(runs: list[dict], note: str) -> dict:
@@ -31,6 +58,7 @@ def merge_physics_results(runs: list[dict], note: str) -> dict:
         raise ValueError("no results to merge")
     first = runs[0]
     merged = {**first, "config": {**first["config"], "cond_frames": [], "command": []}, "results": {}}
+    expected_options = command_options(_commands(first, 0)[0])
     for index, run in enumerate(runs):
         shared = {key: value for key, value in run["config"].items() if key not in CONFIG_PER_RUN}
         expected = {key: value for key, value in first["config"].items() if key not in CONFIG_PER_RUN}
@@ -38,11 +66,20 @@ def merge_physics_results(runs: list[dict], note: str) -> dict:
             differing = sorted(key for key in set(shared) | set(expected) if shared.get(key) != expected.get(key))
             raise ValueError(f"run {index} differs from run 0 in config {differing}: only the conditioning lengths "
                              "may differ between merged runs")
+        # The config does not hold the predictors' options (steps, guidance, seed, pipeline folder): the commands do.
+        commands = _commands(run, index)
+        for command in commands:
+            options = command_options(command)
+            if options != expected_options:
+                differing = sorted(name for name in set(options) | set(expected_options)
+                                   if options.get(name) != expected_options.get(name))
+                raise ValueError(f"run {index}'s command differs from run 0's in {differing}: only "
+                                 f"{', '.join(COMMAND_OPTIONS_PER_RUN)} may differ between merged runs")
         repeated = sorted(set(run["results"]) & set(merged["results"]))
         if repeated:
             raise ValueError(f"run {index} repeats {repeated}: each conditioning length must come from one run")
         merged["config"]["cond_frames"] += list(run["config"]["cond_frames"])
-        merged["config"]["command"].append(run["config"].get("command"))
+        merged["config"]["command"] += commands
         for length, by_predictor in run["results"].items():
             merged["results"][length] = {
                 name: {**entry, "samples": [{k: v for k, v in sample.items() if k != "curves"}

@@ -358,11 +358,17 @@ def test_memory_child_measures_its_own_peak_under_a_large_parent():
     assert float(out.stdout) > 90
 
 
-def physics_run(length: int, seeds=(0,)) -> dict:
+def physics_command(length: int, options: str = "--num-inference-steps 4") -> str:
+    return (f"cosmos-hf eval physics --pipeline pipelines/v2w --cond-frames {length} --num-frames 17 {options} "
+            f"--out outputs/eval/c{length}")
+
+
+def physics_run(length: int, seeds=(0,), command=None) -> dict:
     """The shape of a `cosmos-hf eval physics` results.json for one conditioning length."""
     sample = {"scene": "free_fall", "seed": 0, "view": 0, "psnr": 25.0, "curves": {"psnr": [25.0, 25.0]}}
     overall = {"psnr": 25.0, "ssim": 0.9, "fg_iou": 0.4, "object_iou": 0.3}
-    return {"benchmark": "physics", "config": {"seeds": list(seeds), "cond_frames": [length], "command": f"c{length}"},
+    config = {"seeds": list(seeds), "cond_frames": [length], "command": command or physics_command(length)}
+    return {"benchmark": "physics", "config": config,
             "results": {f"cond{length}": {"copy-last": {"overall": overall, "samples": [sample]}}}}
 
 
@@ -371,7 +377,8 @@ def test_physics_runs_merge_as_one_command_without_per_frame_curves(tmp_path, ca
 
     merged = merge_physics_results.merge_physics_results([physics_run(1), physics_run(5)], "two processes")
     assert list(merged["results"]) == ["cond1", "cond5"] and merged["note"] == "two processes"
-    assert merged["config"] == {"seeds": [0], "cond_frames": [1, 5], "command": ["c1", "c5"]}
+    commands = [physics_command(1), physics_command(5)]
+    assert merged["config"] == {"seeds": [0], "cond_frames": [1, 5], "command": commands}
     sample = merged["results"]["cond5"]["copy-last"]["samples"][0]
     assert "curves" not in sample and sample["psnr"] == 25.0
     # the inputs are left as they were
@@ -392,3 +399,27 @@ def test_physics_runs_merge_as_one_command_without_per_frame_curves(tmp_path, ca
     assert merge_physics_results.main([*map(str, paths), "--out", str(out), "--note", "n"]) == 0
     assert json.loads(out.read_text())["config"]["cond_frames"] == [1, 5]
     assert "cond5                copy-last: PSNR 25.00" in capsys.readouterr().out
+
+
+def test_physics_merge_refuses_runs_whose_predictor_options_differ():
+    """Sampling steps, guidance, the pipeline folder, --pipeline-kwargs or --seed are kept only in each run's command
+    (the predictor name shows a pipeline folder's last part only: outputs/v2w06/pipeline and outputs/v2w07/pipeline
+    are both "pipeline:pipeline"), so a 4-step cond1 run merged with a 35-step cond5 run as one result."""
+    import merge_physics_results
+
+    merge = merge_physics_results.merge_physics_results
+    for options, differing in (("--num-inference-steps 35", "--num-inference-steps"),
+                               ("--num-inference-steps 4 --seed -1", "--seed"),
+                               ("--num-inference-steps 4 --pipeline-kwargs use_medusa=true", "--pipeline-kwargs"),
+                               ("--num-inference-steps=4 --pipeline pipelines/other", "--pipeline")):
+        with pytest.raises(ValueError, match=rf"run 1's command differs from run 0's in \['{differing}'\]"):
+            merge([physics_run(1), physics_run(5, command=physics_command(5, options))], "")
+    with pytest.raises(ValueError, match="run 1 has no config.command"):
+        merge([physics_run(1), {**physics_run(5), "config": {"seeds": [0], "cond_frames": [5]}}], "")
+    # The conditioning lengths, the output folder, --no-progress, option order and --name=value spelling may differ.
+    same = physics_command(5, "--no-progress --num-inference-steps=4").replace("--pipeline pipelines/v2w ", "") \
+        + " --pipeline pipelines/v2w"
+    assert merge([physics_run(1), physics_run(5, command=same)], "")["config"]["cond_frames"] == [1, 5]
+    # A merged file merges again (its command is a list).
+    twice = merge([merge([physics_run(1), physics_run(5)], ""), physics_run(9)], "")
+    assert twice["config"]["command"] == [physics_command(1), physics_command(5), physics_command(9)]

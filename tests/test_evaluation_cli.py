@@ -235,3 +235,19 @@ def test_tokenizer_command_psnr_is_the_evaluation_psnr():
     b = np.clip(a.astype(int) + rng.integers(-9, 10, a.shape), 0, 255).astype(np.uint8)
     assert abs(video_psnr(a, b) - psnr(a, b)) < 1e-9
     assert video_psnr(a, a) == psnr(a, a) == float("inf")
+
+
+def test_eval_physics_refuses_repeated_scenes_and_more_views_than_the_simulator_has(tmp_path, capsys):
+    """`--scenes free_fall,free_fall` weighed free_fall double in the overall mean; `--views 5` failed only after every
+    earlier view of the first scene was simulated and predicted. Both are refused before any work."""
+    sim = pytest.importorskip("cosmos_hf.sim")
+    if not hasattr(sim, "SCENES"):
+        pytest.skip("cosmos_hf.sim does not export SCENES yet")
+    base = ["eval", "physics", "--predictors", "copy-last", "--seeds", "1", "--cond-frames", "1", "--num-frames", "3",
+            "--height", "16", "--width", "16", "--out", str(tmp_path / "out"), "--no-progress"]
+    assert main([*base, "--scenes", "free_fall,free_fall", "--views", "1"]) == 2
+    assert "scenes lists ['free_fall'] more than once" in capsys.readouterr().err
+    assert main([*base, "--scenes", "free_fall", "--views", "5"]) == 2
+    assert f"--views must be in 1..{sim.NUM_VIEWS} (the simulator renders views 0..{sim.NUM_VIEWS - 1}), got 5" \
+        in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

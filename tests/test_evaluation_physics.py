@@ -2,6 +2,7 @@
 
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -305,3 +306,27 @@ def test_tokenizer_bound_detail_gate_leaves_no_trace_where_an_object_moved_away(
     assert [p.condition_detail_gate for p in bound.values()] == [0.1]
     no_gate = build_predictors([], tokenizer_bound=folder, condition_detail_transfer="on", condition_detail_gate=0)
     assert [p.condition_detail_gate for p in no_gate.values()] == [None]  # 0 = no gate, as for the pipelines
+
+
+def test_benchmark_refuses_a_scene_seed_view_or_conditioning_length_listed_twice():
+    """A scene listed twice (`--scenes free_fall,free_fall,stack`) was scored twice and weighed double in the
+    overall mean, which is meant to weigh every scene alike; a repeated seed, view or length likewise."""
+    kwargs = dict(seeds=[0], views=[0], cond_frames=[3], num_frames=9, height=32, width=32,
+                  sample_fn=moving_squares_sample, progress=False)
+    predictors = {"copy-last": CopyLastFramePredictor()}
+    for name, value, repeated in (("scenes", ["squares_a", "squares_a", "squares_b"], "['squares_a']"),
+                                  ("seeds", [0, 1, 0], "[0]"), ("views", [0, 0], "[0]"),
+                                  ("cond_frames", [3, 3], "[3]")):
+        call = {"scenes": ["squares_a", "squares_b"], **kwargs, name: value}
+        with pytest.raises(ValueError, match=re.escape(f"{name} lists {repeated} more than once")):
+            run_physics_benchmark(predictors, **call)
+
+
+def test_score_prediction_scores_only_frames_after_the_conditioning():
+    """num_cond_frames = -1 scored only the last frame (and took colours from the others), 0 scored the conditioning
+    frames too; both without an error."""
+    sample = moving_squares_sample(seed=3, num_frames=10)
+    for bad in (-1, 0, 10, 11):
+        with pytest.raises(ValueError, match=r"num_cond_frames must be in \[1, 9\] for a 10-frame clip"):
+            score_prediction(sample, sample.frames.copy(), bad)
+    assert len(score_prediction(sample, sample.frames.copy(), 9)["curves"]["psnr"]) == 1

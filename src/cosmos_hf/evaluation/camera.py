@@ -23,7 +23,7 @@ Errors, with all poses expressed relative to the first frame (OpenCV camera axes
 
 import numpy as np
 
-from .geometry import PoseSuccessRule, analyse_pair
+from .geometry import PoseSuccessRule, analyse_pair, check_intrinsics
 
 
 def rotation_angle_degrees(rotation_a, rotation_b) -> float:
@@ -145,9 +145,7 @@ def camera_control_errors(
     video = np.asarray(video)
     if video.ndim != 4 or video.shape[-1] != 3 or video.dtype != np.uint8 or len(video) < 2:
         raise ValueError(f"video must be uint8 (T>=2, H, W, 3), got {video.dtype} {video.shape}")
-    intrinsics = np.asarray(intrinsics, dtype=np.float64)
-    if intrinsics.shape != (3, 3):
-        raise ValueError(f"intrinsics must be a 3x3 OpenCV K matrix, got shape {intrinsics.shape}")
+    intrinsics = check_intrinsics(intrinsics)
     recovered = recover_trajectory(video, intrinsics, requested_cam_to_world, rule, matcher)
     errors = trajectory_errors(recovered["cam_to_world"], requested_cam_to_world)
     errors["pose_success_rate"] = float(np.mean(recovered["pair_success"]))

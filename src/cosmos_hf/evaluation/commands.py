@@ -371,9 +371,13 @@ def run_physics(args) -> int:
     from .report import write_physics_report
 
     try:
-        from cosmos_hf.sim import SCENES
+        from cosmos_hf.sim import NUM_VIEWS, SCENES
     except ImportError as err:
         raise ValueError(f"the physics benchmark needs cosmos_hf.sim (the built-in world): {err}") from None
+    # The simulator refuses view NUM_VIEWS only when it is reached, after the earlier views were scored: check first.
+    if args.views > NUM_VIEWS:
+        raise ValueError(f"--views must be in 1..{NUM_VIEWS} (the simulator renders views 0..{NUM_VIEWS - 1}), "
+                         f"got {args.views}")
     scenes = list(SCENES) if args.scenes == "all" else [s.strip() for s in args.scenes.split(",") if s.strip()]
     unknown = [s for s in scenes if s not in SCENES]
     if unknown:

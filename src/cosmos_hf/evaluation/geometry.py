@@ -45,8 +45,22 @@ class PoseSuccessRule:
 
 
 def default_intrinsics(height: int, width: int, horizontal_fov_degrees: float = 60.0) -> np.ndarray:
+    # Outside (0, 180) the focal length is infinite, zero or negative (mirrored axes: poses "succeed", wrongly).
+    if not 0 < horizontal_fov_degrees < 180:
+        raise ValueError(f"horizontal field of view must be in (0, 180) degrees, got {horizontal_fov_degrees}")
     focal = 0.5 * width / np.tan(np.radians(horizontal_fov_degrees) / 2)
     return np.array([[focal, 0, (width - 1) / 2], [0, focal, (height - 1) / 2], [0, 0, 1]], dtype=np.float64)
+
+
+def check_intrinsics(intrinsics) -> np.ndarray:
+    """K as float64 (3, 3), or a ValueError: a negative focal length mirrors the image axes and OpenCV recovers a
+    mirrored pose without complaint; a zero or infinite one, or a last row other than [0, 0, 1], fails every pair."""
+    matrix = np.asarray(intrinsics, dtype=np.float64)
+    if matrix.shape != (3, 3) or not np.isfinite(matrix).all() or matrix[0, 0] <= 0 or matrix[1, 1] <= 0 \
+            or not np.array_equal(matrix[2], [0.0, 0.0, 1.0]):
+        raise ValueError(f"intrinsics must be a finite 3x3 K with focal lengths fx, fy > 0 and last row [0, 0, 1] "
+                         f"(pixels, OpenCV), got {matrix.tolist()}")
+    return matrix
 
 
 def _gray(image):
@@ -195,8 +209,7 @@ def geometric_consistency(
         min_parallax_px = DEFAULT_MIN_PARALLAX * video.shape[2]
     if min_parallax_px < 0:
         raise ValueError(f"min_parallax_px must be >= 0, got {min_parallax_px}")
-    if intrinsics is None:
-        intrinsics = default_intrinsics(*video.shape[1:3])
+    intrinsics = default_intrinsics(*video.shape[1:3]) if intrinsics is None else check_intrinsics(intrinsics)
 
     features = {}
 

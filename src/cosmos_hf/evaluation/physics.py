@@ -133,6 +133,12 @@ def score_prediction(
 ) -> dict:
     """Metrics of one predicted clip (full length, conditioning included) against the sample's frames and masks."""
     predicted = np.asarray(predicted)
+    num_frames = len(sample.frames)
+    # Python slicing would accept anything here: -1 scored only the last frame, 0 scored the conditioning frames too.
+    if isinstance(num_cond_frames, bool) or not isinstance(num_cond_frames, (int, np.integer)) \
+            or not 1 <= num_cond_frames < num_frames:
+        raise ValueError(f"num_cond_frames must be in [1, {num_frames - 1}] for a {num_frames}-frame clip "
+                         f"(at least one frame to condition on and one to score), got {num_cond_frames!r}")
     if predicted.shape != sample.frames.shape or predicted.dtype != np.uint8:
         raise ValueError(
             f"prediction must be uint8 {sample.frames.shape} (the whole clip), got {predicted.dtype} {predicted.shape}"
@@ -243,6 +249,11 @@ def run_physics_benchmark(
         raise ValueError("no predictors given")
     if not scenes or not seeds or not views:
         raise ValueError("need at least one scene, one seed and one view")
+    # A repeated entry would be scored twice and weigh double in the overall means (meant to weigh scenes alike).
+    for name, values in (("scenes", scenes), ("seeds", seeds), ("views", views), ("cond_frames", cond_frames)):
+        repeated = sorted({v for v in values if values.count(v) > 1})
+        if repeated:
+            raise ValueError(f"{name} lists {repeated} more than once; give each at most once")
     for tc in cond_frames:
         if not 1 <= tc < num_frames:
             raise ValueError(

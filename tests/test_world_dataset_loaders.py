@@ -148,3 +148,37 @@ def test_dl3dv_transforms_json_converts_opengl_to_opencv(tmp_path):
     (scene / "transforms.json").write_text(json.dumps(meta))
     with pytest.raises(FileNotFoundError, match="frame image"):
         load_camera_trajectories(tmp_path)
+
+
+def _realestate10k_lines(num_lines):
+    lines = ["https://www.youtube.com/watch?v=example"]
+    for k in range(num_lines):
+        w2c = np.linalg.inv(look_at((1.0 + 0.1 * k, -2.0, 1.0), (0, 0, 0)))[:3]
+        lines.append(" ".join(str(v) for v in [1000000 + 33333 * k, 0.5, 0.75, 0.5, 0.5, 0, 0, *w2c.reshape(-1)]))
+    return "\n".join(lines) + "\n"
+
+
+def test_realestate10k_video_with_another_frame_count_than_camera_lines_is_refused(tmp_path):
+    # pose k belongs to frame k: a 6-frame video for 3 camera lines paired frames 0-2 with the poses and gave
+    # frames 3-5 none, without an error (a frames folder was already checked this way)
+    (tmp_path / "seq1.txt").write_text(_realestate10k_lines(3))
+    write_video(tmp_path / "seq1.mp4", _frames(6), fps=30)
+    with pytest.raises(ValueError, match="6 frames for 3 camera lines"):
+        load_camera_trajectories(tmp_path)
+    write_video(tmp_path / "seq1.mp4", _frames(3), fps=30)
+    row = load_camera_trajectories(tmp_path)[0]
+    assert row["num_frames"] == 3 and len(row["cam_to_world"]) == 3
+
+
+def test_bridge_annotation_with_another_state_count_than_video_frames_is_refused(tmp_path):
+    # action t takes frame t to frame t+1: 6 states for an 8-frame video gave 5 actions for 7 frame steps, silently
+    states = _bridge_states(T=6)
+    ann = {"episode_id": "ep1", "texts": ["push"], "state": states[:, :6].tolist(),
+           "continuous_gripper_state": states[:, 6].tolist(), "videos": [{"video_path": "videos/ep1.mp4"}]}
+    (tmp_path / "ep1.json").write_text(json.dumps(ann))
+    write_video(tmp_path / "videos" / "ep1.mp4", _frames(8), fps=5)
+    with pytest.raises(ValueError, match="8 video frames but 6 states"):
+        load_bridge_trajectories(tmp_path)
+    write_video(tmp_path / "videos" / "ep1.mp4", _frames(6), fps=5)
+    row = load_bridge_trajectories(tmp_path)[0]
+    assert row["num_frames"] == 6 and len(row["actions"]) == 5

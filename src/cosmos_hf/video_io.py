@@ -4,6 +4,8 @@ Frames are numpy uint8 arrays shaped (T, H, W, 3). Model-side tensors are float 
 (B, 3, T, H, W); `frames_to_tensor` / `tensor_to_frames` convert between the two.
 """
 
+import math
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +41,8 @@ def read_video(path, max_frames: int | None = None):
 
 
 def write_video(path, frames, fps: float = 24.0, crf: int = 18):
-    """Encode uint8 frames [T,H,W,3] to an H.264 mp4 at `path`, atomically (temp file + rename)."""
+    """Encode uint8 frames [T,H,W,3] to an H.264 mp4 at `path`, atomically (temp file + rename), at `fps` (any
+    finite rate > 0, kept as a fraction: 12.5 stays 12.5)."""
     import av
 
     frames = np.asarray(frames)
@@ -49,6 +52,12 @@ def write_video(path, frames, fps: float = 24.0, crf: int = 18):
         raise ValueError(f"frames must be uint8, got {frames.dtype}")
     if len(frames) == 0:
         raise ValueError("cannot write a video with zero frames")
+    if isinstance(fps, bool) or not isinstance(fps, (int, float, np.integer, np.floating)) \
+            or not math.isfinite(fps) or fps <= 0:
+        raise ValueError(f"fps must be a finite number > 0, got {fps!r}")
+    # The exact rate as a fraction (12.5 -> 25/2, 29.97... -> 30000/1001): an integer rate wrote 12.5 fps as 12 and
+    # 0.4 as 0 (read back as 24); integer rates give the same bytes as before.
+    rate = Fraction(float(fps)).limit_denominator(1001)
     height, width = frames.shape[1:3]
     # yuv420p (what every player decodes) needs even sizes: pad by edge replication, never silently crop.
     pad_h, pad_w = height % 2, width % 2
@@ -57,7 +66,7 @@ def write_video(path, frames, fps: float = 24.0, crf: int = 18):
     path = Path(path)
     with atomic_path(path) as tmp:
         with av.open(str(tmp), mode="w", format="mp4") as container:
-            stream = container.add_stream("libx264", rate=int(round(fps)))
+            stream = container.add_stream("libx264", rate=rate)
             stream.width, stream.height = frames.shape[2], frames.shape[1]
             stream.pix_fmt = "yuv420p"
             # x264's macroblock-tree rate control made the output differ from call to call for the same frames

@@ -146,6 +146,9 @@ def _bridge_from_annotation(path: Path, root: Path, video_root: Path | None):
     if video is None:
         raise FileNotFoundError(f"{path}: video {rel} not found (looked in {', '.join(str(c.parent) for c in candidates)})")
     num_frames, fps, height, width = _probe_video(video)
+    if num_frames != len(states):
+        # state t is frame t's (action t takes frame t to t+1); other counts pair actions with the wrong frames
+        raise ValueError(f"{path}: {video} has {num_frames} video frames but {len(states)} states (one per frame)")
     texts = ann.get("texts") or ann.get("instruction") or ann.get("language") or ""
     caption = texts[0] if isinstance(texts, list) and texts else (texts if isinstance(texts, str) else "")
     sample_id = str(ann.get("episode_id", path.stem))
@@ -268,6 +271,9 @@ def _realestate10k_row(path: Path, root: Path, image_size):
         num_frames = len(frames)
     elif video is not None:
         num_frames, _, height, width = _probe_video(video)
+        if num_frames != len(stamps):  # pose k is frame k's, as for a frames folder
+            raise ValueError(f"{video}: {num_frames} frames for {len(stamps)} camera lines (the video must hold "
+                             f"exactly the frames of the camera lines, or put them in {stem}/ named by timestamp)")
     elif image_size is not None:
         height, width = image_size
         num_frames = len(stamps)

@@ -320,6 +320,10 @@ def latent_cache_key(config: dict) -> dict:
     model, data = config["model"], config["data"]
     key = {name: data.get(name) for name in ("type", "path", "num_clips", "seed_offset", "scenes", "num_frames",
                                               "height", "width", "fps", "frame_stride")}
+    if data.get("type") == "physics":
+        # data.views picks each clip's camera (clip 8 of 8 scenes is view 0 for [0], view 1 for [0, 1, 2, 3]); it was
+        # missing, so a cache of other views was trained on. Physics only: other data types keep their keys.
+        key["views"] = [int(v) for v in (data.get("views") or [0])]
     key.update(vae=model.get("vae"), text_encoder=model.get("text_encoder"),
                max_sequence_length=model.get("max_sequence_length"))
     if model.get("condition") == "dv_tokens":

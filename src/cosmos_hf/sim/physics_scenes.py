@@ -114,7 +114,9 @@ def _free_fall(world: SimWorld, rng: np.random.Generator) -> SceneSetup:
         heights = [s["initial_position"][2] for s in specs]
         # A bounce is the height rising again after having come down.
         z = pos[:, :, 2]
-        bounced = any((z[1:, i] - np.minimum.accumulate(z[:, i])[:-1]).max() > 0.02 for i in range(z.shape[1]))
+        # (a 1-frame clip cannot show one; .max() of its empty differences raised)
+        bounced = len(z) > 1 and any((z[1:, i] - np.minimum.accumulate(z[:, i])[:-1]).max() > 0.02
+                                     for i in range(z.shape[1]))
         what = "bounce" if bounced else "land"
         verb = "falls" if n == 1 else "fall"
         where = (f"about {heights[0]:.1f} m" if n == 1 else f"between {min(heights):.1f} and {max(heights):.1f} m")

@@ -191,6 +191,18 @@ def test_typical_acceptance_rule():
     assert not typical_acceptance(flat, 3, epsilon=0.3, delta=1.01)  # bar = min(0.3, 1.01 * 0.25)
 
 
+@pytest.mark.parametrize("name", ["epsilon", "delta"])
+@pytest.mark.parametrize("value", [-0.5, 0.0, float("nan")])
+def test_typical_acceptance_thresholds_must_be_positive(name, value):
+    # a threshold <= 0 accepted every guess the base distribution does not rule out (p > 0): the "samples" were then
+    # the heads' guesses, not draws from the model
+    model = CosmosARForCausalLM(CosmosARConfig(
+        vocab_size=64, hidden_size=32, intermediate_size=48, num_hidden_layers=1, num_attention_heads=4,
+        num_key_value_heads=2, latent_shape=[2, 4, 4], medusa_num_heads=2)).eval()
+    with pytest.raises(ValueError, match=rf"{name} must be a finite number > 0"):
+        medusa_generate(model, torch.zeros(1, 4, dtype=torch.long), 4, do_sample=True, **{name: value})
+
+
 def test_medusa_loss_trains_heads_and_input_errors():
     config = CosmosARConfig(
         vocab_size=64, hidden_size=32, intermediate_size=48, num_hidden_layers=1, num_attention_heads=4,

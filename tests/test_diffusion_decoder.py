@@ -263,6 +263,17 @@ def test_guidance_unconditional_branch_gets_zero_text_and_token_id_zero(monkeypa
         pipe(tokens=tokens, chunk_blend="pixels")
 
 
+def test_a_generator_list_must_hold_one_generator_per_token_grid():
+    pipe = untrained_pipeline()
+    tokens = torch.randint(1, 64000, (2, 2, 4, 4))
+    generators = [torch.Generator().manual_seed(seed) for seed in range(3)]
+    # 3 generators for 2 grids used to be accepted (the third silently unused), as the world pipelines refuse it
+    with pytest.raises(ValueError, match="got 3 generators for a batch of 2 videos"):
+        pipe(tokens=tokens, num_inference_steps=1, output_type="latent", generator=generators)
+    out = pipe(tokens=tokens, num_inference_steps=1, output_type="latent", generator=generators[:2]).frames
+    assert out.shape == (2, 4, 2, 4, 4)
+
+
 def test_pixel_chunks_are_padded_to_the_chunk_length_and_cut_to_the_grid(monkeypatch):
     pipe = untrained_pipeline(chunk_latent_frames=4)
     seen = []

@@ -160,6 +160,7 @@ def test_output_types_and_batched_actions(pipes):
     (dict(action_values=np.zeros((2, 8, 6))), r"\[B, N, 7\] \(this model takes 7-D actions\)"),
     (dict(action_values=np.zeros(7)), r"\[N, 7\]"),
     (dict(action_values=np.zeros((2, 8, 7)), prompt=["a", "b", "c"]), "actions batch 2 does not match 3"),
+    (dict(action_values=np.zeros((8, 7)), num_videos_per_prompt=2), "num_videos_per_prompt is not supported"),
 ])
 def test_bad_action_input_is_refused_with_a_clear_error(pipes, bad, message):
     pipe, _ = pipes

@@ -87,6 +87,17 @@ def test_sampling_is_seeded_by_generator(pipe):
     assert picks == {1, 2}  # top-k keeps the two best
 
 
+def test_sampling_with_top_k_keeps_only_the_top_k_tokens_with_or_without_medusa(pipe):
+    # top_k=1 leaves the argmax alone: whatever the seed, sampling must give the greedy tokens (Medusa used to drop
+    # top_k and sample from the whole top-p nucleus)
+    greedy = pipe(video=frames(1), output_type="tokens").frames
+    for seed in range(3):
+        for use_medusa in (False, True):
+            sampled = pipe(video=frames(1), output_type="tokens", do_sample=True, top_k=1, use_medusa=use_medusa,
+                           generator=torch.Generator().manual_seed(seed)).frames
+            assert torch.equal(sampled, greedy), (seed, use_medusa)
+
+
 def test_decoded_outputs(pipe):
     out = pipe(video=frames(1), output_type="np").frames
     assert out.shape == (1, 9, 16, 16, 3) and out.min() >= 0 and out.max() <= 1
@@ -391,6 +402,7 @@ def test_token_output_needs_the_explicit_guardrail_opt_out(dv):
         (dict(video=(frames(1) + 1) * 127.5), ValueError, r"values span \[.*\] after preprocessing, expected"),
         (dict(video=((frames(1) + 1) * 127.5).to(torch.uint8)), TypeError, "tensors must be float"),
         (dict(generator=42), TypeError, "generator must be a torch.Generator"),
+        (dict(do_sample=True, generator=[torch.Generator()]), TypeError, "token sampling draws .* one torch.Generator"),
         (dict(do_sample=True, temperature=float("nan")), ValueError, "temperature must be > 0"),
         (dict(top_k=0), ValueError, "top_k must be >= 1"),
         (dict(top_p=float("nan")), ValueError, r"top_p must be > 0 and <= 1"),

@@ -7,8 +7,9 @@ attention, positions by depth), keeps the longest accepted path and drops the ca
 
 - greedy (`do_sample=False`): a guess is accepted only if it equals the base model's argmax at its parent, so the
   output is exactly plain greedy decoding, in fewer forward passes when the guesses are good;
-- sampling (`do_sample=True`): the base token is sampled (temperature / top-p) and guesses pass *typical acceptance*:
-  accepted when `p(guess) > min(epsilon, delta * exp(-entropy(p)))` under the base distribution at that position.
+- sampling (`do_sample=True`): the base token is sampled (temperature / top-k / top-p) and guesses pass *typical
+  acceptance*: accepted when `p(guess) > min(epsilon, delta * exp(-entropy(p)))` under the base distribution at that
+  position (epsilon, delta > 0).
 
 The candidate tree is the union of these paths (shared prefixes verified once):
 
@@ -24,12 +25,13 @@ ships no Medusa implementation; this one is written from the paper (batch 1).
 """
 
 import math
+import numbers
 from dataclasses import dataclass
 
 import torch
 from transformers import DynamicCache, StaticCache
 from transformers.cache_utils import Cache
-from transformers.generation.logits_process import TopPLogitsWarper
+from transformers.generation.logits_process import TopKLogitsWarper, TopPLogitsWarper
 
 
 @dataclass
@@ -62,9 +64,13 @@ def typical_acceptance(probs: torch.Tensor, token: int, epsilon: float = 0.09, d
     return bool(probs[token] > min(epsilon, delta * float(torch.exp(-entropy))))
 
 
-def _sampling_probs(logits: torch.Tensor, temperature: float, top_p: float | None) -> torch.Tensor:
-    """Next-token distribution `[V]` after temperature and transformers' nucleus (top-p) filter, as `generate()`."""
+def _sampling_probs(logits: torch.Tensor, temperature: float, top_p: float | None,
+                    top_k: int | None = None) -> torch.Tensor:
+    """Next-token distribution `[V]` after temperature and transformers' top-k and nucleus (top-p) filters, in
+    `generate()`'s order."""
     scores = logits.float()[None] / temperature
+    if top_k:
+        scores = TopKLogitsWarper(top_k)(None, scores)
     if top_p is not None and top_p < 1.0:
         scores = TopPLogitsWarper(top_p)(None, scores)  # the warper never reads input_ids
     return torch.softmax(scores[0], dim=-1)
@@ -157,6 +163,7 @@ def medusa_generate(
     do_sample: bool = False,
     temperature: float = 1.0,
     top_p: float | None = None,
+    top_k: int | None = None,
     epsilon: float = 0.09,
     delta: float = 0.3,
     num_candidates: int | None = None,
@@ -171,6 +178,7 @@ def medusa_generate(
     `num_candidates` limits the heads used per step (default: all; 0 = none); `head_top_k` is the number of the first
     head's tokens branched on (1 = the plain chain); `temporal_candidates` is the length of the path copied from the
     previous latent frame (0 = none). A model without heads decodes with the temporal candidates alone.
+    `top_k` (None = off) and `top_p` filter the sampled distribution as in `generate()`.
     `cache_implementation`: "dynamic" (`DynamicCache`) or "static" (a `StaticCache` preallocated for the prompt, the
     new tokens and the largest candidate tree). `previous_frame_logit_bias` is added to the base model's logit of the
     previous latent frame's token at every position (`add_previous_frame_logit_bias`) before a token is chosen or a
@@ -185,6 +193,13 @@ def medusa_generate(
         raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
     if do_sample and temperature <= 0:
         raise ValueError(f"temperature must be > 0 when sampling, got {temperature}")
+    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral) or top_k < 1):
+        raise ValueError(f"top_k must be an integer >= 1 (None keeps every token), got {top_k!r}")
+    for name, value in (("epsilon", epsilon), ("delta", delta)):
+        # a threshold <= 0 accepts every guess with p > 0: the output would be the heads' guesses, not samples
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value <= 0:
+            raise ValueError(f"{name} must be a finite number > 0 (typical acceptance: a guess is kept when "
+                             f"p > min(epsilon, delta * exp(-entropy))), got {value!r}")
     vocab_size = model.config.vocab_size
     if not 1 <= head_top_k <= vocab_size:
         raise ValueError(f"head_top_k must be in [1, {vocab_size}] (the vocabulary size), got {head_top_k}")
@@ -225,7 +240,7 @@ def medusa_generate(
             logits[None], [previous_frame_token(tokens, len(tokens))], previous_frame_logit_bias)[0]
         if not do_sample:
             return int(logits.argmax())
-        probs = _sampling_probs(logits, temperature, top_p)
+        probs = _sampling_probs(logits, temperature, top_p, top_k)
         return int(torch.multinomial(probs, 1, generator=generator))
 
     def guesses_at(out, position: int) -> torch.Tensor | None:
@@ -278,7 +293,7 @@ def medusa_generate(
         def longest(node: int) -> list[int]:
             best = []
             if children[node]:
-                probs = _sampling_probs(logits[node], temperature, top_p)
+                probs = _sampling_probs(logits[node], temperature, top_p, top_k)
                 for token, child in children[node].items():
                     if typical_acceptance(probs, token, epsilon, delta):
                         below = [child] + longest(child)

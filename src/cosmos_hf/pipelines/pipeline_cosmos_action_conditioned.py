@@ -155,6 +155,11 @@ class CosmosActionConditionedPipeline(CosmosVideo2WorldPipeline):
         for name in ("prompt_embeds", "negative_prompt_embeds", "latents", "height", "width"):
             if kwargs.get(name) is not None:
                 raise ValueError(f"`{name}` is not supported by the action rollout")
+        if kwargs.get("num_videos_per_prompt", 1) != 1:
+            # each chunk would return more videos than the rollout conditions on; it crashed after the first chunk
+            raise ValueError(f"num_videos_per_prompt is not supported by the action rollout (got "
+                             f"{kwargs['num_videos_per_prompt']!r}): repeat the conditioning video / actions along "
+                             f"the batch instead")
         num_action_frames, _ = self._model_action_shape()
         window = num_action_frames + 1 if num_frames is None else int(num_frames)
         if window != num_action_frames + 1:

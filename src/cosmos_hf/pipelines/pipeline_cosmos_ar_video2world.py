@@ -236,6 +236,11 @@ class CosmosARVideo2WorldPipeline(HubLayoutMixin, DiffusionPipeline):
         check_number("decoder_num_inference_steps", decoder_num_inference_steps, minimum=1, integer=True)
         check_number("decoder_guidance_scale", decoder_guidance_scale, minimum=0, note="0 disables guidance")
         check_generator(generator)
+        if do_sample and isinstance(generator, (list, tuple)):
+            # the sampler draws every video's tokens in one stream (torch.multinomial takes one generator)
+            raise TypeError("token sampling draws every video from one torch.Generator: pass one generator, not a "
+                            "list (a list, one per video, is only taken with do_sample=False, by the diffusion "
+                            "decoder)")
         if use_medusa:
             from ..autoregressive.medusa import check_candidate_sources
 
@@ -291,7 +296,7 @@ class CosmosARVideo2WorldPipeline(HubLayoutMixin, DiffusionPipeline):
             for row in range(input_ids.shape[0]):
                 row_text = {k: v[row : row + 1] for k, v in text.items()}
                 out = medusa_generate(model, input_ids[row : row + 1], max_new_tokens, do_sample=do_sample,
-                                      temperature=temperature, top_p=top_p, generator=generator,
+                                      temperature=temperature, top_p=top_p, top_k=top_k, generator=generator,
                                       previous_frame_logit_bias=previous_frame_logit_bias,
                                       **{**MEDUSA_DEFAULTS, **(medusa_kwargs or {})}, **row_text)
                 rows.append(out.sequences)

@@ -228,6 +228,7 @@ class CosmosDiffusionDecoderPipeline(CosmosText2WorldPipeline):
         grid = self.latent_grid_for_tokens(tokens.shape)
         check_token_frames(tokens.shape[1], grid[0])
         batch = tokens.shape[0]
+        check_generator(generator, batch)  # a list: one generator per token grid, as the world pipelines take it
         _, _, fps, max_sequence_length = self._resolve_defaults(None, None, None, fps, max_sequence_length)[1:]
         prompts = [prompt] * batch if isinstance(prompt, str) else list(prompt)
         if len(prompts) != batch:

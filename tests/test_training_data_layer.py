@@ -69,6 +69,38 @@ def test_clip_archive_dataset_holds_the_clips_the_physics_dataset_simulates(tmp_
         build_dataset({**data, "type": "images"})
 
 
+def test_folder_and_webdataset_videos_must_play_at_the_configured_fps(tmp_path):
+    """data.fps is what the model is conditioned on; a 30 fps video in a folder trained with fps 24 used to train it
+    on the wrong fps without a word."""
+    import tarfile
+
+    from cosmos_hf.data import write_video
+
+    frames = np.zeros((8, 16, 16, 3), np.uint8)
+    for name, rate in (("a", 24), ("b", 30), ("c", 48)):
+        write_video(tmp_path / "videos" / f"{name}.mp4", frames, fps=rate)
+        (tmp_path / "metas").mkdir(exist_ok=True)
+        (tmp_path / "metas" / f"{name}.txt").write_text("a still")
+    data = {"type": "folder", "path": str(tmp_path), "num_frames": 4, "height": 16, "width": 16, "fps": 24,
+            "frame_stride": 1}
+    with pytest.raises(ValueError, match=r"b.mp4 plays at 30 fps, so its clips \(data.frame_stride 1\) are 30 fps, "
+                                         r"but data.fps is 24 .*set data.fps to 30"):
+        build_dataset(data)
+    (tmp_path / "videos" / "b.mp4").unlink()
+    with pytest.raises(ValueError, match="c.mp4 plays at 48 fps"):
+        build_dataset(data)
+    (tmp_path / "videos" / "a.mp4").unlink()
+    assert len(build_dataset({**data, "frame_stride": 2})) == 1  # every 2nd frame of 48 fps: 24 fps
+    assert len(build_dataset({**data, "fps": None, "frame_stride": 1})) == 1  # no fps given: nothing to check
+    shard = tmp_path / "shard-000000.tar"
+    with tarfile.open(shard, "w") as archive:
+        archive.add(tmp_path / "videos" / "c.mp4", arcname="c.mp4")
+        archive.add(tmp_path / "metas" / "c.txt", arcname="c.txt")
+    with pytest.raises(ValueError, match="webdataset sample c plays at 48 fps"):
+        next(iter(build_dataset({**data, "type": "webdataset", "path": str(shard)})))
+    assert next(iter(build_dataset({**data, "type": "webdataset", "path": str(shard), "frame_stride": 2})))
+
+
 def test_scene_weights_give_each_clip_its_scenes_weight(tmp_path):
     from cosmos_hf.data import clip_sampling_weights
 

@@ -40,6 +40,26 @@ def read_video(path, max_frames: int | None = None):
     return np.stack(frames), fps
 
 
+def video_frame_rate(path) -> float:
+    """A video file's frame rate from its header, without decoding (24.0 when the file gives none, as `read_video`).
+    Raises ValueError naming the file if it cannot be opened."""
+    import av
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"video not found: {path}")
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise ValueError(f"{path} has no video stream")
+            rate = container.streams.video[0].average_rate
+    except ValueError:
+        raise
+    except Exception as err:  # av raises InvalidDataError etc.
+        raise ValueError(f"cannot open video {path} (corrupt or unsupported): {err}") from err
+    return float(rate) if rate else 24.0
+
+
 def write_video(path, frames, fps: float = 24.0, crf: int = 18):
     """Encode uint8 frames [T,H,W,3] to an H.264 mp4 at `path`, atomically (temp file + rename), at `fps` (any
     finite rate > 0, kept as a fraction: 12.5 stays 12.5)."""

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, IterableDataset
 
-from .video_io import frames_to_tensor, read_video
+from .video_io import frames_to_tensor, read_video, video_frame_rate
 
 DATASET_TYPES = ("folder", "webdataset", "physics", "clips")
 
@@ -78,10 +78,24 @@ def physics_scenes_and_views(scenes, views) -> tuple[list[str], list[int]]:
     return scenes, checked
 
 
-class VideoFolderDataset(Dataset):
-    """`videos/*.mp4` + `metas/*.txt` (one caption per video, same stem)."""
+def check_frame_rate(video_fps: float, frame_stride: int, fps, where: str):
+    """Refuse a video whose clips (every `frame_stride`-th frame) do not play at `fps`, the `data.fps` the model is
+    told: it would learn the wrong fps conditioning without any error (1% tolerance; fps None: no check)."""
+    if fps is None:
+        return
+    effective = video_fps / frame_stride
+    if abs(effective - float(fps)) > 0.01 * float(fps):
+        raise ValueError(f"{where} plays at {video_fps:g} fps, so its clips (data.frame_stride {frame_stride}) are "
+                         f"{effective:g} fps, but data.fps is {float(fps):g} (the fps the model is conditioned on): "
+                         f"set data.fps to {effective:g}, choose a data.frame_stride that gives {float(fps):g} fps, or "
+                         "resample the videos to one rate")
 
-    def __init__(self, root, num_frames, height, width, frame_stride=1, random_start=True):
+
+class VideoFolderDataset(Dataset):
+    """`videos/*.mp4` + `metas/*.txt` (one caption per video, same stem). With `fps`, every video's rate divided by
+    `frame_stride` must match it (`check_frame_rate`, at construction, from the headers)."""
+
+    def __init__(self, root, num_frames, height, width, frame_stride=1, random_start=True, fps=None):
         root = Path(root)
         videos = sorted((root / "videos").glob("*.mp4"))
         if not videos:
@@ -89,6 +103,8 @@ class VideoFolderDataset(Dataset):
         missing = [v.stem for v in videos if not (root / "metas" / f"{v.stem}.txt").is_file()]
         if missing:
             raise ValueError(f"{len(missing)} videos have no caption in {root / 'metas'}: {missing[:5]}")
+        for video in videos:
+            check_frame_rate(video_frame_rate(video), frame_stride, fps, str(video))
         self.items = [(v, (root / "metas" / f"{v.stem}.txt").read_text().strip()) for v in videos]
         self.num_frames, self.height, self.width = num_frames, height, width
         self.frame_stride, self.random_start = frame_stride, random_start
@@ -111,11 +127,12 @@ class VideoFolderDataset(Dataset):
 
 
 class WebDatasetShards(IterableDataset):
-    """webdataset tar shards whose samples hold `<key>.mp4` and `<key>.txt`."""
+    """webdataset tar shards whose samples hold `<key>.mp4` and `<key>.txt`. With `fps`, each sample's rate is
+    checked as in `VideoFolderDataset` (when it is read: shards are streamed)."""
 
-    def __init__(self, urls, num_frames, height, width, frame_stride=1):
+    def __init__(self, urls, num_frames, height, width, frame_stride=1, fps=None):
         self.urls, self.num_frames, self.height, self.width = urls, num_frames, height, width
-        self.frame_stride = frame_stride
+        self.frame_stride, self.fps = frame_stride, fps
 
     def __iter__(self):
         import webdataset as wds
@@ -130,7 +147,8 @@ class WebDatasetShards(IterableDataset):
             with tempfile.NamedTemporaryFile(suffix=".mp4") as tmp:
                 tmp.write(sample["mp4"])
                 tmp.flush()
-                frames, _ = read_video(tmp.name)
+                frames, video_fps = read_video(tmp.name)
+            check_frame_rate(video_fps, self.frame_stride, self.fps, f"webdataset sample {key}")
             clip = pick_clip(frames, self.num_frames, self.frame_stride, rng, f"webdataset sample {key}")
             caption = sample["txt"].decode() if isinstance(sample["txt"], bytes) else sample["txt"]
             yield {"video": clip_tensor(resize_frames(clip, self.height, self.width)), "caption": caption.strip()}
@@ -170,11 +188,12 @@ def build_dataset(data: dict, training: bool = True):
     if kind == "folder":
         if not data.get("path"):
             raise ValueError("data.path is required for data.type=folder")
-        return VideoFolderDataset(data["path"], *size, frame_stride=data["frame_stride"], random_start=training)
+        return VideoFolderDataset(data["path"], *size, frame_stride=data["frame_stride"], random_start=training,
+                                  fps=data.get("fps"))
     if kind == "webdataset":
         if not data.get("path"):
             raise ValueError("data.path (shard pattern or list) is required for data.type=webdataset")
-        return WebDatasetShards(data["path"], *size, frame_stride=data["frame_stride"])
+        return WebDatasetShards(data["path"], *size, frame_stride=data["frame_stride"], fps=data.get("fps"))
     if kind == "physics":
         return PhysicsWorldDataset(data["num_clips"], *size, fps=data["fps"], scenes=data.get("scenes"),
                                    seed_offset=data.get("seed_offset", 0), views=data.get("views") or [0])

@@ -209,6 +209,10 @@ def test_config_validation_errors():
         tiny_config(latent_shape=[3, 4])
     with pytest.raises(ValueError, match="multiple of num_key_value_heads"):
         tiny_config(num_key_value_heads=3)
+    for name in ("num_attention_heads", "num_key_value_heads", "hidden_size", "num_hidden_layers"):
+        for bad in (0, -2):  # 0 heads was a ZeroDivisionError; -2 passed the multiple check and failed later
+            with pytest.raises(ValueError, match=f"{name} must be >= 1, got {bad}"):
+                tiny_config(**{name: bad})
     with pytest.raises(ValueError, match="use_yarn=True needs"):
         tiny_config(use_yarn=True)
     with pytest.raises(ValueError, match="abs_pos_emb_dtype"):

@@ -145,6 +145,11 @@ class CosmosARConfig(PretrainedConfig):
         self.num_hidden_layers = int(num_hidden_layers)
         self.num_attention_heads = int(num_attention_heads)
         self.num_key_value_heads = int(num_key_value_heads if num_key_value_heads is not None else num_attention_heads)
+        # before head_dim divides by num_attention_heads (0 heads was a bare ZeroDivisionError naming nothing)
+        for name in ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+                     "num_key_value_heads"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         self.head_dim = int(head_dim) if head_dim is not None else self.hidden_size // self.num_attention_heads
         self.rms_norm_eps = float(rms_norm_eps)
         self.qk_norm_eps = float(qk_norm_eps)

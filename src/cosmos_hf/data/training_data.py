@@ -333,6 +333,27 @@ def physics_token_cache(data: dict, dv_tokenizer, cache_path, write: bool):
     return tokens, captions
 
 
+def data_files_fingerprint(data: dict) -> str | None:
+    """SHA-1 of (relative path, size, mtime) of the files a `folder` (videos/*.mp4, metas/*.txt) or `clips` (the
+    archive) dataset reads, or None for other types: the path alone let a cache outlive changed videos or captions,
+    or an archive re-exported in place with other clips. Cheap (no file is read); touching a file invalidates."""
+    import hashlib
+
+    if data.get("type") not in ("folder", "clips") or not data.get("path"):
+        return None
+    root = Path(data["path"])
+    if data["type"] == "folder":
+        files = sorted([*(root / "videos").glob("*.mp4"), *(root / "metas").glob("*.txt")])
+    else:
+        files = [root]
+    digest = hashlib.sha1()
+    for file in files:
+        stat = file.stat()
+        name = file.relative_to(root).as_posix() if file != root else file.name
+        digest.update(f"{name}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
 def latent_cache_key(config: dict) -> dict:
     """What a diffusion latent cache depends on: the clips, the encoders and the text length (not the model being
     trained), so a Text2World run may reuse a Video2World run's cache, and a cache made for other data is refused."""
@@ -343,6 +364,8 @@ def latent_cache_key(config: dict) -> dict:
         # data.views picks each clip's camera (clip 8 of 8 scenes is view 0 for [0], view 1 for [0, 1, 2, 3]); it was
         # missing, so a cache of other views was trained on. Physics only: other data types keep their keys.
         key["views"] = [int(v) for v in (data.get("views") or [0])]
+    if data.get("type") in ("folder", "clips"):
+        key["files"] = data_files_fingerprint(data)
     key.update(vae=model.get("vae"), text_encoder=model.get("text_encoder"),
                max_sequence_length=model.get("max_sequence_length"))
     if model.get("condition") == "dv_tokens":

@@ -85,6 +85,20 @@ def test_benign_prompts_with_tricky_substrings_pass(blocklist, prompt):
     assert blocklist.check(prompt).is_safe, blocklist.check(prompt).reason
 
 
+@pytest.mark.parametrize(
+    "invisible",
+    ["\u200e", "\u200f", "\u061c", "\u202a", "\u202e", "\u2066", "\u2069",  # direction marks and controls
+     "\u2061", "\u2062", "\u2063", "\u2064",  # invisible math operators
+     "\u034f", "\ufe00", "\U000e0100", "\U000e0062",  # grapheme joiner, variation selectors, a tag character
+     "\u115f", "\u3164", "\u17b4", "\u180b"],  # Hangul fillers, a Khmer invisible vowel, a Mongolian selector
+)
+def test_every_invisible_character_inside_a_word_is_removed(blocklist, invisible):
+    # Unicode's default-ignorable code points render as nothing, like the zero-width space
+    assert normalize_unicode(f"b{invisible}omb") == "bomb"
+    verdict = blocklist.check(f"a man builds a b{invisible}o{invisible}mb")
+    assert not verdict.is_safe, repr(invisible)
+
+
 def test_whitelist_only_exempts_its_own_span(blocklist):
     assert blocklist.check("a killer whale").is_safe
     assert not blocklist.check("a killer whale and a killer").is_safe

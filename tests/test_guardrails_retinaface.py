@@ -59,3 +59,23 @@ def test_wrong_checkpoint_is_refused(tmp_path):
     torch.save({"conv.weight": torch.zeros(1)}, tmp_path / "other.pth")
     with pytest.raises(ValueError, match="not a RetinaFace"):
         RetinaFaceDetector.from_checkpoint(tmp_path / "other.pth")
+
+
+@pytest.mark.parametrize("broken", ["ClassHead", "BboxHead"])
+def test_a_detector_that_outputs_nan_blocks_the_video_instead_of_finding_no_face(broken):
+    # NaN scores fail the confidence test and NaN boxes round to empty ones: both read as "no face", and the
+    # frames went out unpixelated; a broken (e.g. overflowed half-precision) detector must block
+    from cosmos_hf.guardrails import CosmosSafetyChecker, FacePixelator
+
+    torch.manual_seed(0)
+    broken_model = RetinaFace().eval()
+    with torch.no_grad():
+        for head in broken_model.ClassHead:  # every anchor a face, so that only the NaN can hide them
+            head.conv1x1.weight.zero_()
+            head.conv1x1.bias.copy_(torch.tensor([0.0, 8.0, 0.0, 8.0]))
+        for head in getattr(broken_model, broken):
+            head.conv1x1.bias.fill_(float("nan"))
+    checker = CosmosSafetyChecker(face_pixelator=FacePixelator(detector=RetinaFaceDetector(broken_model)))
+    verdict, frames = checker.check_video(np.zeros((2, 64, 64, 3), np.uint8))
+    assert not verdict.is_safe and frames is None
+    assert verdict.guard == "face_pixelation" and "NaN" in verdict.reason

@@ -104,6 +104,20 @@ def test_classifier_fails_closed_on_bad_input_and_errors(tmp_path):
     assert not verdict.is_safe and "fail closed" in verdict.reason
 
 
+@pytest.mark.parametrize("broken", ["all logits", "the safe logit"])
+def test_a_classifier_that_outputs_nan_blocks_instead_of_reading_as_safe(tmp_path, broken):
+    # argmax over NaN logits is 0, the "Safe" class: a broken (e.g. overflowed half-precision) head must block
+    head = head_that_always_predicts(2)
+    with torch.no_grad():
+        if broken == "all logits":
+            head.layers[-1].bias.fill_(float("nan"))
+        else:
+            head.layers[-1].bias[0] = float("nan")
+    embedder = SiglipFrameEmbedder.from_pretrained(tiny_siglip_folder(tmp_path))
+    verdict = VideoContentSafetyClassifier(embedder, head).check(random_video())
+    assert not verdict.is_safe and "fail closed" in verdict.reason and "NaN" in verdict.reason
+
+
 # ----------------------------------------------------------------------------------------------- faces
 def draw_face(size=128, background=200):
     """A cartoon frontal face (skin oval, brows, eyes, nose, mouth) that a frontal-face detector finds."""
@@ -194,3 +208,13 @@ def test_pixelate_region_shapes_and_bad_arguments():
         FacePixelator(min_face_size=0)
     with pytest.raises(ValueError, match=r"\(T, H, W, 3\)"):
         FacePixelator()(np.zeros((4, 4, 3), np.uint8))
+
+
+def test_a_detector_returning_nan_boxes_blocks_instead_of_finding_no_face():
+    # NaN boxes cast to int64 become empty boxes (dropped as too small): the frames went out unpixelated
+    from cosmos_hf.guardrails import CosmosSafetyChecker
+
+    face = draw_face(96)
+    checker = CosmosSafetyChecker(face_pixelator=FacePixelator(detector=lambda frame: np.full((1, 4), np.nan)))
+    verdict, frames = checker.check_video(np.stack([face, face]))
+    assert not verdict.is_safe and frames is None and "NaN" in verdict.reason

@@ -22,6 +22,7 @@ from cosmos_hf.planning import (
     run_episode,
 )
 from cosmos_hf.planning.mpc import ActionSampler, limit_speed, plan_cost
+from cosmos_hf.planning.policy_evaluation import POLICIES
 from cosmos_hf.sim.push import MAX_SPEED, simulate_push
 
 SIZE = 32
@@ -110,6 +111,22 @@ def test_cem_config_refuses_inconsistent_budgets():
         CEMConfig(population=0)
 
 
+@pytest.mark.parametrize("bad", [
+    {"action_std": (math.nan, 0.02, 0.02, 0, 0, 0, 0)},  # NaN actions: every cost NaN, no best plan (a TypeError)
+    {"action_std": (math.inf, 0.02, 0.02, 0, 0, 0, 0)},
+    {"contact_weight": math.nan},
+    {"contact_weight": -0.5},  # silently rewarded staying away from the pre-push point
+    {"min_std": math.nan},
+    {"min_std": -0.1},
+    {"gripper": math.nan},  # NaN gripper commands reached the simulator
+    {"gripper": 1.5},
+])
+def test_cem_config_refuses_non_finite_or_out_of_range_numbers(bad):
+    name = next(iter(bad))
+    with pytest.raises(ValueError, match=f"CEMConfig.{name}"):
+        CEMConfig(**bad)
+
+
 def test_sampled_actions_respect_the_top_speed_and_hold_each_knot():
     config = CEMConfig(horizon=8, action_repeat=4, action_std=(0.5, 0.5, 0.5, 0, 0, 0, 0))
     sampler = ActionSampler(config, fps=8.0)
@@ -149,6 +166,17 @@ def test_world_model_rollout_batches_candidates_and_mpc_records_imagined_frames(
     assert result.replans == 2 and result.planning_seconds > 0
     assert result.imagined_frames.shape == result.real_frames.shape == (9, SIZE, SIZE, 3)
     np.testing.assert_array_equal(result.imagined_frames[0], result.real_frames[0])
+
+
+def test_world_model_frames_of_another_size_than_the_environments_are_refused(tiny_action_pipeline):
+    # the pipeline resizes the 48x48 frame to its own 32x32; the locator, calibrated on 48x48 frames with their
+    # intrinsics, then read object positions off 32x32 predictions: costs and imagined successes silently wrong
+    model = WorldModelRollout(tiny_action_pipeline, num_inference_steps=1)
+    with PushEnvironment(2, height=48, width=48) as env:
+        with pytest.raises(ValueError, match=r"32x32 frames.*renders 48x48"):
+            model(env, env.render()[0], np.zeros((2, 8, 7)))
+    with pytest.raises(ValueError, match=r"32x32 frames.*renders 48x48"):
+        evaluate_policies(model, [3], num_steps=8, policies=POLICIES[:2], image_size=48)
 
 
 def test_scripted_push_beats_pushing_away_and_a_perfect_imagination_agrees():

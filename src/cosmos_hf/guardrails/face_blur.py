@@ -114,7 +114,10 @@ class FacePixelator:
         """Boxes of faces big enough to pixelate, per frame."""
         detections = []
         for frame in frames:
-            boxes = np.asarray(self.detector(frame), dtype=np.int64).reshape(-1, 4)
+            boxes = np.asarray(self.detector(frame), dtype=np.float64).reshape(-1, 4)
+            if not np.isfinite(boxes).all():  # a NaN box cast to int64 is an empty one, dropped as too small
+                raise ValueError("the face detector returned NaN or inf box coordinates")
+            boxes = boxes.astype(np.int64)
             widths, heights = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
             keep = (widths >= self.min_face_size) & (heights >= self.min_face_size)
             detections.append(boxes[keep])

@@ -156,6 +156,9 @@ class RetinaFaceDetector:
         image = torch.from_numpy(np.ascontiguousarray(frame[..., ::-1])).to(device, torch.float32)
         image = (image - torch.tensor(BGR_MEAN, device=device)).permute(2, 0, 1)[None]
         offsets, scores, _ = self.model(image)
+        # NaN scores fail the threshold and NaN boxes round to empty ones: both would read as "no face here"
+        if not (torch.isfinite(scores).all() and torch.isfinite(offsets).all()):
+            raise ValueError("the face detector returned NaN or inf scores or boxes (a broken or overflowed model)")
         if (height, width) not in self._priors:
             self._priors[(height, width)] = prior_boxes(height, width).to(device)
         priors = self._priors[(height, width)]

@@ -36,8 +36,15 @@ from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
-# Characters that render as nothing (and emoji variation selectors); attackers put them inside words.
-_ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad\u180e\ufe0e\ufe0f"), None)
+# Characters that render as nothing; attackers put them inside words. Unicode's Default_Ignorable_Code_Point set
+# (DerivedCoreProperties.txt): zero-width spaces and joiners, direction marks and controls, invisible operators,
+# variation selectors, tag characters, fillers. Only a few of them were removed before, and "b<U+200E>omb" passed.
+_IGNORABLE_RANGES = (
+    (0x00AD, 0x00AD), (0x034F, 0x034F), (0x061C, 0x061C), (0x115F, 0x1160), (0x17B4, 0x17B5), (0x180B, 0x180F),
+    (0x200B, 0x200F), (0x202A, 0x202E), (0x2060, 0x206F), (0x3164, 0x3164), (0xFE00, 0xFE0F), (0xFEFF, 0xFEFF),
+    (0xFFA0, 0xFFA0), (0xFFF0, 0xFFF8), (0x1BCA0, 0x1BCA3), (0x1D173, 0x1D17A), (0xE0000, 0xE0FFF),
+)
+_ZERO_WIDTH = dict.fromkeys((c for lo, hi in _IGNORABLE_RANGES for c in range(lo, hi + 1)), None)
 
 # Emoji that stand for a listed word. Emoji with innocent readings (knife, pill, skull) map to plain words that only
 # block in context; the sexual emoji map to placeholder words that only co-occurrence rules use.

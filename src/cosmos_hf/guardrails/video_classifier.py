@@ -181,6 +181,9 @@ class VideoContentSafetyClassifier(torch.nn.Module):
         for start in range(0, len(frames), self.batch_size):
             embeddings = self.embedder(frames[start : start + self.batch_size])
             logits = self.head(embeddings.to(head_param.device, head_param.dtype))
+            # argmax reads a NaN as the largest value, and all-NaN logits as class 0 ("Safe"): refuse them instead
+            if not torch.isfinite(logits).all():
+                raise ValueError("the safety head returned NaN or inf logits (a broken or overflowed model)")
             predictions += logits.argmax(dim=-1).tolist()
         return predictions
 

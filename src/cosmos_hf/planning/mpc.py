@@ -29,6 +29,7 @@ gripper stays as it is, closed fingers make the widest pusher), so the search is
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -67,8 +68,17 @@ class CEMConfig:
             raise ValueError(f"num_elites ({self.num_elites}) must be <= population ({self.population})")
         if self.horizon % self.action_repeat:
             raise ValueError(f"horizon ({self.horizon}) must be a multiple of action_repeat ({self.action_repeat})")
-        if len(self.action_std) != 7 or min(self.action_std) < 0:
-            raise ValueError(f"action_std must hold 7 values >= 0, got {self.action_std!r}")
+        # NaN passes every `< 0` test: NaN or inf spreads and weights made every cost NaN (then no plan was picked)
+        # or sent NaN gripper commands to the simulator
+        std = np.asarray(self.action_std, np.float64)
+        if std.shape != (7,) or not np.all(np.isfinite(std)) or std.min() < 0:
+            raise ValueError(f"CEMConfig.action_std must hold 7 finite values >= 0, got {self.action_std!r}")
+        for name in ("min_std", "contact_weight"):
+            value = getattr(self, name)
+            if not math.isfinite(value) or value < 0:
+                raise ValueError(f"CEMConfig.{name} must be a finite number >= 0, got {value!r}")
+        if not 0.0 <= self.gripper <= 1.0:
+            raise ValueError(f"CEMConfig.gripper must be in [0, 1] (0 = closed, 1 = open), got {self.gripper!r}")
 
 
 def limit_speed(actions, fps: float) -> np.ndarray:
@@ -144,7 +154,14 @@ class WorldModelRollout:
         generator = torch.Generator().manual_seed(self.generator_seed(env))
         frames = self.pipeline(video=video, actions=actions, num_inference_steps=self.num_inference_steps,
                                generator=generator, output_type="np").frames
-        return (np.clip(np.asarray(frames), 0, 1) * 255 + 0.5).astype(np.uint8)
+        frames = np.asarray(frames)
+        # the pipeline resizes the frame to its own size; the cost's ObjectLocator reads positions with the
+        # environment's pixel grid and intrinsics, so frames of another size give wrong positions (tens of cm)
+        if frames.shape[2:4] != frame.shape[:2]:
+            raise ValueError(f"the world model predicts {frames.shape[3]}x{frames.shape[2]} frames but the "
+                             f"environment renders {frame.shape[1]}x{frame.shape[0]}: build the PushEnvironment "
+                             f"(or evaluate_policies' image_size) at the model's size")
+        return (np.clip(frames, 0, 1) * 255 + 0.5).astype(np.uint8)
 
 
 class SimulatorRollout:

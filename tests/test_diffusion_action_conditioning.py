@@ -132,6 +132,19 @@ def test_action_model_save_pretrained_round_trip(tmp_path):
                        model(**inputs, action=action, return_dict=False)[0])
 
 
+def test_action_model_folder_without_the_action_embedders_is_refused(tmp_path):
+    # diffusers only logged the missing keys and left the embedders on the meta device
+    from safetensors.torch import load_file, save_file
+
+    _, model = _action_model()
+    model.save_pretrained(tmp_path)
+    weights_path = tmp_path / "diffusion_pytorch_model.safetensors"
+    weights = {k: v for k, v in load_file(str(weights_path)).items() if not k.startswith("action_embedder_B_3D.")}
+    save_file(weights, str(weights_path))
+    with pytest.raises(ValueError, match="4 missing: action_embedder_B_3D.fc1.bias"):
+        CosmosActionConditionedTransformer3DModel.from_pretrained(tmp_path)
+
+
 def test_action_model_runs_in_bfloat16():
     base = tiny_transformer(video2world=True).to(torch.bfloat16)
     model = CosmosActionConditionedTransformer3DModel.from_video2world(base, num_action_frames=2)

@@ -122,6 +122,30 @@ def test_plucker_rejects_bad_cameras(intrinsics, poses, match):
         plucker_rays(intrinsics, poses, (5, 7))
 
 
+def test_plucker_refuses_intrinsics_that_are_not_an_opencv_k():
+    # a transposed K (principal point in the bottom row) has positive focal lengths and inverts fine: without the
+    # check it gave rays up to 1.9 off, with no error
+    poses = joystick_trajectory(["forward", "turn_left"], 3)
+    scaled_homogeneous = K_LATENT.clone()
+    scaled_homogeneous[2, 2] = 2.0
+    for bad in (K_LATENT.T, scaled_homogeneous, K_LATENT[None].expand(3, 3, 3).transpose(-1, -2)):
+        with pytest.raises(ValueError, match="bottom row \\[0, 0, 1\\]"):
+            plucker_rays(bad, poses, (5, 7))
+
+
+def test_plucker_refuses_poses_that_are_not_rigid():
+    # transposed poses (row-major vs column-major mix-up) or a sheared / mirrored rotation block used to give
+    # plausible-looking wrong rays; the Camera pipeline checked its own input, training and direct callers did not
+    poses = joystick_trajectory(["forward", "turn_left"], 3)
+    sheared = poses.clone()
+    sheared[1, 0, 1] += 0.2
+    mirrored = poses.clone()
+    mirrored[:, :3, 0] *= -1
+    for bad in (poses.transpose(-1, -2), sheared, mirrored):
+        with pytest.raises(ValueError, match="rigid"):
+            plucker_rays(K_LATENT, bad, (5, 7))
+
+
 def test_plucker_rejects_bad_latent_size():
     with pytest.raises(ValueError, match="latent_size"):
         plucker_rays(K_LATENT, torch.eye(4)[None], (0, 7))
@@ -231,6 +255,21 @@ def test_camera_model_save_pretrained_round_trip(tmp_path):
     inputs, rays = _inputs(), torch.randn(2, 6, 3, 8, 8)
     assert torch.equal(loaded(**inputs, plucker=rays, return_dict=False)[0],
                        model(**inputs, plucker=rays, return_dict=False)[0])
+
+
+def test_camera_model_folder_with_a_missing_weight_is_refused(tmp_path):
+    # diffusers only logged the missing key and left the weight on the meta device; the tokenizers' strict loading
+    # now covers the conditioned DiTs too
+    from safetensors.torch import load_file, save_file
+
+    _, model = _camera_model()
+    model.save_pretrained(tmp_path)
+    weights_path = tmp_path / "diffusion_pytorch_model.safetensors"
+    weights = load_file(str(weights_path))
+    del weights["proj_out.weight"]
+    save_file(weights, str(weights_path))
+    with pytest.raises(ValueError, match="1 missing: proj_out.weight"):
+        CosmosCameraControlTransformer3DModel.from_pretrained(tmp_path)
 
 
 def test_camera_model_runs_in_bfloat16():

@@ -178,6 +178,29 @@ def test_multiview_save_pretrained_round_trip(tmp_path):
                        model(**inputs, trajectory=trajectory, return_dict=False)[0])
 
 
+def test_multiview_folder_whose_config_contradicts_its_weights_is_refused(tmp_path):
+    # config.json without the frame-repeat embedding the weights hold: diffusers only logged "weights not used" and
+    # loaded a model that ignores frame_repeat (and a missing weight stayed on the meta device)
+    import json
+
+    from safetensors.torch import load_file, save_file
+
+    _, model = _multiview_model(add_frame_repeat_embedding=True, trajectory_dim=12)
+    model.save_pretrained(tmp_path)
+    config_path = tmp_path / "config.json"
+    config = json.loads(config_path.read_text())
+    config_path.write_text(json.dumps({**config, "add_frame_repeat_embedding": False}))
+    with pytest.raises(ValueError, match="2 unexpected: frame_repeat_embedding.bias, frame_repeat_embedding.weight"):
+        CosmosMultiViewTransformer3DModel.from_pretrained(tmp_path)
+    config_path.write_text(json.dumps(config))
+    weights_path = tmp_path / "diffusion_pytorch_model.safetensors"
+    weights = load_file(str(weights_path))
+    del weights["trajectory_embedding.bias"]
+    save_file(weights, str(weights_path))
+    with pytest.raises(ValueError, match="1 missing: trajectory_embedding.bias"):
+        CosmosMultiViewTransformer3DModel.from_pretrained(tmp_path)
+
+
 def test_multiview_runs_in_bfloat16():
     base = tiny_transformer(video2world=True).to(torch.bfloat16)
     model = CosmosMultiViewTransformer3DModel.from_video2world(base, num_views=2, view_embed_dim=3)

@@ -181,3 +181,27 @@ def test_post_training_config_errors_are_clear(tiny_video2world_folder, tmp_path
         script.main(["--config", str(CONFIGS / "diffusion_tiny_camera.yaml"), "--output_dir", str(tmp_path / "d"),
                      "--pretrained_pipeline", str(tiny_video2world_folder),
                      "--set", "objective.condition_reference=still_frame"])
+
+
+def test_extra_inputs_pass_view_indices_given_once_for_every_sample_unchanged():
+    # the multi-view pipeline documents view_indices as [V] or [B, V] and hands them to this hook; a [V] tensor was
+    # taken for a batch of V samples: refused ("batch 3 does not divide the batch 2") unless B == V, or repeated to
+    # [B] and refused by the model
+    from cosmos_hf.diffusion import CosmosMultiViewTransformer3DModel
+    from cosmos_hf.diffusion.nano import tiny_transformer
+    from cosmos_hf.diffusion.post_training import extra_transformer_inputs
+
+    model = CosmosMultiViewTransformer3DModel.from_video2world(tiny_transformer(video2world=True), num_views=3,
+                                                               view_embed_dim=3)
+    g = torch.Generator().manual_seed(0)
+    for batch in (1, 2, 6):
+        inputs = dict(hidden_states=torch.randn(batch, 4, 6, 8, 8, generator=g),
+                      timestep=torch.rand(batch, generator=g),
+                      encoder_hidden_states=torch.randn(batch, 15, 16, generator=g), fps=24,
+                      condition_mask=torch.zeros(batch, 1, 6, 8, 8), padding_mask=torch.zeros(1, 1, 8, 8))
+        view_indices = torch.tensor([2, 1, 0])
+        expected = model(**inputs, view_indices=view_indices, return_dict=False)[0]
+        with extra_transformer_inputs(model, view_indices=view_indices):
+            assert torch.equal(model(**inputs, return_dict=False)[0], expected)
+        with extra_transformer_inputs(model, view_indices=view_indices[None]):  # [1, V]: repeated per sample
+            assert torch.equal(model(**inputs, return_dict=False)[0], expected)

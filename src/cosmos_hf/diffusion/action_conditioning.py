@@ -35,6 +35,7 @@ from diffusers.configuration_utils import register_to_config
 from diffusers.models.transformers.transformer_cosmos import CosmosEmbedding
 from torch import nn
 
+from ..tokenizers.strict_loading import StrictLoadingMixin
 from .camera_control import (
     _check_extra_config,
     base_config_dict,
@@ -88,7 +89,8 @@ class CosmosActionTimestepEmbedding(CosmosEmbedding):
         return temb, embedded_timestep
 
 
-class CosmosActionConditionedTransformer3DModel(CosmosTransformer3DModel):
+# StrictLoadingMixin: `from_pretrained` refuses missing / unexpected weights (diffusers only logs them)
+class CosmosActionConditionedTransformer3DModel(StrictLoadingMixin, CosmosTransformer3DModel):
     r"""Cosmos-Predict1 DiT conditioned on robot actions through the AdaLN(-LoRA) modulation.
 
     Takes every argument of diffusers' `CosmosTransformer3DModel` (`adaln_lora_dim` > 0, as Predict1) plus:

@@ -28,6 +28,8 @@ from diffusers import CosmosTransformer3DModel
 from diffusers import ModelMixin  # noqa: F401
 from diffusers.configuration_utils import register_to_config
 
+from ..tokenizers.strict_loading import StrictLoadingMixin
+
 PLUCKER_CHANNELS = 6
 JOYSTICK_MOVES = ("forward", "back", "left", "right", "turn_left", "turn_right", "up", "down", "stay")
 # keys of a diffusers config that are bookkeeping, not constructor arguments
@@ -71,6 +73,28 @@ def latent_frame_poses(cam_to_world, temporal_compression: int) -> torch.Tensor:
             f"a causal video tokenizer with temporal compression {k} needs 1 + {k}*n pixel frames, got {num_frames}"
         )
     return poses[..., ::k, :, :]
+
+
+# bottom rows and the zeros of K are exact in any real camera file (float32 rounding aside)
+_EXACT_TOLERANCE = 1e-6
+# rotations: what float32 poses composed over a few hundred steps keep (the Camera pipeline uses the same bound)
+_ROTATION_TOLERANCE = 1e-3
+
+
+def _check_rigid(poses: torch.Tensor) -> None:
+    """Refuse poses that are not rigid: a transposed, sheared or mirrored pose gives plausible-looking wrong rays."""
+    rotations = poses[..., :3, :3]
+    identity = torch.eye(3, dtype=poses.dtype)
+    orthogonality = (rotations.transpose(-1, -2) @ rotations - identity).abs().amax().item()
+    determinant = torch.linalg.det(rotations).amin().item()
+    bottom = (poses[..., 3, :] - poses.new_tensor([0.0, 0.0, 0.0, 1.0])).abs().amax().item()
+    if orthogonality > _ROTATION_TOLERANCE or determinant < 0 or bottom > _EXACT_TOLERANCE:
+        raise ValueError(
+            f"cam_to_world must hold rigid poses: a rotation (R^T R = I within {_ROTATION_TOLERANCE:g}, det R = +1) "
+            "and a translation over a bottom row [0, 0, 0, 1] (a transposed pose has its translation in the bottom "
+            f"row); got max |R^T R - I| = {orthogonality:.3g}, min det R = {determinant:.3g}, bottom-row error "
+            f"{bottom:.3g}"
+        )
 
 
 def _relative_normalised_poses(cam_to_world: torch.Tensor) -> torch.Tensor:
@@ -122,6 +146,14 @@ def plucker_rays(intrinsics, cam_to_world, latent_size, image_size=None) -> torc
         raise ValueError(f"intrinsics leading dims {tuple(K.shape[:2])} differ from cam_to_world's {(batch, frames)}")
     if (K[..., 0, 0] <= 0).any() or (K[..., 1, 1] <= 0).any():
         raise ValueError("intrinsics must have positive focal lengths fx, fy")
+    # a transposed K (cx, cy in the bottom row) keeps fx, fy > 0 and inverts fine, but bends every ray
+    lower = torch.stack([K[..., 1, 0], K[..., 2, 0], K[..., 2, 1], K[..., 2, 2] - 1], dim=-1).abs().amax().item()
+    if lower > _EXACT_TOLERANCE:
+        raise ValueError(
+            "intrinsics must be OpenCV K = [[fx, s, cx], [0, fy, cy], [0, 0, 1]] (second row starting with 0, bottom "
+            f"row [0, 0, 1]; a transposed K has cx, cy in the bottom row); got an entry {lower:.3g} off"
+        )
+    _check_rigid(poses)
     h, w = _pair(latent_size, "latent_size")
     H, W = (h, w) if image_size is None else _pair(image_size, "image_size")
 
@@ -289,7 +321,8 @@ def _check_extra_config(cls, extra_config: dict, allowed: Sequence[str]):
 # ---------------------------------------------------------------------------------------------------- the model
 
 
-class CosmosCameraControlTransformer3DModel(CosmosTransformer3DModel):
+# StrictLoadingMixin: `from_pretrained` refuses missing / unexpected weights (diffusers only logs them)
+class CosmosCameraControlTransformer3DModel(StrictLoadingMixin, CosmosTransformer3DModel):
     r"""Cosmos-Predict1 DiT conditioned on camera rays (Plücker coordinates per latent pixel and frame).
 
     Takes every argument of diffusers' `CosmosTransformer3DModel` plus:

@@ -44,6 +44,7 @@ from diffusers.models.transformers.transformer_cosmos import (
 )
 from torch import nn
 
+from ..tokenizers.strict_loading import StrictLoadingMixin
 from .camera_control import (
     _check_extra_config,
     base_config_dict,
@@ -174,7 +175,9 @@ class CosmosMultiViewCrossAttnProcessor:
         return output.reshape(batch, tokens, -1)
 
 
-class CosmosMultiViewTransformer3DModel(CosmosTransformer3DModel):
+# StrictLoadingMixin: `from_pretrained` refuses missing / unexpected weights (diffusers only logs them; a config
+# without the frame-repeat embedding or the trajectory layer of the weights silently dropped them)
+class CosmosMultiViewTransformer3DModel(StrictLoadingMixin, CosmosTransformer3DModel):
     r"""Multi-view Cosmos-Predict1 DiT: V camera views along time, view embeddings, per-view captions.
 
     Takes every argument of diffusers' `CosmosTransformer3DModel` plus:

@@ -25,6 +25,11 @@ from .edm import VideoCondition, sample_lognormal_sigma
 POST_TRAINING_CONDITIONS = ("camera", "action", "multiview")
 
 
+# inputs that may come without a batch dimension, shared by every sample: name -> rank of that form
+# (the multi-view pipeline documents `view_indices` as [V] or [B, V]; a [V] tensor is not a batch of V samples)
+_UNBATCHED_RANKS = {"view_indices": 1}
+
+
 def _match_batch(value, batch: int):
     """Repeat a per-sample input to the call's batch (num_videos_per_prompt repeats samples one after another)."""
     if not isinstance(value, torch.Tensor) or value.shape[0] == batch:
@@ -45,7 +50,8 @@ def extra_transformer_inputs(transformer: nn.Module, **inputs):
         dtype = hidden_states.dtype
         extra = {}
         for name, value in inputs.items():
-            value = _match_batch(value, batch)
+            if not (isinstance(value, torch.Tensor) and value.ndim == _UNBATCHED_RANKS.get(name)):
+                value = _match_batch(value, batch)
             if isinstance(value, torch.Tensor) and value.is_floating_point():
                 value = value.to(hidden_states.device, dtype)
             elif isinstance(value, torch.Tensor):

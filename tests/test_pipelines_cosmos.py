@@ -341,14 +341,22 @@ def test_upsample_prompt_feeds_the_guard_and_the_model(text_parts):
         def upsample(self, prompt):
             return f"A detailed shot: {prompt} on a grey floor."
 
+    class LaunderingUpsampler:  # rewrites the unsafe request into words the check after it passes
+        def upsample(self, prompt):
+            raise AssertionError("the upsampler saw a prompt the guardrail rejects")
+
     pipe = make_t2w(text_parts, safety_checker=RecordingChecker())
     with pytest.raises(ValueError, match="rejected the prompt"):
         pipe("a cube", num_inference_steps=1, upsample_prompt=True, prompt_upsampler=FakeUpsampler())
+    # the user's own prompt is checked before the upsampler sees it (it used to reach the upsampler unchecked)
+    with pytest.raises(ValueError, match="rejected the prompt"):
+        pipe("a cube explodes", num_inference_steps=1, upsample_prompt=True, prompt_upsampler=LaunderingUpsampler())
     encoded = []
     original_encode = pipe._encode_text
     pipe._encode_text = lambda prompt, *args: encoded.append(prompt) or original_encode(prompt, *args)
     pipe("a cube", num_inference_steps=1, output_type="np", upsample_prompt=True, prompt_upsampler=BenignUpsampler())
-    assert RecordingChecker.seen[-1] == encoded[-1] == "A detailed shot: a cube on a grey floor."
+    assert RecordingChecker.seen[-2:] == ["a cube", encoded[-1]]  # the user's prompt, then the upsampled one
+    assert encoded[-1] == "A detailed shot: a cube on a grey floor."
     with pytest.raises(ValueError, match="prompt_upsampler="):
         pipe("a cube", num_inference_steps=1, upsample_prompt=True)
 

@@ -14,7 +14,8 @@ Differences from diffusers' pipeline, all deliberate:
 * every argument is validated in `check_inputs` (NaN/inf in tensors, `fps <= 0`, non-finite guidance, a seed where a
   `torch.Generator` belongs): a clear error instead of diffusers' silent black or saturated video.
 * `upsample_prompt=True` rewrites the prompt with a `prompt_upsampler` (e.g. `CosmosPromptUpsampler`) first; the
-  upsampled prompt is what the guardrail checks and the model sees.
+  guardrail checks the user's prompt before the upsampler sees it and the upsampled prompt after (as the
+  reference's Text2World: a rewrite must not launder an unsafe prompt), and the model sees the upsampled one.
 * the text encoder may be any transformers encoder (T5 for official checkpoints, all-MiniLM-L6-v2 for nano models);
 * `vae` may be `CosmosPixelSpaceAutoencoder` (pixel-space models);
 * default size, frame count, fps and text length come from the pipeline config (set by the trainer);
@@ -346,15 +347,18 @@ class CosmosText2WorldPipeline(HubLayoutMixin, CosmosTextToWorldPipeline, Cosmos
         video = guard_videos(self.safety_checker, self.video_processor, video, device)
         return self.video_processor.postprocess_video(video, output_type=output_type)
 
-    def _upsample_prompt(self, prompt, upsample_prompt: bool, prompt_upsampler):
-        """Rewrite `prompt` with the prompt upsampler when asked (the reference's long-caption distribution)."""
+    def _upsample_prompt(self, prompt, upsample_prompt: bool, prompt_upsampler, device=None):
+        """Rewrite `prompt` with the prompt upsampler when asked (the reference's long-caption distribution). The
+        user's prompt passes the guardrail first: the upsampler could rewrite an unsafe prompt into one the check
+        after it lets through (the caller checks the upsampled prompt)."""
         if not upsample_prompt:
             return prompt
         if prompt is None:
             raise ValueError("upsample_prompt=True needs a text `prompt` (not prompt_embeds)")
         if prompt_upsampler is None:
-            raise ValueError("upsample_prompt=True needs `prompt_upsampler=` (e.g. CosmosPromptUpsampler.from_pretrained"
-                             "(chat_model_folder))")
+            raise ValueError("upsample_prompt=True needs `prompt_upsampler=` "
+                             "(e.g. CosmosPromptUpsampler.from_pretrained(chat_model_folder))")
+        self._check_prompt_safety(prompt, device)
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
         upsampled = [prompt_upsampler.upsample(text) for text in prompts]
         return upsampled[0] if isinstance(prompt, str) else upsampled
@@ -479,7 +483,7 @@ class CosmosText2WorldPipeline(HubLayoutMixin, CosmosTextToWorldPipeline, Cosmos
         self._current_timestep = None
         self._interrupt = False
         device = self._execution_device
-        prompt = self._upsample_prompt(prompt, upsample_prompt, prompt_upsampler)
+        prompt = self._upsample_prompt(prompt, upsample_prompt, prompt_upsampler, device)
         self._check_prompt_safety(prompt, device)
 
         prompt_embeds, negative_prompt_embeds = self._encode_text(

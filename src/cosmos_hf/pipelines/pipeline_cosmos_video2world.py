@@ -341,7 +341,7 @@ class CosmosVideo2WorldPipeline(CosmosText2WorldPipeline):
         self._current_timestep = None
         self._interrupt = False
         device = self._execution_device
-        prompt = self._upsample_prompt(prompt, upsample_prompt, prompt_upsampler)
+        prompt = self._upsample_prompt(prompt, upsample_prompt, prompt_upsampler, device)
         self._check_prompt_safety(prompt, device)
 
         prompt_embeds, negative_prompt_embeds = self._encode_text(

@@ -112,6 +112,23 @@ def test_incomplete_checkpoint_and_shape_mismatch(dv_release):
                                      reference_config=dict(kwargs, channels=16))
 
 
+def test_a_weight_in_two_checkpoint_files_with_other_values_is_refused(tmp_path, dv_release):
+    """Files are merged key by key; the same key with other values used to be taken from the last file silently."""
+    release, io = dv_release
+    kwargs = json.loads((release / "config.json").read_text())
+    decoder = load_file(str(load_reference_case("dv_video")[2] / "decoder_jit_state_dict.safetensors"))
+    other = {key: tensor + 1 if tensor.is_floating_point() else tensor for key, tensor in decoder.items()}
+    _write_jit(other, tmp_path / "other_decoder.jit")
+    with pytest.raises(ValueError, match=r"is in .*decoder.jit and in .*other_decoder.jit with other values"):
+        convert_tokenizer_checkpoint([release / "encoder.jit", release / "decoder.jit", tmp_path / "other_decoder.jit"],
+                                     reference_config=kwargs)
+    # the same file twice holds the same values: accepted, the same tokenizer
+    model = convert_tokenizer_checkpoint([release / "encoder.jit", release / "decoder.jit", release / "decoder.jit"],
+                                         reference_config=kwargs)
+    with torch.no_grad():
+        assert torch.equal(model.tokenize(io["input"]), io["indices"])
+
+
 def test_cli_reports_bad_variant_cleanly(tmp_path, capsys):
     with pytest.raises(SystemExit):
         cli_main(["convert", "tokenizer", "--checkpoint", "x.jit", "--variant", "DV9x9x9", "--out", str(tmp_path)])

@@ -126,9 +126,16 @@ def convert_tokenizer_checkpoint(checkpoints, variant: str | None = None, refere
     paths = [checkpoints] if isinstance(checkpoints, (str, Path)) else list(checkpoints)
     if not paths:
         raise ValueError("no checkpoint files given")
-    state_dict = {}
+    state_dict, source = {}, {}
     for path in paths:
-        state_dict.update(read_checkpoint(path, allow_pickle=allow_pickle))
+        for key, tensor in read_checkpoint(path, allow_pickle=allow_pickle).items():
+            # the released encoder.jit / decoder.jit hold disjoint keys; a key in two files with other values (e.g.
+            # two releases' decoders given by mistake) would otherwise be whichever file came last, silently
+            same = key in state_dict and state_dict[key].shape == tensor.shape and torch.equal(state_dict[key], tensor)
+            if key in state_dict and not same:
+                raise ValueError(f"{key!r} is in {source[key]} and in {path} with other values: give each weight once "
+                                 "(one release's encoder + decoder files)")
+            state_dict[key], source[key] = tensor, path
     mean_std_values = read_mean_std(mean_std) if mean_std is not None else None
 
     # Legacy vs mirrored decoder: the layouts differ in which up levels own upsampling convs; try the declared one,

@@ -137,6 +137,9 @@ def test_uploaded_clips_are_cropped_to_the_models_size_and_too_small_ones_refuse
     write_video(tmp_path / "small.mp4", np.zeros((5, 32, 48, 3), np.uint8), fps=12)
     with pytest.raises(gr.Error, match=r"48x32 pixels; its sides must be between 64 and 4096"):
         app.uploaded_clip(tmp_path / "small.mp4")
+    # an upload has no caption: without a prompt, ask for one (the guard's "prompt is empty" read as unsafe content)
+    with pytest.raises(gr.Error, match="write a prompt for an uploaded clip"):
+        app.video2world("dominoes", 0, 0, str(tmp_path / "wide.mp4"), "  ", STEPS)
 
 
 def test_out_of_range_requests_are_refused_before_any_work(app):

@@ -334,6 +334,9 @@ def video2world(scene, seed, view, upload, prompt, steps, progress=gr.Progress()
     progress(0, desc="Preparing the clip")
     clip = select_clip(scene, seed, view, upload)
     prompt = (prompt or "").strip() or clip["caption"]
+    if not prompt:  # an upload brings no caption; the guard's "prompt is empty" read as if the clip were unsafe
+        raise gr.Error("write a prompt for an uploaded clip: Video2World needs a caption (simulator clips bring "
+                       "their own)")
     progress(0, desc="Loading the nano Video2World pipeline")
     pipe = load_pipeline("video2world")
     prompt_check = check_prompt(pipe, prompt)

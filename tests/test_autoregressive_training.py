@@ -249,6 +249,17 @@ def test_token_cache_cycles_views_and_refuses_a_cache_of_other_clips(tmp_path):
     assert torch.equal(again, tokens)
     with pytest.raises(ValueError, match=r"made for other clips \(views: cache \[0, 1\] vs config \[0\]\)"):
         physics_token_cache({**data, "views": [0]}, tokenizer, cache, write=True)
+    # another tokenizer with the same grid (here: other weights) used to get this tokenizer's tokens back
+    other = script.load_dv_tokenizer("tiny")
+    with torch.no_grad():
+        next(other.parameters()).add_(0.5)
+    with pytest.raises(ValueError, match=r"made for other clips \(tokenizer: cache"):
+        physics_token_cache(data, other, cache, write=True)
+    # captions that are not the ones written with the tokens (same length) are refused, not paired with them
+    captions_path = cache.with_suffix(".captions.json")
+    captions_path.write_text(json.dumps(["another caption"] * 2))
+    with pytest.raises(ValueError, match=r"made for other clips \(captions_sha1: cache"):
+        physics_token_cache(data, tokenizer, cache, write=True)
 
 
 class WritesAMarkerWhenUnpickled:

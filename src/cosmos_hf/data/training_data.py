@@ -294,30 +294,54 @@ def save_tensor_cache(path, tensors: dict, key: dict):
         save_file({name: value.contiguous() for name, value in tensors.items()}, str(tmp), metadata=key)
 
 
-def physics_token_cache_key(data: dict) -> dict:
-    """What a token cache of physics clips depends on (the tokenizer is the run's own)."""
+def tokenizer_fingerprint(tokenizer) -> str:
+    """SHA-1 of a tokenizer's config and weights: what its tokens depend on (a few ms for the nano tokenizers)."""
+    import hashlib
+
+    digest = hashlib.sha1(json.dumps(dict(getattr(tokenizer, "config", {}) or {}), sort_keys=True,
+                                     default=str).encode())
+    for name, tensor in sorted(tokenizer.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def physics_token_cache_key(data: dict, tokenizer=None) -> dict:
+    """What a token cache of physics clips depends on: the clips and, given, the tokenizer (`tokenizer_fingerprint`;
+    a cache copied from a run with another tokenizer of the same grid was reused without it)."""
     key = {name: json.dumps(data.get(name)) for name in ("num_clips", "seed_offset", "scenes", "num_frames", "height",
                                                           "width", "fps")}
     key["views"] = json.dumps([int(v) for v in (data.get("views") or [0])])
+    if tokenizer is not None:
+        key["tokenizer"] = tokenizer_fingerprint(tokenizer)
     return key
+
+
+def _captions_sha1(captions_json: str) -> str:
+    import hashlib
+
+    return hashlib.sha1(captions_json.encode()).hexdigest()
 
 
 @torch.no_grad()
 def physics_token_cache(data: dict, dv_tokenizer, cache_path, write: bool):
     """Simulate `data.num_clips` physics clips (`PhysicsWorldDataset`) and tokenize them once with `dv_tokenizer`;
     returns (tokens int64 [N, T', H', W'], captions). Kept in `cache_path` (+ `.captions.json`), written when
-    `write` (the main process); a cache made for other clips is refused."""
+    `write` (the main process); a cache made for other clips or by another tokenizer is refused, and so is a
+    captions file that is not the one written with the tokens (the tokens' metadata holds its SHA-1; the captions are
+    written first, the tokens last)."""
     from ..utils import atomic_path
 
     cache_path = Path(cache_path)
-    key = physics_token_cache_key(data)
+    key = physics_token_cache_key(data, dv_tokenizer)
     captions_path = cache_path.with_suffix(".captions.json")
     dataset = PhysicsWorldDataset(int(data["num_clips"]), data["num_frames"], data["height"], data["width"],
                                   fps=data["fps"], scenes=data.get("scenes"), seed_offset=int(data["seed_offset"]),
                                   views=data.get("views") or [0])
-    cached = load_tensor_cache(cache_path, key, what="clips") if captions_path.is_file() else None
-    if cached is not None:
-        captions = json.loads(captions_path.read_text())
+    if captions_path.is_file() and cache_path.is_file():
+        captions_json = captions_path.read_text()
+        cached = load_tensor_cache(cache_path, {**key, "captions_sha1": _captions_sha1(captions_json)}, what="clips")
+        captions = json.loads(captions_json)
         if len(captions) == len(cached["tokens"]) == len(dataset):
             return cached["tokens"], captions
     tokens, captions = [], []
@@ -327,9 +351,10 @@ def physics_token_cache(data: dict, dv_tokenizer, cache_path, write: bool):
         captions.append(item["caption"])
     tokens = torch.stack(tokens)
     if write:
-        save_tensor_cache(cache_path, {"tokens": tokens}, key)
+        captions_json = json.dumps(captions)
         with atomic_path(captions_path) as tmp:
-            tmp.write_text(json.dumps(captions))
+            tmp.write_text(captions_json)
+        save_tensor_cache(cache_path, {"tokens": tokens}, {**key, "captions_sha1": _captions_sha1(captions_json)})
     return tokens, captions
 
 

@@ -40,6 +40,15 @@ def load_reference_case(case: str):
     return config["constructor_kwargs"], load_file(str(folder / "io.safetensors")), folder
 
 
+def drop_saved_weights(folder, prefix: str):
+    """Delete the weights whose names start with `prefix` from a saved diffusers model folder (a damaged or
+    mismatched checkpoint, for strict-loading tests)."""
+    from safetensors.torch import load_file, save_file
+
+    path = Path(folder) / "diffusion_pytorch_model.safetensors"
+    save_file({k: v for k, v in load_file(str(path)).items() if not k.startswith(prefix)}, str(path))
+
+
 @pytest.fixture(scope="session")
 def tiny_video2world_folder(tmp_path_factory):
     """A saved random tiny Video2World pipeline (32x32, 9 frames, latent 4 x 3 x 4 x 4, condition_frame_channels like

@@ -134,13 +134,11 @@ def test_action_model_save_pretrained_round_trip(tmp_path):
 
 def test_action_model_folder_without_the_action_embedders_is_refused(tmp_path):
     # diffusers only logged the missing keys and left the embedders on the meta device
-    from safetensors.torch import load_file, save_file
+    from conftest import drop_saved_weights
 
     _, model = _action_model()
     model.save_pretrained(tmp_path)
-    weights_path = tmp_path / "diffusion_pytorch_model.safetensors"
-    weights = {k: v for k, v in load_file(str(weights_path)).items() if not k.startswith("action_embedder_B_3D.")}
-    save_file(weights, str(weights_path))
+    drop_saved_weights(tmp_path, "action_embedder_B_3D.")
     with pytest.raises(ValueError, match="4 missing: action_embedder_B_3D.fc1.bias"):
         CosmosActionConditionedTransformer3DModel.from_pretrained(tmp_path)
 

@@ -260,14 +260,11 @@ def test_camera_model_save_pretrained_round_trip(tmp_path):
 def test_camera_model_folder_with_a_missing_weight_is_refused(tmp_path):
     # diffusers only logged the missing key and left the weight on the meta device; the tokenizers' strict loading
     # now covers the conditioned DiTs too
-    from safetensors.torch import load_file, save_file
+    from conftest import drop_saved_weights
 
     _, model = _camera_model()
     model.save_pretrained(tmp_path)
-    weights_path = tmp_path / "diffusion_pytorch_model.safetensors"
-    weights = load_file(str(weights_path))
-    del weights["proj_out.weight"]
-    save_file(weights, str(weights_path))
+    drop_saved_weights(tmp_path, "proj_out.weight")
     with pytest.raises(ValueError, match="1 missing: proj_out.weight"):
         CosmosCameraControlTransformer3DModel.from_pretrained(tmp_path)
 

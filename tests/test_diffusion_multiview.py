@@ -183,7 +183,7 @@ def test_multiview_folder_whose_config_contradicts_its_weights_is_refused(tmp_pa
     # loaded a model that ignores frame_repeat (and a missing weight stayed on the meta device)
     import json
 
-    from safetensors.torch import load_file, save_file
+    from conftest import drop_saved_weights
 
     _, model = _multiview_model(add_frame_repeat_embedding=True, trajectory_dim=12)
     model.save_pretrained(tmp_path)
@@ -193,10 +193,7 @@ def test_multiview_folder_whose_config_contradicts_its_weights_is_refused(tmp_pa
     with pytest.raises(ValueError, match="2 unexpected: frame_repeat_embedding.bias, frame_repeat_embedding.weight"):
         CosmosMultiViewTransformer3DModel.from_pretrained(tmp_path)
     config_path.write_text(json.dumps(config))
-    weights_path = tmp_path / "diffusion_pytorch_model.safetensors"
-    weights = load_file(str(weights_path))
-    del weights["trajectory_embedding.bias"]
-    save_file(weights, str(weights_path))
+    drop_saved_weights(tmp_path, "trajectory_embedding.bias")
     with pytest.raises(ValueError, match="1 missing: trajectory_embedding.bias"):
         CosmosMultiViewTransformer3DModel.from_pretrained(tmp_path)
 

@@ -175,19 +175,10 @@ def open_frames(path):
     raise ValueError naming the file (when opened, or while iterating for damage further in)."""
     import av
 
+    from ..video_io import video_frame_rate
+
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"video not found: {path}")
-    try:
-        with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise ValueError(f"{path} has no video stream")
-            rate = container.streams.video[0].average_rate
-    except ValueError:
-        raise
-    except Exception as err:  # av raises InvalidDataError etc.
-        raise ValueError(f"cannot decode video {path} (corrupt or unsupported): {err}") from err
-    fps = float(rate) if rate else 24.0  # as cosmos_hf.data.read_video
+    fps = video_frame_rate(path)  # the header only; missing, unreadable or stream-less files are errors here
 
     def frames():
         try:

@@ -264,7 +264,9 @@ class KeywordBlocklist:
     # ----------------------------------------------------------------------------------------------- streams
     def _make_token(self, surface: str, obfuscated: bool) -> _Token:
         variants = set()
-        for v in deleet_variants(surface):
+        # "|", "+" and "!" are leet letters ("k!ll") but also separators between letters ("b|o|m|b", "b+o+m+b")
+        unseparated = re.sub(r"(?<=[a-z])[|+!](?=[a-z])", "", surface)
+        for v in {v for form in {surface, unseparated} for v in deleet_variants(form)}:
             variants.add(v)
             # one letter doubled ("kiill", "bommb", "kiilled"): the word with that letter once is a listed one
             for i in range(1, len(v)):

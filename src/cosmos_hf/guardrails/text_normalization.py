@@ -75,6 +75,13 @@ _HOMOGLYPHS = str.maketrans(
         "ɡ": "g", "ӏ": "l", "Α": "a", "Β": "b", "Ε": "e", "Ι": "i", "Κ": "k", "Μ": "m", "Ν": "n",
         "Ο": "o", "Ρ": "p", "Τ": "t", "Χ": "x", "Υ": "y", "α": "a", "ο": "o", "ρ": "p", "ι": "i",
         "κ": "k", "ν": "v", "τ": "t", "υ": "u", "χ": "x", "ß": "ss", "æ": "ae", "ø": "o", "ł": "l",
+        # small capitals ("ʙᴏᴍʙ"): IPA / phonetic letters that NFKC leaves as they are
+        "ᴀ": "a", "ʙ": "b", "ᴄ": "c", "ᴅ": "d", "ᴇ": "e", "ꜰ": "f", "ɢ": "g", "ʜ": "h", "ɪ": "i", "ᴊ": "j",
+        "ᴋ": "k", "ʟ": "l", "ᴍ": "m", "ɴ": "n", "ᴏ": "o", "ᴘ": "p", "ʀ": "r", "ꜱ": "s", "ᴛ": "t", "ᴜ": "u",
+        "ᴠ": "v", "ᴡ": "w", "ʏ": "y", "ᴢ": "z",
+        # negative circled and negative squared Latin capitals ("🅱omb"), which have no compatibility decomposition
+        **{chr(0x1F150 + i): chr(ord("a") + i) for i in range(26)},
+        **{chr(0x1F170 + i): chr(ord("a") + i) for i in range(26)},
     }
 )
 
@@ -87,7 +94,7 @@ LEET_MAP = {
 _LEET_CHARS = "".join(re.escape(c) for c in LEET_MAP)
 
 # Separators that attackers put between the letters of one word.
-_INTRA_WORD_SEPARATORS = ".-_*'`~^\"·•,:;/\\"
+_INTRA_WORD_SEPARATORS = ".-_*'`~^\"·•,:;/\\[]{}"
 
 # A raw token: letters/digits/leet symbols, possibly glued together by separators (k.i.l.l, n@k3d).
 _RAW_TOKEN = re.compile(rf"[a-z0-9{_LEET_CHARS}]+(?:[{re.escape(_INTRA_WORD_SEPARATORS)}]+[a-z0-9{_LEET_CHARS}]+)*")

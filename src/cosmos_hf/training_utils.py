@@ -662,11 +662,15 @@ def cosine_to_10_percent(warmup: int, total):
     def lr_lambda(step):
         if step < warmup:
             return (step + 1) / max(1, warmup)
-        length = total() if callable(total) else total
-        progress = (step - warmup) / max(1, length - warmup)
-        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * _cosine_progress(step, warmup, total)))
 
     return lr_lambda
+
+
+def _cosine_progress(step: int, warmup: int, total) -> float:
+    """How far step is from the warm-up's end to `total` (an int or a callable read now), in [0, 1]."""
+    length = total() if callable(total) else total
+    return min(1.0, (step - warmup) / max(1, length - warmup))
 
 
 def cosine_to_zero(warmup: int, total):
@@ -676,9 +680,7 @@ def cosine_to_zero(warmup: int, total):
     def lr_lambda(step):
         if step < warmup:
             return step / max(1, warmup)
-        length = total() if callable(total) else total
-        progress = (step - warmup) / max(1, length - warmup)
-        return max(0.0, 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress))))
+        return max(0.0, 0.5 * (1.0 + math.cos(math.pi * _cosine_progress(step, warmup, total))))
 
     return lr_lambda
 

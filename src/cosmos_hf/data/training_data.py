@@ -17,6 +17,7 @@ conversion (`frames_to_tensor`).
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import random
@@ -296,8 +297,6 @@ def save_tensor_cache(path, tensors: dict, key: dict):
 
 def tokenizer_fingerprint(tokenizer) -> str:
     """SHA-1 of a tokenizer's config and weights: what its tokens depend on (a few ms for the nano tokenizers)."""
-    import hashlib
-
     digest = hashlib.sha1(json.dumps(dict(getattr(tokenizer, "config", {}) or {}), sort_keys=True,
                                      default=str).encode())
     for name, tensor in sorted(tokenizer.state_dict().items()):
@@ -318,8 +317,6 @@ def physics_token_cache_key(data: dict, tokenizer=None) -> dict:
 
 
 def _captions_sha1(captions_json: str) -> str:
-    import hashlib
-
     return hashlib.sha1(captions_json.encode()).hexdigest()
 
 
@@ -362,8 +359,6 @@ def data_files_fingerprint(data: dict) -> str | None:
     """SHA-1 of (relative path, size, mtime) of the files a `folder` (videos/*.mp4, metas/*.txt) or `clips` (the
     archive) dataset reads, or None for other types: the path alone let a cache outlive changed videos or captions,
     or an archive re-exported in place with other clips. Cheap (no file is read); touching a file invalidates."""
-    import hashlib
-
     if data.get("type") not in ("folder", "clips") or not data.get("path"):
         return None
     root = Path(data["path"])

@@ -77,12 +77,14 @@ def latent_frame_poses(cam_to_world, temporal_compression: int) -> torch.Tensor:
 
 # bottom rows and the zeros of K are exact in any real camera file (float32 rounding aside)
 _EXACT_TOLERANCE = 1e-6
-# rotations: what float32 poses composed over a few hundred steps keep (the Camera pipeline uses the same bound)
+# rotations: what float32 poses composed over a few hundred steps keep
 _ROTATION_TOLERANCE = 1e-3
 
 
-def _check_rigid(poses: torch.Tensor) -> None:
-    """Refuse poses that are not rigid: a transposed, sheared or mirrored pose gives plausible-looking wrong rays."""
+def check_rigid_poses(poses: torch.Tensor) -> None:
+    """Refuse [..., 4, 4] poses that are not rigid (checked in float64): a transposed, scaled, sheared or mirrored
+    pose gives plausible-looking wrong rays. `plucker_rays` and the Camera pipeline's inputs both go through it."""
+    poses = poses.double()
     rotations = poses[..., :3, :3]
     identity = torch.eye(3, dtype=poses.dtype)
     orthogonality = (rotations.transpose(-1, -2) @ rotations - identity).abs().amax().item()
@@ -153,7 +155,7 @@ def plucker_rays(intrinsics, cam_to_world, latent_size, image_size=None) -> torc
             "intrinsics must be OpenCV K = [[fx, s, cx], [0, fy, cy], [0, 0, 1]] (second row starting with 0, bottom "
             f"row [0, 0, 1]; a transposed K has cx, cy in the bottom row); got an entry {lower:.3g} off"
         )
-    _check_rigid(poses)
+    check_rigid_poses(poses)
     h, w = _pair(latent_size, "latent_size")
     H, W = (h, w) if image_size is None else _pair(image_size, "image_size")
 

@@ -20,7 +20,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 # imported so that saved folders load: diffusers resolves our components through already-imported modules
 from ..diffusion.camera_control import CosmosCameraControlTransformer3DModel
-from ..diffusion.camera_control import joystick_trajectory, latent_frame_poses, plucker_rays
+from ..diffusion.camera_control import check_rigid_poses, joystick_trajectory, latent_frame_poses, plucker_rays
 from ..diffusion.post_training import extra_transformer_inputs
 from ..guardrails.checker import CosmosSafetyChecker
 from .pipeline_cosmos_text2world import CosmosVAE
@@ -103,18 +103,7 @@ class CosmosCameraControlPipeline(CosmosVideo2WorldPipeline):
                              f"per output frame")
         if poses.shape[0] not in (1, batch):
             raise ValueError(f"cam_to_world batch {poses.shape[0]} does not match {batch} prompts/videos")
-        # Pluecker rays assume rigid poses: a scaled or sheared 3x3 block would silently give wrong ray directions
-        rotations = poses[..., :3, :3].double()
-        identity = torch.eye(3, dtype=torch.float64)
-        orthogonality = (rotations.transpose(-1, -2) @ rotations - identity).abs().amax().item()
-        determinant = torch.linalg.det(rotations)
-        bottom = (poses[..., 3, :].double() - torch.tensor([0.0, 0.0, 0.0, 1.0], dtype=torch.float64)).abs().amax()
-        if orthogonality > 1e-3 or (determinant < 0).any() or bottom.item() > 1e-6:
-            raise ValueError(
-                "cam_to_world must hold rigid poses: a rotation (R^T R = I within 1e-3, det R = +1) and translation "
-                f"over a bottom row [0, 0, 0, 1]; got max |R^T R - I| = {orthogonality:.3g}, min det R = "
-                f"{determinant.min().item():.3g}, max bottom-row error {bottom.item():.3g}"
-            )
+        check_rigid_poses(poses)  # before any model work (plucker_rays checks again, for training and direct calls)
         return poses.expand(batch, -1, -1, -1)
 
     def camera_intrinsics(self, intrinsics, num_frames: int, batch: int, height: int, width: int) -> torch.Tensor:

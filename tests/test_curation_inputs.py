@@ -155,3 +155,29 @@ def test_cli_refuses_non_positive_counts(option, value, tmp_path, capsys):
         main(["curate", "--input", str(tmp_path), "--output", str(tmp_path / "o"), option, value])
     assert exit_info.value.code == 2
     assert f"argument {option}: must be a positive integer (>= 1), got {value}" in capsys.readouterr().err
+
+
+def test_output_folder_that_is_not_a_curation_run_is_refused(distinct_clips, tmp_path):
+    """The dataset writer deletes every videos/*.mp4 and metas/*.txt that is not one of its clips and rewrites
+    metadata.jsonl: curating into an existing dataset folder deleted its videos. Only a new or empty folder, or an
+    earlier curation run (.work/config.json), may be the output."""
+    root = _input_folder(tmp_path / "in", distinct_clips[:1], ["good.mp4"])
+    dataset = tmp_path / "my_dataset"
+    (dataset / "videos").mkdir(parents=True)
+    shutil.copy(distinct_clips[1], dataset / "videos" / "precious.mp4")
+    (dataset / "metadata.jsonl").write_text('{"video": "videos/precious.mp4"}\n')
+    with pytest.raises(ValueError, match="my_dataset is not empty .*holds no earlier curation run"):
+        run_curation(root, dataset, CurationConfig(**CONFIG), executor=LocalExecutor(), progress=False)
+    assert (dataset / "videos" / "precious.mp4").read_bytes() == distinct_clips[1].read_bytes()
+    assert (dataset / "metadata.jsonl").read_text() == '{"video": "videos/precious.mp4"}\n'
+    assert sorted(p.name for p in dataset.iterdir()) == ["metadata.jsonl", "videos"]  # not even .work/ added
+    with pytest.raises(ValueError, match="is \\(or contains\\) the input folder"):
+        run_curation(root, tmp_path, CurationConfig(**CONFIG), executor=LocalExecutor(), progress=False)
+    (tmp_path / "a_file").write_text("x")
+    with pytest.raises(ValueError, match="exists and is not a folder"):
+        run_curation(root, tmp_path / "a_file", CurationConfig(**CONFIG), executor=LocalExecutor(), progress=False)
+    # A run killed before it wrote .work/config.json left only .work/: that folder is still accepted.
+    (tmp_path / "killed" / ".work" / "records").mkdir(parents=True)
+    summary = run_curation(root, tmp_path / "killed", CurationConfig(**CONFIG), executor=LocalExecutor(),
+                           progress=False)
+    assert summary["clips_written"] == 1

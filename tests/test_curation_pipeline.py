@@ -117,6 +117,26 @@ def test_changed_config_is_refused(curated, inputs):
         run_curation(inputs, out, CurationConfig(min_clip_seconds=1.5), executor=LocalExecutor(), progress=False)
 
 
+
+@pytest.mark.parametrize("key, value, message", [
+    # NaN passed every range check: min_motion=nan kept every clip (no score is < nan) ...
+    ("min_motion", float("nan"), "min_motion must be a finite number"),
+    # ... and crop_seconds=nan / max_clip_seconds=inf failed every input with "cannot convert float NaN to integer"
+    ("crop_seconds", float("nan"), "crop_seconds must be a finite number"),
+    ("max_clip_seconds", float("inf"), "max_clip_seconds must be a finite number"),
+    ("min_clip_seconds", "2", "min_clip_seconds must be a finite number"),
+    ("min_motion", -0.5, "min_motion must be >= 0"),
+    # 0 meant "the default" (about sqrt(N) clusters), -3 one cluster: both silently
+    ("dedup_clusters", 0, "dedup_clusters must be an integer >= 1"),
+    ("dedup_clusters", -3, "dedup_clusters must be an integer >= 1"),
+    # a span of 1 frame can never find a dissolve (the long-range score is the frame score)
+    ("dissolve_span", 1, "dissolve_span must be 0 \\(off\\) or >= 2"),
+])
+def test_config_refuses_non_finite_and_no_op_values(key, value, message):
+    with pytest.raises(ValueError, match=message):
+        CurationConfig(**{key: value}).validate()
+    CurationConfig(min_motion=0.0, dedup_clusters=4, dissolve_span=2).validate()  # the edges of the ranges pass
+
 def test_killed_run_resumes_without_loss_or_duplicates(curated, inputs, tmp_path):
     out = tmp_path / "resumed"
     code = ("import sys; from cosmos_hf.curation import *; "

@@ -63,6 +63,25 @@ def test_fixed_threshold_mode_and_min_shot_length():
     assert len(ContentDetector(min_shot_frames=60).detect(video)) == 1
 
 
+
+def test_content_detector_refuses_a_gradual_span_of_one_frame():
+    # The lag-1 "long-range" score is the frame score itself: a span of 1 found no dissolve, ever, without a word.
+    with pytest.raises(ValueError, match="gradual_span must be 0 \\(off\\) or >= 2 frames, got 1"):
+        ContentDetector(gradual_span=1)
+    assert ContentDetector(gradual_span=2).gradual_span == 2
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"crop_seconds": float("nan")}, "crop_seconds must be a finite number >= 0"),
+    ({"max_seconds": float("inf")}, "min_seconds <= max_seconds \\(finite\\)"),
+    ({"fps": float("nan")}, "fps must be a finite number > 0"),
+])
+def test_clip_spans_refuses_non_finite_limits(kwargs, message):
+    # These reached round() as "cannot convert float NaN to integer" / an OverflowError, failing every input.
+    args = {"transitions": [Transition(47, 48)], "num_frames": 96, "fps": 24.0, **kwargs}
+    with pytest.raises(ValueError, match=message):
+        clip_spans(**args)
+
 def test_score_transitions_counts():
     truth = [Transition(9, 10), Transition(40, 50)]
     assert score_transitions(truth, truth)["f1"] == 1.0
@@ -176,8 +195,8 @@ def test_split_stage_streams_frames_with_bounded_memory(tmp_path, monkeypatch, s
     trackers = []
     real_open = pipeline.open_frames
 
-    def tracked_open(p):
-        fps, frames = real_open(p)
+    def tracked_open(p, **kwargs):
+        fps, frames = real_open(p, **kwargs)
         trackers.append(LiveFrames(frames))
         return fps, trackers[-1]
 
@@ -196,6 +215,57 @@ def test_split_stage_streams_frames_with_bounded_memory(tmp_path, monkeypatch, s
     assert items[0]["source_frames"] == len(frames) and items[0]["num_transitions"] == len(transitions)
     assert (items[0]["source_height"], items[0]["source_width"], items[0]["fps"]) == (64, 64, 24.0)
 
+
+
+def _write_variable_rate_video(path, frames, durations):
+    """An mp4 whose frame k lasts durations[k] / 48 s (what phones and screen recorders write)."""
+    from fractions import Fraction
+
+    import av
+
+    with av.open(str(path), "w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=48)
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        stream.time_base, stream.options = Fraction(1, 48), {"crf": "0"}
+        pts = 0
+        for frame, duration in zip(frames, durations):
+            video_frame = av.VideoFrame.from_ndarray(frame, format="rgb24")
+            video_frame.pts, video_frame.time_base = pts, Fraction(1, 48)
+            pts += duration
+            container.mux(stream.encode(video_frame))
+        container.mux(stream.encode())
+
+
+def test_clips_of_a_variable_frame_rate_video_hold_the_detected_frames(tmp_path):
+    """The split stage counts frames in decoding order; the transcode stage found frame k at timestamp k / (average
+    fps), which is another frame when the rate varies: here the first clip took 17 frames of the next shot and the
+    second clip started 12 frames late. Clips are now cut by the timestamps the split stage saw."""
+    from cosmos_hf.curation.pipeline import CurationConfig, SplitStage, TranscodeStage
+    from cosmos_hf.data import read_video
+
+    # Two shots of 60 frames, the first at 48 fps, the second at 24 fps. Red counts the frame within its shot
+    # (steps of 4 levels), blue tells the shots apart.
+    frames = np.zeros((120, 32, 32, 3), np.uint8)
+    frames[:, :, :, 0] = (10 + 4 * (np.arange(120) % 60))[:, None, None]
+    frames[:60, :, :, 2], frames[60:, :, :, 2] = 40, 220
+    path = tmp_path / "vfr.mp4"
+    _write_variable_rate_video(path, frames, [1] * 60 + [2] * 60)
+    config = CurationConfig(min_clip_seconds=1.0, crop_seconds=0.25, filters=["motion"], crf=0)
+    split, transcode = SplitStage(config, tmp_path / "work"), TranscodeStage(config, tmp_path / "work")
+    split.setup()
+    items = split.process({"video_id": "vfr", "path": str(path), "caption": None})
+    # Average rate 32 fps: 8 frames cropped at the cut (0.25 s), clips of at least 32 frames (1 s).
+    assert [(item["start"], item["end"]) for item in items] == [(0, 52), (68, 120)]
+    for item in items:
+        (clip,) = transcode.process(item)
+        assert "failed" not in clip and "pts_range" not in clip  # cutting detail, not a column of the output
+        decoded, _ = read_video(clip["clip_path"])
+        assert len(decoded) == clip["num_frames"] == item["end"] - item["start"]
+        shot = [int(f[..., 2].mean() > 128) for f in decoded]
+        index = np.array([(f[..., 0].mean() - 10) / 4 for f in decoded])
+        want = np.arange(item["start"], item["end"])
+        assert shot == (want >= 60).astype(int).tolist()
+        assert np.abs(index - want % 60).max() <= 1.5, (index.round(1), want % 60)
 
 def test_transnetv2_streams_in_100_frame_windows(tmp_path, shot_videos):
     from safetensors.torch import save_file

@@ -86,6 +86,27 @@ def test_generate_refuses_bad_input(tmp_path, capsys):
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
+
+def test_generate_refuses_the_working_directory_even_with_overwrite(tmp_path, monkeypatch):
+    """The output folder is replaced as a whole: `--out <the working directory> --overwrite` deleted its files,
+    and so did a folder above it. A file at --out was a bare NotADirectoryError."""
+    from cosmos_hf.sim.dataset import generate_dataset
+
+    work = tmp_path / "project"
+    work.mkdir()
+    (work / "precious.txt").write_text("keep")
+    monkeypatch.chdir(work)
+    for out in (work, tmp_path, "."):
+        with pytest.raises(ValueError, match="is \\(or contains\\) the current working directory"):
+            generate_dataset("physics", 1, out, num_frames=2, height=16, width=16, overwrite=True, progress=False)
+    assert (work / "precious.txt").read_text() == "keep" and sorted(p.name for p in work.iterdir()) == ["precious.txt"]
+    (tmp_path / "notes.txt").write_text("x")
+    for overwrite in (False, True):
+        with pytest.raises(ValueError, match="notes.txt exists and is not a folder"):
+            generate_dataset("physics", 1, tmp_path / "notes.txt", num_frames=2, height=16, width=16,
+                             overwrite=overwrite, progress=False)
+    assert (tmp_path / "notes.txt").read_text() == "x"
+
 def test_loads_as_hf_dataset_and_torch_dataset(push_folder, tmp_path):
     ds = load_world_dataset(push_folder)
     assert len(ds) == 3

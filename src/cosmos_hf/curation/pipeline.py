@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import numbers
 import os
 import re
 from dataclasses import asdict, dataclass, field
@@ -56,6 +58,13 @@ class CurationConfig:
     filters: list = field(default_factory=lambda: ["motion", "quality", "text_overlay"])
 
     def validate(self):
+        # NaN passes every comparison below (`nan < 0` is False): `min_motion=nan` turned the motion filter off
+        # (no score is < nan), `crop_seconds=nan` or `max_clip_seconds=inf` failed every input in the split stage
+        # ("cannot convert float NaN to integer"). Numbers must be finite first.
+        for name in ("min_clip_seconds", "max_clip_seconds", "crop_seconds", "min_motion", "min_dover", "dedup_eps"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number, got {value!r}")
         if self.detector not in ("content", "transnetv2"):
             raise ValueError(f"detector must be 'content' or 'transnetv2', got {self.detector!r}")
         if self.detector == "transnetv2" and not self.transnet_weights:
@@ -63,12 +72,14 @@ class CurationConfig:
         if not 0 < self.min_clip_seconds <= self.max_clip_seconds:
             raise ValueError(f"need 0 < min_clip_seconds <= max_clip_seconds, got {self.min_clip_seconds}, "
                              f"{self.max_clip_seconds}")
-        if self.dissolve_span < 0:
-            raise ValueError(f"dissolve_span must be >= 0, got {self.dissolve_span}")
+        if self.dissolve_span < 0 or self.dissolve_span == 1:
+            raise ValueError(f"dissolve_span must be 0 (off) or >= 2 frames, got {self.dissolve_span}")
         if self.crop_seconds < 0:
             raise ValueError(f"crop_seconds must be >= 0, got {self.crop_seconds}")
         if self.max_side is not None and self.max_side < 16:
             raise ValueError(f"max_side must be >= 16, got {self.max_side}")
+        if self.min_motion < 0:
+            raise ValueError(f"min_motion must be >= 0 (0 keeps static clips), got {self.min_motion}")
         if not 0 <= self.crf <= 51:
             raise ValueError(f"crf must be in [0, 51], got {self.crf}")
         if self.quality not in ("statistics", "clip-aesthetic", "dover", "none"):
@@ -83,6 +94,10 @@ class CurationConfig:
             raise ValueError(f"embedder must be 'visual' or 'minilm', got {self.embedder!r}")
         if not 0 < self.dedup_eps < 1:
             raise ValueError(f"dedup_eps must be in (0, 1), got {self.dedup_eps}")
+        clusters = self.dedup_clusters
+        if clusters is not None and (isinstance(clusters, bool) or not isinstance(clusters, int) or clusters < 1):
+            # 0 was read as "default" (about sqrt(N) clusters) and a negative count as 1 cluster, silently
+            raise ValueError(f"dedup_clusters must be an integer >= 1 (or None: about sqrt(clips)), got {clusters!r}")
         if self.shard_size < 1:
             raise ValueError(f"shard_size must be >= 1, got {self.shard_size}")
         return self
@@ -169,10 +184,11 @@ def discover_inputs(root, exclude=None, skipped: list | None = None) -> list:
 # ------------------------------------------------------------------------------------------------ video IO
 
 
-def open_frames(path):
+def open_frames(path, timestamps: list | None = None):
     """(fps, frames): a video's frame rate and a generator that decodes its frames (uint8 [H, W, 3]) one at a
     time, so a caller that does not keep them holds one frame, whatever the video's length. Undecodable files
-    raise ValueError naming the file (when opened, or while iterating for damage further in)."""
+    raise ValueError naming the file (when opened, or while iterating for damage further in). When `timestamps`
+    is a list, it receives each yielded frame's presentation timestamp (`frame.pts`, None if the file has none)."""
     import av
 
     from ..video_io import video_frame_rate
@@ -184,6 +200,8 @@ def open_frames(path):
         try:
             with av.open(str(path)) as container:
                 for frame in container.decode(container.streams.video[0]):
+                    if timestamps is not None:
+                        timestamps.append(frame.pts)
                     yield frame.to_ndarray(format="rgb24")
         except Exception as err:
             raise ValueError(f"cannot decode video {path} (corrupt or unsupported): {err}") from err
@@ -204,12 +222,37 @@ class _FrameTally:
             yield frame
 
 
-def read_frame_range(path, start: int, end: int, fps: float):
-    """Frames [start, end) of a video, seeking to near `start` instead of decoding from the beginning."""
+def read_frame_range(path, start: int, end: int, fps: float, pts_range=None):
+    """Frames [start, end) of a video (counted in decoding order, as the split stage counts them), seeking to near
+    `start` instead of decoding from the beginning.
+
+    `pts_range`: (pts of frame `start`, pts of frame `end - 1`) as the split stage saw them. Frames are then chosen
+    by these timestamps, which is exact whatever the frame timing. Without it, a frame's index is its timestamp
+    times `fps`, which holds for constant-rate video only: in a variable-rate video (phones, screen recordings)
+    frames 60..69 by that rule were other frames (69..75 in a test video), so clips were cut off their shot."""
     import av
     import numpy as np
 
     frames = []
+    if pts_range is not None and None not in pts_range:
+        first, last = (int(v) for v in pts_range)
+        for seek in (True, False):  # without seeking (from the start) when the seek landed past the first frame
+            with av.open(str(path)) as container:
+                stream = container.streams.video[0]
+                if seek:
+                    container.seek(first, stream=stream, backward=True, any_frame=False)
+                for frame in container.decode(stream):
+                    if frame.pts is None or frame.pts < first:
+                        continue
+                    if frame.pts > last or (seek and not frames and frame.pts > first):
+                        break
+                    frames.append(frame.to_ndarray(format="rgb24"))
+            if frames:
+                break
+        if len(frames) != end - start:
+            raise ValueError(f"{path}: frames {start}..{end - 1} (pts {first}..{last}) decoded as {len(frames)} "
+                             f"frames, not {end - start}; the file changed since it was split, or seeks unreliably")
+        return np.stack(frames)
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         base = float(stream.time_base)
@@ -282,8 +325,9 @@ class SplitStage(Stage):
 
         if Path(item["path"]).stat().st_size == 0:
             return [{**item, "num_clips": 0, "error": f"empty file (0 bytes): {item['path']}"}]
+        timestamps: list = []  # one int per frame, like the detector's scores: memory stays small
         try:
-            fps, frames = open_frames(item["path"])
+            fps, frames = open_frames(item["path"], timestamps=timestamps)
             tally = _FrameTally(frames)
             transitions = self.detector.detect(tally)
         except (ValueError, FileNotFoundError) as err:
@@ -297,7 +341,12 @@ class SplitStage(Stage):
                 "source_height": int(tally.shape[0]), "source_width": int(tally.shape[1])}
         if not spans:
             return [{**base, "num_clips": 0, "no_clips": True}]
-        return [{**base, "id": f"{item['video_id']}_{k:04d}", "start": s, "end": e} for k, (s, e) in enumerate(spans)]
+        # The transcode stage cuts each clip by the timestamps of its first and last frame: a frame's index
+        # computed from its timestamp and the average fps is wrong in variable-frame-rate video.
+        exact = len(timestamps) == tally.count and None not in timestamps
+        return [{**base, "id": f"{item['video_id']}_{k:04d}", "start": s, "end": e,
+                 "pts_range": [timestamps[s], timestamps[e - 1]] if exact else None}
+                for k, (s, e) in enumerate(spans)]
 
 
 class TranscodeStage(Stage):
@@ -313,7 +362,9 @@ class TranscodeStage(Stage):
 
         from ..data import write_video
 
-        frames = read_frame_range(item["path"], item["start"], item["end"], item["fps"])
+        pts_range = item.get("pts_range")
+        item = {k: v for k, v in item.items() if k != "pts_range"}  # only for cutting: not a column of the output
+        frames = read_frame_range(item["path"], item["start"], item["end"], item["fps"], pts_range)
         side = self.config.max_side
         if side and max(frames.shape[1:3]) > side:
             scale = side / max(frames.shape[1:3])
@@ -414,6 +465,26 @@ def _write_json(path, data) -> None:
         os.chmod(tmp, readable_mode())
 
 
+def _check_output_dir(input_dir: Path, output_dir: Path, config_path: Path) -> None:
+    """Refuse an output folder whose files a run would delete: the dataset writer removes every videos/*.mp4,
+    metas/*.txt and shards/**/*.tar that is not one of its clips and rewrites metadata.jsonl and README.md, so a
+    folder that holds anything but an earlier curation run (its `.work/config.json`) must not be the output. (A run
+    killed before writing config.json leaves at most `.work/`, which is allowed.)"""
+    if output_dir.exists() and not output_dir.is_dir():
+        raise ValueError(f"output path {output_dir} exists and is not a folder")
+    resolved_in, resolved_out = input_dir.resolve(), output_dir.resolve()
+    if resolved_out == resolved_in or resolved_out in resolved_in.parents:
+        raise ValueError(f"output folder {output_dir} is (or contains) the input folder {input_dir}; choose an "
+                         "output folder outside the input")
+    if output_dir.is_dir() and not config_path.is_file():
+        other = sorted(p.name for p in output_dir.iterdir() if p.name != WORK_DIR)
+        if other:
+            raise ValueError(f"output folder {output_dir} is not empty ({', '.join(other[:5])}"
+                             f"{', ...' if len(other) > 5 else ''}) and holds no earlier curation run "
+                             f"({config_path} is missing); curation would delete its videos/, metas/ and shards/ "
+                             "files, so choose a new or empty folder")
+
+
 def run_curation(input_dir, output_dir, config: CurationConfig | None = None, executor=None, progress: bool = True,
                  max_videos: int | None = None, command: str = "cosmos-hf curate") -> dict:
     """Curate every video under `input_dir` into `output_dir`; returns the summary (also `summary.json`).
@@ -429,16 +500,17 @@ def run_curation(input_dir, output_dir, config: CurationConfig | None = None, ex
     if max_videos is not None and max_videos < 1:
         raise ValueError(f"max_videos must be >= 1 (or None for all), got {max_videos}")
     input_dir, output_dir = Path(input_dir), Path(output_dir)
+    work = output_dir / WORK_DIR
+    records_dir = work / "records"
+    config_path = work / "config.json"
+    _check_output_dir(input_dir, output_dir, config_path)  # before anything is read or written
     skipped: list = []
     inputs = discover_inputs(input_dir, exclude=output_dir, skipped=skipped)
     if not inputs:
         unreadable = "".join(f"; skipped {s['input']}: {s['reason']}" for s in skipped)
         raise ValueError(f"no readable video files ({', '.join(VIDEO_EXTENSIONS)}) found under {input_dir}"
                          f"{unreadable}")
-    work = output_dir / WORK_DIR
-    records_dir = work / "records"
     records_dir.mkdir(parents=True, exist_ok=True)
-    config_path = work / "config.json"
     if config_path.is_file():
         previous = json.loads(config_path.read_text())
         # Options added after that run was started count as their defaults.

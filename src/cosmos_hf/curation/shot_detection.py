@@ -17,6 +17,7 @@ splitting, 0.5 s cropped at each cut); `score_transitions` scores a detector lik
 from __future__ import annotations
 
 import collections
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,8 +79,10 @@ class ContentDetector:
         self.threshold, self.adaptive, self.adaptive_threshold = threshold, adaptive, adaptive_threshold
         self.min_content, self.window, self.min_shot_frames = min_content, window, min_shot_frames
         self.weights, self.max_side = np.asarray(weights, np.float64), max_side
-        if gradual_span < 0:
-            raise ValueError(f"gradual_span must be >= 0, got {gradual_span}")
+        if gradual_span < 0 or gradual_span == 1:
+            # With a span of 1 the long-range score is the frame score itself, so every peak reads as "one big
+            # jump" and no gradual transition could ever be found: the option was silently a no-op.
+            raise ValueError(f"gradual_span must be 0 (off) or >= 2 frames, got {gradual_span}")
         self.gradual_span, self.gradual_threshold = gradual_span, gradual_threshold
 
     def _hsv(self, frame: np.ndarray) -> np.ndarray:
@@ -395,12 +398,14 @@ def clip_spans(transitions, num_frames: int, fps: float, min_seconds: float = 2.
     shots shorter than `min_seconds` after cropping are dropped, and longer than `max_seconds` are cut into
     consecutive `max_seconds` pieces (a remainder shorter than `min_seconds` is dropped).
     """
-    if fps <= 0:
-        raise ValueError(f"fps must be positive, got {fps}")
-    if not 0 < min_seconds <= max_seconds:
-        raise ValueError(f"need 0 < min_seconds <= max_seconds, got {min_seconds}, {max_seconds}")
-    if crop_seconds < 0:
-        raise ValueError(f"crop_seconds must be >= 0, got {crop_seconds}")
+    # Written so that NaN fails them (`nan <= 0` is False) and inf too: both reached round() as a bare
+    # "cannot convert float NaN to integer" / OverflowError.
+    if not 0 < fps < math.inf:
+        raise ValueError(f"fps must be a finite number > 0, got {fps}")
+    if not 0 < min_seconds <= max_seconds < math.inf:
+        raise ValueError(f"need 0 < min_seconds <= max_seconds (finite), got {min_seconds}, {max_seconds}")
+    if not 0 <= crop_seconds < math.inf:
+        raise ValueError(f"crop_seconds must be a finite number >= 0, got {crop_seconds}")
     crop = round(crop_seconds * fps)
     min_len, max_len = max(1, round(min_seconds * fps)), max(1, round(max_seconds * fps))
     shots, start = [], 0  # (begin, end half-open, touches a cut before, touches a cut after)

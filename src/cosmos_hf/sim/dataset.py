@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..utils import atomic_path
+from ..utils import atomic_path, check_output_dir
 from .physics_scenes import NUM_VIEWS, SCENES
 
 TASKS = ("physics", "push", "camera", "multiview")
@@ -304,8 +304,13 @@ def generate_dataset(task: str, num: int, out, num_frames: int = 16, height: int
     if trajectory is not None and trajectory not in TRAJECTORIES:
         raise ValueError(f"unknown camera trajectory {trajectory!r}; choose one of {', '.join(TRAJECTORIES)}")
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"output path {out} exists and is not a folder")
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise ValueError(f"output folder {out} exists and is not empty (pass --overwrite to replace it)")
+    # The folder is replaced as a whole: `--out . --overwrite` (or the working directory's path, or a folder above
+    # it) deleted the working directory's files. check_output_dir refuses it even with --overwrite.
+    check_output_dir(out, overwrite=overwrite)
 
     specs = [sample_spec(task, i, seed, scenes, policy, trajectory, num_cameras) for i in range(num)]
     with atomic_path(out, is_dir=True) as tmp:

@@ -127,6 +127,69 @@ def test_config_errors_are_clear(tmp_path):
         script.main(["--config", str(CONFIG), "--output_dir", str(tmp_path / "b"), "--set", "training.batch_size=4"])
 
 
+def test_a_fresh_run_in_a_folder_with_another_runs_checkpoints_is_refused_before_writing(tmp_path):
+    """Rerun without --resume_from_checkpoint into a used output_dir: config.yaml was overwritten, rotation deleted the
+    new checkpoints (older than the old run's) and `latest` later resumed the old run. Refused before any work."""
+    script = load_script()
+    old = tmp_path / "run" / "checkpoint-40"
+    old.mkdir(parents=True)
+    (old / "train_state.json").write_text(json.dumps({"format": "cosmos-hf-training-checkpoint/1", "global_step": 40}))
+    (tmp_path / "run" / "config.yaml").write_text("the old run's config\n")
+    with pytest.raises(ValueError, match="holds checkpoint-40, later than this run, which starts at step 0"):
+        script.main(["--config", str(CONFIG), "--output_dir", str(tmp_path / "run")])
+    assert (tmp_path / "run" / "config.yaml").read_text() == "the old run's config\n"
+    assert sorted(path.name for path in (tmp_path / "run").iterdir()) == ["checkpoint-40", "config.yaml"]
+
+
+def test_log_every_0_logs_the_first_and_last_step_and_bad_counts_are_refused_before_any_work(tmp_path):
+    """`training.log_every: 0` was a ZeroDivisionError after the first step (after the clips were tokenized), and a
+    negative `checkpoints_total_limit` deleted every checkpoint as it was written."""
+    script = load_script()
+    output = tmp_path / "run"
+    assert script.main(["--config", str(CONFIG), "--output_dir", str(output), "--max_train_steps", "3",
+                        "--set", "training.batch_size=1", "--set", "training.log_every=0"]) == 0
+    assert [json.loads(line)["step"] for line in (output / "train_log.jsonl").open()] == [1, 3]
+    with pytest.raises(ValueError, match=r"training.checkpoints_total_limit must be an integer >= 0 or null"):
+        script.main(["--config", str(CONFIG), "--output_dir", str(tmp_path / "bad"),
+                     "--set", "training.checkpoints_total_limit=-1"])
+    assert not (tmp_path / "bad").exists()  # refused before anything was written
+    with pytest.raises(SystemExit):  # argparse: "--max_train_steps: must be a positive integer (>= 1), got 0"
+        script.main(["--config", str(CONFIG), "--output_dir", str(tmp_path / "bad"), "--max_train_steps", "0"])
+
+
+def test_model_config_keys_are_checked_and_must_agree_with_a_pretrained_model(tmp_path):
+    """`model.config` went to CosmosARConfig, which keeps unknown keywords: `num_hidden_layer: 8` trained the default
+    16 layers. With `--pretrained_model` the section was ignored: `z_loss_coeff=0` trained with the model's 1e-4."""
+    import yaml
+
+    from cosmos_hf.autoregressive import CosmosARConfig
+    from cosmos_hf.autoregressive.modeling_cosmos_ar import CosmosARForCausalLM
+
+    script = load_script()
+    with pytest.raises(ValueError, match=r"unknown key\(s\) num_hidden_layer in model.config; valid keys "
+                                         r"\(CosmosARConfig\): vocab_size, hidden_size"):
+        script.load_config(CONFIG, ["model.config.num_hidden_layer=8"])
+    kwargs = yaml.safe_load(CONFIG.read_text())["model"]["config"]
+    folder = tmp_path / "pretrained"
+    CosmosARForCausalLM(CosmosARConfig(vocab_size=512, latent_shape=[2, 4, 4], **kwargs)).save_pretrained(folder)
+    args = ["--config", str(CONFIG), "--output_dir", str(tmp_path / "o"), "--pretrained_model", str(folder)]
+    assert script.resolve_config(script.parse_args(args))["model"]["pretrained_model"] == str(folder)  # same values
+    with pytest.raises(ValueError, match=r"--set contradicts the pre-trained model .*: model.config."
+                                         r"num_hidden_layers=5 but the model has 3; model.config.z_loss_coeff=0 but "
+                                         r"the model has 0.0001"):
+        script.resolve_config(script.parse_args(args + ["--set", "model.config.z_loss_coeff=0",
+                                                        "--set", "model.config.num_hidden_layers=5"]))
+    # A YAML that differs from the model (continuing a grown model with the YAML it started from) warns, and the
+    # recorded config holds what is trained.
+    grown = tmp_path / "grown"
+    CosmosARForCausalLM(CosmosARConfig(vocab_size=512, latent_shape=[2, 4, 4], **{**kwargs, "num_hidden_layers": 4})
+                        ).save_pretrained(grown)
+    with pytest.warns(UserWarning, match=r"keeps its own config: num_hidden_layers=4 \(the YAML's model.config "
+                                         r"says 3\)"):
+        config = script.resolve_config(script.parse_args(args[:-1] + [str(grown)]))
+    assert config["model"]["config"]["num_hidden_layers"] == 4
+
+
 def assert_training_option_refused(script, tmp_path, key, bad_values, match, medusa_model, medusa_match):
     """`training.<key>` refuses each bad value with `match`, and any value other than its default with --medusa."""
     for bad in bad_values:

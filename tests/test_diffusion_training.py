@@ -268,6 +268,28 @@ def test_lora_post_training_takes_the_architecture_from_each_bundled_pipeline(na
     assert used["objective"].get("condition_frame_channels", False) == index.get("condition_frame_channels", False)
 
 
+def test_lora_settings_are_checked_and_lora_needs_a_pretrained_pipeline(tmp_path):
+    """`training.lora` keys were read with `.get`: peft's names (`r: 16`, `lora_alpha: 32`) or a typo trained the
+    default rank 8 silently; LoRA without a pipeline to adapt saved only an adapter of a random DiT that was not
+    saved. Both are refused when the config is read, naming the valid keys and ranges."""
+    script = load_script()
+    config = CONFIGS / "diffusion_tiny_t2w_lora.yaml"
+    with pytest.raises(ValueError, match=r"unknown key\(s\) r in training.lora; valid keys: rank, alpha, dropout, "
+                                         "target_modules"):
+        script.load_config(config, ["training.lora.r=16"])
+    with pytest.raises(ValueError, match=r"training.lora.rank must be an integer >= 1, got 0"):
+        script.load_config(config, ["training.lora.rank=0"])
+    with pytest.raises(ValueError, match=r"training.lora.dropout must be a number in \[0, 1\), got 1"):
+        script.load_config(config, ["training.lora.dropout=1"])
+    with pytest.raises(ValueError, match=r"training.lora must be a mapping"):
+        script.load_config(config, ["training.lora=true"])
+    lora = script.load_config(config, ["training.lora={rank: 16}"])["training"]["lora"]
+    assert (lora["rank"], lora["alpha"]) == (16, 16)  # alpha defaults to the rank; config.yaml records both
+    with pytest.raises(ValueError, match=r"training.lora trains an adapter on a trained pipeline: set "
+                                         r"model.pretrained_pipeline"):
+        script.resolve_config(script.parse_args(["--config", str(config), "--output_dir", str(tmp_path / "o")]))
+
+
 def test_post_training_config_that_contradicts_the_pipeline_is_an_error(video_folder, tmp_path):
     with pytest.raises(ValueError, match=r"objective.condition_frame_channels=False but the pipeline has True"):
         train_in_process(["--config", CONFIGS / "diffusion_tiny_v2w_lora.yaml", "--output_dir", tmp_path / "o",

@@ -94,6 +94,18 @@ def test_non_finite_loss_stops_without_saving(tmp_path):
     assert not (tmp_path / "nan" / "model").exists()
 
 
+def test_checkpoints_total_limit_null_keeps_every_checkpoint(tmp_path):
+    """`training.checkpoints_total_limit: null` (keep all, as in the other scripts) was `int(None)`: a TypeError at the
+    first checkpoint, after the steps before it had trained."""
+    sys.path.insert(0, str(SCRIPT.parent))
+    import train_tokenizer
+
+    output = tmp_path / "run"
+    train_tokenizer.main(["--config", str(TINY), "--output_dir", str(output), "--max_train_steps", "3",
+                          "--set", "training.checkpoints_total_limit=null", "--set", "training.checkpointing_steps=1"])
+    assert sorted(p.name for p in output.glob("checkpoint-*")) == ["checkpoint-1", "checkpoint-2", "checkpoint-3"]
+
+
 def test_lucas_kanade_flow_recovers_a_known_shift():
     from cosmos_hf.tokenizers.losses import lucas_kanade_flow
 
@@ -112,6 +124,19 @@ def test_config_errors_are_clear(tmp_path):
     config = _write_config(tmp_path, data={"num_frames": 6})
     with pytest.raises(ValueError, match=r"1 \+ k\*4"):
         train_tokenizer.main(["--config", str(config)])
+
+
+def test_options_that_build_a_new_tokenizer_are_refused_next_to_model_pretrained(tmp_path):
+    """`model.pretrained` loads the saved tokenizer as it is: `model.overrides` (the tiny config's channels) and
+    `model.colour_path_init` were silently ignored, and the model card listed the overrides as if applied."""
+    sys.path.insert(0, str(SCRIPT.parent))
+    import train_tokenizer
+
+    with pytest.raises(ValueError, match=r"model.pretrained loads the tokenizer some/folder as it was saved; "
+                                         r"model.overrides, model.colour_path_init only apply to a new tokenizer"):
+        train_tokenizer.load_config(TINY, ["model.pretrained=some/folder", "model.colour_path_init=true"])
+    config = train_tokenizer.load_config(TINY, ["model.pretrained=some/folder", "model.overrides={}"])
+    assert config["model"]["pretrained"] == "some/folder"
 
 
 def test_zero_init_residual_branches_zeroes_only_the_last_layer_of_each_branch():
@@ -301,8 +326,8 @@ def test_freeze_encoder_fine_tunes_only_the_decoder_and_keeps_the_latent_space(t
         train_tokenizer.freeze_encoder(pretrained, {"pretrained": None})
 
     out = tmp_path / "run"
-    config = _write_config(tmp_path, model={"pretrained": str(tmp_path / "pretrained")},
-                           training={"freeze_encoder": True}, loss={"mse": 1.0})
+    config = _write_config(tmp_path, model={"pretrained": str(tmp_path / "pretrained"), "overrides": {}},
+                           training={"freeze_encoder": True}, loss={"mse": 1.0})  # overrides: for new tokenizers
     result = _launch("--config", str(config), "--output_dir", str(out))
     assert "encoder parameters frozen" in result.stdout + result.stderr
     before = load_file(str(tmp_path / "pretrained" / "diffusion_pytorch_model.safetensors"))

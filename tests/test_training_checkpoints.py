@@ -104,6 +104,31 @@ def test_an_accelerate_pickle_checkpoint_is_refused_unopened(tmp_path):
     assert not marker.exists()
 
 
+def test_checkpoint_rotation_never_deletes_the_checkpoint_just_written(tmp_path):
+    """A later checkpoint of another run (checkpoint-5) counted as newer: with checkpoints_total_limit 1, saving
+    checkpoint-2 deleted checkpoint-2 at once. Rotation now keeps the newest of this run's line, and the other run's."""
+    state = tiny_training_state()
+    save(*state, tmp_path, 5)
+    training_utils.save_checkpoint(state[0], tmp_path, 1, 1, models=[state[1]])
+    training_utils.save_checkpoint(state[0], tmp_path, 2, 1, models=[state[1]])
+    assert [step for step, _ in training_utils.list_checkpoints(tmp_path)] == [2, 5]
+
+
+def test_a_run_is_refused_where_later_checkpoints_of_another_run_exist(tmp_path):
+    """A fresh start (or a resume from an earlier checkpoint) in a folder holding later checkpoints would mix two runs:
+    rotation deleted the new checkpoints and `latest` resumed the old run. Refused, naming them; `latest` passes."""
+    state = tiny_training_state()
+    for step in (2, 5):
+        save(*state, tmp_path, step)
+    with pytest.raises(ValueError, match=r"holds checkpoint-2, checkpoint-5, later than this run, which starts at step "
+                                         r"0.*--resume_from_checkpoint latest"):
+        training_utils.check_no_later_checkpoints(tmp_path)
+    with pytest.raises(ValueError, match=r"holds checkpoint-5, later than this run, which resumes from step 2"):
+        training_utils.check_no_later_checkpoints(tmp_path, str(tmp_path / "checkpoint-2"))
+    training_utils.check_no_later_checkpoints(tmp_path, "latest")
+    training_utils.check_no_later_checkpoints(tmp_path / "new")  # an empty or missing folder
+
+
 @pytest.mark.parametrize("name", ["random_states_0.safetensors", "random_states_0.json", "optimizer.json",
                                   "ema.safetensors", "model.safetensors", "train_state.json"])
 def test_a_corrupt_or_missing_state_file_is_an_error_naming_it(tmp_path, name):
@@ -240,6 +265,35 @@ def test_config_exponent_numbers_without_a_dot_are_floats_in_yaml_and_set(tmp_pa
     path.write_text("training: {batch_size: yes}\n")
     with pytest.raises(ValueError, match=r"`training.batch_size` in .*config.yaml must be a number.*got True"):
         training_utils.load_config(path, DEFAULTS)
+
+
+COUNT_DEFAULTS = {"training": {"max_train_steps": 100, "batch_size": 1, "checkpoints_total_limit": 3, "log_every": 10}}
+
+
+@pytest.mark.parametrize("override, match", [
+    ("training.batch_size=0", r"training.batch_size must be an integer >= 1 \(clips per process.*got 0"),
+    ("training.max_train_steps=-5", r"training.max_train_steps must be an integer >= 1 \(optimizer steps\), got -5"),
+    ("training.checkpoints_total_limit=-1", r"checkpoints_total_limit must be an integer >= 0 or null .*got -1"),
+    ("training.log_every=2.5", r"training.log_every must be an integer >= 0 or null .*got 2.5"),
+    ("training.max_train_steps=null", r"training.max_train_steps must be an integer >= 1 \(.*got None"),
+])
+def test_training_counts_out_of_range_are_errors_naming_the_key_and_range(tmp_path, override, match):
+    """`batch_size: 0` and `log_every: 0` failed with a ZeroDivisionError after the data were prepared;
+    `checkpoints_total_limit: -1` deleted every checkpoint as it was written. Refused when the config is read."""
+    path = tmp_path / "config.yaml"
+    path.write_text("training: {}\n")
+    with pytest.raises(ValueError, match=match):
+        training_utils.load_config(path, COUNT_DEFAULTS, [override])
+
+
+def test_whole_float_training_counts_become_integers(tmp_path):
+    """`max_train_steps: 1e4` is the float 10000.0 in YAML 1.2, which failed in `range()` after the data were
+    prepared; a whole float is taken as the integer."""
+    path = tmp_path / "config.yaml"
+    path.write_text("training: {max_train_steps: 1e4, checkpoints_total_limit: null}\n")
+    training = training_utils.load_config(path, COUNT_DEFAULTS)["training"]
+    assert training["max_train_steps"] == 10000 and type(training["max_train_steps"]) is int
+    assert training["checkpoints_total_limit"] is None
 
 
 def test_every_bundled_training_config_loads_with_its_script():

@@ -49,6 +49,7 @@ import copy
 import logging
 import math
 import time
+import warnings
 from pathlib import Path
 
 import torch
@@ -56,6 +57,7 @@ from cosmos_hf.data import physics_token_cache
 from cosmos_hf.training_utils import (
     WallClockBudget,
     build_lr_scheduler,
+    check_no_later_checkpoints,
     epoch_data_loader,
     optimizer_step,
     read_log,
@@ -66,6 +68,7 @@ from cosmos_hf.training_utils import (
 )
 from cosmos_hf.training_utils import load_config as load_training_config
 from cosmos_hf.training_utils import model_card as hub_model_card
+from cosmos_hf.utils import positive_int
 from torch.utils.data import Dataset
 
 logger = logging.getLogger("train_autoregressive")
@@ -129,7 +132,52 @@ def load_config(path, overrides=()) -> dict:
         raise ValueError("config `tokenizer` is required: a DV tokenizer folder (or 'tiny' for tests)")
     if config["data"]["type"] != "physics":
         raise ValueError(f"data.type must be physics, got {config['data']['type']!r}")
+    check_model_config_keys(config["model"]["config"])
     return config
+
+
+def check_model_config_keys(kwargs):
+    """`model.config` holds CosmosARConfig arguments only: transformers' configs keep any unknown keyword as an
+    attribute, so a misspelt key (`num_hidden_layer: 8`) trained the default 16-layer model without a word."""
+    import inspect
+
+    from cosmos_hf.autoregressive import CosmosARConfig
+
+    if not isinstance(kwargs, dict):
+        raise ValueError(f"model.config must be a mapping of CosmosARConfig arguments, got {kwargs!r}")
+    valid = [name for name in inspect.signature(CosmosARConfig.__init__).parameters if name not in ("self", "kwargs")]
+    unknown = sorted(set(kwargs) - set(valid))
+    if unknown:
+        raise ValueError(f"unknown key(s) {', '.join(unknown)} in model.config; valid keys (CosmosARConfig): "
+                         f"{', '.join(valid)}")
+
+
+def check_model_config_matches_pretrained(model_cfg: dict, explicit_keys=()):
+    """A pre-trained model keeps its own config (architecture and z_loss_coeff); `model.config` used to be ignored
+    silently, so e.g. `--set model.config.z_loss_coeff=0` trained with the model's 1e-4. A key given with `--set`
+    that contradicts the model's config is an error naming both values. A key that differs only in the YAML (a run
+    continuing a grown 10-layer model with the 6-layer YAML it started from) is a warning, and the config this run
+    records gets the model's value, so its config.yaml says what was trained. `latent_shape` comes from the data."""
+    from cosmos_hf.autoregressive import CosmosARConfig
+
+    folder = Path(model_cfg["pretrained_model"])
+    if not (folder / "config.json").is_file():
+        return  # from_pretrained names what is missing
+    pretrained = CosmosARConfig.from_pretrained(folder)
+    differing = {key: value for key, value in (model_cfg.get("config") or {}).items()
+                 if key != "latent_shape" and getattr(pretrained, key) != value}
+    conflicts = [f"model.config.{key}={value!r} but the model has {getattr(pretrained, key)!r}"
+                 for key, value in differing.items() if key in explicit_keys]
+    if conflicts:
+        raise ValueError(f"--set contradicts the pre-trained model {folder}: {'; '.join(conflicts)}. A pre-trained "
+                         "model keeps its architecture and z_loss_coeff: remove these --set options "
+                         "(model.grow_num_hidden_layers deepens it)")
+    if differing:
+        warnings.warn(f"the pre-trained model {folder} keeps its own config: "
+                      + ", ".join(f"{key}={getattr(pretrained, key)!r} (the YAML's model.config says {value!r})"
+                                  for key, value in differing.items()), stacklevel=2)
+        for key in differing:
+            model_cfg["config"][key] = getattr(pretrained, key)
 
 
 # ---------------------------------------------------------------------------------------------------------- data
@@ -317,7 +365,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description="Next-token training of the Cosmos autoregressive world model")
     parser.add_argument("--config", required=True, help="YAML config (see training/configs/autoregressive_*.yaml)")
     parser.add_argument("--output_dir", default=None)
-    parser.add_argument("--max_train_steps", type=int, default=None)
+    parser.add_argument("--max_train_steps", type=positive_int, default=None)
     parser.add_argument("--pretrained_model", default=None, help="continue from this CosmosARForCausalLM folder")
     parser.add_argument("--medusa", action="store_true",
                         help="train Medusa heads (+ last 2 layers + unembedding) on a pre-trained model")
@@ -341,6 +389,10 @@ def resolve_config(args) -> dict:
         config["model"]["pretrained_model"] = args.pretrained_model
     if args.medusa:
         config["medusa"]["enabled"] = True
+    if config["model"]["pretrained_model"]:
+        explicit = {o.split("=", 1)[0].removeprefix("model.config.") for o in args.overrides
+                    if o.startswith("model.config.")}
+        check_model_config_matches_pretrained(config["model"], explicit)
     weight = config["training"]["changed_token_loss_weight"]
     if not (isinstance(weight, (int, float)) and math.isfinite(weight) and weight > 0):
         raise ValueError(f"training.changed_token_loss_weight must be a finite number > 0 (1 = the reference's loss), "
@@ -425,6 +477,7 @@ def main(argv=None):
     config = resolve_config(args)
     train_cfg, data_cfg, medusa_cfg = config["training"], config["data"], config["medusa"]
     output_dir = Path(config["output_dir"])
+    check_no_later_checkpoints(output_dir, args.resume_from_checkpoint)  # before config.yaml is written
     accelerator = setup_accelerator(config, "train_autoregressive")
 
     tokens, captions, latent_shape, codebook_size = load_training_tokens(config, accelerator)
@@ -476,7 +529,9 @@ def main(argv=None):
             logs = {k: accelerator.gather(v.detach().float()[None]).mean().item() for k, v in terms.items()}
             progress.update(1)
             progress.set_postfix(loss=f"{logs['loss']:.4f}", ce=f"{logs['ce_loss']:.4f}")
-            if global_step % train_cfg["log_every"] == 0 or global_step in (1, max_steps):
+            # log_every 0 or null: the first and last step only
+            log_every = train_cfg["log_every"]
+            if (log_every and global_step % log_every == 0) or global_step in (1, max_steps):
                 accelerator.log({**logs, "lr": lr_scheduler.get_last_lr()[0], "seconds": round(time.time() - start, 1),
                                  "perplexity": math.exp(min(logs["ce_loss"], 50.0))}, step=global_step)
             if train_cfg["checkpointing_steps"] and global_step % train_cfg["checkpointing_steps"] == 0:

@@ -56,6 +56,7 @@ from cosmos_hf.data import collate_videos as collate
 from cosmos_hf.training_utils import (
     WallClockBudget,
     build_lr_scheduler,
+    check_no_later_checkpoints,
     epoch_data_loader,
     optimizer_step,
     fork_rng_state,
@@ -67,6 +68,7 @@ from cosmos_hf.training_utils import (
 )
 from cosmos_hf.training_utils import load_config as load_training_config
 from cosmos_hf.training_utils import model_card as hub_model_card
+from cosmos_hf.utils import positive_int
 from torch.utils.data import IterableDataset
 
 logger = logging.getLogger("train_diffusion")
@@ -185,12 +187,45 @@ def load_config(path, overrides=()) -> dict:
         raise ValueError("validation.prompts is not supported with model.condition camera/action/multiview (the "
                          "samples need cameras, actions or views): set validation.prompts=[] and evaluate the saved "
                          "pipeline with training/report_post_trained.py")
+    if config["training"]["lora"] is not None:
+        config["training"]["lora"] = lora_settings(config["training"]["lora"])
     if config["model"].get("condition") == "dv_tokens":
         if config["model"]["pipeline"] != "text2world":
             raise ValueError("model.condition=dv_tokens trains the diffusion decoder: model.pipeline must be text2world")
         if not config["model"].get("dv_tokenizer") and not config["model"].get("pretrained_pipeline"):
             raise ValueError("model.condition=dv_tokens needs model.dv_tokenizer (a DV tokenizer folder)")
     return config
+
+
+LORA_DEFAULTS = {"rank": 8, "alpha": None, "dropout": 0.0, "target_modules": LORA_TARGET_MODULES}
+
+
+def lora_settings(lora) -> dict:
+    """`training.lora` checked and completed (alpha defaults to the rank). Its keys used to be read with `.get`, so a
+    misspelt or peft-named key (`r: 16`, `lora_alpha: 32`) was silently the default rank 8 / alpha 8."""
+    if not isinstance(lora, dict) or not lora:
+        raise ValueError(f"training.lora must be a mapping with keys {', '.join(LORA_DEFAULTS)} (e.g. {{rank: 8}}), "
+                         f"or null for full fine-tuning; got {lora!r}")
+    unknown = sorted(set(lora) - set(LORA_DEFAULTS))
+    if unknown:
+        raise ValueError(f"unknown key(s) {', '.join(unknown)} in training.lora; valid keys: "
+                         f"{', '.join(LORA_DEFAULTS)}")
+    settings = {**LORA_DEFAULTS, "target_modules": list(LORA_TARGET_MODULES), **lora}
+    rank, dropout, targets = settings["rank"], settings["dropout"], settings["target_modules"]
+    if isinstance(rank, bool) or not isinstance(rank, int) or rank < 1:
+        raise ValueError(f"training.lora.rank must be an integer >= 1, got {rank!r}")
+    if settings["alpha"] is None:
+        settings["alpha"] = rank
+    alpha = settings["alpha"]
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha < float("inf"):
+        raise ValueError(f"training.lora.alpha must be a finite number > 0 (the update is scaled by alpha / rank), "
+                         f"got {alpha!r}")
+    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
+        raise ValueError(f"training.lora.dropout must be a number in [0, 1), got {dropout!r}")
+    if not isinstance(targets, list) or not targets or not all(isinstance(t, str) and t for t in targets):
+        raise ValueError(f"training.lora.target_modules must be a non-empty list of module names (e.g. "
+                         f"{LORA_TARGET_MODULES}), got {targets!r}")
+    return settings
 
 
 # ---------------------------------------------------------------------------------------------------------- model
@@ -388,7 +423,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description="EDM training of Cosmos-Predict1 diffusion world models")
     parser.add_argument("--config", required=True, help="YAML config (see training/configs/diffusion_*.yaml)")
     parser.add_argument("--output_dir", default=None)
-    parser.add_argument("--max_train_steps", type=int, default=None)
+    parser.add_argument("--max_train_steps", type=positive_int, default=None)
     parser.add_argument("--pretrained_pipeline", default=None, help="post-train from this pipeline folder")
     parser.add_argument("--condition", choices=["dv_tokens", *POST_TRAINING_CONDITIONS], default=None,
                         help="dv_tokens: train the autoregressive WFM's diffusion decoder; camera / action / "
@@ -454,6 +489,11 @@ def resolve_config(args) -> dict:
         config["training"]["max_train_steps"] = args.max_train_steps
     if args.pretrained_pipeline:
         config["model"]["pretrained_pipeline"] = args.pretrained_pipeline
+    if config["training"]["lora"] and not config["model"].get("pretrained_pipeline"):
+        # only the adapter is saved (pytorch_lora_weights.safetensors): an adapter on a new, random DiT is useless
+        # without that DiT, which was not saved
+        raise ValueError("training.lora trains an adapter on a trained pipeline: set model.pretrained_pipeline (or "
+                         "--pretrained_pipeline), or set training.lora=null to train the whole model")
     if config["model"].get("pretrained_pipeline") and not config["model"].get("condition"):
         config = adopt_pretrained_architecture(config)
     return config
@@ -489,10 +529,10 @@ def build_training_pipeline(config: dict, device):
         # post-training: the conditioned DiT's new layers are trained fully beside the LoRA (peft's modules_to_save)
         new_parameters = post_training.new_parameter_names(transformer) if condition else []
         transformer.requires_grad_(False)
+        lora = lora_settings(lora)
         transformer.add_adapter(LoraConfig(
-            r=int(lora.get("rank", 8)), lora_alpha=float(lora.get("alpha", lora.get("rank", 8))),
-            lora_dropout=float(lora.get("dropout", 0.0)), init_lora_weights=True,
-            target_modules=list(lora.get("target_modules", LORA_TARGET_MODULES)),
+            r=lora["rank"], lora_alpha=float(lora["alpha"]), lora_dropout=float(lora["dropout"]),
+            init_lora_weights=True, target_modules=list(lora["target_modules"]),
         ))
         for name, parameter in transformer.named_parameters():
             if name in new_parameters:
@@ -604,6 +644,7 @@ def main(argv=None):
     config = resolve_config(args)
     train_cfg, val_cfg = config["training"], config["validation"]
     output_dir = Path(config["output_dir"])
+    check_no_later_checkpoints(output_dir, args.resume_from_checkpoint)  # before config.yaml is written
     accelerator = setup_accelerator(config, "train_diffusion")  # seeds every process differently (its own noise)
     device = accelerator.device
 
@@ -658,7 +699,9 @@ def main(argv=None):
             loss = accelerator.gather(out["loss"].detach()[None]).mean().item()
             progress.update(1)
             progress.set_postfix(loss=f"{loss:.4f}", lr=f"{lr_scheduler.get_last_lr()[0]:.2e}")
-            if global_step % train_cfg["log_every"] == 0 or global_step in (1, max_steps):
+            # log_every 0 or null: the first and last step only
+            log_every = train_cfg["log_every"]
+            if (log_every and global_step % log_every == 0) or global_step in (1, max_steps):
                 accelerator.log({"loss": loss, "edm_loss": out["edm_loss"].item(), "mse": out["mse"].item()},
                                 step=global_step)
             if train_cfg["checkpointing_steps"] and global_step % train_cfg["checkpointing_steps"] == 0:

@@ -48,6 +48,7 @@ from cosmos_hf.tokenizers import losses as tokenizer_losses
 from cosmos_hf.training_utils import (
     WallClockBudget,
     build_lr_scheduler,
+    check_no_later_checkpoints,
     resume_training_state,
     save_checkpoint,
     setup_accelerator,
@@ -55,7 +56,7 @@ from cosmos_hf.training_utils import (
 from cosmos_hf.training_utils import load_config as load_training_config
 from cosmos_hf.training_utils import model_card as hub_model_card
 from cosmos_hf.training_utils import truncate_log
-from cosmos_hf.utils import atomic_path
+from cosmos_hf.utils import atomic_path, positive_int
 
 STAGE_DEFAULTS = {
     1: dict(l1=1.0, mse=0.0, chroma=0.0, perceptual=0.1, flow=0.0, gram=0.0, adversarial=0.0),
@@ -95,6 +96,13 @@ def load_config(path, overrides=()):
     if stage not in STAGE_DEFAULTS:
         raise ValueError(f"loss.stage must be 1 or 2, got {stage}")
     config["loss"] = {**STAGE_DEFAULTS[stage], **{k: v for k, v in config["loss"].items() if v is not None}}
+    model = config["model"]
+    # a pre-trained tokenizer is loaded as its folder describes (build_model): these options build or initialise a
+    # new one, and were silently ignored next to model.pretrained
+    ignored = [f"model.{key}" for key in ("overrides", "reference_config", "colour_path_init") if model.get(key)]
+    if model.get("pretrained") and ignored:
+        raise ValueError(f"model.pretrained loads the tokenizer {model['pretrained']} as it was saved; "
+                         f"{', '.join(ignored)} only apply to a new tokenizer: remove them, or model.pretrained")
     return config
 
 
@@ -273,7 +281,7 @@ def parse_args(argv=None):
     parser.add_argument("--config", required=True, help="YAML config (see DEFAULT_CONFIG in this file)")
     parser.add_argument("--resume_from_checkpoint", default=None, help="'latest' or a checkpoint folder")
     parser.add_argument("--output_dir", default=None)
-    parser.add_argument("--max_train_steps", type=int, default=None)
+    parser.add_argument("--max_train_steps", type=positive_int, default=None)
     parser.add_argument("--max_train_minutes", type=float, default=None,
                         help="wall-clock budget: after 30 steps the run measures its speed and lowers max_train_steps "
                              "(and the LR schedule's length with it) to what fits; for lent machines with a time limit")
@@ -394,6 +402,8 @@ def main(argv=None):
     config = resolve_config(args)
     train_cfg, loss_cfg, data_cfg = config["training"], config["loss"], config["data"]
     output_dir = Path(config["output_dir"])
+    if not args.export_only:  # before config.yaml is written: a used output_dir keeps its run's files
+        check_no_later_checkpoints(output_dir, args.resume_from_checkpoint)
     # the same seed on every process: the model starts identical everywhere; each process reads other clips
     accelerator = setup_accelerator(config, "train_tokenizer", log_file="metrics.jsonl", device_specific_seed=False)
     model = build_model(config["model"])
@@ -468,7 +478,7 @@ def main(argv=None):
         if validate or every(global_step, train_cfg["log_every"]):
             accelerator.log(logs, step=global_step)
         if every(global_step, train_cfg["checkpointing_steps"]) or global_step == max_steps:
-            save_checkpoint(accelerator, output_dir, global_step, int(train_cfg["checkpoints_total_limit"]) or None,
+            save_checkpoint(accelerator, output_dir, global_step, train_cfg["checkpoints_total_limit"] or None,
                             **training_state)
 
     accelerator.wait_for_everyone()

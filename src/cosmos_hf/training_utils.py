@@ -143,7 +143,42 @@ def load_config(path, defaults: dict, overrides=(), renamed_sections: dict | Non
                 raise ValueError(f"--set {'.'.join(parts)}: `{'.'.join(parts[: index + 1])}` is a value, not a section")
             node = node[part]
         node[parts[-1]] = value
+    if isinstance(defaults.get("training"), dict) and isinstance(config.get("training"), dict):
+        check_training_counts(config["training"], defaults["training"])
     return config
+
+
+# `training.<key>`: (smallest valid value, whether null is allowed, what the key means). Checked when the config is
+# read: a 0 or negative count used to fail only after the data were prepared (`batch_size: 0`, `log_every: 0`: a
+# ZeroDivisionError), or silently lose work (`checkpoints_total_limit: -1` deleted every checkpoint as it was
+# written); `max_train_steps: 1e4` (a float in YAML 1.2) failed in `range()`.
+TRAINING_COUNTS = {
+    "max_train_steps": (1, False, "optimizer steps"),
+    "batch_size": (1, False, "clips per process and micro-batch"),
+    "gradient_accumulation_steps": (1, False, "micro-batches per optimizer step"),
+    "lr_warmup_steps": (0, True, "warm-up steps"),
+    "checkpointing_steps": (0, True, "0 or null: only at the end"),
+    "checkpoints_total_limit": (0, True, "0 or null: keep every checkpoint"),
+    "log_every": (0, True, "0 or null: the first and last step only"),
+    "validation_steps": (0, True, "0 or null: only at the end"),
+    "freeze_encoder_steps": (0, True, "steps"),
+}
+
+
+def check_training_counts(training: dict, defaults: dict):
+    """Refuse a `training:` count (TRAINING_COUNTS, where `defaults` has the key) that is not a whole number in its
+    range, naming the key and the range; a whole float (`1e4`, which YAML 1.2 reads as 10000.0) becomes the int."""
+    for key, (minimum, nullable, meaning) in TRAINING_COUNTS.items():
+        if key not in defaults or key not in training:
+            continue
+        value = training[key]
+        if value is None and nullable:
+            continue
+        if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+            value = training[key] = int(value)
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            allowed = f"an integer >= {minimum}" + (" or null" if nullable else "")
+            raise ValueError(f"training.{key} must be {allowed} ({meaning}), got {value!r}")
 
 
 # ---------------------------------------------------------------------------------------------------------- state files
@@ -335,6 +370,25 @@ def resolve_resume_checkpoint(resume_from_checkpoint, output_dir: Path):
     return path
 
 
+def check_no_later_checkpoints(output_dir: Path, resume_from_checkpoint=None):
+    """Refuse a run whose `output_dir` holds checkpoints later than the step it starts from (0, or the checkpoint
+    `--resume_from_checkpoint` names): they belong to another run (a fresh start in a used folder, or a resume from
+    an earlier checkpoint), and mixing them loses work: `checkpoints_total_limit` counted them as newer and deleted the
+    new checkpoints as they were written, and a later `--resume_from_checkpoint latest` resumed the other run. Call it
+    before anything is written to `output_dir` (config.yaml included)."""
+    start = 0
+    if resume_from_checkpoint:
+        path = resolve_resume_checkpoint(resume_from_checkpoint, output_dir)
+        start = checkpoint_step(path) if path is not None else 0
+    later = [path.name for step, path in list_checkpoints(output_dir) if step > start]
+    if later:
+        what = f"resumes from step {start}" if start else "starts at step 0"
+        raise ValueError(f"{output_dir} holds {', '.join(later)}, later than this run, which {what}: its checkpoints "
+                         "would be mixed with them (checkpoints_total_limit would delete the new ones, "
+                         "--resume_from_checkpoint latest would pick the old ones). Resume from the latest one "
+                         "(--resume_from_checkpoint latest), move them out, or choose another output_dir")
+
+
 def read_train_state(path: Path) -> dict:
     state_path = Path(path) / "train_state.json"
     try:
@@ -406,7 +460,10 @@ def save_checkpoint(accelerator, output_dir: Path, step: int, limit: int | None,
             shutil.rmtree(final)
         os.replace(tmp, final)
         if limit:
-            for _, old in list_checkpoints(output_dir)[:-limit]:
+            # this run's checkpoints only: a later one belongs to another run (the scripts refuse to start beside
+            # one, `check_no_later_checkpoints`); counted as newer, it made this delete the checkpoint just written
+            line = [path for saved_step, path in list_checkpoints(output_dir) if saved_step <= step]
+            for old in line[:-limit]:
                 shutil.rmtree(old, ignore_errors=True)
     accelerator.wait_for_everyone()
     return final

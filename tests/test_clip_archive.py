@@ -43,6 +43,8 @@ def test_export_refuses_to_overwrite_and_writes_nothing_half_done(archive_path, 
         simulate_clip_archive(tmp_path / "bad.npz", num_clips=1, views=[4], progress=False)
     with pytest.raises(ValueError, match=".npz"):
         simulate_clip_archive(tmp_path / "bad.zip", num_clips=1, progress=False)
+    with pytest.raises(ValueError, match=r"seed_offset must be >= 0 \(clip i uses seed seed_offset \+ i\), got -1"):
+        simulate_clip_archive(tmp_path / "neg.npz", num_clips=1, seed_offset=-1, progress=False)
     assert list(tmp_path.iterdir()) == []
 
 

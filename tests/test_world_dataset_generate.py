@@ -8,6 +8,7 @@ import pytest
 
 from cosmos_hf.data import WorldVideoDataset, load_bridge_trajectories, load_world_dataset
 from cosmos_hf.sim.commands import register
+from cosmos_hf.sim.dataset import generate_dataset
 
 
 def sim_cli(args):
@@ -86,11 +87,19 @@ def test_generate_refuses_bad_input(tmp_path, capsys):
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
+def test_generate_refuses_an_option_of_another_task(tmp_path):
+    """`--task push --scenes dominoes` gave push clips of every policy: the option was ignored without a word."""
+    for task, option in (("push", {"scenes": ["dominoes"]}), ("physics", {"policy": "goal"}),
+                         ("multiview", {"trajectory": "orbit"}), ("camera", {"num_cameras": 3})):
+        with pytest.raises(ValueError, match=r"do\(es\) not apply to --task " + task):
+            generate_dataset(task, 1, tmp_path / task, num_frames=2, height=16, width=16, progress=False, **option)
+        assert not (tmp_path / task).exists()
+
+
 
 def test_generate_refuses_the_working_directory_even_with_overwrite(tmp_path, monkeypatch):
     """The output folder is replaced as a whole: `--out <the working directory> --overwrite` deleted its files,
     and so did a folder above it. A file at --out was a bare NotADirectoryError."""
-    from cosmos_hf.sim.dataset import generate_dataset
 
     work = tmp_path / "project"
     work.mkdir()

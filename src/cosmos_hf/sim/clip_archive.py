@@ -25,6 +25,8 @@ def simulate_clip_archive(path, num_clips: int, num_frames: int = 17, height: in
         raise ValueError(f"num_clips must be at least 1, got {num_clips}")
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
+    if seed_offset < 0:  # numpy's seeding refused it only inside the first clip, without naming the option
+        raise ValueError(f"seed_offset must be >= 0 (clip i uses seed seed_offset + i), got {seed_offset}")
     views = [int(v) for v in views]
     if not views or any(not 0 <= v <= 3 for v in views):
         raise ValueError(f"views must be a non-empty list of camera views in 0..3, got {views}")

@@ -295,6 +295,16 @@ def generate_dataset(task: str, num: int, out, num_frames: int = 16, height: int
         raise ValueError(f"--workers must be >= 1, got {workers}")
     if shard_size < 1:
         raise ValueError(f"--shard-size must be >= 1, got {shard_size}")
+    # An option of another task used to be ignored without a word (`--task push --scenes dominoes` gave push clips
+    # of every policy as if nothing had been asked).
+    foreign = [name for name, value, owner in (("--scenes", scenes, "physics"), ("--policy", policy, "push"),
+                                               ("--trajectory", trajectory, "camera"))
+               if value is not None and task != owner]
+    if num_cameras != 6 and task != "multiview":
+        foreign.append("--num-cameras")
+    if foreign:
+        raise ValueError(f"{', '.join(foreign)} do(es) not apply to --task {task}: --scenes is for physics, --policy "
+                         "for push, --trajectory for camera, --num-cameras for multiview")
     if scenes:
         unknown = [s for s in scenes if s not in SCENES]
         if unknown:

@@ -8,6 +8,7 @@ chunking (reflect-padded chunks, pixel-space seams) next to the time-aligned lat
 import importlib.util
 import inspect
 import math
+import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -348,6 +349,8 @@ def test_decoder_training_caches_latents_with_the_dv_tokens_and_refuses_a_cache_
     assert metadata["dv_tokenizer"] == '"tiny"' and metadata["num_frames"] == "5"
     pipe = CosmosDiffusionDecoderPipeline.from_pretrained(tmp_path / "run" / "pipeline")
     assert pipe.transformer.config.in_channels == 4 + 32
+    for checkpoint in (tmp_path / "run").glob("checkpoint-*"):  # a new run beside the last one's is refused
+        shutil.rmtree(checkpoint)
     with pytest.raises(ValueError, match=r"made for other data or encoders \(height: cache 32 vs config 64"):
         script.main([*args[:-2], "--set", "data.height=64", "--set", "data.width=64", "--max_train_steps", "2"])
 

@@ -376,6 +376,8 @@ def test_still_frame_reference_training_caches_the_pipelines_references_and_save
                       "--set", f"data.path={video_folder}", "--set", "data.cache_latents=true",
                       "--set", "objective.max_condition_frames=1"])
     assert load_file(str(shorter / "latent_cache.safetensors"))["still_references"].shape[1] == 1
+    for checkpoint in shorter.glob("checkpoint-*"):  # a new run beside the last one's checkpoints is refused
+        shutil.rmtree(checkpoint)
     train_in_process(["--config", CONFIGS / "diffusion_tiny_v2w.yaml", "--output_dir", shorter, *still,
                       "--set", f"data.path={video_folder}", "--set", "data.cache_latents=true"])
     torch.testing.assert_close(load_file(str(shorter / "latent_cache.safetensors"))["still_references"], references)

@@ -489,7 +489,12 @@ def main(argv=None):
     parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     paths = args.documents or documents()
-    current = {display(path): Path(path).read_text() for path in paths}
+    # One entry per file: a document named twice (`README.md ./README.md`) was one key of `current` but two entries of
+    # `paths`, and zipping the two wrote the next document's tables over the wrong file.
+    unique = {}
+    for path in paths:
+        unique.setdefault(display(path), Path(path))
+    current = {document: path.read_text() for document, path in unique.items()}
     try:
         rendered = render_documents(current, args.results, every_table=args.documents is None)
     except (FileNotFoundError, ValueError) as err:
@@ -500,7 +505,7 @@ def main(argv=None):
             sys.exit(f"{', '.join(stale)}: benchmark tables differ from {display(args.results)}/*.json; run "
                      "bench/render_readme_tables.py")
         return
-    for document, path in zip(current, paths):
+    for document, path in unique.items():
         if document in stale:
             temporary = Path(path).with_name(f".{Path(path).name}.tmp-{os.getpid()}")
             temporary.write_text(rendered[document])

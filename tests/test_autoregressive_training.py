@@ -397,6 +397,32 @@ def test_assemble_ar_pipeline_saves_the_trained_model_with_its_call_defaults(bas
     assert not (tmp_path / "bad").exists()
 
 
+def test_assemble_ar_pipeline_refuses_an_out_folder_it_would_delete(base_run, tmp_path):
+    """--out is replaced as a whole: a folder of other files needs --overwrite, and the training run that holds
+    --ar-model is refused even with it (both used to be deleted without a word)."""
+    spec = importlib.util.spec_from_file_location("assemble_ar_pipeline", REPO / "training" / "assemble_ar_pipeline.py")
+    assemble = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(assemble)
+    load_script().load_dv_tokenizer("tiny").save_pretrained(tmp_path / "dv")
+    run = tmp_path / "run"
+    shutil.copytree(base_run / "model", run / "model")
+    (run / "notes.txt").write_text("keep me")
+    common = ["--ar-model", str(run / "model"), "--dv-tokenizer", str(tmp_path / "dv")]
+    with pytest.raises(SystemExit):
+        assemble.main([*common, "--out", str(run)])
+    with pytest.raises(SystemExit):
+        assemble.main([*common, "--out", str(run), "--overwrite"])
+    assert (run / "notes.txt").read_text() == "keep me" and (run / "model" / "model.safetensors").is_file()
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("keep me")
+    with pytest.raises(SystemExit):
+        assemble.main([*common, "--out", str(other)])
+    assert (other / "notes.txt").read_text() == "keep me"
+    assert assemble.main([*common, "--out", str(other), "--overwrite"]) == 0
+    assert (other / "model_index.json").is_file() and not (other / "notes.txt").exists()
+
+
 def test_next_token_report_scores_the_biased_argmax_between_the_model_and_copying(base_run, tmp_path, capsys):
     """training/report_nano_ar.py: bias 0 is the model's own top-1; a huge bias always picks the previous latent
     frame's token, so it scores exactly the copy predictor."""
@@ -415,3 +441,17 @@ def test_next_token_report_scores_the_biased_argmax_between_the_model_and_copyin
     changed = scores["changed_fraction"]
     assert (changed * scores["model_top1_changed"] + (1 - changed) * scores["model_top1_unchanged"]
             == pytest.approx(scores["model_top1"], abs=1e-3))
+
+
+def test_next_token_report_refuses_a_bias_given_twice_and_clips_past_the_held_out_seeds(base_run, tmp_path, capsys):
+    """training/report_nano_ar.py: a bias given twice (`1 1.0`) was counted twice into one counter, so its top-1 came
+    out doubled (above 1); `--clips 1001` scored training seed 1000 as held out. Both are refused up front."""
+    spec = importlib.util.spec_from_file_location("report_nano_ar", REPO / "training" / "report_nano_ar.py")
+    report = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(report)
+    load_script().load_dv_tokenizer("tiny").save_pretrained(tmp_path / "dv")
+    common = ["--model", str(base_run / "model"), "--tokenizer", str(tmp_path / "dv")]
+    for bad in (["--clips", "2", "--previous-frame-logit-bias", "1", "1.0"], ["--clips", "1001"], ["--clips", "0"]):
+        with pytest.raises(SystemExit):
+            report.main([*common, *bad])
+        assert "--" in capsys.readouterr().err  # the parser names the option

@@ -143,6 +143,18 @@ def test_a_marker_without_its_json_fails_naming_the_document_and_the_command(tmp
     assert card.read_text() == two
 
 
+
+def test_render_main_given_a_document_twice_rewrites_each_file_with_its_own_tables(tmp_path, monkeypatch):
+    # `--documents notes.md ./notes.md card.md` zipped 2 documents with 3 paths: card.md's tables went into notes.md
+    (tmp_path / "sim.json").write_text(json.dumps(synthetic_reports()["sim"]))
+    notes, card = tmp_path / "notes.md", tmp_path / "card.md"
+    notes.write_text("my notes, no tables\n")
+    card.write_text("<!-- bench-table: sim-throughput -->\nstale\n<!-- /bench-table: sim-throughput -->\n")
+    monkeypatch.chdir(tmp_path)
+    render_readme_tables.main(["--documents", "notes.md", "./notes.md", "card.md", "--results", str(tmp_path)])
+    assert notes.read_text() == "my notes, no tables\n"
+    assert "stale" not in card.read_text() and "| physics |" in card.read_text()
+
 def timing_summary(median, low=None, high=None):
     low, high = low or median, high or median
     return {"median_s": median, "min_s": low, "max_s": high, "iqr_s": 0.0, "repeats": 5, "times_s": [median] * 5}

@@ -197,6 +197,15 @@ def test_post_trained_report_prompts_the_camera_model_in_the_requested_caption_s
     assert camera["captions"] == "scene" and set(camera["psnr"]) == {"model", "static_camera", "copy_last_frame"}
 
 
+def test_post_trained_report_refuses_clips_past_the_held_out_seeds(tmp_path):
+    """Clip i is simulator seed i and the post-training configs train on seeds 10000+: `--clips 10001` scored a
+    training clip as held out. Refused before any pipeline loads (so the folder need not exist)."""
+    with pytest.raises(SystemExit):
+        _training_script("report_post_trained").main(["--camera", str(tmp_path / "missing"), "--clips", "10001",
+                                                      "--out", str(tmp_path / "report.json")])
+    assert not (tmp_path / "report.json").exists()
+
+
 def test_nano_camera_control_follows_a_joystick_path():
     pipe = _load("cosmos-nano-camera-control")
     assert type(pipe).__name__ == "CosmosCameraControlPipeline"

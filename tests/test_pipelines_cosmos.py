@@ -615,3 +615,14 @@ def test_load_pipeline_loads_our_folders_without_diffusers_remote_code_copy(text
     entry.write_text(entry.read_text() + "print('edited')\n")
     with pytest.raises(ValueError, match="trust_remote_code"):
         load_pipeline(tmp_path / "v2w")
+
+
+def test_a_folder_of_another_cosmos_pipeline_is_refused_naming_both_classes(text_parts, tmp_path):
+    """A Video2World folder given where a diffusion decoder belongs (`assemble_ar_pipeline.py --diffusion-decoder`)
+    failed with diffusers' "pass trust_remote_code=True", which would then load the folder's own class."""
+    from cosmos_hf.pipelines import CosmosDiffusionDecoderPipeline
+
+    make_v2w(text_parts).save_pretrained(tmp_path / "v2w")
+    with pytest.raises(ValueError, match="holds a CosmosVideo2WorldPipeline .*not a CosmosDiffusionDecoderPipeline"):
+        CosmosDiffusionDecoderPipeline.from_pretrained(tmp_path / "v2w", disable_safety_checker=True)
+    assert type(CosmosVideo2WorldPipeline.from_pretrained(tmp_path / "v2w")) is CosmosVideo2WorldPipeline

@@ -5,10 +5,12 @@ diffusion decoder, the way the bundled nano AR pipeline is built.
     .venv/bin/python training/assemble_ar_pipeline.py --ar-model outputs/autoregressive_nano_medusa/model \
         --dv-tokenizer pipelines/cosmos-nano-tokenizer-dv4x8x8 \
         [--diffusion-decoder outputs/diffusion_decoder_nano/pipeline] [--condition-keep-threshold T] \
-        [--condition-detail-gate G] [--previous-frame-logit-bias B] --out my-ar-pipeline
+        [--condition-detail-gate G] [--previous-frame-logit-bias B] --out my-ar-pipeline [--overwrite]
 
 The folder loads with `DiffusionPipeline.from_pretrained(folder, trust_remote_code=True)`. The text encoder of the
 decoder, when it is the nano models' MiniLM, is saved as a reference to the installed package (no weights copied).
+`--out` is replaced as a whole: a non-empty folder needs `--overwrite`, and one that is or holds an input folder (or the
+working directory) is refused.
 """
 
 import argparse
@@ -17,7 +19,7 @@ from pathlib import Path
 
 from cosmos_hf import CosmosARForCausalLM, CosmosARVideo2WorldPipeline, CosmosDiffusionDecoderPipeline
 from cosmos_hf.tokenizers import load_tokenizer
-from cosmos_hf.utils import atomic_path
+from cosmos_hf.utils import atomic_path, check_output_dir
 
 
 def assemble(ar_model, dv_tokenizer, diffusion_decoder=None, default_fps: int = 12,
@@ -54,7 +56,15 @@ def main(argv=None) -> int:
                         help="saved call default of previous_frame_logit_bias (nats added to the previous latent "
                              "frame's token; default off)")
     parser.add_argument("--out", required=True)
+    parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --out folder")
     args = parser.parse_args(argv)
+    # the save replaces --out as a whole: checked before anything loads, so e.g. `--out <the training run>` (which
+    # holds --ar-model and its checkpoints) or a folder of other files is refused instead of deleted
+    inputs = [path for path in (args.ar_model, args.dv_tokenizer, args.diffusion_decoder) if path]
+    try:
+        check_output_dir(args.out, overwrite=args.overwrite, inputs=inputs)
+    except ValueError as error:
+        parser.error(str(error))
     for name in ("condition_keep_threshold", "condition_detail_gate"):
         value = getattr(args, name)
         if value is not None and not 0 < value <= 1:

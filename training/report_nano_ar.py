@@ -6,8 +6,9 @@ never saw, next to the "same token as one latent frame earlier" predictor (the t
         [--tokenizer pipelines/cosmos-nano-tokenizer-dv4x8x8] [--clips 64] [--views 0 1 2 3]
         [--previous-frame-logit-bias 1 2 ...]
 
-Clips: physics-world scenes with seeds 0..N-1 (the nano runs train on seeds 1000+), all 8 scenes, each seen from
-every camera view in turn (clip i: scene i % 8, view views[(i // 8) % len(views)]), 17 frames at 64x64, 12 fps.
+Clips: physics-world scenes with seeds 0..N-1 (the nano runs train on seeds 1000+, so N <= 1000), all 8 scenes, each
+seen from every camera view in turn (clip i: scene i % 8, view views[(i // 8) % len(views)]), 17 frames at 64x64,
+12 fps.
 Scored on the tokens of latent frames 1.. (latent frame 0 is the prompt). With `--previous-frame-logit-bias B`, also
 the top-1 accuracy of the biased argmax the AR pipeline's `previous_frame_logit_bias=B` decodes with
 (`model_top1_bias_B`; teacher-forced: every earlier token is the truth). `changed_fraction` is the share of tokens
@@ -27,6 +28,9 @@ from cosmos_hf.autoregressive.medusa import add_previous_frame_logit_bias
 from cosmos_hf.data import frames_to_tensor
 from cosmos_hf.tokenizers import load_tokenizer
 
+# simulator seeds 0..HELD_OUT_SEEDS-1 are held out: the nano AR configs train from `seed_offset: 1000`
+HELD_OUT_SEEDS = 1000
+
 
 @torch.no_grad()
 def main(argv=None) -> int:
@@ -39,6 +43,15 @@ def main(argv=None) -> int:
     parser.add_argument("--previous-frame-logit-bias", type=float, nargs="+", default=[],
                         help="also score the argmax with this bias on the previous latent frame's token")
     args = parser.parse_args(argv)
+    # clip i is simulator seed i; the nano AR configs train on seeds from HELD_OUT_SEEDS on, so more clips would score
+    # training clips as held-out ones
+    if not 1 <= args.clips <= HELD_OUT_SEEDS:
+        parser.error(f"--clips must be in [1, {HELD_OUT_SEEDS}] (seeds 0..{HELD_OUT_SEEDS - 1} are held out), "
+                     f"got {args.clips}")
+    # each bias is one counter: a value given twice (1 and 1.0, 0 and -0) was counted twice into the same top-1
+    biases = args.previous_frame_logit_bias
+    if len(set(biases)) != len(biases):
+        parser.error(f"--previous-frame-logit-bias values must differ, got {biases}")
     torch.set_num_threads(1)
 
     model = CosmosARForCausalLM.from_pretrained(args.model).eval()

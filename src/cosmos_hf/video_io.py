@@ -18,6 +18,10 @@ def read_video(path, max_frames: int | None = None):
     import av
 
     path = Path(path)
+    # checked before decoding: the loop below tests the count after appending, so 0 or -1 returned one frame
+    if max_frames is not None and (isinstance(max_frames, bool) or not isinstance(max_frames, (int, np.integer))
+                                   or max_frames < 1):
+        raise ValueError(f"max_frames must be None (every frame) or an integer >= 1, got {max_frames!r}")
     if not path.is_file():
         raise FileNotFoundError(f"video not found: {path}")
     frames = []
@@ -62,7 +66,7 @@ def video_frame_rate(path) -> float:
 
 def write_video(path, frames, fps: float = 24.0, crf: int = 18):
     """Encode uint8 frames [T,H,W,3] to an H.264 mp4 at `path`, atomically (temp file + rename), at `fps` (any
-    finite rate > 0, kept as a fraction: 12.5 stays 12.5)."""
+    finite rate >= 0.001, kept as a fraction: 12.5 stays 12.5)."""
     import av
 
     frames = np.asarray(frames)
@@ -78,6 +82,11 @@ def write_video(path, frames, fps: float = 24.0, crf: int = 18):
     # The exact rate as a fraction (12.5 -> 25/2, 29.97... -> 30000/1001): an integer rate wrote 12.5 fps as 12 and
     # 0.4 as 0 (read back as 24); integer rates give the same bytes as before.
     rate = Fraction(float(fps)).limit_denominator(1001)
+    # Below 0.001 fps a denominator <= 1001 can no longer hold the rate: 0.0007 became 1/1001 (43% fast) and 0.0004
+    # became 0 (read back as 24 fps). Refuse what cannot be stored within 0.1% rather than write another rate.
+    if abs(rate - Fraction(float(fps))) > Fraction(float(fps)) / 1000:
+        raise ValueError(f"fps {fps!r} cannot be stored in an mp4 within 0.1% (nearest rate with a denominator <= "
+                         f"1001 is {rate}); use fps >= 0.001")
     height, width = frames.shape[1:3]
     # yuv420p (what every player decodes) needs even sizes: pad by edge replication, never silently crop.
     pad_h, pad_w = height % 2, width % 2
@@ -107,7 +116,15 @@ def frames_to_tensor(frames):
     """uint8 [T,H,W,3] (numpy or tensor) -> float32 tensor [1,3,T,H,W] in [-1, 1]."""
     import torch
 
-    frames = torch.as_tensor(np.asarray(frames))
+    frames = np.asarray(frames)
+    # The scaling assumes 0-255: float frames in [0, 1] (a pipeline's output_type="np") silently became a nearly
+    # black video in [-1, -0.99], so anything but uint8 (T, H, W, 3) is refused.
+    if frames.ndim != 4 or frames.shape[-1] != 3:
+        raise ValueError(f"frames must be shaped (T, H, W, 3), got {frames.shape}")
+    if frames.dtype != np.uint8:
+        raise ValueError(f"frames must be uint8 in [0, 255], got {frames.dtype} (scale [0, 1] floats by 255 and "
+                         "round first)")
+    frames = torch.as_tensor(frames)
     return (frames.permute(3, 0, 1, 2).unsqueeze(0).float() / 127.5) - 1.0
 
 

@@ -144,4 +144,14 @@ class HubLayoutMixin:
         """Load a pipeline folder (or cached Hub id) into this class; our own folders load without remote code."""
         if kwargs.get("custom_pipeline") is None and is_own_folder(pretrained_model_name_or_path, cls):
             return load_own_folder(cls, pretrained_model_name_or_path, **kwargs)
+        saved = own_entry_point_class(pretrained_model_name_or_path)
+        if (saved is not None and not issubclass(cls, saved) and kwargs.get("custom_pipeline") is None
+                and not kwargs.get("trust_remote_code")):
+            # a folder of another cosmos-hf pipeline (say a Video2World folder given as a diffusion decoder): diffusers
+            # would only ask for trust_remote_code, which then loads the folder's class, not this one
+            raise ValueError(
+                f"{pretrained_model_name_or_path} holds a {saved.__name__} (its model_index.json), not a "
+                f"{cls.__name__}; give a {cls.__name__} folder, or load this one with {saved.__name__}.from_pretrained "
+                "or cosmos_hf.pipelines.load_pipeline"
+            )
         return super().from_pretrained(pretrained_model_name_or_path, **kwargs)

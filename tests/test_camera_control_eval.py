@@ -133,3 +133,19 @@ def test_camera_control_report_scores_the_bundled_model_against_ceiling_and_floo
     # what the metric can see at 64x64: nothing with SIFT, about half of the true pairs with KLT
     assert result["sift"]["overall"]["true_video"]["failed_pair_rate"] == 1.0
     assert result["klt"]["overall"]["true_video"]["failed_pair_rate"] < 0.8
+
+
+def test_camera_control_report_refuses_clips_that_reach_the_training_seeds(tmp_path, capsys):
+    """Clip i of each trajectory kind is simulator seed i; the nano camera config trains from seed 10000."""
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("report_camera_control",
+                                                  root / "training" / "report_camera_control.py")
+    report = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(report)
+    with pytest.raises(SystemExit):
+        report.main(["--pipeline", str(root / "pipelines" / "cosmos-nano-camera-control"),
+                     "--clips_per_trajectory", "10001", "--out", str(tmp_path / "r.json")])
+    assert "--clips_per_trajectory must be <= 10000" in capsys.readouterr().err

@@ -62,3 +62,11 @@ def test_the_report_refuses_a_single_clip_and_a_folder_that_is_not_a_pipeline(tm
         report.main(["--camera", str(tmp_path), "--clips", "4"])
     with pytest.raises(SystemExit):
         report.main(["--clips", "4"])
+
+
+def test_clips_that_reach_the_training_seeds_are_refused(tmp_path, capsys):
+    """Clip i is simulator seed i and the nano post-training configs train from seed 10000: --clips 10001 scored a
+    training clip as held out."""
+    with pytest.raises(SystemExit):
+        load_report().main(["--camera", str(VIDEO2WORLD), "--clips", "10001", "--out", str(tmp_path / "r.json")])
+    assert "--clips must be <= 10000 (seeds from 10000 on are training clips), got 10001" in capsys.readouterr().err

@@ -24,6 +24,8 @@ import numpy as np
 import torch
 
 SIGMAS = (0.2, 1.0, 5.0)
+# simulator seeds 0..HELD_OUT_SEEDS-1 are held out: the nano Text2World configs train from `seed_offset: 1000`
+HELD_OUT_SEEDS = 1000
 
 
 def held_out_clips(num_clips: int, views, num_frames: int, size: int, fps: float) -> list[dict]:
@@ -78,8 +80,9 @@ def main(argv=None) -> int:
     parser.add_argument("--fps", type=int, default=12)
     parser.add_argument("--out", help="also write the JSON here")
     args = parser.parse_args(argv)
-    if args.clips < 1:
-        parser.error(f"--clips must be >= 1, got {args.clips}")
+    if not 1 <= args.clips <= HELD_OUT_SEEDS:  # seed 1000 and up are the nano training clips, not held out
+        parser.error(f"--clips must be in [1, {HELD_OUT_SEEDS}] (seeds from {HELD_OUT_SEEDS} on are training "
+                     f"clips), got {args.clips}")
     if any(not 0 <= view <= 3 for view in args.views):
         parser.error(f"--views must be camera views in 0..3, got {args.views}")
     missing = [folder for folder in args.pipelines if not Path(folder, "model_index.json").is_file()]

@@ -96,7 +96,6 @@ def test_generate_refuses_an_option_of_another_task(tmp_path):
         assert not (tmp_path / task).exists()
 
 
-
 def test_generate_refuses_the_working_directory_even_with_overwrite(tmp_path, monkeypatch):
     """The output folder is replaced as a whole: `--out <the working directory> --overwrite` deleted its files,
     and so did a folder above it. A file at --out was a bare NotADirectoryError."""
@@ -115,6 +114,7 @@ def test_generate_refuses_the_working_directory_even_with_overwrite(tmp_path, mo
             generate_dataset("physics", 1, tmp_path / "notes.txt", num_frames=2, height=16, width=16,
                              overwrite=overwrite, progress=False)
     assert (tmp_path / "notes.txt").read_text() == "x"
+
 
 def test_loads_as_hf_dataset_and_torch_dataset(push_folder, tmp_path):
     ds = load_world_dataset(push_folder)

@@ -40,12 +40,10 @@ import numpy as np
 import torch
 
 from cosmos_hf.evaluation.camera import MATCHERS, camera_control_errors
-from cosmos_hf.sim import TRAJECTORIES
+from cosmos_hf.sim import HELD_OUT_SEEDS, TRAJECTORIES, check_held_out_clip_count
 from cosmos_hf.sim.camera_task import simulate_camera
 
 PREDICTORS = ("true_video", "copy_first_frame", "model", "model_still_camera", "base_video2world")
-# simulator seeds 0..HELD_OUT_SEEDS-1 are held out: the nano post-training configs train from `seed_offset: 10000`
-HELD_OUT_SEEDS = 10000
 
 
 def to_uint8(frames: np.ndarray) -> np.ndarray:
@@ -153,9 +151,10 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.clips_per_trajectory < 1 or args.steps < 1:
         parser.error("--clips_per_trajectory and --steps must be >= 1")
-    if args.clips_per_trajectory > HELD_OUT_SEEDS:  # seed 10000 and up are the nano post-training clips
-        parser.error(f"--clips_per_trajectory must be <= {HELD_OUT_SEEDS} (seeds from {HELD_OUT_SEEDS} on are "
-                     f"training clips), got {args.clips_per_trajectory}")
+    try:
+        check_held_out_clip_count(args.clips_per_trajectory, HELD_OUT_SEEDS["post_training"], "--clips_per_trajectory")
+    except ValueError as error:
+        parser.error(str(error))
     if any(size < 16 or size > 1024 for size in args.ceiling_sizes):
         parser.error("--ceiling_sizes must be between 16 and 1024")
 

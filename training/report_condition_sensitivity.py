@@ -30,13 +30,12 @@ import time
 from pathlib import Path
 
 import torch
+from cosmos_hf.sim import HELD_OUT_SEEDS, check_held_out_clip_count
 
 SIGMAS = (0.2, 1.0, 5.0)
 AUGMENT_SIGMA = 0.001  # the Video2World pipelines' default conditioning-frame augmentation
 MOVING_THRESHOLD = 0.1  # EDMConfig.foreground_threshold
 VARIANTS = ("true", "uninformative", "shuffled")
-# simulator seeds 0..HELD_OUT_SEEDS-1 are held out: the nano post-training configs train from `seed_offset: 10000`
-HELD_OUT_SEEDS = 10000
 
 
 def held_out_dataset(condition: str, pipe, clips: int, workers, captions: str, push_views):
@@ -160,9 +159,10 @@ def main(argv=None) -> int:
         parser.error("give at least one of --camera, --action, --multiview")
     if args.clips < 2:
         parser.error(f"--clips must be >= 2 (the shuffled variant needs another clip), got {args.clips}")
-    if args.clips > HELD_OUT_SEEDS:  # seed 10000 and up are the nano post-training clips, not held out
-        parser.error(f"--clips must be <= {HELD_OUT_SEEDS} (seeds from {HELD_OUT_SEEDS} on are training clips), "
-                     f"got {args.clips}")
+    try:
+        check_held_out_clip_count(args.clips, HELD_OUT_SEEDS["post_training"])
+    except ValueError as error:
+        parser.error(str(error))
     for folder in (args.camera, args.action, args.multiview):
         if folder and not Path(folder, "model_index.json").is_file():
             parser.error(f"not a pipeline folder (no model_index.json): {folder}")

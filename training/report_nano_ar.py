@@ -28,9 +28,6 @@ from cosmos_hf.autoregressive.medusa import add_previous_frame_logit_bias
 from cosmos_hf.data import frames_to_tensor
 from cosmos_hf.tokenizers import load_tokenizer
 
-# simulator seeds 0..HELD_OUT_SEEDS-1 are held out: the nano AR configs train from `seed_offset: 1000`
-HELD_OUT_SEEDS = 1000
-
 
 @torch.no_grad()
 def main(argv=None) -> int:
@@ -43,11 +40,12 @@ def main(argv=None) -> int:
     parser.add_argument("--previous-frame-logit-bias", type=float, nargs="+", default=[],
                         help="also score the argmax with this bias on the previous latent frame's token")
     args = parser.parse_args(argv)
-    # clip i is simulator seed i; the nano AR configs train on seeds from HELD_OUT_SEEDS on, so more clips would score
-    # training clips as held-out ones
-    if not 1 <= args.clips <= HELD_OUT_SEEDS:
-        parser.error(f"--clips must be in [1, {HELD_OUT_SEEDS}] (seeds 0..{HELD_OUT_SEEDS - 1} are held out), "
-                     f"got {args.clips}")
+    if args.clips < 1:
+        parser.error(f"--clips must be >= 1, got {args.clips}")
+    try:
+        sim.check_held_out_clip_count(args.clips, sim.HELD_OUT_SEEDS["physics"])
+    except ValueError as error:
+        parser.error(str(error))
     # each bias is one counter: a value given twice (1 and 1.0, 0 and -0) was counted twice into the same top-1
     biases = args.previous_frame_logit_bias
     if len(set(biases)) != len(biases):

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from cosmos_hf.data.post_training_datasets import PUSH_VIEWS, CameraClips, MultiViewClips, PushActionClips
+from cosmos_hf.sim import HELD_OUT_SEEDS, check_held_out_clip_count
 
 
 def to_uint8(frames: np.ndarray) -> np.ndarray:
@@ -65,8 +66,6 @@ def summary(scores: dict[str, list[float]]) -> dict:
 
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
-# simulator seeds 0..HELD_OUT_SEEDS-1 are held out: the nano post-training configs train from `seed_offset: 10000`
-HELD_OUT_SEEDS = 10000
 
 
 def load(cls, folder):
@@ -208,11 +207,10 @@ def main(argv=None) -> int:
         parser.error("give at least one of --camera, --action, --multiview")
     if args.clips < 1 or args.steps < 1:
         parser.error("--clips and --steps must be >= 1")
-    # clip i is simulator seed i and the nano post-training configs train from seed HELD_OUT_SEEDS on: more clips
-    # would score training clips as held-out ones
-    if args.clips > HELD_OUT_SEEDS:
-        parser.error(f"--clips must be in [1, {HELD_OUT_SEEDS}] (seeds 0..{HELD_OUT_SEEDS - 1} are held out), "
-                     f"got {args.clips}")
+    try:
+        check_held_out_clip_count(args.clips, HELD_OUT_SEEDS["post_training"])
+    except ValueError as error:
+        parser.error(str(error))
 
     base = None
     if args.base and args.base.lower() != "none":

@@ -24,8 +24,6 @@ import numpy as np
 import torch
 
 SIGMAS = (0.2, 1.0, 5.0)
-# simulator seeds 0..HELD_OUT_SEEDS-1 are held out: the nano Text2World configs train from `seed_offset: 1000`
-HELD_OUT_SEEDS = 1000
 
 
 def held_out_clips(num_clips: int, views, num_frames: int, size: int, fps: float) -> list[dict]:
@@ -71,6 +69,8 @@ def denoising_errors(folder: str, clips: list[dict], fps: int, sigmas=SIGMAS) ->
 
 
 def main(argv=None) -> int:
+    from cosmos_hf import sim
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("pipelines", nargs="+", help="Text2World pipeline folders to compare")
     parser.add_argument("--clips", type=int, default=16, help="held-out clips per view (simulator seeds 0..N-1)")
@@ -80,9 +80,12 @@ def main(argv=None) -> int:
     parser.add_argument("--fps", type=int, default=12)
     parser.add_argument("--out", help="also write the JSON here")
     args = parser.parse_args(argv)
-    if not 1 <= args.clips <= HELD_OUT_SEEDS:  # seed 1000 and up are the nano training clips, not held out
-        parser.error(f"--clips must be in [1, {HELD_OUT_SEEDS}] (seeds from {HELD_OUT_SEEDS} on are training "
-                     f"clips), got {args.clips}")
+    if args.clips < 1:
+        parser.error(f"--clips must be >= 1, got {args.clips}")
+    try:
+        sim.check_held_out_clip_count(args.clips, sim.HELD_OUT_SEEDS["physics"])
+    except ValueError as error:
+        parser.error(str(error))
     if any(not 0 <= view <= 3 for view in args.views):
         parser.error(f"--views must be camera views in 0..3, got {args.views}")
     missing = [folder for folder in args.pipelines if not Path(folder, "model_index.json").is_file()]

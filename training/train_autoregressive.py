@@ -59,6 +59,7 @@ from cosmos_hf.training_utils import (
     build_lr_scheduler,
     check_no_later_checkpoints,
     epoch_data_loader,
+    every,
     optimizer_step,
     read_log,
     resume_training_state,
@@ -529,12 +530,10 @@ def main(argv=None):
             logs = {k: accelerator.gather(v.detach().float()[None]).mean().item() for k, v in terms.items()}
             progress.update(1)
             progress.set_postfix(loss=f"{logs['loss']:.4f}", ce=f"{logs['ce_loss']:.4f}")
-            # log_every 0 or null: the first and last step only
-            log_every = train_cfg["log_every"]
-            if (log_every and global_step % log_every == 0) or global_step in (1, max_steps):
+            if every(global_step, train_cfg["log_every"]) or global_step in (1, max_steps):
                 accelerator.log({**logs, "lr": lr_scheduler.get_last_lr()[0], "seconds": round(time.time() - start, 1),
                                  "perplexity": math.exp(min(logs["ce_loss"], 50.0))}, step=global_step)
-            if train_cfg["checkpointing_steps"] and global_step % train_cfg["checkpointing_steps"] == 0:
+            if every(global_step, train_cfg["checkpointing_steps"]):
                 save_checkpoint(accelerator, output_dir, global_step, train_cfg["checkpoints_total_limit"],
                                 **training_state, train_state={"epoch": epoch, "batches_in_epoch": batches_in_epoch})
             if global_step >= max_steps:

@@ -58,6 +58,7 @@ from cosmos_hf.training_utils import (
     build_lr_scheduler,
     check_no_later_checkpoints,
     epoch_data_loader,
+    every,
     optimizer_step,
     fork_rng_state,
     read_log,
@@ -522,14 +523,13 @@ def build_training_pipeline(config: dict, device):
     pipe.check_call_inputs("-", None, data["height"], data["width"], data["num_frames"], 1, 1.0, 1, "np")
     pipe.text_encoder.to(device).requires_grad_(False)
     pipe.vae.to(device).requires_grad_(False).eval()
-    transformer, lora = pipe.transformer, config["training"].get("lora")
+    transformer, lora = pipe.transformer, config["training"].get("lora")  # checked and completed by load_config
     if lora:
         from peft import LoraConfig
 
         # post-training: the conditioned DiT's new layers are trained fully beside the LoRA (peft's modules_to_save)
         new_parameters = post_training.new_parameter_names(transformer) if condition else []
         transformer.requires_grad_(False)
-        lora = lora_settings(lora)
         transformer.add_adapter(LoraConfig(
             r=lora["rank"], lora_alpha=float(lora["alpha"]), lora_dropout=float(lora["dropout"]),
             init_lora_weights=True, target_modules=list(lora["target_modules"]),
@@ -699,12 +699,10 @@ def main(argv=None):
             loss = accelerator.gather(out["loss"].detach()[None]).mean().item()
             progress.update(1)
             progress.set_postfix(loss=f"{loss:.4f}", lr=f"{lr_scheduler.get_last_lr()[0]:.2e}")
-            # log_every 0 or null: the first and last step only
-            log_every = train_cfg["log_every"]
-            if (log_every and global_step % log_every == 0) or global_step in (1, max_steps):
+            if every(global_step, train_cfg["log_every"]) or global_step in (1, max_steps):
                 accelerator.log({"loss": loss, "edm_loss": out["edm_loss"].item(), "mse": out["mse"].item()},
                                 step=global_step)
-            if train_cfg["checkpointing_steps"] and global_step % train_cfg["checkpointing_steps"] == 0:
+            if every(global_step, train_cfg["checkpointing_steps"]):
                 save_checkpoint(accelerator, output_dir, global_step, train_cfg["checkpoints_total_limit"],
                                 **training_state, train_state={"epoch": epoch, "batches_in_epoch": batches_in_epoch})
             if val_cfg["every_steps"] and global_step % val_cfg["every_steps"] == 0:

@@ -49,6 +49,7 @@ from cosmos_hf.training_utils import (
     WallClockBudget,
     build_lr_scheduler,
     check_no_later_checkpoints,
+    every,
     resume_training_state,
     save_checkpoint,
     setup_accelerator,
@@ -389,12 +390,6 @@ def train_step(model, video, config, losses, accelerator, optimizers, scheduler,
         disc_optimizer.zero_grad()
         terms["discriminator"] = disc_loss
     return loss, terms
-
-
-def every(step: int, interval) -> bool:
-    """`step` is a multiple of `interval`; an interval of 0 (or null) means "only at the end", as in the other
-    training scripts."""
-    return bool(interval) and step % int(interval) == 0
 
 
 def main(argv=None):

@@ -742,6 +742,12 @@ def cosine_to_zero(warmup: int, total):
     return lr_lambda
 
 
+def every(step: int, interval) -> bool:
+    """`step` is a multiple of `interval` (`log_every`, `checkpointing_steps`, `validation_steps`); an interval of 0
+    or null means "never on the way" (the scripts still log and save at the end)."""
+    return bool(interval) and step % int(interval) == 0
+
+
 class WallClockBudget:
     """`--max_train_minutes M` of the training scripts, for machines lent for a fixed time: after `first_step + 30`
     optimizer steps, `max_train_steps` is lowered (never raised) to the steps that fit in M minutes from `start_time`

@@ -18,6 +18,8 @@ _LAZY = {
     "TASKS": "dataset",
     "generate_dataset": "dataset",
     "physics_scene_and_view": "dataset",
+    "HELD_OUT_SEEDS": "dataset",
+    "check_held_out_clip_count": "dataset",
     "POLICIES": "push",
     "simulate_push": "push",
     "apply_action": "push",

@@ -33,6 +33,16 @@ from .physics_scenes import NUM_VIEWS, SCENES
 
 TASKS = ("physics", "push", "camera", "multiview")
 DEFAULT_FPS = {"physics": 24.0, "push": 8.0, "camera": 24.0, "multiview": 24.0}
+# Simulator seeds below these are held out for evaluation: the nano training configs draw their clips from
+# `data.seed_offset: 1000` (physics world: tokenizers, Video2World, Text2World, AR) and 10000 (post-training tasks).
+HELD_OUT_SEEDS = {"physics": 1000, "post_training": 10000}
+
+
+def check_held_out_clip_count(count: int, held_out: int, option: str = "--clips"):
+    """A held-out report scores clip i on simulator seed i: refuse more clips than the `held_out` seeds below the
+    training clips', which would score training clips as held-out ones."""
+    if count > held_out:
+        raise ValueError(f"{option} must be <= {held_out} (seeds from {held_out} on are training clips), got {count}")
 
 
 def readable_mode(directory: bool = False) -> int:
@@ -314,13 +324,12 @@ def generate_dataset(task: str, num: int, out, num_frames: int = 16, height: int
     if trajectory is not None and trajectory not in TRAJECTORIES:
         raise ValueError(f"unknown camera trajectory {trajectory!r}; choose one of {', '.join(TRAJECTORIES)}")
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"output path {out} exists and is not a folder")
+    # The folder is replaced as a whole: `--out . --overwrite` (or the working directory's path, or a folder above
+    # it) deleted the working directory's files. check_output_dir refuses that and a file at `out` (emptiness is
+    # checked below, with this command's own message).
+    check_output_dir(out, overwrite=True)
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise ValueError(f"output folder {out} exists and is not empty (pass --overwrite to replace it)")
-    # The folder is replaced as a whole: `--out . --overwrite` (or the working directory's path, or a folder above
-    # it) deleted the working directory's files. check_output_dir refuses it even with --overwrite.
-    check_output_dir(out, overwrite=overwrite)
 
     specs = [sample_spec(task, i, seed, scenes, policy, trajectory, num_cameras) for i in range(num)]
     with atomic_path(out, is_dir=True) as tmp:
